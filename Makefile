@@ -1,0 +1,48 @@
+# The two commands: `make run` and `make test`. Everything they need is installed from here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+# Migrates the embedded SQLite database under var/, then runs the web server and a worker.
+# MM_DEBUG defaults to true here (a local evaluation); production sets MM_SECRET_KEY instead.
+run: $(VENV)/.installed
+	MM_DEBUG=$${MM_DEBUG:-true} $(BIN)/mailmarketer run
+
+# Lint, then the whole suite on SQLite and on PostgreSQL (see tools/test.sh).
+test: $(VENV)/.dev-installed browser
+	$(BIN)/ruff check .
+	tools/test.sh
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Browser tests drive Debian's Chromium through Playwright; never a downloaded browser.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || exit 1; \
+	  else \
+	    echo "chromium is missing: install Debian's chromium package for the browser tests"; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""Reads for accounts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import ApiToken, AuditEvent, Invitation, Membership, TotpDevice, User, hash_token
+
+
+def memberships_for_user(user) -> list[Membership]:
+    return list(
+        Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")
+    )
+
+
+def get_membership(user, workspace_slug: str) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("workspace")
+        .filter(user=user, workspace__slug=workspace_slug)
+        .first()
+    )
+
+
+def members_of(workspace) -> list[Membership]:
+    return list(
+        Membership.objects.filter(workspace=workspace)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def open_invitations(workspace) -> list[Invitation]:
+    return list(
+        Invitation.objects.filter(
+            workspace=workspace, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
+        ).order_by("-created_at")
+    )
+
+
+def api_tokens_of(workspace) -> list[ApiToken]:
+    return list(ApiToken.objects.filter(workspace=workspace).order_by("revoked_at", "-created_at"))
+
+
+def get_token_by_raw(raw: str) -> ApiToken | None:
+    if not raw:
+        return None
+    return (
+        ApiToken.objects.select_related("workspace")
+        .filter(key_hash=hash_token(raw), revoked_at=None)
+        .first()
+    )
+
+
+def confirmed_device(user: User) -> TotpDevice | None:
+    return TotpDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def audit_events(workspace, *, event: str = "", actor: str = "", since=None, until=None):
+    """The workspace's audit trail, newest first, with the given filters. Logins are recorded
+    without a workspace, so they are shown for the workspace's members."""
+    members = Membership.objects.filter(workspace=workspace).values("user_id")
+    qs = AuditEvent.objects.filter(
+        Q(workspace=workspace) | Q(workspace=None, actor_user_id__in=members)
+    )
+    if event:
+        qs = qs.filter(event__startswith=event)
+    if actor:
+        qs = qs.filter(actor_label__icontains=actor)
+    if since:
+        qs = qs.filter(at__gte=since)
+    if until:
+        qs = qs.filter(at__lt=until)
+    return qs.order_by("-at", "-id")
+
+
+def login_failures(email: str, ip: str | None) -> tuple[int, int]:
+    """Failed logins in the throttle window: (for this address, from this IP)."""
+    since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW)
+    recent = AuditEvent.objects.filter(event="auth.login_failed", at__gte=since)
+    by_email = recent.filter(object_repr=User.objects.normalize_email(email)[:200]).count()
+    by_ip = recent.filter(ip=ip).count() if ip else 0
+    return by_email, by_ip

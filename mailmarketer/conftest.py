@@ -1,0 +1,77 @@
+"""Shared fixtures. Personas (STYLE.md): alice owns workspace "acme", bob is its marketer, carol
+its analyst; mallory owns another workspace, "evil", and must never see anything of acme."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from django.test import Client
+
+from mailmarketer.accounts.models import Membership, User, Workspace
+from mailmarketer.accounts.permissions import Role
+
+
+@pytest.fixture(autouse=True)
+def _outbox_dir(settings, tmp_path):
+    settings.OUTBOX_DIR = tmp_path / "outbox"
+    return settings.OUTBOX_DIR
+
+
+def make_user(email: str, name: str = "", password: str | None = None) -> User:
+    return User.objects.create_user(email=email, name=name, password=password)
+
+
+def make_member(workspace: Workspace, user: User, role: str) -> Membership:
+    return Membership.objects.create(workspace=workspace, user=user, role=role)
+
+
+@pytest.fixture
+def acme(db):
+    return Workspace.objects.create(
+        name="Acme", slug="acme", sender_name="Acme", sender_email="news@acme.test"
+    )
+
+
+@pytest.fixture
+def evil(db):
+    return Workspace.objects.create(name="Evil", slug="evil")
+
+
+@pytest.fixture
+def personas(acme, evil):
+    alice = make_user("alice@acme.test", "Alice")
+    bob = make_user("bob@acme.test", "Bob")
+    carol = make_user("carol@acme.test", "Carol")
+    mallory = make_user("mallory@evil.test", "Mallory")
+    make_member(acme, alice, Role.OWNER)
+    make_member(acme, bob, Role.MARKETER)
+    make_member(acme, carol, Role.ANALYST)
+    make_member(evil, mallory, Role.OWNER)
+    return SimpleNamespace(alice=alice, bob=bob, carol=carol, mallory=mallory, acme=acme, evil=evil)
+
+
+def _client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice_client(personas):
+    return _client_for(personas.alice)
+
+
+@pytest.fixture
+def bob_client(personas):
+    return _client_for(personas.bob)
+
+
+@pytest.fixture
+def carol_client(personas):
+    return _client_for(personas.carol)
+
+
+@pytest.fixture
+def mallory_client(personas):
+    return _client_for(personas.mallory)

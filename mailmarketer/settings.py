@@ -1,0 +1,274 @@
+"""All settings, in one file, from the environment (see docs/settings.md and .env.example).
+
+A bare checkout runs on SQLite under var/ with no configuration (with MM_DEBUG=true, which
+`make run` sets). A malformed value stops start-up with an error naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from mailmarketer.lib.env import (
+    ConfigError,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BASE_DIR.parent
+
+DEBUG = env_bool("MM_DEBUG", False)
+DATA_DIR = env_path("MM_DATA_DIR", PROJECT_DIR / "var")
+OUTBOX_DIR = DATA_DIR / "outbox"
+
+
+def _key_file(path: Path, make) -> str:
+    """Read a generated key from the data directory, creating it (mode 0600) the first time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = make()
+        fd = path.open("x")  # fails if another process created it meanwhile
+        path.chmod(0o600)
+        with fd:
+            fd.write(value + "\n")
+        return value
+    except FileExistsError:
+        return path.read_text().strip()
+
+
+SECRET_KEY = env_str("MM_SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ConfigError(
+            "MM_SECRET_KEY",
+            "is required (a long random string) unless MM_DEBUG=true; refusing to start",
+        )
+    SECRET_KEY = _key_file(DATA_DIR / "secret.key", lambda: secrets.token_urlsafe(50))
+elif len(SECRET_KEY) < 32 and not DEBUG:
+    raise ConfigError("MM_SECRET_KEY", "is too short: use at least 32 random characters")
+
+BASE_URL = env_url("MM_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+_base = urlsplit(BASE_URL)
+HTTPS = _base.scheme == "https"
+
+DATABASE_URL = env_url(
+    "MM_DATABASE_URL",
+    f"sqlite:///{DATA_DIR / 'mailmarketer.sqlite3'}",
+    ("sqlite", "postgres", "postgresql"),
+)
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+except ValueError as exc:  # pragma: no cover - dj_database_url's own message is clear
+    raise ConfigError("MM_DATABASE_URL", str(exc)) from exc
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE makes a write transaction take the
+    # write lock at BEGIN, so two processes never deadlock upgrading read locks (the classic
+    # "database is locked" surprise); the busy timeout waits for the lock instead of failing.
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ),
+    }
+    if _db["NAME"] and _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _db["TEST"] = {"NAME": env_str("MM_TEST_SQLITE_NAME")}
+else:
+    _db["CONN_MAX_AGE"] = env_int("MM_DB_CONN_MAX_AGE", 60, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = 5
+    # Each test run makes its own throwaway database, so parallel runs never collide.
+    _db["TEST"] = {"NAME": env_str("MM_TEST_PG_NAME")}
+DATABASES = {"default": _db}
+IS_SQLITE = _db["ENGINE"].endswith("sqlite3")
+
+_enc = env_list("MM_ENCRYPTION_KEY", [])
+if not _enc:
+    if not IS_SQLITE:
+        raise ConfigError(
+            "MM_ENCRYPTION_KEY",
+            "is required with PostgreSQL: every web and worker process must share the same key "
+            "(generate one with `mailmarketer genkey`)",
+        )
+    from cryptography.fernet import Fernet
+
+    _enc = [_key_file(DATA_DIR / "encryption.key", lambda: Fernet.generate_key().decode())]
+ENCRYPTION_KEYS = _enc
+ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.key"
+
+ALLOWED_HOSTS = env_list(
+    "MM_ALLOWED_HOSTS", [_base.hostname or "127.0.0.1", "127.0.0.1", "localhost"]
+)
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+
+SMTP_URL = env_url("MM_SMTP_URL", None, ("smtp", "smtps", "smtp+starttls"))
+TLS_CERT = env_str("MM_TLS_CERT")
+TLS_KEY = env_str("MM_TLS_KEY")
+if bool(TLS_CERT) != bool(TLS_KEY):
+    raise ConfigError(
+        "MM_TLS_CERT" if TLS_KEY else "MM_TLS_KEY", "set MM_TLS_CERT and MM_TLS_KEY together"
+    )
+for _name, _value in (("MM_TLS_CERT", TLS_CERT), ("MM_TLS_KEY", TLS_KEY)):
+    if _value and not Path(_value).is_file():
+        raise ConfigError(_name, f"no such file: {_value!r}")
+
+DEFAULT_FROM_EMAIL = env_str("MM_DEFAULT_FROM_EMAIL", f"Mail Marketer <noreply@{_base.hostname}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The domain our system mail's Message-IDs are made on.
+MESSAGE_ID_DOMAIN = _base.hostname or "localhost"
+WORKER_IDLE_SLEEP = env_int("MM_WORKER_IDLE_SLEEP_MS", 500, minimum=10, maximum=60000) / 1000
+LOG_LEVEL = env_str("MM_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    raise ConfigError("MM_LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_otp",
+    "django_tasks",
+    "django_tasks_db",
+    "ninja",
+    "mailmarketer.accounts",
+    "mailmarketer.web",
+    "mailmarketer.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "mailmarketer.lib.http.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailmarketer.urls"
+WSGI_APPLICATION = "mailmarketer.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "mailmarketer.web.context.shell",
+            ],
+        },
+    },
+]
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "app-home"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Kept only so that a hash made by another hasher can still be checked and upgraded.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 2
+
+# Failed logins are counted from the audit log, so the limit holds across every web process.
+LOGIN_FAILURE_LIMIT = env_int("MM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_IP_LIMIT = env_int("MM_LOGIN_FAILURE_IP_LIMIT", 30, minimum=1)
+LOGIN_FAILURE_WINDOW = env_int("MM_LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
+INVITATION_MAX_AGE = 7 * 24 * 3600
+SETUP_LINK_MAX_AGE = 7 * 24 * 3600
+
+OTP_TOTP_ISSUER = "Mail Marketer"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("MM_SESSION_AGE_S", 14 * 24 * 3600, minimum=300)
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("MM_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+    # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto only when told to.
+    if env_bool("MM_BEHIND_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+USE_X_FORWARDED_FOR = env_bool("MM_BEHIND_PROXY", False)
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start without it
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if SMTP_URL:
+    _smtp = urlsplit(SMTP_URL)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _smtp.hostname
+    EMAIL_PORT = _smtp.port or (
+        465 if _smtp.scheme == "smtps" else 587 if "starttls" in _smtp.scheme else 25
+    )
+    EMAIL_HOST_USER = _smtp.username or ""
+    EMAIL_HOST_PASSWORD = _smtp.password or ""
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls"
+    EMAIL_TIMEOUT = 30
+else:
+    EMAIL_BACKEND = "mailmarketer.lib.outbox.OutboxBackend"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+NINJA_PAGINATION_PER_PAGE = 50
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

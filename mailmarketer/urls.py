@@ -1,0 +1,12 @@
+"""The one route table. Each domain's urls.py lists its routes; each view names its permission
+(accounts/access.py), and a test walks every pattern to check it."""
+
+from django.urls import include, path
+
+from mailmarketer.api.urls import api
+
+urlpatterns = [
+    path("", include("mailmarketer.web.urls")),
+    path("", include("mailmarketer.accounts.urls")),
+    path("api/v1/", api.urls),
+]
