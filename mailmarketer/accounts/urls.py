@@ -1,8 +1,8 @@
-from django.urls import path
-
-from . import views
+from django.urls import include, path
 
 urlpatterns = [
-    path("", views.root, name="root"),
-    path("login/", views.login_view, name="login"),
+    # Sign-in, sign-out, two-factor, password reset and change, first-run setup, invitations.
+    path("", include("mailmarketer.accounts.urls_auth")),
+    # Workspace pages: team, API tokens, audit log, workspace settings.
+    path("", include("mailmarketer.accounts.urls_team")),
 ]
