@@ -1,6 +1,8 @@
-from django.shortcuts import redirect
+from django.contrib.auth import logout
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from .access import public_view
+from .access import account_view, public_view
 
 
 @public_view
@@ -11,3 +13,15 @@ def root(request):
 @public_view
 def login_view(request):
     return redirect("app-home")
+
+
+@public_view
+@require_POST
+def logout_view(request):
+    logout(request)
+    return redirect("login")
+
+
+@account_view
+def account(request):
+    return render(request, "web/base.html")
