@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from cryptography.fernet import Fernet
 
 from mailmarketer.lib.env import (
     ConfigError,
@@ -101,9 +102,16 @@ if not _enc:
             "is required with PostgreSQL: every web and worker process must share the same key "
             "(generate one with `mailmarketer genkey`)",
         )
-    from cryptography.fernet import Fernet
-
     _enc = [_key_file(DATA_DIR / "encryption.key", lambda: Fernet.generate_key().decode())]
+for _key in _enc:
+    try:
+        Fernet(_key.encode())
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "MM_ENCRYPTION_KEY",
+            "each comma-separated key must be 32 url-safe base64-encoded bytes "
+            "(generate one with `mailmarketer genkey`)",
+        ) from None
 ENCRYPTION_KEYS = _enc
 ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.key"
 
