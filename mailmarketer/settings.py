@@ -280,3 +280,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# REST API: requests per minute per token (api/throttling.py); counted per process unless CACHES
+# points at a shared cache.
+API_RATE_PER_MINUTE = env_int("MM_API_RATE_PER_MINUTE", 600, minimum=1)

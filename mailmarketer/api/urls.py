@@ -1,3 +1,7 @@
-from ninja import NinjaAPI
+"""The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
-api = NinjaAPI(title="Mail Marketer API", version="1", urls_namespace="api")
+from .base import build_api
+from .workspace import router as workspace_router
+
+api = build_api()
+api.add_router("", workspace_router)
