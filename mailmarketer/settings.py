@@ -102,7 +102,9 @@ if not _enc:
             "is required with PostgreSQL: every web and worker process must share the same key "
             "(generate one with `mailmarketer genkey`)",
         )
-    _enc = [_key_file(DATA_DIR / "encryption.key", lambda: Fernet.generate_key().decode())]
+    # One key a line, the first one primary: `rotatekey --generate` writes "new, old" while it
+    # re-encrypts, so a crash half-way still leaves every secret readable.
+    _enc = _key_file(DATA_DIR / "encryption.key", lambda: Fernet.generate_key().decode()).split()
 for _key in _enc:
     try:
         Fernet(_key.encode())
@@ -152,6 +154,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "ninja",
     "mailmarketer.accounts",
+    "mailmarketer.audience",
     "mailmarketer.web",
     "mailmarketer.api",
 ]

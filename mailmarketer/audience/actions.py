@@ -1,0 +1,579 @@
+"""Every write to the audience: one transaction each, an audit row each (naming subscribers by
+uuid only), suppression checked by every path that adds or subscribes a person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils.timezone import now
+
+from mailmarketer.accounts.actions import ActionError, Conflict, audit
+from mailmarketer.accounts.actors import Actor
+
+from . import personal_data
+from .emails import InvalidEmail, normalise_email, suppression_hash
+from .models import (
+    ConsentNotice,
+    ConsentRecord,
+    MailingList,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+
+Status = Subscription.Status
+Reason = Subscription.Reason
+
+
+class Suppressed(ActionError):
+    code = "suppressed"
+
+
+class Blocklisted(ActionError):
+    code = "blocklisted"
+
+
+@dataclass(frozen=True)
+class ConsentSource:
+    """How a consent record came to be: which form, import, token or staff member, and the
+    person's IP and browser where the workspace keeps them."""
+
+    type: str  # ConsentRecord.SourceType
+    id: str = ""
+    label: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def for_actor(cls, actor: Actor) -> ConsentSource:
+        if actor.token is not None:
+            return cls(ConsentRecord.SourceType.API, str(actor.token.pk), actor.label)
+        if actor.user is not None:
+            return cls(ConsentRecord.SourceType.ADMIN, str(actor.user.pk), actor.label)
+        return cls(ConsentRecord.SourceType.SYSTEM, "", actor.label)
+
+
+def valid_email(raw: str) -> str:
+    try:
+        return normalise_email(raw)
+    except InvalidEmail as exc:
+        raise ActionError(f"invalid email address: {exc}", code="invalid_email") from None
+
+
+def suppression_for(workspace, email: str) -> Suppression | None:
+    return Suppression.objects.filter(
+        workspace=workspace, email_hash=suppression_hash(email)
+    ).first()
+
+
+def _refuse_if_suppressed(workspace, email: str) -> None:
+    suppression = suppression_for(workspace, email)
+    if suppression is not None:
+        raise Suppressed(
+            f"this address is on the suppression list ({suppression.get_reason_display().lower()})"
+            " and cannot be added or subscribed"
+        )
+
+
+# -- notices ---------------------------------------------------------------------------------
+
+
+def notice_for_text(workspace, name: str, text: str) -> ConsentNotice:
+    """The notice with exactly these words, making a new version when the words are new."""
+    text = text.strip()
+    if not text:
+        raise ActionError("the consent notice text is empty", code="notice_required")
+    digest = ConsentNotice.hash_text(text)
+    existing = ConsentNotice.objects.filter(workspace=workspace, name=name, sha256=digest).first()
+    if existing:
+        return existing
+    with transaction.atomic():
+        latest = (
+            ConsentNotice.objects.filter(workspace=workspace, name=name)
+            .order_by("-version")
+            .values_list("version", flat=True)
+            .first()
+        )
+        try:
+            with transaction.atomic():
+                return ConsentNotice.objects.create(
+                    workspace=workspace,
+                    name=name,
+                    version=(latest or 0) + 1,
+                    text=text,
+                    sha256=digest,
+                )
+        except IntegrityError:  # made by a concurrent request meanwhile
+            return ConsentNotice.objects.get(workspace=workspace, name=name, sha256=digest)
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+LIST_EDITABLE = ("name", "slug", "description", "visibility", "optin", "tags")
+
+
+@transaction.atomic
+def do_create_list(workspace, *, actor: Actor, **fields) -> MailingList:
+    unknown = set(fields) - set(LIST_EDITABLE)
+    if unknown:
+        raise ActionError(f"unknown list fields: {', '.join(sorted(unknown))}")
+    mailing_list = MailingList(workspace=workspace, **fields)
+    mailing_list.full_clean(exclude=["workspace"])
+    if MailingList.objects.filter(workspace=workspace, slug=mailing_list.slug).exists():
+        raise Conflict(f"a list with the slug {mailing_list.slug!r} already exists")
+    mailing_list.save()
+    audit(
+        "list.created",
+        actor=actor,
+        workspace=workspace,
+        obj=mailing_list,
+        new={k: getattr(mailing_list, k) for k in LIST_EDITABLE},
+    )
+    return mailing_list
+
+
+@transaction.atomic
+def do_update_list(mailing_list: MailingList, changes: dict, *, actor: Actor) -> MailingList:
+    unknown = set(changes) - set(LIST_EDITABLE)
+    if unknown:
+        raise ActionError(f"unknown list fields: {', '.join(sorted(unknown))}")
+    old = {k: getattr(mailing_list, k) for k in changes}
+    for key, value in changes.items():
+        setattr(mailing_list, key, value)
+    mailing_list.full_clean(exclude=["workspace"])
+    if (
+        "slug" in changes
+        and MailingList.objects.filter(
+            workspace_id=mailing_list.workspace_id, slug=mailing_list.slug
+        )
+        .exclude(pk=mailing_list.pk)
+        .exists()
+    ):
+        raise Conflict(f"a list with the slug {mailing_list.slug!r} already exists")
+    diff = {k: v for k, v in old.items() if v != changes[k]}
+    if diff:
+        mailing_list.save(update_fields=list(diff))
+        audit(
+            "list.updated",
+            actor=actor,
+            workspace=mailing_list.workspace,
+            obj=mailing_list,
+            old=diff,
+            new={k: changes[k] for k in diff},
+        )
+    return mailing_list
+
+
+@transaction.atomic
+def do_delete_list(mailing_list: MailingList, *, actor: Actor) -> None:
+    audit(
+        "list.deleted",
+        actor=actor,
+        workspace=mailing_list.workspace,
+        obj=mailing_list,
+        old={"name": mailing_list.name, "slug": mailing_list.slug},
+    )
+    mailing_list.delete()
+
+
+# -- subscribers -----------------------------------------------------------------------------
+
+
+def _clean_attributes(attributes) -> dict:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, dict):
+        raise ActionError("attributes must be an object of names to values", code="invalid")
+    for key in attributes:
+        if not isinstance(key, str) or not key.strip() or len(key) > 100:
+            raise ActionError(f"invalid attribute name {key!r}", code="invalid")
+    return attributes
+
+
+@transaction.atomic
+def do_create_subscriber(
+    workspace,
+    *,
+    email: str,
+    name: str = "",
+    attributes: dict | None = None,
+    source: str = Subscriber.Source.ADMIN,
+    actor: Actor,
+) -> Subscriber:
+    email = valid_email(email)
+    _refuse_if_suppressed(workspace, email)
+    if Subscriber.objects.filter(workspace=workspace, email=email).exists():
+        raise Conflict("a subscriber with this email address already exists")
+    subscriber = Subscriber(
+        workspace=workspace,
+        email=email,
+        name=(name or "").strip()[:200],
+        attributes=_clean_attributes(attributes),
+        source=source,
+    )
+    try:
+        with transaction.atomic():
+            subscriber.save()
+    except IntegrityError:
+        raise Conflict("a subscriber with this email address already exists") from None
+    audit(
+        "subscriber.created",
+        actor=actor,
+        workspace=workspace,
+        obj=subscriber,
+        new={"source": source},
+    )
+    return subscriber
+
+
+@transaction.atomic
+def do_update_subscriber(
+    subscriber: Subscriber,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    attributes: dict | None = None,
+    merge_attributes: bool = True,
+    actor: Actor,
+) -> Subscriber:
+    changed = []
+    if email is not None:
+        email = valid_email(email)
+        if email != subscriber.email:
+            _refuse_if_suppressed(subscriber.workspace, email)
+            if Subscriber.objects.filter(
+                workspace_id=subscriber.workspace_id, email=email
+            ).exists():
+                raise Conflict("another subscriber already has this email address")
+            subscriber.email = email
+            changed.append("email")
+    if name is not None and name.strip() != subscriber.name:
+        subscriber.name = name.strip()[:200]
+        changed.append("name")
+    if attributes is not None:
+        attributes = _clean_attributes(attributes)
+        new = {**subscriber.attributes, **attributes} if merge_attributes else attributes
+        if new != subscriber.attributes:
+            subscriber.attributes = new
+            changed.append("attributes")
+    if changed:
+        subscriber.updated_at = now()
+        subscriber.save(update_fields=[*changed, "updated_at"])
+        # Field names only: the values are personal data and the audit log is append-only.
+        audit(
+            "subscriber.updated",
+            actor=actor,
+            workspace=subscriber.workspace,
+            obj=subscriber,
+            new={"fields": changed},
+        )
+    return subscriber
+
+
+def _record(
+    subscriber,
+    mailing_list,
+    action,
+    source: ConsentSource,
+    notice=None,
+    confirmed_at=None,
+    purpose=None,
+) -> ConsentRecord:
+    keep_ip = subscriber.workspace.consent_store_ip
+    return ConsentRecord.objects.create(
+        workspace_id=subscriber.workspace_id,
+        subscriber=subscriber,
+        purpose=purpose or f"email:{mailing_list.slug}",
+        mailing_list=mailing_list,
+        action=action,
+        notice=notice,
+        source_type=source.type,
+        source_id=source.id[:64],
+        source_label=source.label[:200],
+        ip=source.ip if keep_ip else None,
+        user_agent=(source.user_agent or "")[:400] if keep_ip else "",
+        confirmed_at=confirmed_at,
+    )
+
+
+@dataclass
+class SubscribeOutcome:
+    mailing_list: MailingList
+    result: str  # "subscribed", "pending_confirmation", "already", "unsubscribed_kept"
+
+
+@transaction.atomic
+def do_subscribe(
+    subscriber: Subscriber,
+    lists,
+    *,
+    actor: Actor,
+    reason: str,
+    source: ConsentSource | None = None,
+    notice: ConsentNotice | None = None,
+    confirmed: bool | None = None,
+    resubscribe: bool = False,
+) -> list[SubscribeOutcome]:
+    """Subscribe to lists. `confirmed=None` follows each list's opt-in (double -> unconfirmed);
+    True records that consent is already confirmed (staff or an import stating so).
+    `resubscribe` lets the person themselves (or staff) renew an unsubscribed membership; an
+    import or bulk call leaves unsubscribed members alone."""
+    source = source or ConsentSource.for_actor(actor)
+    if subscriber.status == Subscriber.Status.BLOCKLISTED:
+        raise Blocklisted("this subscriber is blocklisted and cannot be subscribed")
+    _refuse_if_suppressed(subscriber.workspace, subscriber.email)
+    outcomes = []
+    stamp = now()
+    for mailing_list in lists:
+        if mailing_list.workspace_id != subscriber.workspace_id:
+            raise ActionError("that list belongs to another workspace", code="not_found")
+        status = (
+            Status.CONFIRMED
+            if confirmed or (confirmed is None and mailing_list.optin == MailingList.OptIn.SINGLE)
+            else Status.UNCONFIRMED
+        )
+        existing = Subscription.objects.filter(
+            subscriber=subscriber, mailing_list=mailing_list
+        ).first()
+        if existing and existing.status == Status.UNSUBSCRIBED and not resubscribe:
+            outcomes.append(SubscribeOutcome(mailing_list, "unsubscribed_kept"))
+            continue
+        if (
+            existing
+            and existing.status != Status.UNSUBSCRIBED
+            and (existing.status == Status.CONFIRMED or status == Status.UNCONFIRMED)
+        ):
+            outcomes.append(SubscribeOutcome(mailing_list, "already"))
+            continue
+        confirmed_at = stamp if status == Status.CONFIRMED else None
+        if existing:
+            existing.status = status
+            existing.status_reason = reason
+            existing.updated_at = stamp
+            existing.confirmed_at = confirmed_at
+            existing.unsubscribed_at = None
+            existing.save(
+                update_fields=[
+                    "status",
+                    "status_reason",
+                    "updated_at",
+                    "confirmed_at",
+                    "unsubscribed_at",
+                ]
+            )
+        else:
+            Subscription.objects.create(
+                workspace_id=subscriber.workspace_id,
+                subscriber=subscriber,
+                mailing_list=mailing_list,
+                status=status,
+                status_reason=reason,
+                created_at=stamp,
+                updated_at=stamp,
+                confirmed_at=confirmed_at,
+            )
+        _record(
+            subscriber,
+            mailing_list,
+            ConsentRecord.Action.GRANT,
+            source,
+            notice,
+            confirmed_at=confirmed_at,
+        )
+        outcomes.append(
+            SubscribeOutcome(
+                mailing_list, "subscribed" if status == Status.CONFIRMED else "pending_confirmation"
+            )
+        )
+    changed = [
+        o.mailing_list.slug for o in outcomes if o.result in ("subscribed", "pending_confirmation")
+    ]
+    if changed:
+        audit(
+            "subscriber.subscribed",
+            actor=actor,
+            workspace=subscriber.workspace,
+            obj=subscriber,
+            new={"lists": changed, "reason": reason},
+        )
+    return outcomes
+
+
+@transaction.atomic
+def do_confirm_subscription(
+    subscription: Subscription, *, actor: Actor, reason: str, source: ConsentSource | None = None
+) -> bool:
+    source = source or ConsentSource.for_actor(actor)
+    subscription = (
+        Subscription.objects.select_for_update()
+        .select_related("subscriber__workspace", "mailing_list")
+        .get(pk=subscription.pk)
+    )
+    if subscription.status != Status.UNCONFIRMED:
+        return False
+    _refuse_if_suppressed(subscription.subscriber.workspace, subscription.subscriber.email)
+    stamp = now()
+    subscription.status = Status.CONFIRMED
+    subscription.status_reason = reason
+    subscription.confirmed_at = stamp
+    subscription.updated_at = stamp
+    subscription.save(update_fields=["status", "status_reason", "confirmed_at", "updated_at"])
+    _record(
+        subscription.subscriber,
+        subscription.mailing_list,
+        ConsentRecord.Action.CONFIRM,
+        source,
+        confirmed_at=stamp,
+    )
+    audit(
+        "subscriber.confirmed",
+        actor=actor,
+        workspace=subscription.subscriber.workspace,
+        obj=subscription.subscriber,
+        new={"list": subscription.mailing_list.slug},
+    )
+    return True
+
+
+@transaction.atomic
+def do_unsubscribe(
+    subscriber: Subscriber,
+    lists=None,
+    *,
+    actor: Actor,
+    reason: str,
+    source: ConsentSource | None = None,
+    suppress_all: bool = False,
+) -> int:
+    """Unsubscribe from the given lists (None: all). `suppress_all` records that the person
+    wants no mail at all, which adds the address to the suppression list."""
+    source = source or ConsentSource.for_actor(actor)
+    subscriptions = (
+        Subscription.objects.filter(subscriber=subscriber)
+        .exclude(status=Status.UNSUBSCRIBED)
+        .select_related("mailing_list")
+    )
+    if lists is not None:
+        subscriptions = subscriptions.filter(mailing_list__in=list(lists))
+    stamp = now()
+    count = 0
+    for subscription in subscriptions.select_for_update(of=("self",)):
+        subscription.status = Status.UNSUBSCRIBED
+        subscription.status_reason = reason
+        subscription.unsubscribed_at = stamp
+        subscription.updated_at = stamp
+        subscription.save(
+            update_fields=["status", "status_reason", "unsubscribed_at", "updated_at"]
+        )
+        _record(subscriber, subscription.mailing_list, ConsentRecord.Action.WITHDRAW, source)
+        count += 1
+    if suppress_all:
+        _suppress(subscriber.workspace, subscriber.email, Suppression.Reason.UNSUBSCRIBED_ALL)
+    if count or suppress_all:
+        audit(
+            "subscriber.unsubscribed",
+            actor=actor,
+            workspace=subscriber.workspace,
+            obj=subscriber,
+            new={"count": count, "reason": reason, "all": suppress_all},
+        )
+    return count
+
+
+@transaction.atomic
+def do_blocklist_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
+    if subscriber.status == Subscriber.Status.BLOCKLISTED:
+        return
+    do_unsubscribe(subscriber, actor=actor, reason=Reason.BY_ADMIN)
+    subscriber.status = Subscriber.Status.BLOCKLISTED
+    subscriber.updated_at = now()
+    subscriber.save(update_fields=["status", "updated_at"])
+    audit("subscriber.blocklisted", actor=actor, workspace=subscriber.workspace, obj=subscriber)
+
+
+@transaction.atomic
+def do_unblock_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
+    if subscriber.status != Subscriber.Status.BLOCKLISTED:
+        return
+    subscriber.status = Subscriber.Status.ENABLED
+    subscriber.updated_at = now()
+    subscriber.save(update_fields=["status", "updated_at"])
+    audit("subscriber.unblocked", actor=actor, workspace=subscriber.workspace, obj=subscriber)
+
+
+@transaction.atomic
+def do_delete_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
+    """Removes the record. Unlike erasure, the address is not suppressed: a new sign-up or
+    import may add the person again."""
+    audit("subscriber.deleted", actor=actor, workspace=subscriber.workspace, obj=subscriber)
+    subscriber.delete()
+
+
+def _suppress(workspace, email: str, reason: str, note: str = "") -> Suppression:
+    suppression, _ = Suppression.objects.get_or_create(
+        workspace=workspace,
+        email_hash=suppression_hash(email),
+        defaults={"reason": reason, "note": note[:200]},
+    )
+    return suppression
+
+
+@transaction.atomic
+def do_erase_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
+    """The right to erasure: every row naming the person goes; what stays is the hashed
+    suppression (so they are never imported and mailed again) and anonymous aggregates."""
+    workspace = subscriber.workspace
+    _suppress(workspace, subscriber.email, Suppression.Reason.ERASED)
+    personal_data.erase_hooks(subscriber)
+    audit("subscriber.erased", actor=actor, workspace=workspace, obj=subscriber)
+    subscriber.delete()
+
+
+@transaction.atomic
+def do_export_personal_data(subscriber: Subscriber, *, actor: Actor) -> dict:
+    """Every row that names the person, as one JSON-ready document (the access request)."""
+    document = {
+        "format": "mailmarketer.personal-data.v1",
+        "generated_at": now().isoformat(),
+        "workspace": subscriber.workspace.name,
+        **personal_data.export_document(subscriber),
+    }
+    audit("subscriber.exported", actor=actor, workspace=subscriber.workspace, obj=subscriber)
+    return document
+
+
+# -- suppression -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def do_add_suppression(
+    workspace, *, email: str, reason: str = Suppression.Reason.MANUAL, note: str = "", actor: Actor
+) -> Suppression:
+    email = valid_email(email)
+    if reason not in Suppression.Reason.values:
+        raise ActionError(f"unknown suppression reason {reason!r}")
+    existing = suppression_for(workspace, email)
+    if existing:
+        raise Conflict(f"this address is already suppressed ({existing.get_reason_display()})")
+    suppression = _suppress(workspace, email, reason, note)
+    audit(
+        "suppression.added",
+        actor=actor,
+        workspace=workspace,
+        obj=suppression,
+        new={"reason": reason},
+    )
+    return suppression
+
+
+@transaction.atomic
+def do_remove_suppression(suppression: Suppression, *, actor: Actor) -> None:
+    audit(
+        "suppression.removed",
+        actor=actor,
+        workspace=suppression.workspace,
+        obj=suppression,
+        old={"reason": suppression.reason},
+    )
+    suppression.delete()

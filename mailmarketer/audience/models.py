@@ -1,0 +1,237 @@
+"""Audience models. Writes go through actions.py; reads through queries.py."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from django.db import models
+from django.utils.timezone import now
+
+from mailmarketer.accounts.models import Workspace, slug_validator
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        # enabled -> blocklisted (by staff; every subscription becomes unsubscribed)
+        # blocklisted -> enabled (by staff; subscriptions stay unsubscribed until renewed)
+        ENABLED = "enabled", "Enabled"
+        BLOCKLISTED = "blocklisted", "Blocklisted"
+
+    class Source(models.TextChoices):
+        FORM = "form", "Form"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+        ADMIN = "admin", "Added by staff"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Normalised by emails.normalise_email: trimmed, domain lower-cased.
+    email = models.CharField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ENABLED)
+    attributes = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ADMIN)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "email"], name="subscriber_email_unique")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="subscriber_ws_created"),
+            models.Index(fields=["workspace", "status"], name="subscriber_ws_status"),
+        ]
+
+    def __str__(self):
+        # Never the address: this is what the audit log records about a subscriber.
+        return f"subscriber {self.uuid}"
+
+
+class MailingList(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public (shown in the preference centre)"
+        PRIVATE = "private", "Private"
+
+    class OptIn(models.TextChoices):
+        SINGLE = "single", "Single opt-in"
+        DOUBLE = "double", "Double opt-in (mails only confirmed members)"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=150)
+    slug = models.CharField(max_length=50, validators=[slug_validator])
+    description = models.TextField(blank=True)
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    optin = models.CharField(max_length=8, choices=OptIn.choices, default=OptIn.SINGLE)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="list_slug_unique")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        # (new) -> unconfirmed: double opt-in list, confirmation mail pending
+        # (new) -> confirmed: single opt-in, or staff/import stating consent is held
+        # unconfirmed -> confirmed: the person clicked the confirmation link (or staff)
+        # unconfirmed | confirmed -> unsubscribed: the person, staff, a hard bounce, a complaint
+        # unsubscribed -> unconfirmed | confirmed: only the person themselves (a form) or staff;
+        #   never an import or a bulk API call, which leave unsubscribed members alone
+        UNCONFIRMED = "unconfirmed", "Unconfirmed"
+        CONFIRMED = "confirmed", "Confirmed"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    class Reason(models.TextChoices):
+        BY_SUBSCRIBER = "by_subscriber", "By the subscriber"
+        BY_ADMIN = "by_admin", "By staff"
+        BY_IMPORT = "by_import", "By an import"
+        BY_API = "by_api", "Through the API"
+        BY_BOUNCE = "by_bounce", "By a hard bounce"
+        BY_COMPLAINT = "by_complaint", "By a spam complaint"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    mailing_list = models.ForeignKey(
+        MailingList, on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices)
+    status_reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber", "mailing_list"], name="subscription_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["mailing_list", "status"], name="subscription_list_status"),
+        ]
+
+    def __str__(self):
+        return f"subscription {self.pk} ({self.status})"
+
+
+class ConsentNotice(models.Model):
+    """The exact words shown where consent was collected. Immutable: changing the words makes a
+    new version, so every consent record points at the text the person actually saw."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=150, help_text="Where it is shown, e.g. 'Newsletter form'")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "name", "version"], name="notice_version_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "name", "sha256"], name="notice_text_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("a consent notice is immutable: record a new version instead")
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def hash_text(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ConsentRecord(models.Model):
+    """The consent ledger: one row per grant, confirmation or withdrawal. Never updated; deleted
+    only with the person on erasure."""
+
+    class Action(models.TextChoices):
+        GRANT = "grant", "Granted"
+        CONFIRM = "confirm", "Confirmed (double opt-in)"
+        WITHDRAW = "withdraw", "Withdrawn"
+
+    class SourceType(models.TextChoices):
+        FORM = "form", "Form"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+        ADMIN = "admin", "Staff"
+        SUBSCRIBER = "subscriber", "The subscriber"  # unsubscribe link, preference centre
+        SYSTEM = "system", "System"  # bounces, complaints
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="consent_records"
+    )
+    # "email:<list slug>" or "tracking"
+    purpose = models.CharField(max_length=80)
+    mailing_list = models.ForeignKey(
+        MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=8, choices=Action.choices)
+    notice = models.ForeignKey(
+        ConsentNotice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source_type = models.CharField(max_length=12, choices=SourceType.choices)
+    source_id = models.CharField(max_length=64, blank=True)
+    source_label = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(default=now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["subscriber", "at"], name="consent_subscriber_at")]
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"consent {self.action} {self.purpose}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("the consent ledger is append-only")
+        super().save(*args, **kwargs)
+
+
+class Suppression(models.Model):
+    """Addresses that must never be mailed or added again, kept as a hash so that it outlives
+    erasure (emails.suppression_hash)."""
+
+    class Reason(models.TextChoices):
+        UNSUBSCRIBED_ALL = "unsubscribed_all", "Unsubscribed from everything"
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        ERASED = "erased", "Erased at the person's request"
+        MANUAL = "manual", "Added by staff"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    email_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "email_hash"], name="suppression_unique")
+        ]
+
+    def __str__(self):
+        return f"suppression {self.email_hash[:12]}… ({self.reason})"
