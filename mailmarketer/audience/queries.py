@@ -1,0 +1,150 @@
+"""Reads for the audience: list counts, finding people (keyset-paginated, so page 1,000 costs what
+page 1 does), and the presentation of a person with or without their personal data."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, Q
+
+from .emails import mask_email
+from .models import ConsentRecord, MailingList, Subscriber, Subscription, Suppression
+
+HIDDEN = "•••"
+
+
+def lists_with_counts(workspace) -> list[MailingList]:
+    """Lists with `confirmed`, `unconfirmed` and `unsubscribed` member counts, one query."""
+    status = Subscription.Status
+    return list(
+        MailingList.objects.filter(workspace=workspace)
+        .annotate(
+            confirmed=Count("subscriptions", filter=Q(subscriptions__status=status.CONFIRMED)),
+            unconfirmed=Count("subscriptions", filter=Q(subscriptions__status=status.UNCONFIRMED)),
+            unsubscribed=Count(
+                "subscriptions", filter=Q(subscriptions__status=status.UNSUBSCRIBED)
+            ),
+        )
+        .order_by("name")
+    )
+
+
+def get_list(workspace, key) -> MailingList | None:
+    qs = MailingList.objects.filter(workspace=workspace)
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return qs.filter(pk=int(key)).first()
+    return qs.filter(slug=key).first()
+
+
+def get_subscriber(workspace, key) -> Subscriber | None:
+    """By uuid (what URLs and the API use) or by numeric id; always inside the workspace."""
+    qs = Subscriber.objects.filter(workspace=workspace)
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return qs.filter(pk=int(key)).first()
+    try:
+        return qs.filter(uuid=uuid.UUID(str(key))).first()
+    except ValueError:  # a malformed uuid is simply not found
+        return None
+
+
+@dataclass
+class AttributeRule:
+    name: str
+    op: str  # eq | contains | gt | gte | lt | lte
+    value: str | int | float
+
+
+@dataclass
+class SubscriberFilter:
+    q: str = ""  # substring of email or name
+    list_id: int | None = None
+    subscription_status: str = ""  # with list_id: confirmed | unconfirmed | unsubscribed
+    status: str = ""  # enabled | blocklisted
+    attributes: list[AttributeRule] = field(default_factory=list)
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+ATTRIBUTE_LOOKUPS = {
+    "eq": "",
+    "contains": "__icontains",
+    "gt": "__gt",
+    "gte": "__gte",
+    "lt": "__lt",
+    "lte": "__lte",
+}
+
+
+def filter_subscribers(workspace, f: SubscriberFilter):
+    qs = Subscriber.objects.filter(workspace=workspace)
+    if f.q:
+        qs = qs.filter(Q(email__icontains=f.q) | Q(name__icontains=f.q))
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.list_id:
+        members = Subscription.objects.filter(mailing_list_id=f.list_id)
+        if f.subscription_status:
+            members = members.filter(status=f.subscription_status)
+        qs = qs.filter(pk__in=members.values("subscriber_id"))
+    for rule in f.attributes:
+        if rule.op not in ATTRIBUTE_LOOKUPS:
+            raise ValueError(f"unknown attribute comparison {rule.op!r}")
+        qs = qs.filter(**{f"attributes__{rule.name}{ATTRIBUTE_LOOKUPS[rule.op]}": rule.value})
+    if f.created_from:
+        qs = qs.filter(created_at__gte=f.created_from)
+    if f.created_to:
+        qs = qs.filter(created_at__lt=f.created_to)
+    return qs
+
+
+def search_subscribers(
+    workspace, f: SubscriberFilter, *, before_id: int | None = None, limit: int = 50
+) -> tuple[list[Subscriber], int | None]:
+    """Newest first. Returns (page, cursor for the next page or None)."""
+    qs = filter_subscribers(workspace, f)
+    if before_id:
+        qs = qs.filter(pk__lt=before_id)
+    page = list(qs.order_by("-pk")[: limit + 1])
+    cursor = page[limit - 1].pk if len(page) > limit else None
+    return page[:limit], cursor
+
+
+def subscriptions_of(subscriber) -> list[Subscription]:
+    return list(
+        Subscription.objects.filter(subscriber=subscriber)
+        .select_related("mailing_list")
+        .order_by("mailing_list__name")
+    )
+
+
+def consent_history(subscriber) -> list[ConsentRecord]:
+    return list(
+        ConsentRecord.objects.filter(subscriber=subscriber)
+        .select_related("notice")
+        .order_by("-at", "-id")
+    )
+
+
+def suppressions_of(workspace):
+    return Suppression.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+
+
+def present_subscriber(subscriber: Subscriber, *, reveal: bool) -> dict:
+    """What a staff member sees of a person: everything with `audience.view_personal_data`,
+    otherwise a masked address and no name (attributes may hold personal data too, so they are
+    hidden as well)."""
+    return {
+        "id": str(subscriber.uuid),
+        "email": subscriber.email if reveal else mask_email(subscriber.email),
+        "name": subscriber.name if reveal else (HIDDEN if subscriber.name else ""),
+        "status": subscriber.status,
+        "source": subscriber.source,
+        "attributes": subscriber.attributes
+        if reveal
+        else {k: HIDDEN for k in subscriber.attributes},
+        "created_at": subscriber.created_at,
+        "updated_at": subscriber.updated_at,
+        "masked": not reveal,
+    }
