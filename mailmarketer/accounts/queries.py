@@ -86,3 +86,20 @@ def login_failures(email: str, ip: str | None) -> tuple[int, int]:
     by_email = recent.filter(object_repr=User.objects.normalize_email(email)[:200]).count()
     by_ip = recent.filter(ip=ip).count() if ip else 0
     return by_email, by_ip
+
+
+# -- sign-in lookups (views_auth)
+
+
+def get_user_by_email(email: str) -> User | None:
+    """The staff user with this address, compared as logins compare it (case-insensitively)."""
+    return User.objects.filter(email=User.objects.normalize_email(email)).first()
+
+
+def get_active_user(user_id) -> User | None:
+    return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+def unconfirmed_device(user: User) -> TotpDevice | None:
+    """The authenticator being set up (scanned but not yet confirmed with a code), if any."""
+    return TotpDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
