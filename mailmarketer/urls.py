@@ -8,5 +8,6 @@ from mailmarketer.api.urls import api
 urlpatterns = [
     path("", include("mailmarketer.web.urls")),
     path("", include("mailmarketer.accounts.urls")),
+    path("", include("mailmarketer.audience.urls")),
     path("api/v1/", api.urls),
 ]

@@ -1,0 +1,10 @@
+"""Audience routes, all under /app/<ws>/audience/. Each part of the audience UI keeps its own
+route module; add yours here."""
+
+from django.urls import include, path
+
+urlpatterns: list = [
+    # e.g. path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
+]
+
+__all__ = ["include", "path", "urlpatterns"]
