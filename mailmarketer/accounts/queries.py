@@ -44,7 +44,11 @@ def open_invitations(workspace) -> list[Invitation]:
 
 
 def api_tokens_of(workspace) -> list[ApiToken]:
-    return list(ApiToken.objects.filter(workspace=workspace).order_by("revoked_at", "-created_at"))
+    return list(
+        ApiToken.objects.filter(workspace=workspace)
+        .select_related("created_by")
+        .order_by("revoked_at", "-created_at")
+    )
 
 
 def get_token_by_raw(raw: str) -> ApiToken | None:
@@ -62,11 +66,21 @@ def confirmed_device(user: User) -> TotpDevice | None:
 
 
 def audit_events(workspace, *, event: str = "", actor: str = "", since=None, until=None):
-    """The workspace's audit trail, newest first, with the given filters. Logins are recorded
-    without a workspace, so they are shown for the workspace's members."""
-    members = Membership.objects.filter(workspace=workspace).values("user_id")
+    """The workspace's audit trail, newest first, with the given filters. Sign-ins are recorded
+    without a workspace, so they are shown for the workspace's members (failed ones by the
+    address they were aimed at)."""
+    members = Membership.objects.filter(workspace=workspace)
     qs = AuditEvent.objects.filter(
-        Q(workspace=workspace) | Q(workspace=None, actor_user_id__in=members)
+        Q(workspace=workspace)
+        | Q(workspace=None, actor_user_id__in=members.values("user_id"))
+        # A failed sign-in names no user (the address typed may not exist): those aimed at a
+        # member's address belong to this workspace's trail, and no others (they would tell
+        # one workspace about attempts on another's people).
+        | Q(
+            workspace=None,
+            event="auth.login_failed",
+            object_repr__in=members.values("user__email"),
+        )
     )
     if event:
         qs = qs.filter(event__startswith=event)
@@ -86,6 +100,41 @@ def login_failures(email: str, ip: str | None) -> tuple[int, int]:
     by_email = recent.filter(object_repr=User.objects.normalize_email(email)[:200]).count()
     by_ip = recent.filter(ip=ip).count() if ip else 0
     return by_email, by_ip
+
+
+# -- lookups by id for the workspace pages: always inside the workspace, so an id from another
+# workspace is simply not found.
+
+
+def get_member(workspace, membership_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("user", "workspace")
+        .filter(workspace=workspace, pk=membership_id)
+        .first()
+    )
+
+
+def get_invitation(workspace, invitation_id: int) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("workspace")
+        .filter(workspace=workspace, pk=invitation_id)
+        .first()
+    )
+
+
+def get_api_token(workspace, token_id: int) -> ApiToken | None:
+    return (
+        ApiToken.objects.select_related("workspace")
+        .filter(workspace=workspace, pk=token_id)
+        .first()
+    )
+
+
+def audit_event_types(workspace) -> list[str]:
+    """The distinct event names in the workspace's audit trail, for the filter."""
+    return list(
+        audit_events(workspace).order_by("event").values_list("event", flat=True).distinct()
+    )
 
 
 # -- sign-in lookups (views_auth)
