@@ -1,0 +1,160 @@
+"""The Outbox pages: list, message detail, and the sandboxed HTML preview."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.mail import EmailMultiAlternatives
+from django.urls import reverse
+
+from mailmarketer.lib import outbox
+from mailmarketer.lib.outbox import OutboxBackend
+
+LIST = reverse("outbox", kwargs={"ws": "acme"})
+
+
+def store(subject="Hello", to="dave@acme.test", text="Plain words", html="<p>Rich words</p>"):
+    message = EmailMultiAlternatives(subject, text, "noreply@testserver", [to])
+    if html is not None:
+        message.attach_alternative(html, "text/html")
+    OutboxBackend().send_messages([message])
+    entries, _ = outbox.list_messages(limit=1)
+    return entries[0].id
+
+
+def detail_url(message_id, ws="acme"):
+    return f"/app/{ws}/outbox/{message_id}/"
+
+
+def html_url(message_id, ws="acme"):
+    return f"/app/{ws}/outbox/{message_id}/html"
+
+
+def test_it_lists_messages_newest_first(alice_client):
+    first = store(subject="First", to="one@acme.test")
+    second = store(subject="Second", to="two@acme.test")
+    response = alice_client.get(LIST)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.index("Second") < html.index("First")
+    assert "two@acme.test" in html
+    assert f'href="{detail_url(second)}"' in html
+    assert f'href="{detail_url(first)}"' in html
+    assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</time>", html)
+    assert "for every workspace of the installation" in html
+    assert "only owners and admins can read it" in html
+
+
+def test_it_says_when_the_outbox_is_empty(alice_client):
+    assert b"The outbox is empty." in alice_client.get(LIST).content
+
+
+def test_it_pages_the_list(alice_client):
+    for i in range(53):
+        store(subject=f"Message {i:02d}")
+    first = alice_client.get(LIST).content.decode()
+    assert first.count('href="/app/acme/outbox/2') == 50
+    assert 'href="?page=2" rel="next"' in first
+    second = alice_client.get(LIST, {"page": "2"}).content.decode()
+    assert second.count('href="/app/acme/outbox/2') == 3
+    assert "Message 00" in second
+    assert 'href="?page=1" rel="prev"' in second
+    assert alice_client.get(LIST, {"page": "3"}).status_code == 404
+    bad = alice_client.get(LIST, {"page": "abc"})
+    assert bad.status_code == 400
+    assert b"Page must be a whole number from 1, not &#x27;abc&#x27;" in bad.content
+
+
+def test_it_shows_a_message_with_headers_escaped(alice_client):
+    message_id = store(subject="<script>alert(1)</script> offer", text="Line one\n<b>not bold</b>")
+    response = alice_client.get(detail_url(message_id))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; offer" in html
+    assert "<script>alert" not in html
+    assert "<pre>Line one\n&lt;b&gt;not bold&lt;/b&gt;" in html
+    assert '<th scope="row">To</th><td>dave@acme.test</td>' in html
+    assert '<th scope="row">Message-ID</th>' in html
+    assert '<th scope="row">Subject</th>' in html
+    iframe = re.search(r"<iframe[^>]*>", html).group(0)
+    assert 'sandbox=""' in iframe
+    assert f'src="{html_url(message_id)}"' in iframe
+    assert "title=" in iframe
+
+
+def test_it_serves_the_html_part_sandboxed(alice_client):
+    message_id = store(html='<p>Rich</p><script>parent.document.title="owned"</script>')
+    response = alice_client.get(html_url(message_id))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert b"<p>Rich</p>" in response.content
+    csp = response["Content-Security-Policy"]
+    directives = [d.strip() for d in csp.split(";")]
+    assert directives[0] == "sandbox"
+    assert "default-src 'none'" in directives
+    assert "img-src data:" in directives
+    assert "style-src 'unsafe-inline'" in directives
+    assert "frame-ancestors 'self'" in directives
+    assert "frame-ancestors 'none'" not in csp
+    assert not any(d.startswith("script-src") for d in directives)
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_it_keeps_the_strict_policy_on_the_other_pages(alice_client):
+    message_id = store()
+    for url in (LIST, detail_url(message_id)):
+        response = alice_client.get(url)
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+        assert response["X-Frame-Options"] == "DENY"
+
+
+def test_it_has_no_preview_for_a_text_only_message(alice_client):
+    message_id = store(html=None)
+    page = alice_client.get(detail_url(message_id)).content.decode()
+    assert "<iframe" not in page
+    assert "<pre>Plain words" in page
+    assert alice_client.get(html_url(message_id)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "..%2Fsecret",
+        "..",
+        ".hidden",
+        "20260101T000000.000000-deadbeef",  # the right shape, but no such message
+        "x%00y",
+        "%2E%2E",
+    ],
+)
+def test_it_finds_nothing_outside_the_outbox(alice_client, _outbox_dir, bad_id):
+    store()
+    (_outbox_dir.parent / "secret.eml").write_text("Subject: secret\n\nthe password is hunter2\n")
+    (_outbox_dir / ".hidden.eml").write_text("Subject: hidden\n\nhunter2\n")
+    for url in (detail_url(bad_id), html_url(bad_id)):
+        response = alice_client.get(url)
+        assert response.status_code == 404, url
+        assert b"hunter2" not in response.content
+
+
+@pytest.mark.parametrize("client_name", ["bob_client", "carol_client"])
+def test_it_forbids_the_outbox_to_marketers_and_analysts(client_name, request, personas):
+    client = request.getfixturevalue(client_name)
+    message_id = store(subject="Reset your password")
+    for url in (LIST, detail_url(message_id), html_url(message_id)):
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert b"Reset your password" not in response.content
+        assert b"Rich words" not in response.content
+
+
+def test_it_hides_acme_outbox_urls_from_another_workspace(mallory_client):
+    message_id = store(subject="Acme invitation")
+    for url in (LIST, detail_url(message_id), html_url(message_id)):
+        response = mallory_client.get(url)
+        assert response.status_code == 404, url
+        assert b"Acme invitation" not in response.content
+        assert b"Rich words" not in response.content

@@ -1,0 +1,104 @@
+"""The Outbox pages: the messages the installation wrote to `var/outbox/` while no SMTP relay
+is configured (lib/outbox.py).
+
+The outbox is global to the installation (a local evaluation feature) and holds password reset
+links and invitations of every workspace, which is why it needs OUTBOX_VIEW (owners, admins).
+
+A message's HTML is shown only inside `<iframe sandbox="">`, from its own endpoint whose
+Content-Security-Policy is `sandbox` with nothing allowed but inline styles and data: images:
+no script runs, no form posts, nothing is fetched from anywhere, and the frame is an opaque
+origin, so the message can neither read the app nor call out (no tracking pixels either).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET
+
+from mailmarketer.accounts import permissions as p
+from mailmarketer.accounts.access import workspace_view
+from mailmarketer.lib import outbox
+
+PAGE_SIZE = 50
+
+# The page's own policy (the global middleware only adds its default when none is set). It must
+# allow framing by our own pages: the default policy's frame-ancestors 'none' would blank it.
+MESSAGE_HTML_CSP = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _page_number(request) -> int:
+    raw = request.GET.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"page must be a whole number from 1, not {raw[:20]!r}")
+    return int(raw)
+
+
+@workspace_view(p.OUTBOX_VIEW)
+@require_GET
+@never_cache
+def outbox_list(request):
+    context = {"smtp_configured": bool(settings.SMTP_URL), "entries": [], "error": ""}
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        context["error"] = str(exc).capitalize()
+        return render(request, "web/outbox.html", context, status=400)
+    entries, total = outbox.list_messages(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    if page > 1 and not entries:
+        raise Http404("No such page of the outbox")
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    context.update(
+        {
+            "entries": entries,
+            "total": total,
+            "page": page,
+            "pages": pages,
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if page < pages else None,
+        }
+    )
+    return render(request, "web/outbox.html", context)
+
+
+def _message_or_404(message_id: str):
+    message = outbox.get_message(message_id)
+    if message is None:
+        raise Http404("No such message in the outbox")
+    return message
+
+
+@workspace_view(p.OUTBOX_VIEW)
+@require_GET
+@never_cache
+def outbox_message(request, message_id: str):
+    message = _message_or_404(message_id)
+    text, html = outbox.message_parts(message)
+    context = {
+        "message_id": message_id,
+        "subject": str(message.get("Subject", "")),
+        "headers": [(name, str(value)) for name, value in message.items()],
+        "text": text,
+        "has_html": html is not None,
+    }
+    return render(request, "web/outbox_message.html", context)
+
+
+@workspace_view(p.OUTBOX_VIEW)
+@require_GET
+@never_cache
+@xframe_options_sameorigin
+def outbox_message_html(request, message_id: str):
+    message = _message_or_404(message_id)
+    _, html = outbox.message_parts(message)
+    if html is None:
+        raise Http404("This message has no HTML part")
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = MESSAGE_HTML_CSP
+    return response
