@@ -3,7 +3,8 @@
 Keys come from MM_ENCRYPTION_KEY: a comma-separated list of Fernet keys, the first one used to
 encrypt and all of them tried to decrypt, so a key can be rotated without downtime: put the new key
 first, restart, run `mailmarketer rotatekey`, then drop the old key. The embedded default generates
-one key into the data directory.
+one key into the data directory (settings.ENCRYPTION_KEY_FILE, one key a line, the first one
+primary); `mailmarketer rotatekey --generate` replaces it (see rotate_key_file).
 
 Every secret column is an `EncryptedTextField`; `rotatekey` finds them all through the model
 registry, so a new secret field is covered by rotation without anyone remembering to add it.
@@ -11,7 +12,10 @@ registry, so a new secret field is covered by rotation without anyone rememberin
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import cache
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -23,6 +27,11 @@ PREFIX = "fernet:"
 
 class DecryptionError(Exception):
     """A stored secret could not be decrypted with any configured key."""
+
+
+def generate_key() -> str:
+    """A new random Fernet key, as MM_ENCRYPTION_KEY and the key file hold it."""
+    return Fernet.generate_key().decode()
 
 
 @cache
@@ -118,8 +127,60 @@ def rotate_all(batch: int = 500) -> int:
                 raw = _raw_value(model, field, pk)
                 if not raw:
                     continue
-                _write_raw(model, field, pk, rotate(raw))
+                try:
+                    rotated = rotate(raw)
+                except DecryptionError as exc:
+                    raise DecryptionError(
+                        f"{model._meta.label}.{field.name} of row {pk}: {exc}; nothing after "
+                        "it was rotated (the rows before it were)"
+                    ) from None
+                _write_raw(model, field, pk, rotated)
                 count += 1
+    return count
+
+
+def write_key_file(path: Path, keys: list[str]) -> None:
+    """Replace the key file with these keys, one a line, atomically and readable by the owner
+    only: a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f"{key}\n" for key in keys))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def rotate_key_file() -> int:
+    """Generate a new key for the embedded default (the key file in the data directory),
+    re-encrypt every secret under it, and drop the old keys; returns how many values were
+    rewritten.
+
+    The file first holds "new, then the old keys", so that a crash half-way leaves a file from
+    which every secret, rotated or not, can still be read (running this again finishes the job);
+    only when every secret is rotated is it rewritten with the new key alone. Processes that
+    read the old file keep the old key in memory: stop them first, start them after.
+    """
+    path = Path(settings.ENCRYPTION_KEY_FILE)
+    old = list(settings.ENCRYPTION_KEYS)
+    new = generate_key()
+    write_key_file(path, [new, *old])
+    settings.ENCRYPTION_KEYS = [new, *old]
+    count = rotate_all()
+    write_key_file(path, [new])
+    settings.ENCRYPTION_KEYS = [new]
     return count
 
 
