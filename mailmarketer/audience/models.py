@@ -235,3 +235,78 @@ class Suppression(models.Model):
 
     def __str__(self):
         return f"suppression {self.email_hash[:12]}… ({self.reason})"
+
+
+class Import(models.Model):
+    """A subscriber import: the uploaded file (kept under DATA_DIR/imports/<id>/ while the job
+    needs it), how its columns map, what it does, and the job's progress (importing/)."""
+
+    class Mode(models.TextChoices):
+        SUBSCRIBE = "subscribe", "Add and subscribe to lists"
+        UPDATE = "update", "Update existing subscribers"
+        BLOCKLIST = "blocklist", "Blocklist"
+
+    class AttributeMode(models.TextChoices):
+        MERGE = "merge", "Merge: add and replace the file's attributes, keep the others"
+        OVERWRITE = "overwrite", "Overwrite: replace all attributes with the file's"
+
+    class Status(models.TextChoices):
+        # draft -> queued (mapping chosen; the job is enqueued) | deleted
+        # queued -> running (a worker claims it) | cancelled
+        # running -> finished | failed | cancelled (looked at between chunks)
+        # failed | running (stalled) -> queued (resume: goes on after the last committed chunk)
+        DRAFT = "draft", "Awaiting column mapping"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # As uploaded, for display only: the stored file is always importing.files.source_path().
+    original_name = models.CharField(max_length=255)
+    file_size = models.BigIntegerField(default=0)
+    compression = models.CharField(max_length=4, blank=True)  # "" | "gzip" | "zip"
+    encoding = models.CharField(max_length=16)  # a Python codec name: utf-8, utf-8-sig, cp1252
+    delimiter = models.CharField(max_length=1)
+    header = models.JSONField(default=list)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.SUBSCRIBE)
+    attribute_mode = models.CharField(
+        max_length=10, choices=AttributeMode.choices, default=AttributeMode.MERGE
+    )
+    # {"email": column, "name": column | null, "attributes": [[column, name, type], ...]}
+    mapping = models.JSONField(default=dict, blank=True)
+    lists = models.ManyToManyField(MailingList, related_name="+", blank=True)
+    confirmed = models.BooleanField(default=False)
+    notice = models.ForeignKey(
+        ConsentNotice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # An estimate from the file size until the job has read the whole file once.
+    rows_total = models.BigIntegerField(default=0)
+    rows_total_exact = models.BooleanField(default=False)
+    # Data rows committed so far: a resumed job skips this many and goes on.
+    rows_done = models.BigIntegerField(default=0)
+    rows_created = models.BigIntegerField(default=0)
+    rows_updated = models.BigIntegerField(default=0)
+    rows_unchanged = models.BigIntegerField(default=0)
+    rows_skipped = models.BigIntegerField(default=0)  # rows in the error report
+    skipped_reasons = models.JSONField(default=dict, blank=True)  # reason code -> rows
+    # Bytes of the error report that belong to committed chunks (a resumed job cuts it there).
+    report_size = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=now)  # the job's heartbeat: set by every chunk
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="import_ws_created")]
+
+    def __str__(self):
+        return f"import {self.pk} ({self.status})"
