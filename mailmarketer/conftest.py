@@ -14,6 +14,9 @@ from mailmarketer.accounts.permissions import Role
 
 @pytest.fixture(autouse=True)
 def _outbox_dir(settings, tmp_path):
+    # The test runner swaps in Django's in-memory mail backend; use the real outbox instead,
+    # in a directory of the test's own.
+    settings.EMAIL_BACKEND = "mailmarketer.lib.outbox.OutboxBackend"
     settings.OUTBOX_DIR = tmp_path / "outbox"
     return settings.OUTBOX_DIR
 

@@ -16,6 +16,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.template.loader import render_to_string
 
+from mailmarketer.lib import outbox
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,8 +31,16 @@ def render(name: str, context: dict) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def send(name: str, *, to: str, context: dict, headers: dict | None = None) -> str:
-    """Render and send one system email; returns its Message-ID."""
+def send(
+    name: str,
+    *,
+    to: str,
+    context: dict,
+    headers: dict | None = None,
+    workspace_id: int | None = None,
+) -> str:
+    """Render and send one system email; returns its Message-ID. Mail sent on behalf of a
+    workspace names it, so the local outbox shows it in that workspace only."""
     subject, text, html = render(name, context)
     message_id = make_msgid(domain=settings.MESSAGE_ID_DOMAIN)
     message = EmailMultiAlternatives(
@@ -41,6 +51,9 @@ def send(name: str, *, to: str, context: dict, headers: dict | None = None) -> s
         headers={"Message-ID": message_id, "Auto-Submitted": "auto-generated", **(headers or {})},
     )
     message.attach_alternative(html, "text/html")
+    message.outbox_scope = (
+        outbox.workspace_scope(workspace_id) if workspace_id is not None else outbox.SYSTEM_SCOPE
+    )
     message.send(fail_silently=False)
     logger.info("sent system email %s %s", name, message_id)
     return message_id

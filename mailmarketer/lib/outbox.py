@@ -3,6 +3,12 @@ file, so a newcomer sees every message the system sends without configuring a re
 
 Files are named `<UTC timestamp>-<random>.eml` and written atomically (temporary file, then
 rename), so a reader never sees half a message. The Outbox page reads them back.
+
+The outbox is scoped like everything else: mail sent on behalf of a workspace (invitations, later
+campaigns) goes to `ws-<workspace id>/` and is shown only in that workspace; mail to one staff
+member that belongs to no workspace (password resets) goes to `system/` and is shown only to the
+person it was sent to. A message carries its scope as an attribute of the Django message object
+(`outbox_scope`), never as a header, so nothing about it leaks when a real relay is configured.
 """
 
 from __future__ import annotations
@@ -26,9 +32,24 @@ def outbox_dir() -> Path:
     return Path(settings.OUTBOX_DIR)
 
 
-def write_message(raw: bytes) -> str:
+SYSTEM_SCOPE = "system"
+
+
+def workspace_scope(workspace_id: int) -> str:
+    return f"ws-{int(workspace_id)}"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading: the outbox of this workspace, plus system mail addressed to this email."""
+
+    workspace_id: int
+    email: str
+
+
+def write_message(raw: bytes, scope: str = SYSTEM_SCOPE) -> str:
     """Store one message; returns its id (the file name without .eml)."""
-    directory = outbox_dir()
+    directory = outbox_dir() / scope
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     message_id = f"{stamp}-{secrets.token_hex(4)}"
@@ -47,7 +68,8 @@ class OutboxBackend(BaseEmailBackend):
     def send_messages(self, email_messages):
         count = 0
         for message in email_messages:
-            write_message(message.message().as_bytes(linesep="\r\n"))
+            scope = getattr(message, "outbox_scope", SYSTEM_SCOPE)
+            write_message(message.message().as_bytes(linesep="\r\n"), scope)
             count += 1
         return count
 
@@ -66,15 +88,41 @@ def _parse(path: Path) -> EmailMessage:
         return BytesParser(policy=policy.default).parse(fh)
 
 
-def list_messages(limit: int = 200, offset: int = 0) -> tuple[list[OutboxEntry], int]:
+def _addressed_to(path: Path, email: str) -> bool:
+    try:
+        message = _parse(path)
+    except OSError:
+        return False
+    return any(
+        address.addr_spec.lower() == email.lower()
+        for address in getattr(message.get("To"), "addresses", ())
+    )
+
+
+def _visible_paths(viewer: Viewer | None) -> list[Path]:
+    """Every message the viewer may see, newest first (None: an operator sees everything)."""
+    root = outbox_dir()
+    if not root.is_dir():
+        return []
+    if viewer is None:
+        paths = list(root.glob("*/*.eml"))
+    else:
+        paths = list((root / workspace_scope(viewer.workspace_id)).glob("*.eml"))
+        paths += [
+            path
+            for path in (root / SYSTEM_SCOPE).glob("*.eml")
+            if _addressed_to(path, viewer.email)
+        ]
+    return sorted(paths, key=lambda path: path.name, reverse=True)
+
+
+def list_messages(
+    limit: int = 200, offset: int = 0, viewer: Viewer | None = None
+) -> tuple[list[OutboxEntry], int]:
     """Newest first, with the total count."""
-    directory = outbox_dir()
-    if not directory.is_dir():
-        return [], 0
-    names = sorted((p.name for p in directory.glob("*.eml")), reverse=True)
+    paths = _visible_paths(viewer)
     entries = []
-    for name in names[offset : offset + limit]:
-        path = directory / name
+    for path in paths[offset : offset + limit]:
         try:
             message = _parse(path)
             size = path.stat().st_size
@@ -82,24 +130,33 @@ def list_messages(limit: int = 200, offset: int = 0) -> tuple[list[OutboxEntry],
             continue  # removed meanwhile
         entries.append(
             OutboxEntry(
-                id=name[:-4],
+                id=path.name[:-4],
                 to=str(message.get("To", "")),
                 subject=str(message.get("Subject", "")),
-                sent_at=datetime.strptime(name[:22], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC),
+                sent_at=datetime.strptime(path.name[:22], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC),
                 size=size,
             )
         )
-    return entries, len(names)
+    return entries, len(paths)
 
 
-def get_message(message_id: str) -> EmailMessage | None:
+def get_message(message_id: str, viewer: Viewer | None = None) -> EmailMessage | None:
     # The id comes from a URL: accept only the shape we generate, so no path can be smuggled in.
     if not message_id or not set(message_id) <= _NAME_OK or message_id.startswith("."):
         return None
-    path = outbox_dir() / f"{message_id}.eml"
-    if not path.is_file():
-        return None
-    return _parse(path)
+    root = outbox_dir()
+    name = f"{message_id}.eml"
+    if viewer is None:
+        candidates = list(root.glob(f"*/{name}")) if root.is_dir() else []
+    else:
+        candidates = [root / workspace_scope(viewer.workspace_id) / name]
+        system = root / SYSTEM_SCOPE / name
+        if system.is_file() and _addressed_to(system, viewer.email):
+            candidates.append(system)
+    for path in candidates:
+        if path.is_file():
+            return _parse(path)
+    return None
 
 
 def message_parts(message: EmailMessage) -> tuple[str | None, str | None]:
@@ -111,6 +168,5 @@ def message_parts(message: EmailMessage) -> tuple[str | None, str | None]:
     return text, html
 
 
-def count_messages() -> int:
-    directory = outbox_dir()
-    return sum(1 for _ in directory.glob("*.eml")) if directory.is_dir() else 0
+def count_messages(viewer: Viewer | None = None) -> int:
+    return len(_visible_paths(viewer))

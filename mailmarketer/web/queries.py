@@ -55,7 +55,9 @@ def dashboard_cards(request) -> list[dict]:
         cards.append(
             {
                 "label": "messages in the outbox",
-                "value": outbox.count_messages(),
+                "value": outbox.count_messages(
+                    outbox.Viewer(workspace_id=workspace.pk, email=request.user.email)
+                ),
                 "url": _link("outbox", ws),
                 "link_text": "Outbox",
             }

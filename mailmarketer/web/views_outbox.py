@@ -1,8 +1,8 @@
 """The Outbox pages: the messages the installation wrote to `var/outbox/` while no SMTP relay
 is configured (lib/outbox.py).
 
-The outbox is global to the installation (a local evaluation feature) and holds password reset
-links and invitations of every workspace, which is why it needs OUTBOX_VIEW (owners, admins).
+Each workspace sees the mail sent on its behalf, and each person the system mail sent to them
+(their own password resets); see lib/outbox.py. It needs OUTBOX_VIEW (owners, admins).
 
 A message's HTML is shown only inside `<iframe sandbox="">`, from its own endpoint whose
 Content-Security-Policy is `sandbox` with nothing allowed but inline styles and data: images:
@@ -50,7 +50,9 @@ def outbox_list(request):
     except ValueError as exc:
         context["error"] = str(exc).capitalize()
         return render(request, "web/outbox.html", context, status=400)
-    entries, total = outbox.list_messages(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    entries, total = outbox.list_messages(
+        limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, viewer=_viewer(request)
+    )
     if page > 1 and not entries:
         raise Http404("No such page of the outbox")
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -67,8 +69,12 @@ def outbox_list(request):
     return render(request, "web/outbox.html", context)
 
 
-def _message_or_404(message_id: str):
-    message = outbox.get_message(message_id)
+def _viewer(request) -> outbox.Viewer:
+    return outbox.Viewer(workspace_id=request.workspace.pk, email=request.user.email)
+
+
+def _message_or_404(request, message_id: str):
+    message = outbox.get_message(message_id, viewer=_viewer(request))
     if message is None:
         raise Http404("No such message in the outbox")
     return message
@@ -78,7 +84,7 @@ def _message_or_404(message_id: str):
 @require_GET
 @never_cache
 def outbox_message(request, message_id: str):
-    message = _message_or_404(message_id)
+    message = _message_or_404(request, message_id)
     text, html = outbox.message_parts(message)
     context = {
         "message_id": message_id,
@@ -95,7 +101,7 @@ def outbox_message(request, message_id: str):
 @never_cache
 @xframe_options_sameorigin
 def outbox_message_html(request, message_id: str):
-    message = _message_or_404(message_id)
+    message = _message_or_404(request, message_id)
     _, html = outbox.message_parts(message)
     if html is None:
         raise Http404("This message has no HTML part")

@@ -44,7 +44,11 @@ def test_it_shows_real_counts(alice_client, personas):
     actions.do_create_api_token(
         personas.evil, name="c", role=Role.OWNER, actor=Actor.for_user(personas.mallory)
     )
-    outbox.write_message(b"To: x@acme.test\r\nSubject: hi\r\n\r\nbody\r\n")
+    acme_mail = b"To: x@acme.test\r\nSubject: hi\r\n\r\nbody\r\n"
+    outbox.write_message(acme_mail, outbox.workspace_scope(personas.acme.pk))
+    # Mail of another workspace, and system mail to someone else, are not counted.
+    outbox.write_message(acme_mail, outbox.workspace_scope(personas.evil.pk))
+    outbox.write_message(b"To: bob@acme.test\r\nSubject: reset\r\n\r\nbody\r\n")
 
     response = alice_client.get(DASHBOARD)
     assert response.status_code == 200

@@ -8,16 +8,26 @@ import pytest
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
+from mailmarketer.accounts.models import Workspace
 from mailmarketer.lib import outbox
 from mailmarketer.lib.outbox import OutboxBackend
 
 LIST = reverse("outbox", kwargs={"ws": "acme"})
 
 
-def store(subject="Hello", to="dave@acme.test", text="Plain words", html="<p>Rich words</p>"):
+def store(
+    subject="Hello",
+    to="dave@acme.test",
+    text="Plain words",
+    html="<p>Rich words</p>",
+    workspace="acme",
+):
     message = EmailMultiAlternatives(subject, text, "noreply@testserver", [to])
     if html is not None:
         message.attach_alternative(html, "text/html")
+    if workspace is not None:
+        ws_id = Workspace.objects.get(slug=workspace).pk
+        message.outbox_scope = outbox.workspace_scope(ws_id)
     OutboxBackend().send_messages([message])
     entries, _ = outbox.list_messages(limit=1)
     return entries[0].id
@@ -42,8 +52,8 @@ def test_it_lists_messages_newest_first(alice_client):
     assert f'href="{detail_url(second)}"' in html
     assert f'href="{detail_url(first)}"' in html
     assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</time>", html)
-    assert "for every workspace of the installation" in html
-    assert "only owners and admins can read it" in html
+    assert "sent on behalf of this workspace" in html
+    assert "Only owners and admins can read it" in html
 
 
 def test_it_says_when_the_outbox_is_empty(alice_client):
@@ -158,3 +168,24 @@ def test_it_hides_acme_outbox_urls_from_another_workspace(mallory_client):
         assert response.status_code == 404, url
         assert b"Acme invitation" not in response.content
         assert b"Rich words" not in response.content
+
+
+def test_it_shows_each_workspace_only_its_own_mail(alice_client, mallory_client):
+    acme_message = store(subject="Acme invitation", workspace="acme")
+    evil_message = store(subject="Evil invitation", to="x@evil.test", workspace="evil")
+    acme_page = alice_client.get(LIST).content.decode()
+    assert "Acme invitation" in acme_page and "Evil invitation" not in acme_page
+    evil_page = mallory_client.get("/app/evil/outbox/").content.decode()
+    assert "Evil invitation" in evil_page and "Acme invitation" not in evil_page
+    assert mallory_client.get(detail_url(acme_message, ws="evil")).status_code == 404
+    assert mallory_client.get(html_url(acme_message, ws="evil")).status_code == 404
+    assert alice_client.get(detail_url(evil_message)).status_code == 404
+
+
+def test_it_shows_system_mail_only_to_its_recipient(alice_client, personas):
+    own = store(subject="Reset Alice", to="alice@acme.test", workspace=None)
+    other = store(subject="Reset Bob", to="bob@acme.test", workspace=None)
+    page = alice_client.get(LIST).content.decode()
+    assert "Reset Alice" in page and "Reset Bob" not in page
+    assert alice_client.get(detail_url(own)).status_code == 200
+    assert alice_client.get(detail_url(other)).status_code == 404
