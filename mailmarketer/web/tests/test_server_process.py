@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import re
 import secrets
 import signal
@@ -133,6 +134,35 @@ def test_it_runs_the_web_server_and_a_worker_and_stops_both_on_sigint(tmp_path):
 
     assert [pid for pid in (web, worker, *gunicorn_workers) if alive(pid)] == []
     assert "Stopped." in log.read_text()
+
+
+def test_it_stops_the_web_server_and_fails_when_the_worker_dies(tmp_path):
+    port = free_port()
+    env = cli_env(tmp_path / "var", PORT=str(port))
+    log = tmp_path / "run.log"
+    with log.open("w") as output:
+        proc = subprocess.Popen(
+            [MAILMARKETER, "run"],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_for(answering(url, proc, log), START_TIMEOUT, what="/healthz")
+        pids = re.search(r"web server pid (\d+), worker pid (\d+)", log.read_text())
+        web, worker = int(pids.group(1)), int(pids.group(2))
+
+        os.kill(worker, signal.SIGKILL)
+
+        assert proc.wait(timeout=15) == 1
+    finally:
+        stop(proc)
+
+    assert not alive(web)
+    assert "the worker stopped unexpectedly (status -9)" in log.read_text()
 
 
 def test_it_refuses_to_serve_without_a_secret_key_unless_debug(tmp_path):
