@@ -287,3 +287,7 @@ LOGGING = {
 # REST API: requests per minute per token (api/throttling.py); counted per process unless CACHES
 # points at a shared cache.
 API_RATE_PER_MINUTE = env_int("MM_API_RATE_PER_MINUTE", 600, minimum=1)
+
+# Subscriber imports: the largest upload accepted (uploads above Django's 2.5 MB in-memory limit
+# stream to a temporary file, never into memory). Compressed files count at their compressed size.
+IMPORT_MAX_BYTES = env_int("MM_IMPORT_MAX_MB", 200, minimum=1) * 1024 * 1024
