@@ -215,6 +215,8 @@ PASSWORD_RESET_TIMEOUT = 60 * 60 * 2
 LOGIN_FAILURE_LIMIT = env_int("MM_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_IP_LIMIT = env_int("MM_LOGIN_FAILURE_IP_LIMIT", 30, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("MM_LOGIN_FAILURE_WINDOW_S", 900, minimum=1)
+# Password-reset mails per address in the same window (more are silently not sent).
+PASSWORD_RESET_LIMIT = 3
 INVITATION_MAX_AGE = 7 * 24 * 3600
 SETUP_LINK_MAX_AGE = 7 * 24 * 3600
 

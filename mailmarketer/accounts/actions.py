@@ -202,6 +202,16 @@ def record_login_failed(email: str, *, ip: str | None, reason: str) -> None:
     )
 
 
+def record_password_reset_request(email: str, *, ip: str | None) -> None:
+    email = User.objects.normalize_email(email)[:200]
+    audit(
+        "auth.password_reset_requested",
+        actor=Actor(ip=ip, label=email),
+        object_type="user",
+        object_repr=email,
+    )
+
+
 def record_logout(user: User, *, ip: str | None) -> None:
     audit("auth.logout", actor=Actor.for_user(user, ip), obj=user)
 

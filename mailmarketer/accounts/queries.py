@@ -95,8 +95,14 @@ def audit_events(workspace, *, event: str = "", actor: str = "", since=None, unt
 
 def login_failures(email: str, ip: str | None) -> tuple[int, int]:
     """Failed logins in the throttle window: (for this address, from this IP)."""
+    return recent_auth_events("auth.login_failed", email, ip)
+
+
+def recent_auth_events(event: str, email: str, ip: str | None) -> tuple[int, int]:
+    """Audit events of one kind in the throttle window: (for this address, from this IP).
+    Counting the audit log makes the limits hold across every web process."""
     since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW)
-    recent = AuditEvent.objects.filter(event="auth.login_failed", at__gte=since)
+    recent = AuditEvent.objects.filter(event=event, at__gte=since)
     by_email = recent.filter(object_repr=User.objects.normalize_email(email)[:200]).count()
     by_ip = recent.filter(ip=ip).count() if ip else 0
     return by_email, by_ip

@@ -429,7 +429,16 @@ def _reset_link(user) -> str:
 def password_reset(request):
     form = PasswordResetRequestForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        user = queries.get_user_by_email(form.cleaned_data["email"])
+        email = form.cleaned_data["email"]
+        ip = client_ip(request)
+        # Without a limit, anyone could flood a staff member's inbox with reset mail. Past it,
+        # the page reads the same (it must not tell whether the address has an account).
+        by_email, by_ip = queries.recent_auth_events("auth.password_reset_requested", email, ip)
+        flooding = (
+            by_email >= settings.PASSWORD_RESET_LIMIT or by_ip >= settings.LOGIN_FAILURE_IP_LIMIT
+        )
+        actions.record_password_reset_request(email, ip=ip)
+        user = None if flooding else queries.get_user_by_email(email)
         if user is not None and user.is_active:
             try:
                 emails.send(

@@ -130,6 +130,14 @@ def test_it_says_the_same_whether_or_not_the_address_has_an_account(alice):
     assert entries[0].to == "alice@acme.test"
 
 
+def test_it_stops_mailing_resets_to_one_address_past_the_limit(client, alice, settings):
+    settings.PASSWORD_RESET_LIMIT = 2
+    for _ in range(4):
+        assert request_reset(client, "alice@acme.test")["Location"] == "/password-reset/sent/"
+    assert outbox.list_messages()[1] == 2
+    assert AuditEvent.objects.filter(event="auth.password_reset_requested").count() == 4
+
+
 def test_it_mails_no_link_to_a_deactivated_account(client, alice):
     User.objects.filter(pk=alice.pk).update(is_active=False)
     assert request_reset(client, "alice@acme.test")["Location"] == "/password-reset/sent/"
