@@ -155,6 +155,8 @@ INSTALLED_APPS = [
     "ninja",
     "mailmarketer.accounts",
     "mailmarketer.audience",
+    "mailmarketer.campaigns",
+    "mailmarketer.delivery",
     "mailmarketer.web",
     "mailmarketer.api",
 ]

@@ -1,0 +1,25 @@
+from django.apps import AppConfig
+
+
+class DeliveryConfig(AppConfig):
+    name = "mailmarketer.delivery"
+    label = "delivery"
+    verbose_name = "Delivery"
+
+    def ready(self):
+        from mailmarketer.audience import personal_data
+
+        from .models import Delivery
+
+        def export(subscriber):
+            return personal_data.rows_as_dicts(
+                Delivery.objects.filter(subscriber=subscriber).order_by("created_at"),
+                ["campaign__name", "status", "sent_at", "message_id", "smtp_reply"],
+            )
+
+        def erase(subscriber):
+            # The row stays for the campaign's totals, without anything naming the person: a
+            # relay's reply may quote the address ("550 <ann@example.com>: no such user").
+            Delivery.objects.filter(subscriber=subscriber).update(subscriber=None, smtp_reply="")
+
+        personal_data.register(Delivery, section="deliveries", export=export, erase=erase)

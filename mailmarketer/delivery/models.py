@@ -1,0 +1,141 @@
+"""Delivery models. Writes go through actions.py and the worker duties in engine.py."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.timezone import now
+
+from mailmarketer.accounts.models import Workspace
+from mailmarketer.audience.models import Subscriber
+from mailmarketer.campaigns.models import Campaign
+from mailmarketer.lib.crypto import EncryptedTextField
+
+
+class SmtpServer(models.Model):
+    """A relay a workspace sends through. With none configured, mail goes to the outbox."""
+
+    class TlsMode(models.TextChoices):
+        NONE = "none", "None (only for a relay on this machine or a private network)"
+        STARTTLS = "starttls", "STARTTLS"
+        IMPLICIT = "implicit", "Implicit TLS (SMTPS)"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=587)
+    tls_mode = models.CharField(max_length=10, choices=TlsMode.choices, default=TlsMode.STARTTLS)
+    verify_certificate = models.BooleanField(default=True)
+    username = models.CharField(max_length=255, blank=True)
+    password = EncryptedTextField(blank=True)
+    max_connections = models.PositiveSmallIntegerField(default=4)
+    # Limits that hold across every worker together (see ratelimit.py); 0 = none.
+    messages_per_second = models.PositiveIntegerField(default=0)
+    hourly_cap = models.PositiveIntegerField(default=0)
+    daily_cap = models.PositiveIntegerField(default=0)
+    weight = models.PositiveSmallIntegerField(default=1)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now)
+
+    def __str__(self):
+        return self.name
+
+
+class DkimKey(models.Model):
+    """A DKIM signing key for one sending domain; the private key is encrypted at rest."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    domain = models.CharField(max_length=255)
+    selector = models.CharField(max_length=63)
+    private_key = EncryptedTextField()
+    public_key = models.TextField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "domain"], name="dkim_domain_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
+class Delivery(models.Model):
+    """The ledger: one row per (campaign, subscriber)."""
+
+    class Status(models.TextChoices):
+        # queued -> sending (claimed with a lease) -> sent | failed | bounced | queued (retry,
+        #   or lease expired) | skipped (suppressed or unsubscribed at send time)
+        # queued | sending -> cancelled (campaign cancelled)
+        # failed -> queued (staff retry)
+        # sent -> bounced (a bounce arrives later)
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
+    # Set to NULL when the person is erased: the row stays for the campaign's totals.
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=now)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    server = models.ForeignKey(
+        SmtpServer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    smtp_reply = models.CharField(max_length=500, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "subscriber"], name="delivery_unique_recipient"
+            )
+        ]
+        indexes = [
+            # The claim: queued rows of a campaign whose time has come, oldest first.
+            models.Index(fields=["campaign", "status", "next_attempt_at"], name="delivery_claim"),
+        ]
+
+    def __str__(self):
+        return f"delivery {self.pk} ({self.status})"
+
+
+FINAL_STATUSES = frozenset(
+    {
+        Delivery.Status.SENT,
+        Delivery.Status.FAILED,
+        Delivery.Status.BOUNCED,
+        Delivery.Status.SKIPPED,
+        Delivery.Status.CANCELLED,
+    }
+)
+
+
+class SendWindow(models.Model):
+    """Messages sent through a server in one window (second, hour, day): the shared counters
+    behind rate limits that hold across all workers."""
+
+    server = models.ForeignKey(SmtpServer, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=1)  # "s", "h", "d"
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "scope", "window_start"], name="send_window_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.server_id}/{self.scope}/{self.window_start:%Y-%m-%d %H:%M:%S}: {self.count}"
