@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils.timezone import now
 
@@ -42,6 +43,9 @@ class Subscriber(models.Model):
         indexes = [
             models.Index(fields=["workspace", "created_at"], name="subscriber_ws_created"),
             models.Index(fields=["workspace", "status"], name="subscriber_ws_status"),
+            # Newest-first keyset paging inside one workspace (queries.search_subscribers):
+            # without it, a small workspace next to a large one walks the whole primary key.
+            models.Index(fields=["workspace", "-id"], name="subscriber_ws_newest"),
         ]
 
     def __str__(self):
@@ -310,3 +314,34 @@ class Import(models.Model):
 
     def __str__(self):
         return f"import {self.pk} ({self.status})"
+
+
+class Segment(models.Model):
+    """A saved rule tree over subscribers (the format is documented in segments/__init__.py).
+
+    Members are computed when asked (segments.segment_queryset), never stored, so a count is
+    always current and a stored segment never goes stale. `rules` is kept as validate_rules
+    returned it: versioned, so later condition kinds are added without rewriting stored rows.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=150)
+    description = models.TextField(blank=True)
+    rules = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="segment_name_unique")
+        ]
+
+    def __str__(self):
+        return self.name
