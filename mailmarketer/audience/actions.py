@@ -3,7 +3,7 @@ uuid only), suppression checked by every path that adds or subscribes a person."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
@@ -577,3 +577,137 @@ def do_remove_suppression(suppression: Suppression, *, actor: Actor) -> None:
         old={"reason": suppression.reason},
     )
     suppression.delete()
+
+
+# -- the audience pages: adding by hand, bulk actions, audit-only records --------------------
+
+
+@transaction.atomic
+def do_add_subscriber(
+    workspace, *, email: str, name: str = "", lists=(), actor: Actor
+) -> tuple[Subscriber, list[SubscribeOutcome]]:
+    """Staff adding one person (the subscribers page): the subscriber and their lists in one
+    transaction, each list following its opt-in (a double opt-in list leaves them unconfirmed)."""
+    subscriber = do_create_subscriber(workspace, email=email, name=name, actor=actor)
+    outcomes = []
+    if lists:
+        outcomes = do_subscribe(subscriber, list(lists), actor=actor, reason=Reason.BY_ADMIN)
+    return subscriber, outcomes
+
+
+BULK_LIMIT = 500  # one page of selections; each subscriber goes through the actions above
+
+# What each bulk action does, as the page labels it.
+BULK_ACTIONS = {
+    "add_to_list": "Add to a list (double opt-in lists: unconfirmed)",
+    "remove_from_list": "Unsubscribe from a list (kept on it as unsubscribed, by staff)",
+    "unsubscribe_all": "Unsubscribe from all lists (not suppressed: they may sign up again)",
+    "blocklist": "Blocklist (unsubscribes from all lists; cannot be subscribed until unblocked)",
+    "delete": "Delete (not suppressed: they may be added again)",
+}
+BULK_NEEDS_LIST = frozenset({"add_to_list", "remove_from_list"})
+
+
+@dataclass
+class BulkOutcome:
+    done: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+
+@transaction.atomic
+def do_bulk_subscribers(
+    workspace, subscribers, action: str, *, mailing_list=None, actor: Actor
+) -> BulkOutcome:
+    """One bulk action over selected subscribers, one transaction: each person goes through the
+    single-subscriber action (its own audit row); those it does not apply to are counted by
+    reason instead of failing the rest."""
+    subscribers = list(subscribers)
+    if action not in BULK_ACTIONS:
+        raise ActionError(f"unknown bulk action {action!r}")
+    if not subscribers:
+        raise ActionError("select at least one subscriber")
+    if len(subscribers) > BULK_LIMIT:
+        raise ActionError(f"select at most {BULK_LIMIT} subscribers at a time")
+    if any(s.workspace_id != workspace.pk for s in subscribers):
+        raise ActionError("a selected subscriber belongs to another workspace", code="not_found")
+    if action in BULK_NEEDS_LIST:
+        if mailing_list is None:
+            raise ActionError("choose the list to add to or unsubscribe from")
+        if mailing_list.workspace_id != workspace.pk:
+            raise ActionError("that list belongs to another workspace", code="not_found")
+    outcome = BulkOutcome()
+    for subscriber in subscribers:
+        if action == "add_to_list":
+            try:
+                (result,) = do_subscribe(
+                    subscriber, [mailing_list], actor=actor, reason=Reason.BY_ADMIN
+                )
+            except Blocklisted:
+                outcome.skip("blocklisted")
+                continue
+            except Suppressed:
+                outcome.skip("suppressed")
+                continue
+            if result.result == "already":
+                outcome.skip("already on the list")
+            elif result.result == "unsubscribed_kept":
+                outcome.skip("unsubscribed earlier (renew on their own page)")
+            else:
+                outcome.done += 1
+        elif action in ("remove_from_list", "unsubscribe_all"):
+            lists = [mailing_list] if action == "remove_from_list" else None
+            if do_unsubscribe(subscriber, lists, actor=actor, reason=Reason.BY_ADMIN):
+                outcome.done += 1
+            else:
+                outcome.skip("not subscribed")
+        elif action == "blocklist":
+            if subscriber.status == Subscriber.Status.BLOCKLISTED:
+                outcome.skip("already blocklisted")
+            else:
+                do_blocklist_subscriber(subscriber, actor=actor)
+                outcome.done += 1
+        else:  # delete
+            do_delete_subscriber(subscriber, actor=actor)
+            outcome.done += 1
+    return outcome
+
+
+def record_subscriber_viewed(subscriber: Subscriber, *, actor: Actor) -> None:
+    """A staff member saw this person's data unmasked (their page)."""
+    audit("subscriber.viewed", actor=actor, workspace=subscriber.workspace, obj=subscriber)
+
+
+def record_subscribers_listed(workspace, *, count: int, actor: Actor) -> None:
+    """A page listing `count` people unmasked was shown. The count only: the search terms may
+    themselves be addresses, and the audit log never holds personal data."""
+    audit(
+        "subscriber.listed",
+        actor=actor,
+        workspace=workspace,
+        object_type="subscriber",
+        new={"count": count},
+    )
+
+
+def record_audience_export(
+    workspace, *, source, fmt: str, members: str, count: int, actor: Actor
+) -> None:
+    """An export of a list (or segment) left the system: once per export, before the first
+    row is sent, so an interrupted download is on record too."""
+    audit(
+        "audience.exported",
+        actor=actor,
+        workspace=workspace,
+        obj=source,
+        new={
+            "source": source._meta.model_name,
+            "id": source.pk,
+            "name": str(source),
+            "format": fmt,
+            "members": members,
+            "count": count,
+        },
+    )

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, Q
 
 from .emails import mask_email
@@ -148,3 +149,127 @@ def present_subscriber(subscriber: Subscriber, *, reveal: bool) -> dict:
         "updated_at": subscriber.updated_at,
         "masked": not reveal,
     }
+
+
+# -- the audience pages (lists, subscribers, suppression, export) ----------------------------
+
+
+def lists_of(workspace) -> list[MailingList]:
+    return list(MailingList.objects.filter(workspace=workspace).order_by("name", "pk"))
+
+
+def subscribers_by_uuids(workspace, uuids) -> list[Subscriber]:
+    """The subscribers of this workspace among these uuids (a uuid of another workspace is
+    simply not found)."""
+    return list(
+        Subscriber.objects.filter(workspace=workspace, uuid__in=list(uuids)).order_by("-pk")
+    )
+
+
+def subscriptions_by_subscriber(subscribers) -> dict[int, list[Subscription]]:
+    """The subscriptions of one page of subscribers, in one query (no N+1)."""
+    found: dict[int, list[Subscription]] = {s.pk: [] for s in subscribers}
+    rows = (
+        Subscription.objects.filter(subscriber_id__in=list(found))
+        .select_related("mailing_list")
+        .order_by("mailing_list__name", "pk")
+    )
+    for row in rows:
+        found[row.subscriber_id].append(row)
+    return found
+
+
+def get_suppression(workspace, suppression_id: int) -> Suppression | None:
+    return Suppression.objects.filter(workspace=workspace, pk=suppression_id).first()
+
+
+def suppressions_page(
+    workspace, *, before_id: int | None = None, limit: int = 50
+) -> tuple[list[Suppression], int | None]:
+    """Newest first by id (keyset, like search_subscribers). Returns (page, next cursor)."""
+    qs = Suppression.objects.filter(workspace=workspace)
+    if before_id:
+        qs = qs.filter(pk__lt=before_id)
+    page = list(qs.order_by("-pk")[: limit + 1])
+    cursor = page[limit - 1].pk if len(page) > limit else None
+    return page[:limit], cursor
+
+
+# Which members of a list an export holds.
+EXPORT_MEMBERS = {
+    "active": (Subscription.Status.CONFIRMED, Subscription.Status.UNCONFIRMED),
+    "confirmed": (Subscription.Status.CONFIRMED,),
+    "all": tuple(Subscription.Status.values),
+}
+
+# The columns of an export row, in order (exporting.py writes them); a list's export adds the
+# subscription's status and reason.
+SUBSCRIBER_EXPORT_FIELDS = ("uuid", "email", "name", "status", "created_at", "attributes")
+
+
+def list_members_for_export(mailing_list: MailingList, members: str):
+    """The rows of a list export as tuples, in a stable order; the caller iterates with
+    .iterator(chunk_size=...) so memory does not grow with the list."""
+    return (
+        Subscription.objects.filter(
+            workspace_id=mailing_list.workspace_id,
+            mailing_list=mailing_list,
+            status__in=EXPORT_MEMBERS[members],
+        )
+        .order_by("pk")
+        .values_list(
+            *(f"subscriber__{name}" for name in SUBSCRIBER_EXPORT_FIELDS), "status", "status_reason"
+        )
+    )
+
+
+def list_member_subscribers(mailing_list: MailingList, members: str):
+    """The same people as list_members_for_export, as subscribers (for attribute_keys_among)."""
+    return Subscriber.objects.filter(
+        workspace_id=mailing_list.workspace_id,
+        pk__in=Subscription.objects.filter(
+            mailing_list=mailing_list, status__in=EXPORT_MEMBERS[members]
+        ).values("subscriber_id"),
+    )
+
+
+def subscribers_for_export(subscribers):
+    """Export rows of any set of subscribers (a segment's members), in a stable order."""
+    return subscribers.order_by("pk").values_list(*SUBSCRIBER_EXPORT_FIELDS)
+
+
+# The distinct attribute names among some subscribers, found by the database so that only the
+# names come back, never the rows. The ORM cannot expand a JSON object's keys, hence one
+# statement per database. {members} is the SQL Django compiled for the subscribers' ids (a
+# list's members, a segment), with its own parameters: no text from a person goes into it.
+_ATTRIBUTE_KEYS_SQL = {
+    "postgresql": """
+        SELECT DISTINCT k.key
+        FROM audience_subscriber s
+        CROSS JOIN LATERAL jsonb_object_keys(
+            CASE WHEN jsonb_typeof(s.attributes) = 'object' THEN s.attributes
+                 ELSE '{{}}'::jsonb END
+        ) AS k(key)
+        WHERE s.id IN ({members})
+        ORDER BY k.key
+        LIMIT %s
+    """,
+    "sqlite": """
+        SELECT DISTINCT j.key
+        FROM audience_subscriber s,
+             json_each(CASE WHEN json_type(s.attributes) = 'object' THEN s.attributes
+                            ELSE '{{}}' END) AS j
+        WHERE s.id IN ({members})
+        ORDER BY j.key
+        LIMIT %s
+    """,
+}
+
+
+def attribute_keys_among(subscribers, limit: int) -> list[str]:
+    """Up to `limit` attribute names used by these subscribers (a queryset), sorted."""
+    members, params = subscribers.order_by().values("pk").query.sql_with_params()
+    sql = _ATTRIBUTE_KEYS_SQL[connection.vendor].format(members=members)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
