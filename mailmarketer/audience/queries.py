@@ -3,12 +3,14 @@ page 1 does), and the presentation of a person with or without their personal da
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import CharField, Count, F, Func, Q
+from django.db.models.fields.json import KeyTransform, compile_json_path
 
 from .emails import mask_email
 from .models import ConsentRecord, MailingList, Subscriber, Subscription, Suppression
@@ -273,3 +275,122 @@ def attribute_keys_among(subscribers, limit: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, limit])
         return [row[0] for row in cursor.fetchall()]
+
+
+# -- one list with its counts; attribute rules written as text (the API's query string) ------
+
+
+def with_status_counts(lists):
+    """Annotates `confirmed`, `unconfirmed` and `unsubscribed` member counts (one query)."""
+    status = Subscription.Status
+    return lists.annotate(
+        confirmed=Count("subscriptions", filter=Q(subscriptions__status=status.CONFIRMED)),
+        unconfirmed=Count("subscriptions", filter=Q(subscriptions__status=status.UNCONFIRMED)),
+        unsubscribed=Count("subscriptions", filter=Q(subscriptions__status=status.UNSUBSCRIBED)),
+    )
+
+
+def get_list_with_counts(workspace, key) -> MailingList | None:
+    """By numeric id or slug, inside the workspace, with its counts by status."""
+    qs = with_status_counts(MailingList.objects.filter(workspace=workspace))
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return qs.filter(pk=int(key)).first()
+    return qs.filter(slug=key).first()
+
+
+class JsonKeyType(Func):
+    """The JSON type of one key of a JSON column, in the database's own words: PostgreSQL's
+    jsonb_typeof ('number', 'string', 'boolean', ...) or SQLite's json_type ('integer', 'real',
+    'text', 'true', ...).
+
+    Why: comparing a JSON value across types does not fail, it orders by type, and the two
+    databases order differently (PostgreSQL: string < number < boolean; SQLite: number < text).
+    Without this guard `age >= 30` would count a string age on one database and not the other.
+    """
+
+    output_field = CharField()
+
+    def __init__(self, column: str, key: str):
+        super().__init__(F(column))
+        self.key = key
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"jsonb_typeof({column} -> %s)", [*params, self.key]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"json_type({column}, %s)", [*params, compile_json_path([self.key])]
+
+
+NUMBER_TYPES = ("number", "integer", "real")  # PostgreSQL's name, then SQLite's two
+TEXT_TYPES = ("string", "text")
+TEXT_OPS = ("eq", "contains", "gt", "gte", "lt", "lte")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
+@dataclass
+class AttributeText:
+    """An attribute rule whose value arrived as text, e.g. `attr.age__gte=30`."""
+
+    name: str
+    op: str  # one of TEXT_OPS
+    text: str
+
+
+def number_in(text: str) -> int | float | None:
+    """The number the text spells in canonical form ('30', '-2.5'), else None: '030' and '1e3'
+    stay text, so a zip code keeps its leading zero."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    return float(text) if "." in text else int(text)
+
+
+def with_attribute_text(subscribers, rules: list[AttributeText]):
+    """Filters by rules typed from text. `eq` matches the attribute stored as that text, or as
+    the number or boolean it spells (a query string carries no types; an import may have
+    stored '30' where the API stored 30). `contains` looks inside text values. Ranges compare
+    numbers when the text is a number, text otherwise (ISO dates order correctly as text),
+    and only values of that type."""
+    for i, rule in enumerate(rules):
+        if rule.op not in TEXT_OPS:
+            raise ValueError(f"unknown attribute comparison {rule.op!r}")
+        key, kind = f"_attr{i}", f"_attr{i}_type"
+        subscribers = subscribers.alias(
+            **{
+                key: KeyTransform(rule.name, "attributes"),
+                kind: JsonKeyType("attributes", rule.name),
+            }
+        )
+        number = number_in(rule.text)
+        if rule.op == "eq":
+            match = Q(**{key: rule.text})
+            if number is not None:
+                match |= Q(**{key: number})
+            if rule.text in ("true", "false"):
+                match |= Q(**{key: rule.text == "true"})
+        elif rule.op == "contains":
+            match = Q(**{f"{kind}__in": TEXT_TYPES, f"{key}__icontains": rule.text})
+        elif number is not None:
+            match = Q(**{f"{kind}__in": NUMBER_TYPES, f"{key}__{rule.op}": number})
+        else:
+            match = Q(**{f"{kind}__in": TEXT_TYPES, f"{key}__{rule.op}": rule.text})
+        subscribers = subscribers.filter(match)
+    return subscribers
+
+
+def search_subscribers_by_text(
+    workspace,
+    f: SubscriberFilter,
+    rules: list[AttributeText],
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> tuple[list[Subscriber], int | None]:
+    """search_subscribers, with attribute rules typed from text. Newest first."""
+    qs = with_attribute_text(filter_subscribers(workspace, f), rules)
+    if before_id:
+        qs = qs.filter(pk__lt=before_id)
+    page = list(qs.order_by("-pk")[: limit + 1])
+    cursor = page[limit - 1].pk if len(page) > limit else None
+    return page[:limit], cursor
