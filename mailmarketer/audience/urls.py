@@ -5,6 +5,7 @@ from django.urls import include, path
 
 urlpatterns: list = [
     # e.g. path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
+    path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
 ]
 
 __all__ = ["include", "path", "urlpatterns"]
