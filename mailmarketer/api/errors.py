@@ -8,8 +8,9 @@
 DEBUG on, a plain-text traceback) so that every exception a route can raise maps to this shape:
 ninja's ValidationError and Django's ValidationError (422, with field errors), the accounts
 actions' ActionError (400, or 403 for code "forbidden") and Conflict (409), Http404 and
-ObjectDoesNotExist (404), PermissionDenied (403), ninja's HttpError family (its own status: 401
-for authentication, 429 for throttling) and anything else (500, logged, no traceback sent).
+ObjectDoesNotExist (404), PermissionDenied (403), a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413),
+ninja's HttpError family (its own status: 401 for authentication, 429 for throttling) and
+anything else (500, logged, no traceback sent).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    ObjectDoesNotExist,
+    PermissionDenied,
+    RequestDataTooBig,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from ninja.errors import HttpError, Throttled
@@ -40,6 +47,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "too_large",
     422: "validation_failed",
     429: "rate_limited",
     500: "server_error",
@@ -157,6 +165,14 @@ def _on_permission_denied(request, exc: PermissionDenied):
     return error_response(403, str(exc) or "you are not allowed to do this")
 
 
+def _on_too_big(request, exc: RequestDataTooBig):
+    # Django refuses to read a body over the limit; left alone this surfaced as a 500.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_response(
+        413, f"the request body is larger than the {limit:,} bytes accepted: send less per call"
+    )
+
+
 def _on_http_error(request, exc: HttpError):
     message = exc.message
     if isinstance(exc, Throttled):
@@ -185,5 +201,6 @@ def install(api) -> None:
     api.add_exception_handler(Http404, _on_not_found)
     api.add_exception_handler(ObjectDoesNotExist, _on_not_found)
     api.add_exception_handler(PermissionDenied, _on_permission_denied)
+    api.add_exception_handler(RequestDataTooBig, _on_too_big)
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(Exception, unexpected)

@@ -1,7 +1,11 @@
 """The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
 from .base import build_api
+from .lists import router as lists_router
+from .subscribers import router as subscribers_router
 from .workspace import router as workspace_router
 
 api = build_api()
 api.add_router("", workspace_router)
+api.add_router("", subscribers_router)
+api.add_router("", lists_router)
