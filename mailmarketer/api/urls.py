@@ -2,6 +2,7 @@
 
 from .base import build_api
 from .lists import router as lists_router
+from .segments import router as segments_router
 from .subscribers import router as subscribers_router
 from .workspace import router as workspace_router
 
@@ -9,3 +10,4 @@ api = build_api()
 api.add_router("", workspace_router)
 api.add_router("", subscribers_router)
 api.add_router("", lists_router)
+api.add_router("", segments_router)
