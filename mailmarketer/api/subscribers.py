@@ -169,22 +169,13 @@ def encode_cursor(before_id: int | None) -> str | None:
     return signing.Signer(salt=CURSOR_SALT).sign_object({"before": before_id})
 
 
-def decode_cursor(raw: str) -> int:
+def decode_cursor(raw: str) -> int | None:
+    """The id a cursor of ours stands for; None for anything else."""
     try:
         before = signing.Signer(salt=CURSOR_SALT).unsign_object(raw)["before"]
     except (signing.BadSignature, KeyError, TypeError, ValueError):
-        before = None
-    if not isinstance(before, int):
-        raise FieldErrors(
-            [
-                {
-                    "field": "cursor",
-                    "message": "not a cursor this API gave out: pass `next_cursor` of the "
-                    "previous page as it is, or leave it out for the first page",
-                }
-            ]
-        )
-    return before
+        return None
+    return before if isinstance(before, int) else None
 
 
 def attribute_rules(params) -> tuple[list[AttributeText], list[dict]]:
@@ -224,8 +215,9 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def search_filter(request, filters: SubscriberQuery) -> tuple[SubscriberFilter, list, list]:
-    """(filter, attribute rules, field errors) from the query string."""
+def search_filter(request, filters: SubscriberQuery):
+    """(filter, the cursor's id or None, attribute rules, field errors) from the query
+    string."""
     known = set(SubscriberQuery.model_fields)
     errors = [
         {
@@ -249,6 +241,15 @@ def search_filter(request, filters: SubscriberQuery) -> tuple[SubscriberFilter, 
         errors.append(
             {"field": "subscription_status", "message": "give `list` too: status on which list?"}
         )
+    before_id = decode_cursor(filters.cursor) if filters.cursor else None
+    if filters.cursor and before_id is None:
+        errors.append(
+            {
+                "field": "cursor",
+                "message": "not a cursor this API gave out: pass `next_cursor` of the previous "
+                "page as it is, or leave it out for the first page",
+            }
+        )
     search = SubscriberFilter(
         q=filters.q.strip(),
         list_id=list_id,
@@ -257,7 +258,7 @@ def search_filter(request, filters: SubscriberQuery) -> tuple[SubscriberFilter, 
         created_from=_utc(filters.created_after),
         created_to=_utc(filters.created_before),
     )
-    return search, rules, errors
+    return search, before_id, rules, errors
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -275,8 +276,7 @@ def list_subscribers(request, filters: Query[SubscriberQuery]):
     `attr.city=Oslo` (equals, as text or the number or boolean it spells),
     `attr.city__contains=os`, `attr.age__gte=30` (gt, gte, lt, lte: numbers when the value is
     a number, text otherwise)."""
-    search, rules, errors = search_filter(request, filters)
-    before_id = decode_cursor(filters.cursor) if filters.cursor else None
+    search, before_id, rules, errors = search_filter(request, filters)
     if errors:
         raise FieldErrors(errors)
     page, next_id = queries.search_subscribers_by_text(
