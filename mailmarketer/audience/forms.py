@@ -22,7 +22,7 @@ from mailmarketer.accounts.models import slug_validator
 
 from .actions import BULK_ACTIONS, BULK_LIMIT, BULK_NEEDS_LIST
 from .models import MailingList, Subscriber, Subscription, Suppression
-from .queries import AttributeRule, SubscriberFilter
+from .queries import AttributeText, SubscriberFilter
 
 # -- attribute values ------------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class SubscriberFilterForm(Form):
         label="Value",
         required=False,
         max_length=200,
-        help_text="Typed like in the attribute editor: 42 is a number, true a yes/no value.",
+        help_text="A number compares as a number (30 finds 30 and “30”); anything else as text.",
     )
     created_from = forms.DateField(label="Added from", required=False, widget=DateInput)
     created_to = forms.DateField(label="Added until", required=False, widget=DateInput)
@@ -217,29 +217,29 @@ class SubscriberFilterForm(Form):
 
     def clean_attr_name(self) -> str:
         name = (self.cleaned_data.get("attr_name") or "").strip()
-        # The name becomes a JSON path step in the query; keep it to one plain key.
-        if name and not re.fullmatch(r"[\w .:-]+", name):
-            raise ValidationError(
-                "Attribute names here may hold letters, digits, spaces and . : _ - only."
-            )
+        if name.isdigit():
+            # Django reads a key of digits as a position in a JSON array, on both databases.
+            raise ValidationError("Attribute names made of digits only cannot be filtered on.")
         return name
 
-    def to_filter(self) -> SubscriberFilter:
+    def to_filter(self) -> tuple[SubscriberFilter, list[AttributeText]]:
+        """The filter and the attribute rule, for queries.search_subscribers_by_text (the
+        API's search too, so both read a value the same way)."""
         data = self.cleaned_data
-        attributes = []
+        rules = []
         if data.get("attr_name"):
             op = data.get("attr_op") or "eq"
-            raw = data["attr_value"]
-            value = raw.strip() if op == "contains" else parse_attribute_value(raw)
-            attributes.append(AttributeRule(data["attr_name"], op, value))
-        return SubscriberFilter(
-            q=(data.get("q") or "").strip() if self.can_search else "",
-            list_id=int(data["list"]) if data.get("list") else None,
-            subscription_status=data.get("subscription_status") or "",
-            status=data.get("status") or "",
-            attributes=attributes,
-            created_from=self._day(data.get("created_from")),
-            created_to=self._day(data.get("created_to"), next_day=True),
+            rules.append(AttributeText(data["attr_name"], op, data["attr_value"].strip()))
+        return (
+            SubscriberFilter(
+                q=(data.get("q") or "").strip() if self.can_search else "",
+                list_id=int(data["list"]) if data.get("list") else None,
+                subscription_status=data.get("subscription_status") or "",
+                status=data.get("status") or "",
+                created_from=self._day(data.get("created_from")),
+                created_to=self._day(data.get("created_to"), next_day=True),
+            ),
+            rules,
         )
 
     def _day(self, day, next_day: bool = False):

@@ -86,8 +86,9 @@ def _subscribers_page(
         status = 400 if status == 200 else status
     else:
         try:
-            page, cursor = queries.search_subscribers(
-                workspace, form.to_filter(), before_id=_cursor(request), limit=PAGE_SIZE
+            found, rules = form.to_filter()
+            page, cursor = queries.search_subscribers_by_text(
+                workspace, found, rules, before_id=_cursor(request), limit=PAGE_SIZE
             )
         except BadCursor as exc:
             error = f"{str(exc).capitalize()}; start again from the first page."

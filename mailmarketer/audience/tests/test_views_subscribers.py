@@ -139,6 +139,32 @@ def test_it_filters_by_a_typed_attribute(alice_client, staff, zelda, crowd):
     assert "person1@" in html and "zelda.secret" not in html
 
 
+def test_it_filters_on_attribute_names_that_are_also_query_words(alice_client, staff, crowd):
+    actions.do_update_subscriber(crowd[1], attributes={"contains": "x", "0": "y"}, actor=staff)
+    for name in ("contains", "isnull", "has_key"):
+        actions.do_update_subscriber(crowd[2], attributes={name: "x"}, actor=staff)
+        response = alice_client.get(
+            url("audience-subscribers"), {"attr_name": name, "attr_op": "eq", "attr_value": "x"}
+        )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "person2@" in html and "person3@" not in html
+    response = alice_client.get(
+        url("audience-subscribers"), {"attr_name": "0", "attr_op": "eq", "attr_value": "y"}
+    )
+    assert response.status_code == 400
+    assert "Attribute names made of digits only cannot be filtered on." in response.content.decode()
+
+
+def test_it_matches_a_number_stored_as_text_by_an_import(alice_client, staff, crowd):
+    actions.do_update_subscriber(crowd[3], attributes={"age": "30"}, actor=staff)
+    actions.do_update_subscriber(crowd[4], attributes={"age": 30}, actor=staff)
+    html = alice_client.get(
+        url("audience-subscribers"), {"attr_name": "age", "attr_op": "eq", "attr_value": "30"}
+    ).content.decode()
+    assert "person3@" in html and "person4@" in html and "person2@" not in html
+
+
 def test_it_filters_by_the_day_added_in_the_workspace_time_zone(alice_client, personas, crowd):
     personas.acme.timezone = "Europe/Oslo"
     personas.acme.save()
