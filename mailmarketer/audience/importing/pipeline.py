@@ -1,0 +1,349 @@
+"""One chunk of rows, end to end: validate and normalise each row, find duplicates in the file,
+then in bulk (a fixed number of queries per chunk, whatever its size) check suppression and
+existing subscribers and write subscribers, memberships and consent records.
+
+What each mode does with a valid row:
+
+subscribe  new address: created (source import) and subscribed to the chosen lists, confirmed
+           or unconfirmed as the importer chose, with one consent record per membership
+           (source: this import; notice: the text the importer states they hold).
+           existing subscriber: only memberships are added; the profile is left alone (update
+           mode changes profiles). An unconfirmed membership becomes confirmed when the import
+           is confirmed. An unsubscribed membership stays unsubscribed and the row is reported:
+           an import never resubscribes anyone. A blocklisted subscriber is reported.
+update     existing subscriber: the name (when the name column is mapped and the cell is not
+           empty) and attributes (merge: the file's attributes added or replaced, the others
+           kept; overwrite: the file's attributes replace them all, when any attribute column is
+           mapped) are set. Unknown addresses are reported as "not found", never created:
+           an update is not consent to add someone.
+blocklist  existing subscriber: blocklisted, their memberships unsubscribed (reason by_import,
+           with a withdrawal in the consent ledger). Unknown address: created blocklisted, so
+           a later form or import cannot add them, except when the address is suppressed: then
+           it is reported, because storing it again would undo an erasure.
+
+In every mode a suppressed address is neither added nor subscribed, and empty cells carry no
+value (they never blank a stored one). Doing the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..emails import InvalidEmail, normalise_email, suppression_hash
+from ..models import ConsentRecord, Import, MailingList, Subscriber, Subscription, Suppression
+from .mapping import Mapping, parse_number
+from .seen import SeenAddresses
+from .store import Store
+
+Mode = Import.Mode
+SubStatus = Subscription.Status
+GRANT = ConsentRecord.Action.GRANT
+WITHDRAW = ConsentRecord.Action.WITHDRAW
+BY_IMPORT = Subscription.Reason.BY_IMPORT
+
+# Reason codes of the error report and of Import.skipped_reasons, with what people read.
+REASONS = {
+    "malformed": "malformed row",
+    "missing_email": "missing email address",
+    "invalid_email": "invalid email address",
+    "invalid_value": "invalid value",
+    "duplicate": "duplicate in file",
+    "suppressed": "suppressed",
+    "blocklisted": "blocklisted",
+    "unsubscribed": "unsubscribed (kept)",
+    "not_found": "not found",
+}
+
+
+@dataclass(slots=True)
+class Row:
+    line: int
+    cells: list[str]
+    email: str
+    name: str
+    attributes: dict
+
+
+@dataclass
+class ChunkResult:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reported: list[tuple[int, str, str, list[str]]] = field(default_factory=list)
+
+    def report(self, row_or_line, code: str, text: str, cells=None) -> None:
+        if isinstance(row_or_line, Row):
+            self.reported.append((row_or_line.line, code, text, row_or_line.cells))
+        else:
+            self.reported.append((row_or_line, code, text, cells))
+
+    @property
+    def reasons(self) -> Counter:
+        return Counter(code for _, code, _, _ in self.reported)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        imp: Import,
+        *,
+        header: list[str],
+        mapping: Mapping,
+        lists: list[MailingList],
+        seen: SeenAddresses,
+    ):
+        self.imp = imp
+        self.width = len(header)
+        self.header = header
+        self.mapping = mapping
+        self.lists = lists
+        self.seen = seen
+        self.store = Store(imp.workspace_id)
+        self.status = SubStatus.CONFIRMED if imp.confirmed else SubStatus.UNCONFIRMED
+        self.source_id = str(imp.pk)
+        self.source_label = f"Import: {imp.original_name}"[:200]
+
+    # -- reading rows (no database) ------------------------------------------------------------
+
+    def parse(self, records: list[tuple[int, list[str]]], result: ChunkResult) -> list[Row]:
+        """Valid rows of the chunk, each address first met here; the others reported."""
+        width = self.width
+        email_column = self.mapping.email
+        name_column = self.mapping.name
+        attributes = [(a.column, a.name, a.type == "number") for a in self.mapping.attributes]
+        normalise = normalise_email
+        rows = []
+        for line, cells in records:
+            if len(cells) != width:
+                result.report(
+                    line,
+                    "malformed",
+                    f"malformed row: {len(cells)} columns where the header has {width}",
+                    cells,
+                )
+                continue
+            raw = cells[email_column]
+            try:
+                email = normalise(raw)
+            except InvalidEmail as exc:
+                if raw.strip():
+                    result.report(line, "invalid_email", f"invalid email address: {exc}", cells)
+                else:
+                    result.report(line, "missing_email", "missing email address", cells)
+                continue
+            values = {}
+            bad = None
+            for column, attribute, number in attributes:
+                value = cells[column].strip()
+                if value:
+                    if number:
+                        try:
+                            value = parse_number(value)
+                        except ValueError:
+                            bad = f"invalid value: {attribute!r} must be a number, not {value!r}"
+                            break
+                    values[attribute] = value
+            if bad:
+                result.report(line, "invalid_value", bad, cells)
+                continue
+            name = cells[name_column].strip()[:200] if name_column is not None else ""
+            rows.append(Row(line, cells, email, name, values))
+        duplicates = self.seen.duplicates([(row.email, row.line) for row in rows])
+        if not duplicates:
+            return rows
+        unique = []
+        for row in rows:
+            first = duplicates.get(row.line)
+            if first is None:
+                unique.append(row)
+            else:
+                result.report(row, "duplicate", f"duplicate in file (of line {first})")
+        return unique
+
+    # -- writing (inside the chunk's transaction) -----------------------------------------------
+
+    def write(self, rows: list[Row], result: ChunkResult, at: datetime) -> None:
+        if not rows:
+            return
+        if self.imp.mode == Mode.UPDATE:
+            # Profiles are compared, so they are read through the ORM (JSON as the model
+            # reads it); update mode adds no one, so it needs no suppression check.
+            existing = {
+                values[0]: values[1:]
+                for values in Subscriber.objects.filter(
+                    workspace_id=self.imp.workspace_id, email__in=[r.email for r in rows]
+                ).values_list("email", "id", "status", "name", "attributes")
+            }
+            self._update(rows, existing, result, at)
+            return
+        suppressed = self.store.suppressed({suppression_hash(r.email) for r in rows})
+        existing = self.store.existing([r.email for r in rows])
+        if self.imp.mode == Mode.SUBSCRIBE:
+            self._subscribe(rows, suppressed, existing, result, at)
+        else:
+            self._blocklist(rows, suppressed, existing, result, at)
+
+    @staticmethod
+    def _suppressed_text(reason: str) -> str:
+        label = Suppression.Reason(reason).label.lower() if reason in Suppression.Reason else reason
+        return f"suppressed ({label}): never added or subscribed again"
+
+    def _subscribe(self, rows, suppressed, existing, result: ChunkResult, at) -> None:
+        new, known = [], []
+        for row in rows:
+            reason = suppressed.get(suppression_hash(row.email)) if suppressed else None
+            if reason:
+                result.report(row, "suppressed", self._suppressed_text(reason))
+                continue
+            current = existing.get(row.email)
+            if current is None:
+                new.append(row)
+            elif current[1] == Subscriber.Status.BLOCKLISTED:
+                result.report(row, "blocklisted", "blocklisted subscriber: not subscribed")
+            else:
+                known.append((row, current[0]))
+
+        confirmed_at = at if self.status == SubStatus.CONFIRMED else None
+        memberships, consents = [], []
+        ids = self.store.insert_subscribers(
+            [(r.email, r.name, Subscriber.Status.ENABLED, r.attributes) for r in new],
+            source=Subscriber.Source.IMPORT,
+            at=at,
+        )
+        for sid in ids:
+            for mailing_list in self.lists:
+                memberships.append((sid, mailing_list.pk, self.status, confirmed_at))
+                consents.append(
+                    (sid, mailing_list.pk, f"email:{mailing_list.slug}", GRANT, confirmed_at)
+                )
+        result.created += len(new)
+
+        if known:
+            current = {
+                (sid, lid): (pk, status)
+                for pk, sid, lid, status in self.store.memberships(
+                    [sid for _, sid in known], [ml.pk for ml in self.lists]
+                )
+            }
+            upgrades = []
+            for row, sid in known:
+                changed, kept = False, []
+                for mailing_list in self.lists:
+                    membership = current.get((sid, mailing_list.pk))
+                    purpose = f"email:{mailing_list.slug}"
+                    if membership is None:
+                        memberships.append((sid, mailing_list.pk, self.status, confirmed_at))
+                        consents.append((sid, mailing_list.pk, purpose, GRANT, confirmed_at))
+                        changed = True
+                    elif membership[1] == SubStatus.UNSUBSCRIBED:
+                        kept.append(mailing_list.slug)
+                    elif membership[1] == SubStatus.UNCONFIRMED and confirmed_at:
+                        upgrades.append(membership[0])
+                        consents.append((sid, mailing_list.pk, purpose, GRANT, confirmed_at))
+                        changed = True
+                if kept:
+                    result.report(
+                        row,
+                        "unsubscribed",
+                        f"unsubscribed from {', '.join(kept)}: kept unsubscribed (an import "
+                        "never resubscribes anyone)",
+                    )
+                if changed:
+                    result.updated += 1
+                elif not kept:
+                    result.unchanged += 1
+            if upgrades:
+                Subscription.objects.filter(pk__in=upgrades).update(
+                    status=SubStatus.CONFIRMED,
+                    status_reason=BY_IMPORT,
+                    confirmed_at=at,
+                    updated_at=at,
+                )
+        self.store.insert_subscriptions(memberships, reason=BY_IMPORT, at=at)
+        self._consents(consents, at)
+
+    def _consents(self, consents, at) -> None:
+        self.store.insert_consents(
+            consents,
+            notice_id=self.imp.notice_id,
+            source_id=self.source_id,
+            source_label=self.source_label,
+            at=at,
+        )
+
+    def _update(self, rows, existing, result: ChunkResult, at) -> None:
+        overwrite = self.imp.attribute_mode == Import.AttributeMode.OVERWRITE and bool(
+            self.mapping.attributes
+        )
+        changes = []
+        for row in rows:
+            current = existing.get(row.email)
+            if current is None:
+                result.report(
+                    row,
+                    "not_found",
+                    "not found: no subscriber has this address (update changes existing "
+                    "subscribers only)",
+                )
+                continue
+            sid, _, name, attributes = current
+            new_name = row.name or name
+            new_attributes = row.attributes if overwrite else {**attributes, **row.attributes}
+            if new_name != name or new_attributes != attributes:
+                changes.append((sid, new_name, new_attributes))
+                result.updated += 1
+            else:
+                result.unchanged += 1
+        self.store.update_profiles(changes, at=at)
+
+    def _blocklist(self, rows, suppressed, existing, result: ChunkResult, at) -> None:
+        new, block = [], []
+        for row in rows:
+            current = existing.get(row.email)
+            if current is None:
+                reason = suppressed.get(suppression_hash(row.email)) if suppressed else None
+                if reason:
+                    result.report(row, "suppressed", self._suppressed_text(reason))
+                else:
+                    new.append(row)
+            elif current[1] == Subscriber.Status.BLOCKLISTED:
+                result.unchanged += 1
+            else:
+                block.append(current[0])
+        self.store.insert_subscribers(
+            [(r.email, r.name, Subscriber.Status.BLOCKLISTED, r.attributes) for r in new],
+            source=Subscriber.Source.IMPORT,
+            at=at,
+        )
+        result.created += len(new)
+        if not block:
+            return
+        Subscriber.objects.filter(pk__in=block).update(
+            status=Subscriber.Status.BLOCKLISTED, updated_at=at
+        )
+        active = Subscription.objects.filter(subscriber_id__in=block).exclude(
+            status=SubStatus.UNSUBSCRIBED
+        )
+        withdrawals = [
+            (sid, lid, f"email:{slug}", WITHDRAW, None)
+            for sid, lid, slug in active.values_list(
+                "subscriber_id", "mailing_list_id", "mailing_list__slug"
+            )
+        ]
+        active.update(
+            status=SubStatus.UNSUBSCRIBED,
+            status_reason=BY_IMPORT,
+            unsubscribed_at=at,
+            updated_at=at,
+        )
+        self.store.insert_consents(
+            withdrawals,
+            notice_id=None,
+            source_id=self.source_id,
+            source_label=self.source_label,
+            at=at,
+        )
+        result.updated += len(block)

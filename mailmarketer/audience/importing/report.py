@@ -1,0 +1,85 @@
+"""The error report: one CSV row per file row that was not imported (or not wholly), with its
+line, the reason, and the row's own values, so the person can fix the rows and import again.
+
+Cells starting with =, +, -, @, tab or carriage return get a leading apostrophe, so that a
+spreadsheet opening the report shows them as text instead of running them as formulas (CSV
+injection: the values came from an uploaded file, the report is opened by staff). UTF-8 with a
+byte-order mark, CRLF line ends: what Excel opens correctly.
+
+The report is appended to chunk by chunk; the size after each chunk is recorded in the same
+transaction as the chunk's rows, and a resumed job cuts the file back to that size, so the
+report always matches what was committed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from pathlib import Path
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _line(row) -> int:
+    return row[0]
+
+
+def neutralise(cell: str) -> str:
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+class ErrorReport:
+    def __init__(self, path: Path, header: list[str], committed_size: int = 0):
+        self.path = Path(path)
+        exists = self.path.exists()
+        self.file = open(self.path, "r+b" if exists else "w+b")  # noqa: SIM115 - closed in close()
+        self.file.truncate(committed_size if exists else 0)
+        self.file.seek(0, io.SEEK_END)
+        if self.file.tell() == 0:
+            self._append([["line", "reason", *header]], bom=True)
+        self.size = self.flush()
+
+    def _append(self, rows, *, bom: bool = False) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerows([neutralise(str(cell)) for cell in row] for row in rows)
+        self.file.write((codecs.BOM_UTF8 if bom else b"") + buffer.getvalue().encode("utf-8"))
+
+    def add(self, rows: list[tuple[int, str, list[str]]]) -> None:
+        """(line, reason, the row's cells) tuples, appended in line order."""
+        if rows:
+            self._append(
+                [[line, reason, *cells] for line, reason, cells in sorted(rows, key=_line)]
+            )
+
+    def flush(self) -> int:
+        """Writes what was added through to the disk; returns the size to record with the
+        chunk (committed() once the chunk's transaction has committed)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        return self.file.tell()
+
+    def committed(self, size: int) -> None:
+        self.size = size
+
+    def rollback(self) -> None:
+        """Drops what was added since the last committed chunk (its transaction failed)."""
+        self.file.truncate(self.size)
+        self.file.seek(self.size)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> ErrorReport:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def rows_of(path: Path) -> list[list[str]]:
+    """The report read back (tests, and the summary's first rows)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return list(csv.reader(f))
