@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "ninja",
     "mailmarketer.accounts",
     "mailmarketer.audience",
+    "mailmarketer.signup",
     "mailmarketer.campaigns",
     "mailmarketer.delivery",
     "mailmarketer.web",
@@ -274,6 +275,15 @@ if SMTP_URL:
     EMAIL_TIMEOUT = 30
 else:
     EMAIL_BACKEND = "mailmarketer.lib.outbox.OutboxBackend"
+
+# Delivery engine (see mailmarketer/delivery/engine.py and docs/delivery.md).
+DELIVERY_BATCH = env_int("MM_DELIVERY_BATCH", 200, minimum=1, maximum=5000)
+DELIVERY_LEASE_S = env_int("MM_DELIVERY_LEASE_S", 120, minimum=1)
+DELIVERY_RETRY_DEADLINE_S = env_int("MM_DELIVERY_RETRY_DEADLINE_S", 2 * 24 * 3600, minimum=60)
+DELIVERY_MAX_CONSECUTIVE_FAILURES = env_int("MM_DELIVERY_MAX_CONSECUTIVE_FAILURES", 50, minimum=1)
+DELIVERY_PLAN_CHUNK = 5000
+# The domain of VERP return paths (bounces+<token>@domain); default: the host of MM_BASE_URL.
+BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", _base.hostname or "localhost")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

@@ -1,0 +1,110 @@
+"""Planning: turning a launched campaign's audience into ledger rows, a chunk at a time.
+
+Launch (campaigns.actions.do_start_campaign) records `audience_max_id`, the highest subscriber id
+at that moment; planning walks the audience in id order up to it, `DELIVERY_PLAN_CHUNK` ids per
+step, so the first messages go out within a second of launch whatever the audience's size, and
+people who join after launch are not included.
+
+Each step inserts its rows with ON CONFLICT DO NOTHING (the unique (campaign, subscriber) key), so
+a person on several of the campaign's lists gets one row, and two workers planning the same
+campaign at once cannot make duplicates. The cursor moves with a compare-and-set, so it only ever
+goes forward.
+
+Who is in the audience: enabled subscribers with a subscription to one of the campaign's lists
+that is confirmed, or unconfirmed on a single opt-in list (double opt-in lists mail only confirmed
+members), made before launch; minus anyone subscribed (confirmed or unconfirmed) to an excluded
+list. Suppression and unsubscription are checked again at send time (engine.py).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from mailmarketer.audience.models import MailingList, Subscriber, Subscription
+from mailmarketer.campaigns.models import Campaign
+
+from .models import Delivery
+
+ACTIVE = (Subscription.Status.CONFIRMED, Subscription.Status.UNCONFIRMED)
+
+
+def mailable_subscriptions(campaign: Campaign):
+    """Subscriptions that put a person in the campaign's audience."""
+    return Subscription.objects.filter(
+        workspace_id=campaign.workspace_id,
+        mailing_list__in=campaign.lists.all(),
+    ).filter(
+        Q(status=Subscription.Status.CONFIRMED)
+        | Q(status=Subscription.Status.UNCONFIRMED, mailing_list__optin=MailingList.OptIn.SINGLE)
+    )
+
+
+def excluded_subscriptions(campaign: Campaign):
+    return Subscription.objects.filter(
+        workspace_id=campaign.workspace_id,
+        mailing_list__in=campaign.exclude_lists.all(),
+        status__in=ACTIVE,
+    )
+
+
+def audience(campaign: Campaign):
+    """The campaign's audience as a queryset of subscribers (without the launch bounds)."""
+    members = mailable_subscriptions(campaign)
+    if campaign.started_at:
+        members = members.filter(created_at__lte=campaign.started_at)
+    return (
+        Subscriber.objects.filter(
+            workspace_id=campaign.workspace_id, status=Subscriber.Status.ENABLED
+        )
+        .filter(pk__in=members.values("subscriber_id"))
+        .exclude(pk__in=excluded_subscriptions(campaign).values("subscriber_id"))
+    )
+
+
+def plan_chunk(campaign: Campaign, limit: int | None = None) -> int:
+    """Plan the next chunk; returns how many ids it covered (0 when planning is complete)."""
+    limit = limit or settings.DELIVERY_PLAN_CHUNK
+    after = campaign.planned_up_to
+    upper = campaign.audience_max_id or 0
+    ids = list(
+        audience(campaign)
+        .filter(pk__gt=after, pk__lte=upper)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    done = len(ids) < limit
+    with transaction.atomic():
+        if ids:
+            Delivery.objects.bulk_create(
+                [
+                    Delivery(
+                        workspace_id=campaign.workspace_id,
+                        campaign_id=campaign.pk,
+                        subscriber_id=subscriber_id,
+                    )
+                    for subscriber_id in ids
+                ],
+                ignore_conflicts=True,
+                batch_size=1000,
+            )
+        Campaign.objects.filter(pk=campaign.pk, planned_up_to=after).update(
+            planned_up_to=ids[-1] if ids else after, planning_done=done
+        )
+    campaign.planned_up_to = ids[-1] if ids else after
+    campaign.planning_done = done
+    return len(ids)
+
+
+def plan_one() -> bool:
+    """Worker duty: one planning step of the oldest running campaign still being planned."""
+    campaign = (
+        Campaign.objects.filter(status=Campaign.Status.RUNNING, planning_done=False)
+        .order_by("started_at", "pk")
+        .first()
+    )
+    if campaign is None:
+        return False
+    plan_chunk(campaign)
+    return True

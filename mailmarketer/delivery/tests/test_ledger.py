@@ -1,0 +1,110 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils.timezone import now
+
+from mailmarketer.delivery import ledger, planner
+from mailmarketer.delivery.ledger import Outcome
+from mailmarketer.delivery.models import Delivery
+
+from .conftest import add_people, launch
+
+Status = Delivery.Status
+
+
+@pytest.fixture
+def campaign(personas, staff, news):
+    add_people(personas.acme, [news], 10, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign, limit=100)
+    return campaign
+
+
+def test_it_claims_disjoint_batches_with_a_lease(campaign, settings):
+    settings.DELIVERY_LEASE_S = 60
+    first = ledger.claim(campaign.pk, "w1", limit=4)
+    second = ledger.claim(campaign.pk, "w2", limit=4)
+    third = ledger.claim(campaign.pk, "w3", limit=4)
+    ids = [r.id for r in first + second + third]
+    assert len(ids) == len(set(ids)) == 10
+    row = Delivery.objects.get(pk=first[0].id)
+    assert (row.status, row.lease_owner, row.attempts) == ("sending", "w1", 1)
+    assert row.lease_expires_at > now() + timedelta(seconds=50)
+    assert ledger.claim(campaign.pk, "w4") == []
+
+
+def test_it_returns_expired_leases_to_the_queue(campaign):
+    claimed = ledger.claim(campaign.pk, "dead", limit=3)
+    assert ledger.reclaim_expired() == 0
+    Delivery.objects.filter(pk__in=[r.id for r in claimed]).update(
+        lease_expires_at=now() - timedelta(seconds=1)
+    )
+    assert ledger.reclaim_expired() == 3
+    again = ledger.claim(campaign.pk, "alive", limit=10)
+    assert {r.id for r in claimed} <= {r.id for r in again}
+
+
+def test_it_gives_back_a_batch_unsent_without_counting_an_attempt(campaign):
+    claimed = ledger.claim(campaign.pk, "w1", limit=2)
+    assert ledger.release([r.id for r in claimed], "someone-else") == 0
+    assert ledger.release([r.id for r in claimed], "w1") == 2
+    rows = Delivery.objects.filter(pk__in=[r.id for r in claimed])
+    assert {(r.status, r.attempts, r.lease_owner) for r in rows} == {("queued", 0, "")}
+
+
+def test_it_records_each_outcome_with_its_own_fields(campaign):
+    a, b, c, d = ledger.claim(campaign.pk, "w1", limit=4)
+    later = now() + timedelta(minutes=5)
+    ledger.record(
+        [
+            Outcome(a.id, Status.SENT, "250 2.0.0 queued as A1", "<a@x>", None),
+            Outcome(b.id, Status.QUEUED, "451 try later", retry_at=later),
+            Outcome(c.id, Status.FAILED, "550 5.1.1 no such user"),
+            Outcome(d.id, Status.SKIPPED, "skipped: unsubscribed"),
+        ]
+    )
+    rows = {r.pk: r for r in Delivery.objects.filter(pk__in=[a.id, b.id, c.id, d.id])}
+    assert (rows[a.id].status, rows[a.id].message_id, rows[a.id].smtp_reply) == (
+        "sent",
+        "<a@x>",
+        "250 2.0.0 queued as A1",
+    )
+    assert rows[a.id].sent_at is not None and rows[a.id].lease_owner == ""
+    assert rows[b.id].status == "queued" and abs(rows[b.id].next_attempt_at - later) < timedelta(1)
+    assert rows[b.id].sent_at is None
+    assert (rows[c.id].status, rows[d.id].status) == ("failed", "skipped")
+    # A requeued row is claimed again only when its time comes.
+    assert b.id not in {r.id for r in ledger.claim(campaign.pk, "w2", limit=10)}
+
+
+def test_it_backs_off_longer_with_each_attempt():
+    delays = [ledger.backoff(n) for n in range(1, 8)]
+    assert delays == sorted(delays) and delays[0] == timedelta(minutes=1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED is PostgreSQL's")
+def test_it_never_hands_a_row_to_two_concurrent_claimers(personas, staff, news):
+    add_people(personas.acme, [news], 60, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign, limit=100)
+    results: dict[str, list[int]] = {}
+    barrier = threading.Barrier(3)
+
+    def worker(name):
+        barrier.wait()
+        got = []
+        while batch := ledger.claim(campaign.pk, name, limit=5):
+            got += [r.id for r in batch]
+        results[name] = got
+        connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    all_ids = [i for ids in results.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == 60

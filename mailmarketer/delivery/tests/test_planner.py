@@ -1,0 +1,85 @@
+from mailmarketer.audience import actions as audience
+from mailmarketer.audience.actions import Reason
+from mailmarketer.delivery import planner
+from mailmarketer.delivery.models import Delivery
+
+from .conftest import add_people, launch
+
+
+def planned(campaign):
+    return set(Delivery.objects.filter(campaign=campaign).values_list("subscriber_id", flat=True))
+
+
+def plan_all(campaign, chunk=3):
+    steps = 0
+    while not campaign.planning_done:
+        planner.plan_chunk(campaign, limit=chunk)
+        steps += 1
+    return steps
+
+
+def test_it_plans_each_person_once_however_many_lists(personas, staff, news, double):
+    people = add_people(personas.acme, [news], 5, staff)
+    audience.do_subscribe(people[0], [double], actor=staff, reason=Reason.BY_ADMIN, confirmed=True)
+    campaign = launch(personas.acme, [news, double])
+    assert plan_all(campaign) == 2  # 3 + 2 ids: the second chunk is short, so planning is done
+    assert planned(campaign) == {p.pk for p in people}
+    assert Delivery.objects.filter(campaign=campaign).count() == 5
+
+
+def test_it_mails_only_confirmed_members_of_double_opt_in_lists(personas, staff, double):
+    pending = add_people(personas.acme, [double], 2, staff, prefix="pending")
+    confirmed = add_people(personas.acme, [double], 2, staff, prefix="ok", confirmed=True)
+    campaign = launch(personas.acme, [double])
+    plan_all(campaign)
+    assert planned(campaign) == {p.pk for p in confirmed}
+    assert not planned(campaign) & {p.pk for p in pending}
+
+
+def test_it_leaves_out_unsubscribed_blocklisted_and_excluded_people(personas, staff, news, double):
+    people = add_people(personas.acme, [news], 4, staff)
+    audience.do_unsubscribe(people[0], actor=staff, reason=Reason.BY_SUBSCRIBER)
+    audience.do_blocklist_subscriber(people[1], actor=staff)
+    audience.do_subscribe(people[2], [double], actor=staff, reason=Reason.BY_ADMIN, confirmed=True)
+    campaign = launch(personas.acme, [news], exclude=[double])
+    plan_all(campaign)
+    assert planned(campaign) == {people[3].pk}
+
+
+def test_it_leaves_out_people_who_join_after_launch(personas, staff, news):
+    before = add_people(personas.acme, [news], 2, staff)
+    campaign = launch(personas.acme, [news])
+    add_people(personas.acme, [news], 2, staff, prefix="late")
+    plan_all(campaign)
+    assert planned(campaign) == {p.pk for p in before}
+
+
+def test_it_never_plans_people_of_another_workspace(personas, staff, news):
+    add_people(personas.acme, [news], 2, staff)
+    evil_list = audience.do_create_list(personas.evil, name="N", slug="news", actor=staff)
+    add_people(personas.evil, [evil_list], 2, staff, prefix="evil")
+    campaign = launch(personas.acme, [news])
+    plan_all(campaign)
+    assert Delivery.objects.filter(campaign=campaign).exclude(workspace=personas.acme).count() == 0
+    assert all(
+        sub.workspace_id == personas.acme.pk
+        for sub in (d.subscriber for d in Delivery.objects.filter(campaign=campaign))
+    )
+
+
+def test_it_is_safe_to_plan_the_same_chunk_twice(personas, staff, news):
+    people = add_people(personas.acme, [news], 3, staff)
+    campaign = launch(personas.acme, [news])
+    stale = type(campaign).objects.get(pk=campaign.pk)  # a second worker's view
+    planner.plan_chunk(campaign, limit=10)
+    planner.plan_chunk(stale, limit=10)  # same cursor: inserts conflict, cursor unchanged
+    assert Delivery.objects.filter(campaign=campaign).count() == len(people)
+
+
+def test_it_plans_through_the_worker_duty(personas, staff, news):
+    add_people(personas.acme, [news], 2, staff)
+    campaign = launch(personas.acme, [news])
+    assert planner.plan_one() is True
+    campaign.refresh_from_db()
+    assert campaign.planning_done
+    assert planner.plan_one() is False
