@@ -40,7 +40,7 @@ from .forms import (
     SubscriberFilterForm,
     attribute_formset,
 )
-from .models import Subscriber
+from .models import ConsentRecord, Subscriber
 from .views_lists import audience_subnav, forbidden, sees_personal_data
 from .views_lists import status_for as _status_for
 
@@ -256,6 +256,10 @@ def _subscriber_page(
             "r": r,
             "ip": r.ip if reveal else ("•••" if r.ip else ""),
             "user_agent": r.user_agent if reveal else ("•••" if r.user_agent else ""),
+            # What the person did themselves may be labelled with their own details.
+            "source_label": r.source_label
+            if reveal or r.source_type != ConsentRecord.SourceType.SUBSCRIBER
+            else "",
         }
         for r in queries.consent_history(subscriber)
     ]

@@ -449,6 +449,33 @@ def test_it_masks_a_subscriber_for_an_analyst(carol_client, zelda):
     assert "Export personal data" not in html and "Erase" not in html
 
 
+def test_it_never_shows_an_analyst_the_address_on_any_audience_page(
+    carol_client, staff, zelda, news
+):
+    actions.do_unsubscribe(
+        zelda,
+        [news],
+        actor=staff,
+        reason=Reason.BY_SUBSCRIBER,
+        source=ConsentSource("subscriber", "", "zelda.secret@example.com via link"),
+    )
+    pages = [
+        url("audience-home"),
+        url("audience-subscribers"),
+        url("audience-subscribers") + f"?list={news.pk}",
+        url("audience-subscribers") + "?q=zelda",
+        page_url(zelda),
+        url("audience-suppression"),
+    ]
+    for target in pages:
+        response = carol_client.get(target)
+        assert response.status_code == 200, target
+        html = response.content.decode()
+        for secret in ("zelda.secret", "Secretname", "Trondheim", "203.0.113.9", "ZeldaBrowser"):
+            assert secret not in html, (target, secret)
+    assert not looks().exists()
+
+
 def test_it_shows_a_masked_page_for_an_unknown_or_malformed_id_as_404(alice_client, zelda):
     assert alice_client.get(url("audience-subscriber", sid="nonsense")).status_code == 404
     assert alice_client.get(url("audience-subscriber", sid=str(zelda.pk))).status_code == 404
