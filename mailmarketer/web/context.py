@@ -13,6 +13,6 @@ def shell(request):
         "workspace": membership.workspace,
         "membership": membership,
         "perms_here": membership.permissions,
-        "nav": sections_for(membership),
+        "nav": sections_for(membership, request.path),
         "workspaces": memberships_for_user(request.user),
     }

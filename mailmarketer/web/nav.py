@@ -28,7 +28,9 @@ SECTIONS = [
 ]
 
 
-def sections_for(membership) -> list[dict]:
+def sections_for(membership, path: str = "") -> list[dict]:
+    """The sections a member may open; the one holding `path` is marked current (the dashboard
+    only on its own page, since every other page's URL starts with it)."""
     items = []
     for section in SECTIONS:
         if not membership.has(section.permission):
@@ -37,5 +39,8 @@ def sections_for(membership) -> list[dict]:
             url = reverse(section.url_name, kwargs={"ws": membership.workspace.slug})
         except NoReverseMatch:
             continue  # that part of the product has not been built yet
-        items.append({"label": section.label, "url": url, "name": section.url_name})
+        current = path == url if section.url_name == "app-dashboard" else path.startswith(url)
+        items.append(
+            {"label": section.label, "url": url, "name": section.url_name, "current": current}
+        )
     return items
