@@ -2,7 +2,8 @@ import re
 
 
 def current_sections(html: str) -> list[str]:
-    return re.findall(r'<a href="[^"]+" aria-current="page">([^<]+)</a>', html)
+    main_nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+    return re.findall(r'<a href="[^"]+" aria-current="page">([^<]+)</a>', main_nav)
 
 
 def test_it_marks_the_section_of_a_sub_page_as_current(alice_client):
