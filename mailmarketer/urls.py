@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("mailmarketer.web.urls")),
     path("", include("mailmarketer.accounts.urls")),
     path("", include("mailmarketer.audience.urls")),
+    path("", include("mailmarketer.signup.urls")),
     path("api/v1/", api.urls),
 ]
