@@ -1,0 +1,38 @@
+from unittest import mock
+
+from django.test import Client
+
+from mailmarketer.audience.models import Subscription
+from mailmarketer.audience.tokens import read_unsubscribe_token
+from mailmarketer.signup import links
+from mailmarketer.signup.links import unsubscribe_url
+
+
+def test_it_makes_an_absolute_url_that_reads_back(settings):
+    settings.BASE_URL = "https://mail.example.org"
+    url = unsubscribe_url(3, 42, 7)
+    prefix = "https://mail.example.org/f/u/"
+    assert url.startswith(prefix)
+    request = read_unsubscribe_token(url.removeprefix(prefix))
+    assert (request.workspace_id, request.subscriber_id, request.campaign_id) == (3, 42, 7)
+    without_campaign = unsubscribe_url(3, 42, None).removeprefix(prefix)
+    assert read_unsubscribe_token(without_campaign).campaign_id is None
+
+
+def test_it_resolves_the_route_once_not_per_recipient():
+    unsubscribe_url(1, 1, 1)
+    with mock.patch.object(links, "reverse", side_effect=AssertionError("reverse() per call")):
+        for subscriber_id in range(100):
+            unsubscribe_url(1, subscriber_id, 1)
+
+
+def test_it_makes_a_url_the_unsubscribe_route_accepts(settings, ann, campaign):
+    url = unsubscribe_url(ann.workspace_id, ann.pk, campaign.pk)
+    path = url.removeprefix(settings.BASE_URL)
+    response = Client(enforce_csrf_checks=True).post(
+        path, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert Subscription.objects.get(subscriber=ann, mailing_list__slug="news").status == (
+        "unsubscribed"
+    )
