@@ -4,6 +4,7 @@ route module; add yours here."""
 from django.urls import include, path
 
 urlpatterns: list = [
+    path("", include("mailmarketer.audience.urls_segments")),
     # e.g. path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
     path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
 ]
