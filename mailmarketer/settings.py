@@ -58,6 +58,10 @@ if SECRET_KEY is None:
 elif len(SECRET_KEY) < 32 and not DEBUG:
     raise ConfigError("MM_SECRET_KEY", "is too short: use at least 32 random characters")
 
+# Old keys still accepted when checking signatures (sessions, unsubscribe links already sent),
+# so the secret key can be rotated without breaking every link in every inbox.
+SECRET_KEY_FALLBACKS = env_list("MM_SECRET_KEY_FALLBACKS", [])
+
 BASE_URL = env_url("MM_BASE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
 _base = urlsplit(BASE_URL)
 HTTPS = _base.scheme == "https"

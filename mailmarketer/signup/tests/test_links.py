@@ -36,3 +36,14 @@ def test_it_makes_a_url_the_unsubscribe_route_accepts(settings, ann, campaign):
     assert Subscription.objects.get(subscriber=ann, mailing_list__slug="news").status == (
         "unsubscribed"
     )
+
+
+def test_it_keeps_links_working_after_the_secret_key_changes(settings):
+    from mailmarketer.audience.tokens import make_unsubscribe_token, read_unsubscribe_token
+
+    token = make_unsubscribe_token(1, 2, 3)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-" + "y" * 40
+    assert read_unsubscribe_token(token).subscriber_id == 2
+    settings.SECRET_KEY_FALLBACKS = []
+    assert read_unsubscribe_token(token) is None
