@@ -143,8 +143,8 @@ def do_create_import(
     notice_text = (notice_text or "").strip() if subscribing else ""
     if subscribing and confirmed and not notice_text:
         raise ActionError(
-            "importing people as confirmed needs the consent notice they agreed to: paste the "
-            "text you hold their consent for",
+            "importing people as confirmed needs the text of the consent notice they agreed "
+            "to, which is kept with each of their consent records",
             code="notice_required",
         )
     name = display_name(original_name)
@@ -293,7 +293,7 @@ def run_import(
     try:
         _run(imp, progress, chunk_rows)
     except _Cancelled:
-        pass
+        files.remove_source(import_id)  # cancel's own removal may have come while we read it
     except UnreadableFile as exc:
         _fail(imp, str(exc))
     except Exception as exc:
@@ -307,6 +307,18 @@ def run_import(
         files.seen_path(import_id).unlink(missing_ok=True)
     imp.refresh_from_db()
     progress(imp)
+    return imp
+
+
+def record_interruption(import_id: int) -> Import:
+    """The foreground job was stopped (Ctrl-C): a failed import that can be resumed."""
+    imp = Import.objects.select_related("workspace").get(pk=import_id)
+    _fail(
+        imp,
+        f"interrupted after {imp.rows_done} rows; those are imported, and resuming goes on "
+        "from there",
+    )
+    imp.refresh_from_db()
     return imp
 
 

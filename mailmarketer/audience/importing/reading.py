@@ -289,10 +289,13 @@ class RecordReader:
             self._stack.callback(text.detach)  # the archive closes the raw stream itself
             source = self._checked(text) if self.check else text
             self._reader = csv.reader(source, delimiter=self.delimiter, strict=False)
-            with self._errors_reported():
-                header = next(self._reader, None)
-                while header is not None and not any(header):
+            try:
+                with _damage_reported(self.compression):
                     header = next(self._reader, None)
+                    while header is not None and not any(header):
+                        header = next(self._reader, None)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise self._translate(exc, self._reader.line_num + 1) from None
             if header is None:
                 raise UnreadableFile("the file is empty")
             self.header_line = self._reader.line_num
@@ -312,37 +315,34 @@ class RecordReader:
                 _check_controls(line, number)
             yield line
 
-    @contextmanager
-    def _errors_reported(self):
-        try:
-            with _damage_reported(self.compression):
-                yield
-        except UnicodeDecodeError as exc:
-            line = self._reader.line_num + 1
+    def _translate(self, exc: Exception, line: int) -> UnreadableFile:
+        """A decoding or CSV error met while reading the record starting on `line`."""
+        if isinstance(exc, UnicodeDecodeError):
             if self.encoding == "utf-8":
-                raise _NotUtf8(f"line {line} is not UTF-8") from None
-            raise UnreadableFile(
+                return _NotUtf8(f"line {line} is not UTF-8")
+            return UnreadableFile(
                 f"line {line}: byte 0x{exc.object[exc.start]:02X} cannot be read as "
                 f"{ENCODING_NAMES.get(self.encoding, self.encoding)}"
-            ) from None
-        except csv.Error as exc:
-            line = self._reader.line_num
-            if "field larger than field limit" in str(exc):
-                raise UnreadableFile(
-                    f"line {line}: a quoted field runs on for more than {FIELD_LIMIT // 1024} KB"
-                    " (a quote is probably not closed)"
-                ) from None
-            raise UnreadableFile(f"line {line}: {exc}") from None
+            )
+        if "field larger than field limit" in str(exc):
+            return UnreadableFile(
+                f"line {line}: a quoted field runs on for more than {FIELD_LIMIT // 1024} KB"
+                " (a quote is probably not closed)"
+            )
+        return UnreadableFile(f"line {line}: {exc}")
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         reader = self._reader
         last = reader.line_num
-        with self._errors_reported():
-            for fields in reader:
-                start = last + 1
-                last = reader.line_num
-                if any(fields):
-                    yield start, fields
+        try:
+            with _damage_reported(self.compression):
+                for fields in reader:
+                    start = last + 1
+                    last = reader.line_num
+                    if any(fields):
+                        yield start, fields
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self._translate(exc, last + 1) from None
 
 
 def _read_sample(stream: BinaryIO) -> tuple[bytes, bool]:

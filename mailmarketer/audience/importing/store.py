@@ -205,7 +205,12 @@ class Store:
         table, columns = _table(model, fields)
         with connection.cursor() as cursor:
             if self.postgres:
-                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                # psycopg's own cursor, so its errors are turned into Django's here (a unique
+                # violation must be an IntegrityError for the chunk to be retried).
+                with (
+                    connection.wrap_database_errors,
+                    cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+                ):
                     for row in rows:
                         copy.write_row(row)
             else:
