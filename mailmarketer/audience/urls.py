@@ -7,6 +7,7 @@ urlpatterns: list = [
     path("", include("mailmarketer.audience.urls_segments")),
     # e.g. path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
     path("app/<slug:ws>/audience/", include("mailmarketer.audience.urls_pages")),
+    path("app/<slug:ws>/audience/imports/", include("mailmarketer.audience.urls_import")),
 ]
 
 __all__ = ["include", "path", "urlpatterns"]

@@ -90,8 +90,9 @@ class UploadForm(forms.Form):
         self.fields["lists"].queryset = MailingList.objects.filter(workspace=workspace).order_by(
             "name"
         )
-        limit = settings.IMPORT_MAX_BYTES // 2**20
-        self.fields["file"].help_text += f" Up to {limit} MB."
+        from .jobs import size_text
+
+        self.fields["file"].help_text += f" Up to {size_text(settings.IMPORT_MAX_BYTES)}."
 
 
 ROLE_CHOICES = [

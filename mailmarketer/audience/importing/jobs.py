@@ -86,6 +86,10 @@ def counts_of(imp: Import) -> dict:
     }
 
 
+def size_text(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{max(1, round(size / 1024))} KB"
+
+
 def _lists_in(workspace, lists) -> list[MailingList]:
     found = []
     for item in lists:
@@ -132,8 +136,8 @@ def do_create_import(
     size = Path(file).stat().st_size if isinstance(file, (str, Path)) else file.size
     if size > settings.IMPORT_MAX_BYTES:
         raise ActionError(
-            f"the file is {size / 2**20:.0f} MB, more than the {settings.IMPORT_MAX_BYTES // 2**20}"
-            " MB allowed (MM_IMPORT_MAX_MB); compress it (.csv.gz or .zip) or split it",
+            f"the file is {size_text(size)}, more than the {size_text(settings.IMPORT_MAX_BYTES)}"
+            " allowed: compress it (.csv.gz or .zip) or split it",
             code="too_large",
         )
     subscribing = mode == Import.Mode.SUBSCRIBE
