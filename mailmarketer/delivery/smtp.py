@@ -1,0 +1,593 @@
+"""An asyncio SMTP client that keeps a relay busy: pre-built message bytes, PIPELINING, and
+one result per message.
+
+Why our own client: DESIGN.md section 6 measured the ways to send here. smtplib with an
+EmailMessage per message does ~670 msg/s and aiosmtplib ~750 msg/s over 8 connections, while a
+bare asyncio client pipelining pre-built bytes does ~25-31k msg/s; aiosmtplib sends one command
+and waits for its reply, it cannot pipeline transactions.
+
+How a batch travels (RFC 2920). With PIPELINING each write holds the end of the previous message
+(its body and the final dot) and the envelope of the next one (MAIL, RCPT, DATA), and then the
+replies to all of them are read in order: one round trip per message, however long the batch.
+The body itself waits for the 354 reply, as the RFC requires, so a refused recipient never has
+its message read as commands. A refused MAIL or RCPT is followed by RSET (pipelined into the next
+write). Without PIPELINING every command waits for its reply.
+
+What each outcome means for the caller (the delivery engine):
+- `Result.ok`: the relay accepted the message (250 after the final dot): mark the row sent.
+- `TransientError`: a 4xx reply, a timeout or a dropped connection: retry later. After a 421 or
+  a drop every message of the batch not yet acknowledged is transient (it may or may not have
+  arrived: the only duplicates a crash or drop can cause), and the connection is closed.
+- `PermanentError`: a 5xx for this message. `hard_bounce` says whether the address itself is bad
+  (see PermanentError for the rule).
+- `RelayBroken`: the relay refuses us (authentication, TLS, no STARTTLS, EHLO and HELO refused,
+  MAIL refused for want of authentication): pause the campaign; retrying will not help.
+
+Bad input is refused before anything is written: an address with CR, LF, NUL, spaces, angle
+brackets or non-ASCII characters (SMTPUTF8 is not implemented), or data with a bare CR or LF
+(which is how "SMTP smuggling" hides a second message behind an end-of-data) raise ValueError
+naming the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Literal
+
+TlsMode = Literal["none", "starttls", "implicit"]
+_TLS_MODES = ("none", "starttls", "implicit")
+
+# A reply line is "ddd" then "-" (more lines follow) or " " (last line) then the text.
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
+# 5.1.7 and 5.1.8 are about the sender's address, not the recipient's.
+_SENDER_SUBJECT_DETAILS = frozenset({7, 8})
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    tls_mode: TlsMode = "starttls"
+    verify_certificate: bool = True
+    username: str = ""
+    password: str = ""
+    timeout: float = 30.0
+    local_hostname: str = "localhost"
+    ca_file: str | None = None  # extra trust anchor (tests use a self-signed certificate)
+
+    def __post_init__(self):
+        if self.tls_mode not in _TLS_MODES:
+            raise ValueError(f"tls_mode must be one of {', '.join(_TLS_MODES)}: {self.tls_mode!r}")
+        if not self.host:
+            raise ValueError("host is empty")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535: {self.port!r}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive: {self.timeout!r}")
+        if not _is_token(self.local_hostname):
+            raise ValueError(f"local_hostname is not a hostname: {self.local_hostname!r}")
+        if self.password and not self.username:
+            raise ValueError("a password was given without a username")
+        for name in ("username", "password"):
+            if any(c in getattr(self, name) for c in "\r\n\0"):
+                raise ValueError(f"{name} contains CR, LF or NUL")
+
+
+class SmtpError(Exception):
+    """An SMTP failure. `code` is the reply code (None when there was no reply: a timeout, a
+    drop, a refusal made here); `message` the reply text or what went wrong; `command` the
+    step that failed: CONNECT, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, BODY (the reply after the
+    final dot) or SIZE (refused here, before sending)."""
+
+    def __init__(self, message: str, code: int | None = None, *, command: str = ""):
+        self.code = code
+        self.message = message
+        self.command = command
+        super().__init__(f"{code} {message}" if code is not None else message)
+
+    @property
+    def enhanced_status(self) -> tuple[int, int, int] | None:
+        """The RFC 3463 enhanced status code at the start of the reply text, if any."""
+        match = _ENHANCED.match(self.message)
+        if match is None:
+            return None
+        return int(match[1]), int(match[2]), int(match[3])
+
+
+class TransientError(SmtpError):
+    """4xx replies, timeouts and dropped connections: retry later."""
+
+
+class PermanentError(SmtpError):
+    """A 5xx reply for one message or recipient (or a message too large for the relay)."""
+
+    @property
+    def hard_bounce(self) -> bool:
+        """True when the recipient's address itself is bad, so it should be suppressed.
+
+        The rule: the reply came to RCPT or to the message (DATA or the final dot; never to MAIL,
+        which judges our sender) and either
+        - it carries an enhanced status 5.1.x (addressing: 5.1.1 no such mailbox, 5.1.2 no such
+          domain, 5.1.3 bad syntax, 5.1.6 moved, 5.1.10 null MX), except 5.1.7 and 5.1.8, which
+          are about the sender; or
+        - it has no enhanced status, came to RCPT, and is 550, 551 or 553, whose RFC 5321
+          meanings are "mailbox unavailable", "user not local" and "mailbox name not allowed".
+        A 550 after the message without an enhanced status is usually a content or policy
+        refusal ("rejected as spam"), so it is a failure but not a hard bounce; so is 5.7.x
+        (policy) and 5.2.x (mailbox full, disabled), which may recover.
+        """
+        if self.command not in ("RCPT", "DATA", "BODY") or self.code is None:
+            return False
+        enhanced = self.enhanced_status
+        if enhanced is not None:
+            klass, subject, detail = enhanced
+            return klass == 5 and subject == 1 and detail not in _SENDER_SUBJECT_DETAILS
+        return self.command == "RCPT" and self.code in (550, 551, 553)
+
+
+class RelayBroken(SmtpError):
+    """The relay refuses us as a client: authentication refused, TLS failed or unavailable,
+    EHLO and HELO refused, or the relay wants authentication we did not give. The campaign must
+    pause and tell the staff; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    key: object
+    mail_from: str  # the envelope sender (a VERP address); "" for the null sender
+    rcpt: str
+    data: bytes  # the whole message, CRLF line endings, not dot-stuffed
+
+
+@dataclass(frozen=True)
+class Result:
+    key: object
+    ok: bool
+    code: int  # the reply code; 0 when there was none
+    reply: str
+    error: SmtpError | None
+
+
+class _ConnectionLost(Exception):
+    """Internal: the connection cannot be used any more (drop, timeout, 421, garbage)."""
+
+    def __init__(self, error: SmtpError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_token(value: str) -> bool:
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
+
+
+def check_address(address: str, *, what: str = "address", allow_empty: bool = False) -> None:
+    """Refuse an envelope address that could break the command line it goes into."""
+    if not isinstance(address, str):
+        raise ValueError(f"{what} must be a str, not {type(address).__name__}")
+    if not address:
+        if allow_empty:
+            return
+        raise ValueError(f"{what} is empty")
+    if not address.isascii():
+        raise ValueError(
+            f"{what} {address!r} has non-ASCII characters: that needs SMTPUTF8, which this "
+            "client does not implement (IDN domains must be given in punycode)"
+        )
+    if not address.isprintable() or " " in address or "<" in address or ">" in address:
+        raise ValueError(
+            f"{what} {address!r} contains a control character (CR, LF, NUL...), a space or "
+            "an angle bracket"
+        )
+
+
+def prepare_data(data: bytes) -> bytes:
+    """The DATA payload for a message: dot-stuffed, ending with CRLF and the final dot.
+
+    Raises ValueError for a bare CR or LF: the message must use CRLF line endings only (a bare
+    LF next to a dot is how SMTP smuggling ends one message early on some relays)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        raise ValueError("data has a bare CR or LF: use CRLF line endings only")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data + b".\r\n"
+
+
+def _error_for(code: int, text: str, command: str) -> SmtpError:
+    if 400 <= code < 500:
+        return TransientError(text, code, command=command)
+    if command == "MAIL" and (code == 530 or text.startswith("5.7.0")):
+        # "530 5.7.0 Authentication required" / "Must issue a STARTTLS command first": every
+        # message would get the same answer; the configuration is wrong.
+        return RelayBroken(text, code, command=command)
+    if 500 <= code < 600:
+        return PermanentError(text, code, command=command)
+    # Not 4xx/5xx where a refusal was expected (e.g. 354 where 250 belonged): protocol trouble.
+    return TransientError(f"unexpected reply: {text}", code, command=command)
+
+
+def _ssl_context(config: SmtpConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ca_file)
+    if not config.verify_certificate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class SmtpConnection:
+    """One SMTP session with one relay. Not safe for concurrent use: one batch at a time.
+
+        conn = SmtpConnection(config)
+        await conn.connect()
+        results = await conn.send_batch(messages)
+        await conn.close()
+
+    or `async with SmtpConnection(config) as conn:`. After a batch that lost the connection,
+    `connected` is False; connect() again to go on.
+    """
+
+    def __init__(self, config: SmtpConfig):
+        self.config = config
+        self.supports_pipelining = False
+        self.max_size: int | None = None
+        self.extensions: dict[str, str] = {}
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    async def __aenter__(self) -> SmtpConnection:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # -- session set-up ---------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the session: TCP (+ implicit TLS), greeting, EHLO (HELO when refused),
+        STARTTLS and EHLO again, AUTH when a username is set. Raises RelayBroken or
+        TransientError; on failure nothing stays open."""
+        if self._writer is not None:
+            raise RuntimeError("already connected")
+        config = self.config
+        try:
+            async with asyncio.timeout(config.timeout):
+                await self._open()
+        except SmtpError:
+            self._abort()
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            self._abort()
+            raise RelayBroken(
+                f"TLS certificate of {config.host} not trusted: {exc.verify_message}",
+                command="CONNECT",
+            ) from None
+        except ssl.SSLError as exc:
+            self._abort()
+            raise RelayBroken(
+                f"TLS with {config.host}:{config.port} failed: {exc.reason or exc}",
+                command="CONNECT",
+            ) from None
+        except TimeoutError:
+            self._abort()
+            raise TransientError(
+                f"{config.host}:{config.port} did not answer within {config.timeout:g} s",
+                command="CONNECT",
+            ) from None
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            self._abort()
+            raise TransientError(
+                f"cannot talk to {config.host}:{config.port}: {exc}", command="CONNECT"
+            ) from None
+        except _ConnectionLost as exc:
+            self._abort()
+            raise exc.error from None
+
+    async def _open(self) -> None:
+        config = self.config
+        context = _ssl_context(config) if config.tls_mode != "none" else None
+        if config.tls_mode == "implicit":
+            self._reader, self._writer = await asyncio.open_connection(
+                config.host, config.port, ssl=context, server_hostname=config.host
+            )
+        else:
+            self._reader, self._writer = await asyncio.open_connection(config.host, config.port)
+        code, text = await self._read_reply()
+        if code != 220:
+            error = _error_for(code, text, "CONNECT")
+            if isinstance(error, PermanentError):  # "554 no SMTP service here" for us
+                error = RelayBroken(text, code, command="CONNECT")
+            raise error
+        await self._hello()
+        if config.tls_mode == "starttls":
+            if "STARTTLS" not in self.extensions:
+                raise RelayBroken(
+                    f"{config.host} does not offer STARTTLS, which this server's settings require",
+                    command="STARTTLS",
+                )
+            code, text = await self._command(b"STARTTLS\r\n")
+            if code != 220:
+                error = _error_for(code, text, "STARTTLS")
+                if not isinstance(error, TransientError):
+                    error = RelayBroken(text, code, command="STARTTLS")
+                raise error
+            await self._writer.start_tls(context, server_hostname=config.host)
+            await self._hello()
+        if config.username:
+            await self._authenticate()
+
+    async def _hello(self) -> None:
+        name = self.config.local_hostname.encode("ascii")
+        code, text = await self._command(b"EHLO " + name + b"\r\n")
+        if code == 250:
+            lines = text.split("\n")
+            extensions = {}
+            for line in lines[1:]:
+                keyword, _, params = line.strip().partition(" ")
+                extensions[keyword.upper()] = params.strip()
+            self.extensions = extensions
+        else:
+            if 400 <= code < 500:
+                raise TransientError(text, code, command="EHLO")
+            code, text = await self._command(b"HELO " + name + b"\r\n")
+            if code != 250:
+                if 400 <= code < 500:
+                    raise TransientError(text, code, command="EHLO")
+                raise RelayBroken(f"EHLO and HELO refused: {text}", code, command="EHLO")
+            self.extensions = {}
+        self.supports_pipelining = "PIPELINING" in self.extensions
+        size = self.extensions.get("SIZE", "")
+        self.max_size = int(size) if size.isdigit() and int(size) > 0 else None
+
+    async def _authenticate(self) -> None:
+        config = self.config
+        offered = self.extensions.get("AUTH", "").upper().split()
+        user = config.username.encode("utf-8")
+        password = config.password.encode("utf-8")
+        if "PLAIN" in offered:
+            token = base64.b64encode(b"\0" + user + b"\0" + password)
+            code, text = await self._command(b"AUTH PLAIN " + token + b"\r\n")
+        elif "LOGIN" in offered:
+            code, text = await self._command(b"AUTH LOGIN\r\n")
+            if code == 334:
+                code, text = await self._command(base64.b64encode(user) + b"\r\n")
+            if code == 334:
+                code, text = await self._command(base64.b64encode(password) + b"\r\n")
+        else:
+            raise RelayBroken(
+                f"{config.host} offers no authentication we can use (PLAIN or LOGIN); it "
+                f"offers: {' '.join(offered) or 'none'}"
+                + (" (authentication may need TLS)" if config.tls_mode == "none" else ""),
+                command="AUTH",
+            )
+        if code == 235:
+            return
+        if 400 <= code < 500 and code != 432:
+            raise TransientError(text, code, command="AUTH")
+        raise RelayBroken(f"authentication refused: {text}", code, command="AUTH")
+
+    # -- low level --------------------------------------------------------------------------
+
+    async def _read_reply(self) -> tuple[int, str]:
+        lines = []
+        reader = self._reader
+        while True:
+            line = await reader.readuntil(b"\n")
+            if len(line) < 4 or not line[:3].isdigit() or line[3:4] not in (b" ", b"-", b"\r"):
+                raise _ConnectionLost(
+                    TransientError(f"not an SMTP reply: {line[:100]!r}", command="REPLY")
+                )
+            lines.append(line[4:].strip().decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                code = int(line[:3])
+                if code == 421:
+                    # The server is closing the session: whatever follows gets no answer.
+                    raise _ConnectionLost(TransientError("\n".join(lines), 421, command=""))
+                return code, "\n".join(lines)
+
+    async def _command(self, line: bytes) -> tuple[int, str]:
+        self._writer.write(line)
+        await self._writer.drain()
+        return await self._read_reply()
+
+    def _abort(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        """QUIT and close; never raises."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            async with asyncio.timeout(min(self.config.timeout, 5.0)):
+                await self._command(b"QUIT\r\n")
+                writer.close()
+                await writer.wait_closed()
+        except Exception:  # noqa: S110 - closing a session that is gone is not an error
+            pass
+        finally:
+            self._abort()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _check(self, message: Outgoing) -> None:
+        try:
+            check_address(message.mail_from, what="mail_from", allow_empty=True)
+            check_address(message.rcpt, what="rcpt")
+        except ValueError as exc:
+            raise ValueError(f"message {message.key!r}: {exc}") from None
+
+    def _envelope(self, message: Outgoing, size: int) -> bytes:
+        size_param = f" SIZE={size}" if "SIZE" in self.extensions else ""
+        return (
+            f"MAIL FROM:<{message.mail_from}>{size_param}\r\nRCPT TO:<{message.rcpt}>\r\nDATA\r\n"
+        ).encode("ascii")
+
+    async def send_batch(self, messages: list[Outgoing]) -> list[Result]:
+        """Send each message over this session; one Result per message, in order.
+
+        Raises ValueError (before sending anything) for bad input, RuntimeError when not
+        connected. Never raises SmtpError: failures are in the results. When the connection is
+        lost mid-batch, the messages not yet acknowledged are TransientError and the session is
+        closed (`connected` becomes False)."""
+        if self._writer is None:
+            raise RuntimeError("not connected: call connect() first")
+        payloads: list[bytes | None] = []
+        results: list[Result | None] = []
+        for message in messages:
+            self._check(message)
+            try:
+                payload = prepare_data(message.data)
+            except ValueError as exc:
+                raise ValueError(f"message {message.key!r}: {exc}") from None
+            size = len(message.data)
+            if self.max_size is not None and size > self.max_size:
+                error = PermanentError(
+                    f"message is {size} bytes; {self.config.host} accepts at most "
+                    f"{self.max_size} (SIZE)",
+                    command="SIZE",
+                )
+                results.append(Result(message.key, False, 0, error.message, error))
+                payloads.append(None)
+            else:
+                results.append(None)
+                payloads.append(payload)
+        try:
+            if self.supports_pipelining:
+                await self._send_pipelined(messages, payloads, results)
+            else:
+                await self._send_one_by_one(messages, payloads, results)
+        except _ConnectionLost as exc:
+            self._lost(messages, results, exc.error)
+        except TimeoutError:
+            self._lost(
+                messages,
+                results,
+                TransientError(
+                    f"no reply from {self.config.host} within {self.config.timeout:g} s"
+                ),
+            )
+        except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            self._lost(
+                messages, results, TransientError(f"connection to {self.config.host} lost: {exc}")
+            )
+        return results  # type: ignore[return-value]
+
+    def _lost(self, messages, results, error: SmtpError) -> None:
+        self._abort()
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
+
+    async def _send_pipelined(self, messages, payloads, results) -> None:
+        timeout = self.config.timeout
+        writer = self._writer
+        read = self._read_reply
+        pending = -1  # the message whose DATA got 354 and whose body goes out next
+        pending_dot = False  # a 354 came after a refused RCPT: send only the final dot
+        need_rset = False
+        index = 0
+        count = len(messages)
+        while True:
+            while index < count and payloads[index] is None:
+                index += 1
+            current = index if index < count else -1
+            index += 1
+            out = []
+            if pending >= 0:
+                out.append(payloads[pending])
+            elif pending_dot:
+                out.append(b".\r\n")
+            if need_rset:
+                out.append(b"RSET\r\n")
+            if current >= 0:
+                message = messages[current]
+                out.append(self._envelope(message, len(message.data)))
+            if not out:
+                return
+            async with asyncio.timeout(timeout):
+                writer.write(b"".join(out))
+                await writer.drain()
+                if pending >= 0:
+                    code, text = await read()
+                    key = messages[pending].key
+                    if code == 250:
+                        results[pending] = Result(key, True, code, text, None)
+                    else:
+                        error = _error_for(code, text, "BODY")
+                        results[pending] = Result(key, False, code, text, error)
+                    pending = -1
+                elif pending_dot:
+                    await read()  # the answer to an empty message nobody asked for
+                    pending_dot = False
+                if need_rset:
+                    await read()
+                    need_rset = False
+                if current < 0:
+                    return
+                mail_code, mail_text = await read()
+                rcpt_code, rcpt_text = await read()
+                data_code, data_text = await read()
+            if mail_code != 250:
+                error = _error_for(mail_code, mail_text, "MAIL")
+            elif rcpt_code not in (250, 251):
+                error = _error_for(rcpt_code, rcpt_text, "RCPT")
+                need_rset = True
+            elif data_code != 354:
+                error = _error_for(data_code, data_text, "DATA")
+                need_rset = True
+            else:
+                pending = current
+                continue
+            if data_code == 354:
+                # RFC 2920: a server may say 354 although every RCPT failed; the client then
+                # sends just the final dot, and the transaction fails.
+                pending_dot = True
+                need_rset = True
+            code = error.code or 0
+            results[current] = Result(messages[current].key, False, code, error.message, error)
+
+    async def _send_one_by_one(self, messages, payloads, results) -> None:
+        timeout = self.config.timeout
+        for i, message in enumerate(messages):
+            payload = payloads[i]
+            if payload is None:
+                continue
+            size_param = f" SIZE={len(message.data)}" if "SIZE" in self.extensions else ""
+            steps = (
+                ("MAIL", f"MAIL FROM:<{message.mail_from}>{size_param}\r\n".encode("ascii"), 250),
+                ("RCPT", f"RCPT TO:<{message.rcpt}>\r\n".encode("ascii"), 250),
+                ("DATA", b"DATA\r\n", 354),
+                ("BODY", payload, 250),
+            )
+            error = None
+            for command, line, expected in steps:
+                async with asyncio.timeout(timeout):
+                    code, text = await self._command(line)
+                if code == expected or (command == "RCPT" and code == 251):
+                    continue
+                error = _error_for(code, text, command)
+                break
+            if error is None:
+                results[i] = Result(message.key, True, code, text, None)
+                continue
+            results[i] = Result(message.key, False, error.code or 0, error.message, error)
+            if error.command != "BODY":
+                async with asyncio.timeout(timeout):
+                    await self._command(b"RSET\r\n")

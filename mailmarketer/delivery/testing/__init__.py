@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks of delivery: a scriptable SMTP server (smtpd.py)."""
