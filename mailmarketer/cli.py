@@ -1,7 +1,7 @@
 """The `mailmarketer` command line.
 
 Every subcommand is a Django management command (createuser, token, rotatekey and genkey in
-accounts; run, web and worker in web). This module only:
+accounts; run, web and worker in web; import in audience). This module only:
 
 1. parses the arguments, so `--help` and usage errors work before any configuration is read
    (the argument definitions live here and the commands reuse them, so `mailmarketer createuser`
@@ -135,6 +135,56 @@ def genkey_arguments(parser) -> None:
     """genkey takes no arguments."""
 
 
+def import_arguments(parser) -> None:
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="a CSV file with a header line: .csv, .csv.gz, or a .zip "
+        "holding one CSV (UTF-8 or Latin-1; comma, semicolon or tab)",
+    )
+    parser.add_argument("--workspace", required=True, metavar="SLUG")
+    parser.add_argument(
+        "--list",
+        dest="lists",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="a list to subscribe people to; repeat for several (subscribe mode needs one)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("subscribe", "update", "blocklist"),
+        default="subscribe",
+        help="subscribe: add people and subscribe them (the default); update: change existing "
+        "subscribers' name and attributes; blocklist: blocklist the addresses",
+    )
+    parser.add_argument(
+        "--confirmed",
+        action="store_true",
+        help="subscribe as confirmed (you hold their consent); needs --notice-text",
+    )
+    parser.add_argument(
+        "--notice-text",
+        default="",
+        metavar="TEXT",
+        help="the consent notice the people agreed to, kept with each consent record",
+    )
+    parser.add_argument(
+        "--email-column",
+        metavar="COLUMN",
+        help="header name or number (from 1) of the email column (default: found by its name)",
+    )
+    parser.add_argument(
+        "--name-column", metavar="COLUMN", help="header name or number of the name column"
+    )
+    parser.add_argument(
+        "--attributes",
+        choices=("merge", "overwrite"),
+        default="merge",
+        help="update mode: merge the file's attributes into the stored ones, or replace them",
+    )
+
+
 SUBCOMMANDS = {
     "run": (
         "migrate, print the first-run setup link, then run the web server and a worker",
@@ -146,6 +196,7 @@ SUBCOMMANDS = {
     "token": ("create, list and revoke API tokens", token_arguments),
     "rotatekey": ("re-encrypt every secret under the primary encryption key", rotatekey_arguments),
     "genkey": ("print a new encryption key (for MM_ENCRYPTION_KEY)", genkey_arguments),
+    "import": ("import subscribers from a CSV file, showing progress", import_arguments),
 }
 
 

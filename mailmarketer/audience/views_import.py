@@ -96,7 +96,6 @@ def _upload_page(request, form, *, status=200):
 
 @workspace_view(p.AUDIENCE_MANAGE)
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
 def import_new(request):
     if request.method == "POST":
         # Before anything reads the body, so that the limit applies while the file streams in.
@@ -104,7 +103,10 @@ def import_new(request):
     return _import_new(request)
 
 
+# The CSRF check first, as the middleware would: any state-changing method without a token is
+# refused as such, whatever the method.
 @csrf_protect
+@require_http_methods(["GET", "POST"])
 def _import_new(request):
     workspace = request.workspace
     if request.method != "POST":
