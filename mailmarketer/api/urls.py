@@ -1,6 +1,7 @@
 """The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
 from .base import build_api
+from .imports import router as imports_router
 from .lists import router as lists_router
 from .segments import router as segments_router
 from .subscribers import router as subscribers_router
@@ -11,3 +12,4 @@ api.add_router("", workspace_router)
 api.add_router("", subscribers_router)
 api.add_router("", lists_router)
 api.add_router("", segments_router)
+api.add_router("", imports_router)
