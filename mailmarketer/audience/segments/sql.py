@@ -56,14 +56,14 @@ STATEMENTS: dict[str, dict[str, Statement]] = {
         "number": Statement(
             "attribute-as-number",
             "CASE jsonb_typeof({col} -> {key})"
-            " WHEN 'number' THEN ({col} ->> {key})::double precision"
+            " WHEN 'number' THEN ({col} -> {key})::double precision"
             " WHEN 'string' THEN CASE WHEN ({col} ->> {key}) ~ {pattern}"
             " THEN ({col} ->> {key})::double precision END END",
         ),
         "boolean": Statement(
             "attribute-as-boolean",
             "CASE jsonb_typeof({col} -> {key})"
-            " WHEN 'boolean' THEN ({col} ->> {key})::boolean"
+            " WHEN 'boolean' THEN ({col} -> {key})::boolean"
             " WHEN 'string' THEN CASE lower({col} ->> {key})"
             " WHEN 'true' THEN true WHEN 'yes' THEN true"
             " WHEN 'false' THEN false WHEN 'no' THEN false END END",

@@ -305,3 +305,19 @@ def test_it_deletes_a_segment_after_confirmation(segment, alice_client):
     response = alice_client.post(f"{BASE}{segment.pk}/delete/")
     assert response.status_code == 302 and response["Location"] == BASE
     assert not Segment.objects.exists()
+
+
+def test_it_never_counts_acme_for_mallory_even_naming_acmes_list(
+    personas, staff, people, mallory_client
+):
+    from mailmarketer.audience.actions import do_create_list
+
+    news = do_create_list(personas.acme, name="News", slug="news", actor=staff)
+    rules = {"rules": json.dumps(tree({"type": "list", "list": news.pk, "member": False}))}
+    response = mallory_client.post("/app/evil/audience/segments/count/", rules)
+    assert count_in(response) is None
+    assert f"no list with id {news.pk} in this workspace" in response.content.decode()
+    everyone = mallory_client.post(
+        "/app/evil/audience/segments/count/", {"rules": json.dumps(tree())}
+    )
+    assert count_in(everyone) == 1  # zed, never acme's three
