@@ -15,7 +15,8 @@ What comes out (checked by the tests with Python's `email` parser under policy.s
   would nearly triple it), and as quoted-printable otherwise; all three run at C speed.
 - Headers are RFC 2047 encoded words (UTF-8, base64) only when they need to be: non-ASCII
   display names and subjects, or text that would otherwise be misread; ASCII subjects are folded
-  at spaces. Whitespace runs in subjects and display names become one space.
+  at spaces. In subjects, display names and extra header values, ASCII control characters
+  count as spaces and each run of whitespace becomes one space.
 - Addresses: IDN domains in punycode (IDNA 2008, UTS 46); a non-ASCII local part needs SMTPUTF8,
   which is not implemented: SmtpUtf8Required says so.
 - Any CR, LF or NUL in any header value raises HeaderInjection before anything is built; so do
@@ -110,7 +111,13 @@ def check_header_value(name: str, value: str) -> None:
         raise HeaderInjection(f"{name}: CR, LF and NUL are not allowed in a header value")
 
 
+# ASCII control characters read as spaces: Python's parser (and others) call them defects.
+_CONTROLS_AS_SPACE = {c: " " for c in [*range(32), 127]}
+
+
 def _collapse(value: str) -> str:
+    if not value.isprintable():
+        value = value.translate(_CONTROLS_AS_SPACE)
     return " ".join(value.split())
 
 

@@ -168,6 +168,8 @@ class _Handler:
         return await self._answer(server, "helo", hostname)
 
     async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.owner.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
         return await self._answer(server, "mail", address)
 
     async def handle_RCPT(self, server, session, envelope, address, options):
@@ -194,7 +196,8 @@ class ScriptedSmtpServer:
 
     - port=0 picks a free port (read `.port` after start).
     - count_only=True keeps no messages, only `.count` (for benchmarks).
-    - auth=(user, password): AUTH PLAIN and LOGIN with these credentials, required before MAIL.
+    - auth=(user, password): AUTH with these credentials, required before MAIL; offering the
+      auth_mechanisms (PLAIN and LOGIN by default).
     - tls="starttls" or "implicit": a self-signed certificate, whose path is `.cert_path` (give
       it to the client as ca_file).
     - log_path: append "rcpt<TAB>message-id" per accepted recipient (see the module docstring).
@@ -212,6 +215,7 @@ class ScriptedSmtpServer:
         count_only: bool = False,
         pipelining: bool = True,
         auth: tuple[str, str] | None = None,
+        auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
         tls: str = "none",
         size_limit: int | None = 33554432,
         log_path: str | os.PathLike | None = None,
@@ -225,6 +229,7 @@ class ScriptedSmtpServer:
         self.count_only = count_only
         self.pipelining = pipelining
         self.auth = auth
+        self.auth_mechanisms = tuple(m.upper() for m in auth_mechanisms)
         self.tls = tls
         self.size_limit = size_limit
         self.log_path = log_path
@@ -374,11 +379,15 @@ class ScriptedSmtpServer:
                     and auth_data.login == user
                     and auth_data.password == password
                 )
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)
 
             kwargs.update(
+                auth_exclude_mechanism=[
+                    m for m in ("PLAIN", "LOGIN") if m not in self.auth_mechanisms
+                ],
                 authenticator=authenticator,
-                auth_required=True,
+                # Required by handle_MAIL (aiosmtpd's auth_required warns whenever AUTH is
+                # also allowed without STARTTLS, as it must be here for implicit TLS).
                 auth_require_tls=self.tls == "starttls",
             )
         return lambda: _Protocol(self, **kwargs)

@@ -1,0 +1,211 @@
+"""DKIM signatures made here, verified by dkimpy (an independent implementation)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import uuid
+from datetime import UTC, datetime
+
+import dkim as dkimpy
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailmarketer.delivery.dkim import DkimSigner, dns_record, generate_key, relaxed_body, verify
+from mailmarketer.delivery.mime import MessageParts, build_message, make_message_id
+
+DOMAIN = "acme.example"
+SELECTOR = "mm2025"
+
+
+@pytest.fixture(scope="module")
+def key():
+    return generate_key()
+
+
+@pytest.fixture(scope="module")
+def signer(key):
+    return DkimSigner(DOMAIN, SELECTOR, key[0])
+
+
+def dkimpy_verify(message: bytes, public_b64: str) -> bool:
+    """dkimpy's own verify(), with a DNS lookup answered from our record."""
+    name, value = dns_record(SELECTOR, DOMAIN, public_b64)
+
+    def dnsfunc(query, timeout=5):
+        assert query.decode().rstrip(".") == name
+        return value.encode()
+
+    return dkimpy.verify(message, dnsfunc=dnsfunc)
+
+
+def campaign_message(signer: DkimSigner, **kwargs) -> bytes:
+    parts = MessageParts(
+        from_email="news@acme.example",
+        from_name="Acme News",
+        reply_to="help@acme.example",
+        list_id="42.lists.acme.example",
+        feedback_id="c42:w1:marketing:mm",
+        dkim=signer,
+    )
+    values = {
+        "to_email": "ann@example.org",
+        "to_name": "Ann Smith",
+        "subject": "Spring news",
+        "html": "<table>\n  <tr><td>Hello   Ann</td></tr>\n</table>\n",
+        "text": "Hello Ann\n\n\n",
+        "message_id": make_message_id(7, uuid.uuid4(), DOMAIN),
+        "date": datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC),
+        "list_unsubscribe_url": "https://acme.example/f/u/tok.sig",
+    }
+    values.update(kwargs)
+    return build_message(parts, **values)
+
+
+def test_it_generates_a_key_and_the_txt_record_to_publish(key):
+    private_pem, public_b64 = key
+    assert private_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    public = serialization.load_der_public_key(base64.b64decode(public_b64))
+    assert public.key_size == 2048
+    assert dns_record("MM2025", "Bücher.example", public_b64) == (
+        "mm2025._domainkey.xn--bcher-kva.example",
+        f"v=DKIM1; k=rsa; p={public_b64}",
+    )
+
+
+def test_it_signs_campaign_messages_that_dkimpy_verifies(key, signer):
+    message = campaign_message(signer)
+
+    assert message.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;")
+    assert dkimpy_verify(message, key[1])
+    assert verify(message, key[1], selector=SELECTOR, domain=DOMAIN)
+
+
+def test_it_signs_the_headers_that_matter(signer):
+    message = campaign_message(signer)
+    header = message.split(b"\r\n\r\n")[0].split(b"\r\nFrom:")[0]
+    signed = re.search(rb"h=([^;]*);", header)[1].replace(b"\r\n", b"").replace(b" ", b"")
+    names = set(signed.decode().split(":"))
+    assert names >= {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "reply-to",
+        "list-id",
+        "feedback-id",
+        "mime-version",
+        "content-type",
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"Subject: Spring news", b"Subject: Spring newz"),
+        (b"To: Ann Smith <ann@", b"To: Ann Smith <bob@"),
+        (b"f/u/tok.sig", b"f/u/tok.sIg"),  # the unsubscribe link
+        (b"Hello   Ann</td>", b"Hello   Bob</td>"),  # the body
+        (b"\r\nMIME-Version", b"\r\nSubject: a second subject\r\nMIME-Version"),  # over-signed
+        (b"\r\nMIME-Version", b"\r\nFrom: evil@evil.example\r\nMIME-Version"),
+    ],
+)
+def test_it_makes_any_change_to_what_is_signed_fail_verification(key, signer, old, new):
+    message = campaign_message(signer)
+    assert old in message
+    assert not dkimpy_verify(message.replace(old, new, 1), key[1])
+
+
+def test_it_survives_what_relaxed_canonicalisation_allows(key, signer):
+    message = campaign_message(signer)
+    refolded = message.replace(b"Subject: Spring news", b"Subject:   Spring\r\n\t news  ")
+    trailing = message + b"\r\n\r\n"
+    assert dkimpy_verify(refolded, key[1])
+    assert dkimpy_verify(trailing, key[1])
+
+
+def test_it_fails_verification_against_another_key(signer):
+    _, other_public = generate_key(1024)
+    assert not dkimpy_verify(campaign_message(signer), other_public)
+
+
+lines = st.lists(
+    st.text(st.sampled_from(["a", "b", " ", "\t", ".", "é"]), max_size=20), max_size=12
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body_lines=lines, final_newline=st.booleans(), subject=st.text("ab \t", max_size=20))
+def test_it_canonicalises_any_body_and_header_as_dkimpy_does(
+    key, signer, body_lines, final_newline, subject
+):
+    body = "\r\n".join(body_lines).encode() + (b"\r\n" if final_newline else b"")
+    message = (
+        b"From: news@acme.example\r\nTo: ann@example.org\r\nSubject: "
+        + subject.encode()
+        + b"\r\nDate: Fri, 14 Mar 2025 09:26:53 +0000\r\nMessage-ID: <1.x@acme.example>\r\n\r\n"
+        + body
+    )
+    signed = signer.sign(message)
+    assert dkimpy_verify(signed, key[1])
+    assert dkimpy.RelaxedCanonicalization.canonicalize_body(body) == relaxed_body(body)
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=st.text(max_size=400), to_name=st.text(max_size=60))
+def test_it_signs_any_built_message_verifiably(key, signer, text, to_name):
+    to_name = " ".join(to_name.replace("\x00", " ").split())
+    message = campaign_message(signer, text=text, html=None, to_name=to_name)
+    assert dkimpy_verify(message, key[1])
+
+
+def test_it_signs_messages_with_attachments(key, signer):
+    parts = MessageParts(
+        from_email="news@acme.example",
+        attachments=[("a.pdf", "application/pdf", b"%PDF" * 500)],
+        dkim=signer,
+    )
+    base = dict(
+        to_email="ann@example.org",
+        to_name="",
+        subject="x",
+        html="<p>x</p>",
+        text="x",
+        message_id="<1.a@acme.example>",
+        date=datetime(2025, 1, 1, tzinfo=UTC),
+        list_unsubscribe_url="https://acme.example/u",
+    )
+    assert dkimpy_verify(build_message(parts, **base), key[1])
+    unsigned = build_message(dataclasses.replace(parts, dkim=None), **base)
+    assert not unsigned.startswith(b"DKIM-Signature")
+
+
+def test_it_refuses_keys_and_names_it_cannot_use(key):
+    with pytest.raises(ValueError, match="cannot be read"):
+        DkimSigner(DOMAIN, SELECTOR, "not a key")
+    ed_pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(ValueError, match="not an RSA key"):
+        DkimSigner(DOMAIN, SELECTOR, ed_pem)
+    with pytest.raises(ValueError, match="selector"):
+        DkimSigner(DOMAIN, "bad_selector!", key[0])
+    with pytest.raises(ValueError, match="domain"):
+        DkimSigner("not a domain", SELECTOR, key[0])
+    with pytest.raises(ValueError, match="bits"):
+        generate_key(512)
+    with pytest.raises(ValueError, match="separator"):
+        DkimSigner(DOMAIN, SELECTOR, key[0]).sign(b"Subject: no body separator\r\n")
