@@ -7,6 +7,10 @@ class AudienceConfig(AppConfig):
     verbose_name = "Audience"
 
     def ready(self):
+        from mailmarketer.lib.worker import register_duty
+
         from . import personal_data
+        from .importing.jobs import purge_abandoned_one
 
         personal_data.register_core()
+        register_duty(purge_abandoned_one)

@@ -55,6 +55,9 @@ CHUNK_ROWS = 10_000
 # A running import whose heartbeat (updated_at, set by every chunk) is older than this has
 # lost its worker, and may be resumed.
 STALLED_AFTER = timedelta(minutes=5)
+# An upload never started (a draft) is deleted after this: it holds personal data nobody is
+# going to import.
+DRAFT_MAX_AGE = timedelta(days=1)
 Status = Import.Status
 
 
@@ -326,11 +329,16 @@ def record_interruption(import_id: int) -> Import:
     return imp
 
 
+def _mine(imp: Import):
+    """The import, if this runner still holds it. Every write of the job goes through this:
+    a resume (of an import that only seemed stalled) or a cancel moves updated_at or the
+    status, after which the old runner's writes match nothing and it stops."""
+    return Import.objects.filter(pk=imp.pk, status=Status.RUNNING, updated_at=imp.updated_at)
+
+
 def _fail(imp: Import, message: str) -> None:
     stamp = now()
-    if Import.objects.filter(pk=imp.pk, status=Status.RUNNING).update(
-        status=Status.FAILED, error=message, finished_at=stamp, updated_at=stamp
-    ):
+    if _mine(imp).update(status=Status.FAILED, error=message, finished_at=stamp, updated_at=stamp):
         imp.refresh_from_db()
         _audit("import.finished", imp, _job_actor(imp), status=Status.FAILED, **counts_of(imp))
 
@@ -342,12 +350,15 @@ def _run(imp: Import, progress, chunk_rows: int) -> None:
     if not imp.rows_total_exact:
         imp.encoding, imp.rows_total = check_whole_file(path, imp.encoding, imp.delimiter)
         imp.rows_total_exact = True
-        Import.objects.filter(pk=imp.pk).update(
+        stamp = now()
+        if not _mine(imp).update(
             encoding=imp.encoding,
             rows_total=imp.rows_total,
             rows_total_exact=True,
-            updated_at=now(),
-        )
+            updated_at=stamp,
+        ):
+            raise _Cancelled
+        imp.updated_at = stamp
         progress(imp)
     lists = list(imp.lists.all())
     if imp.mode == Import.Mode.SUBSCRIBE and not lists:
@@ -373,16 +384,12 @@ def _run(imp: Import, progress, chunk_rows: int) -> None:
             pipeline.parse(batch, ChunkResult())
             skip -= len(batch)
         while batch := list(islice(records, chunk_rows)):
-            if Import.objects.filter(pk=imp.pk).values_list("status", flat=True).first() != (
-                Status.RUNNING
-            ):
+            if not _mine(imp).exists():
                 raise _Cancelled
             _chunk(imp, pipeline, batch, report)
             progress(imp)
     stamp = now()
-    if Import.objects.filter(pk=imp.pk, status=Status.RUNNING).update(
-        status=Status.FINISHED, finished_at=stamp, updated_at=stamp
-    ):
+    if _mine(imp).update(status=Status.FINISHED, finished_at=stamp, updated_at=stamp):
         imp.refresh_from_db()
         _audit("import.finished", imp, _job_actor(imp), status=Status.FINISHED, **counts_of(imp))
         files.remove_source(imp.pk)
@@ -409,7 +416,7 @@ def _chunk(imp: Import, pipeline: Pipeline, batch, report: ErrorReport) -> None:
                     "report_size": report.flush(),
                     "updated_at": now(),
                 }
-                if not Import.objects.filter(pk=imp.pk, status=Status.RUNNING).update(**values):
+                if not _mine(imp).update(**values):
                     raise _Cancelled
         except IntegrityError:
             # Someone added one of these addresses between our look and our write (a form, the
@@ -425,3 +432,17 @@ def _chunk(imp: Import, pipeline: Pipeline, batch, report: ErrorReport) -> None:
         for key, value in values.items():
             setattr(imp, key, value)
         return
+
+
+def purge_abandoned_one() -> bool:
+    """Worker duty: deletes one draft older than DRAFT_MAX_AGE, its upload with it."""
+    draft = (
+        Import.objects.filter(status=Status.DRAFT, created_at__lt=now() - DRAFT_MAX_AGE)
+        .select_related("workspace")
+        .order_by("pk")
+        .first()
+    )
+    if draft is None:
+        return False
+    do_delete_import(draft, actor=Actor.system("import clean-up"))
+    return True

@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from datetime import timedelta
 
 import pytest
-from django.db.models import Model
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -772,5 +773,46 @@ def test_it_names_columns_for_the_command_line(personas, news, tmp_path):
     )
 
 
-def test_it_is_a_model_with_a_workspace():
-    assert issubclass(Import, Model) and Import._meta.get_field("workspace").related_model
+def test_it_stops_a_runner_that_lost_the_import(personas, news, tmp_path):
+    text = csv_text([["email"], *([f"p{i}@example.com"] for i in range(300))])
+    imp = start(personas.acme, write(tmp_path, "p.csv", text))
+
+    def taken_over(current):
+        if current.rows_done == 100 and current.status == Status.RUNNING:
+            # Resumed elsewhere as if this runner had stalled: the import is no longer ours.
+            Import.objects.filter(pk=current.pk).update(updated_at=timezone.now())
+
+    done = jobs.run_import(imp.pk, chunk_rows=100, on_progress=taken_over)
+
+    assert (done.status, done.rows_done, Subscriber.objects.count()) == (Status.RUNNING, 100, 100)
+    assert not AuditEvent.objects.filter(event="import.finished").exists()
+
+
+def test_it_deletes_uploads_never_started(
+    personas, news, tmp_path, django_capture_on_commit_callbacks
+):
+    old = jobs.do_create_import(
+        personas.acme,
+        file=write(tmp_path, "old.csv", "email\na@example.com\n"),
+        original_name="old.csv",
+        lists=[news],
+        actor=Actor.system("test"),
+    )
+    fresh = jobs.do_create_import(
+        personas.acme,
+        file=write(tmp_path, "fresh.csv", "email\nb@example.com\n"),
+        original_name="fresh.csv",
+        lists=[news],
+        actor=Actor.system("test"),
+    )
+    Import.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - jobs.DRAFT_MAX_AGE - timedelta(minutes=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.purge_abandoned_one() is True
+    assert jobs.purge_abandoned_one() is False
+
+    assert list(Import.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert not files.import_dir(old.pk).exists() and files.source_path(fresh.pk).exists()
+    assert AuditEvent.objects.get(event="import.deleted").actor_label == "import clean-up"
