@@ -1,0 +1,1025 @@
+"""Rendering campaigns: compiled once per campaign (per worker), rendered once per recipient.
+
+    compiled = compile_campaign(campaign)            # TemplateProblem when it cannot be used
+    context = recipient_context(workspace=..., campaign=..., subscriber=..., urls=...)
+    message = compiled.render(context)               # RenderedMessage; RenderError on a cap
+
+What a template sees (plain data only, never models, settings or our functions):
+`subscriber.email`, `.name`, `.first_name`, `.uuid`, `subscriber.attributes.<name>`,
+`campaign.name`, `campaign.subject` (as written), `workspace.name`, `workspace.sender_name`,
+`postal_address` (also `workspace.postal_address`), `lists` (the names of the campaign's lists),
+`unsubscribe_url`, `manage_url`, `view_in_browser_url`, and in the HTML and text bodies
+`subject` (this recipient's rendered subject).
+
+A value someone lacks renders as nothing, and arithmetic or comparisons with it do not fail, so
+one subscriber without an attribute never stops a send. For a fallback, use `default`:
+
+    Hello {{ subscriber.first_name | default("there") }},
+    {% if subscriber.attributes.plan == "pro" %}Thanks for being a Pro customer.{% endif %}
+
+Lists render as their items separated by commas; dictionaries and anything else that is not
+text or a number render as nothing.
+
+The sandbox (Jinja2's ImmutableSandboxedEnvironment, narrowed further):
+- no underscore attributes, and on text, lists and dicts only a short list of harmless methods
+  (`lower`, `split`, `get`, `items`...); the only global is `range` (at most 10,000 numbers);
+  `cycler`, `joiner`, `namespace`, `lipsum` and `dict` are gone; filters are an allowlist
+  (no `safe`, `format`, `center`, `tojson`, `pprint`, `attr`...); a template cannot include,
+  import or extend another;
+- an unknown filter or test, or a syntax error, is found when the campaign is compiled (Jinja2
+  itself would let an unknown filter inside an `{% if %}` through until it runs), and the
+  compile renders each part once with sample data so that errors that do not depend on the
+  recipient are reported with their line at save time.
+
+Caps, per recipient (all three parts together), enforced while rendering rather than measured
+afterwards, so that a runaway template stops early instead of eating the worker:
+- time (RENDER_TIME_LIMIT, 200 ms): the clock is read at every call in the template (macros,
+  `range`, methods), every 1,024 loop iterations and once per part;
+- loops (MAX_ITERATIONS, 100,000 iterations in all): every `{% for %}` iterates through a guard
+  the compiler puts in (an AST rewrite; the author cannot name or shadow it);
+- size: each part's output (MAX_OUTPUT, 1,000,000 characters; the subject MAX_SUBJECT); `*`,
+  `+`, `~`, `%`, `**`, `replace` and `join` refuse results past the cap before making them; and
+  a budget (MAX_WORK, 4,000,000 characters) charged for every printed value and, per loop
+  iteration, for the loop body's static text, bounds what macros and `{% set %}` blocks can build
+  in memory where the output counter cannot see it.
+A cap hit raises RenderError: the engine records that recipient as failed and goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import traceback
+from dataclasses import dataclass, field
+from decimal import Decimal
+from time import perf_counter
+from urllib.parse import quote
+
+from django.conf import settings
+from jinja2 import nodes
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.filters import (
+    do_default,
+    do_dictsort,
+    do_filesizeformat,
+    do_first,
+    do_float,
+    do_groupby,
+    do_int,
+    do_items,
+    do_last,
+    do_list,
+    do_map,
+    do_max,
+    do_min,
+    do_reject,
+    do_rejectattr,
+    do_reverse,
+    do_round,
+    do_select,
+    do_selectattr,
+    do_sort,
+    do_sum,
+    do_truncate,
+    do_unique,
+    make_attrgetter,
+)
+from jinja2.runtime import ChainableUndefined, LoopContext, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.tests import TESTS as JINJA_TESTS
+from jinja2.utils import pass_environment, pass_eval_context
+from markupsafe import Markup, escape
+
+from . import content
+from .content import TemplateProblem
+from .layouts import default_layout_html
+
+__all__ = [
+    "CompiledCampaign",
+    "ContentSpec",
+    "RenderError",
+    "RenderedMessage",
+    "TemplateProblem",
+    "campaign_context",
+    "compile_campaign",
+    "compile_content",
+    "recipient_context",
+    "sample_context",
+    "workspace_context",
+]
+
+RENDER_TIME_LIMIT = 0.2  # seconds per recipient
+MAX_OUTPUT = 1_000_000  # characters per part
+MAX_SUBJECT = 2_000
+MAX_ITERATIONS = 100_000
+MAX_RANGE = 10_000
+MAX_SEQUENCE = 10_000  # items in a list made by * or +
+MAX_WORK = 4_000_000
+
+
+class RenderError(Exception):
+    """A recipient's message could not be rendered (a runtime error or a cap)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    html: str | None
+    text: str
+
+
+# -- the budget of the render in progress --------------------------------------------------------
+
+_NEVER = float("inf")
+
+
+class _Budget(threading.local):
+    deadline = _NEVER
+    iterations = 0
+    work = 0
+
+
+_budget = _Budget()
+
+
+class _Exceeded(SecurityError):
+    """A cap was hit."""
+
+
+def _check_clock() -> None:
+    if perf_counter() > _budget.deadline:
+        raise _Exceeded(f"rendering took longer than {int(RENDER_TIME_LIMIT * 1000)} ms")
+
+
+def _charge(size: int) -> None:
+    _budget.work += size
+    if _budget.work > MAX_WORK:
+        raise _Exceeded(f"the template produces more than {MAX_WORK:,} characters")
+
+
+# -- plain values ------------------------------------------------------------------------------
+
+
+def _scalar_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, Undefined):
+        return ""
+    if isinstance(value, bool | int | float | Decimal):
+        return str(value)
+    return ""
+
+
+def _text(value) -> str:
+    """What a value prints as: text and numbers as themselves, lists as their items separated
+    by commas, anything else (objects, dicts, functions) as nothing, so no repr ever reaches a
+    message."""
+    if type(value) is str:
+        return value
+    if isinstance(value, list | tuple):
+        parts = [_scalar_text(item) for item in value]
+        if sum(map(len, parts)) + 2 * len(parts) > MAX_OUTPUT:
+            raise _Exceeded(f"a list longer than {MAX_OUTPUT:,} characters cannot be printed")
+        return ", ".join(parts)
+    return _scalar_text(value)
+
+
+def _finalize(value):
+    text = _text(value)
+    _charge(len(text))
+    return text
+
+
+# -- filters and tests ---------------------------------------------------------------------------
+
+
+def _attr(value) -> Markup:
+    """A value inside an HTML attribute, <style> or <title>: always escaped, even markup (a
+    macro's output), so it cannot close the attribute."""
+    return escape(str.__str__(_text(value)))
+
+
+_SCHEME = re.compile(r"^[\x00-\x20]*([A-Za-z][A-Za-z0-9+.\-]*)\s*:")
+
+
+def _url(value) -> Markup:
+    """A value that starts a URL attribute: http, https, mailto, tel or a relative URL only."""
+    text = str.__str__(_text(value))
+    scheme = _SCHEME.match(text)
+    if scheme and scheme.group(1).lower() not in content.URL_SCHEMES:
+        return Markup("")
+    return escape(text)
+
+
+def _str_filter(fn):
+    def wrapped(value, *args, **kwargs):
+        return fn(_text(value), *args, **kwargs)
+
+    return wrapped
+
+
+@pass_eval_context
+def _replace(eval_ctx, value, old, new, count=None):
+    text, old, new = _text(value), _text(old), _text(new)
+    hits = text.count(old) if old else len(text) + 1
+    if count is not None:
+        hits = min(hits, max(int(count), 0))
+    if len(text) + hits * (len(new) - len(old)) > MAX_OUTPUT:
+        raise _Exceeded(f"replace would make more than {MAX_OUTPUT:,} characters")
+    count = -1 if count is None else int(count)
+    markup_in = hasattr(old, "__html__") or hasattr(new, "__html__")
+    if eval_ctx.autoescape and markup_in and not hasattr(text, "__html__"):
+        text = escape(text)
+    return text.replace(old, new, count)
+
+
+@pass_eval_context
+def _join(eval_ctx, value, d="", attribute=None):
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    parts = [_scalar_text(item) for item in value]
+    separator = _text(d)
+    if sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0) > MAX_OUTPUT:
+        raise _Exceeded(f"join would make more than {MAX_OUTPUT:,} characters")
+    if eval_ctx.autoescape:
+        return escape(separator).join(escape(p) for p in parts)
+    return separator.join(parts)
+
+
+@pass_environment
+def _sum(environment, iterable, attribute=None, start=0):
+    # Numbers only: summing lists (start=[]) could build a list of a trillion items.
+    if not isinstance(start, int | float | Decimal) or isinstance(start, bool):
+        raise SecurityError("sum adds numbers only")
+    return do_sum(environment, iterable, attribute=attribute, start=start)
+
+
+def _urlencode(value) -> str:
+    if isinstance(value, dict):
+        return "&".join(
+            f"{quote(_scalar_text(k), safe='')}={quote(_scalar_text(v), safe='')}"
+            for k, v in value.items()
+        )
+    return quote(_text(value), safe="/")
+
+
+def _striptags(value) -> str:
+    # The result is plain text (escaped again when printed in HTML), never marked safe.
+    return Markup(_text(value)).striptags()  # noqa: S704
+
+
+def _wordcount(value) -> int:
+    return len(_text(value).split())
+
+
+def _escape_filter(value) -> Markup:
+    if hasattr(value, "__html__"):
+        return Markup(value)  # noqa: S704 - already markup (escaped or a macro's output)
+    return escape(_text(value))
+
+
+FILTERS = {
+    "abs": abs,
+    "capitalize": _str_filter(lambda s: s.capitalize()),
+    "count": len,
+    "d": do_default,
+    "default": do_default,
+    "dictsort": do_dictsort,
+    "e": _escape_filter,
+    "escape": _escape_filter,
+    "filesizeformat": do_filesizeformat,
+    "first": do_first,
+    "float": do_float,
+    "groupby": do_groupby,
+    "int": do_int,
+    "items": do_items,
+    "join": _join,
+    "last": do_last,
+    "length": len,
+    "list": do_list,
+    "lower": _str_filter(lambda s: s.lower()),
+    "map": do_map,
+    "max": do_max,
+    "min": do_min,
+    "reject": do_reject,
+    "rejectattr": do_rejectattr,
+    "replace": _replace,
+    "reverse": do_reverse,
+    "round": do_round,
+    "select": do_select,
+    "selectattr": do_selectattr,
+    "sort": do_sort,
+    "string": _text,
+    "striptags": _striptags,
+    "sum": _sum,
+    "title": _str_filter(lambda s: s.title()),
+    "trim": _str_filter(lambda s, chars=None: s.strip(chars)),
+    "truncate": pass_environment(
+        lambda env, s, *args, **kwargs: do_truncate(env, _text(s), *args, **kwargs)
+    ),
+    "unique": do_unique,
+    "upper": _str_filter(lambda s: s.upper()),
+    "urlencode": _urlencode,
+    "wordcount": _wordcount,
+    # Used by compiled templates for values inside attributes (content.Restorer).
+    "mm_attr": _attr,
+    "mm_url": _url,
+}
+
+_SAFE_TESTS = [
+    "defined",
+    "undefined",
+    "none",
+    "boolean",
+    "false",
+    "true",
+    "integer",
+    "float",
+    "number",
+    "string",
+    "mapping",
+    "sequence",
+    "iterable",
+    "even",
+    "odd",
+    "divisibleby",
+    "eq",
+    "equalto",
+    "==",
+    "ne",
+    "!=",
+    "lt",
+    "<",
+    "le",
+    "<=",
+    "gt",
+    ">",
+    "ge",
+    ">=",
+    "greaterthan",
+    "lessthan",
+    "in",
+    "sameas",
+]
+TESTS = {name: JINJA_TESTS[name] for name in _SAFE_TESTS}
+TESTS["lower"] = lambda value: _text(value).islower()
+TESTS["upper"] = lambda value: _text(value).isupper()
+
+_STR_METHODS = frozenset(
+    [
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "casefold",
+        "swapcase",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "startswith",
+        "endswith",
+        "split",
+        "rsplit",
+        "splitlines",
+        "count",
+        "find",
+        "rfind",
+        "isdigit",
+        "isalpha",
+        "isalnum",
+        "isnumeric",
+        "isdecimal",
+        "islower",
+        "isupper",
+        "isspace",
+        "istitle",
+    ]
+)
+_DICT_METHODS = frozenset({"get", "keys", "values", "items"})
+_SEQUENCE_METHODS = frozenset({"count", "index"})
+_LOOP_ATTRIBUTES = frozenset(
+    [
+        "index",
+        "index0",
+        "revindex",
+        "revindex0",
+        "first",
+        "last",
+        "length",
+        "depth",
+        "depth0",
+        "previtem",
+        "nextitem",
+        "cycle",
+        "changed",
+    ]
+)
+_FORMAT_WIDTH = re.compile(r"%[-#0 +]*(?:\*|\d{4,})|%[-#0 +]*\d*\.(?:\*|\d{4,})")
+
+
+def _range(*args):
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE:,} numbers")
+    return numbers
+
+
+class _Blank(ChainableUndefined):
+    """What a missing value is: prints as nothing, and attribute access, calls, arithmetic and
+    comparisons with it do not fail (so one subscriber's missing attribute never stops a send);
+    as a number it is 0 (`range(missing)` is empty)."""
+
+    __slots__ = ()
+
+    def _same(self, *args, **kwargs):
+        return self
+
+    def _false(self, other):
+        return False
+
+    def _zero(self):
+        return 0
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _same
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __pos__ = __neg__ = __call__ = _same
+    __round__ = __abs__ = _same
+    __lt__ = __le__ = __gt__ = __ge__ = _false
+    __index__ = __int__ = _zero
+
+    def __float__(self):
+        return 0.0
+
+
+class CampaignSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "+", "**", "%"})
+
+    def __init__(self, *, html: bool):
+        super().__init__(
+            autoescape=html,
+            undefined=_Blank,
+            finalize=_finalize,
+            trim_blocks=not html,
+            lstrip_blocks=not html,
+            auto_reload=False,
+            cache_size=0,
+        )
+        self.filters = dict(FILTERS)
+        self.tests = dict(TESTS)
+        self.globals = {"range": _range}
+
+    # Attributes: dictionary keys before dict methods (an attribute named "items" is the
+    # attribute), and on values only the allowlisted methods.
+    def getattr(self, obj, attribute):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj, attr, value):
+        if attr.startswith("_") or not super().is_safe_attribute(obj, attr, value):
+            return False
+        if isinstance(obj, str):
+            return attr in _STR_METHODS
+        if isinstance(obj, dict):
+            return attr in _DICT_METHODS
+        if isinstance(obj, list | tuple):
+            return attr in _SEQUENCE_METHODS
+        if isinstance(obj, LoopContext):
+            return attr in _LOOP_ATTRIBUTES
+        return isinstance(obj, Undefined)
+
+    def call(self, context, obj, /, *args, **kwargs):
+        _check_clock()
+        for arg in args:
+            if isinstance(arg, str | list | tuple) and len(arg) > MAX_OUTPUT:
+                raise _Exceeded(f"a value longer than {MAX_OUTPUT:,} cannot be passed on")
+        return super().call(context, obj, *args, **kwargs)
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    limit = MAX_OUTPUT if isinstance(seq, str) else MAX_SEQUENCE
+                    if len(seq) * times > limit:
+                        raise _Exceeded(f"the result would be longer than {limit:,}")
+        elif operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                limit = MAX_OUTPUT if isinstance(left, str) else MAX_SEQUENCE
+                if len(left) + len(right) > limit:
+                    raise _Exceeded(f"the result would be longer than {limit:,}")
+        elif operator == "**":
+            if isinstance(left, int | float) and isinstance(right, int | float):
+                too_big = abs(right) > 1000 or (
+                    isinstance(left, int)
+                    and isinstance(right, int)
+                    and left.bit_length() * abs(right) > 10_000
+                )
+                if too_big:
+                    raise SecurityError("that power is too large")
+        elif operator == "%" and isinstance(left, str):
+            values = (
+                right.values()
+                if isinstance(right, dict)
+                else (right if isinstance(right, tuple) else (right,))
+            )
+            if any(isinstance(v, Undefined) for v in values):
+                return self.undefined()  # formatting a missing value prints nothing
+            if _FORMAT_WIDTH.search(left):
+                raise SecurityError("% formatting with widths of 1,000 or more is not allowed")
+            if isinstance(right, tuple):
+                right = tuple(_plain_arg(v) for v in right)
+            elif isinstance(right, dict):
+                right = {k: _plain_arg(v) for k, v in right.items()}
+            else:
+                right = _plain_arg(right)
+        return super().call_binop(context, operator, left, right)
+
+    # Called from compiled templates only (EnvironmentAttribute nodes put in by _guard).
+    def mm_loop(self, iterable, static_size: int = 0):
+        budget = _budget
+        for item in iterable:
+            budget.iterations += 1
+            if budget.iterations > MAX_ITERATIONS:
+                raise _Exceeded(f"loops ran more than {MAX_ITERATIONS:,} times")
+            if not budget.iterations & 1023:
+                _check_clock()
+            if static_size:
+                _charge(static_size)
+            yield item
+
+    def mm_text(self, value):
+        return _text(value)
+
+    def mm_sized(self, value):
+        if len(value) > MAX_OUTPUT:
+            raise _Exceeded(f"a value longer than {MAX_OUTPUT:,} characters")
+        return value
+
+
+def _plain_arg(value):
+    if isinstance(value, bool | int | float | Decimal):
+        return value
+    return _text(value)
+
+
+HTML_ENV = CampaignSandbox(html=True)
+TEXT_ENV = CampaignSandbox(html=False)
+
+
+# -- compiling one template ----------------------------------------------------------------------
+
+
+def _call_environment(name: str, args: list, lineno: int) -> nodes.Call:
+    return nodes.Call(nodes.EnvironmentAttribute(name), args, [], None, None, lineno=lineno)
+
+
+def _guard(node: nodes.Node) -> None:
+    """Put the loop guard around every {% for %}'s iterable, and the size check around every
+    `~` (whose operands are printed as plain values first: no repr of a list of a million)."""
+    for child in node.iter_child_nodes():
+        _guard(child)
+    for name in node.fields:
+        value = getattr(node, name, None)
+        if isinstance(value, nodes.Concat):
+            setattr(node, name, _sized_concat(value))
+        elif isinstance(value, list) and any(isinstance(v, nodes.Concat) for v in value):
+            setattr(
+                node,
+                name,
+                [_sized_concat(v) if isinstance(v, nodes.Concat) else v for v in value],
+            )
+    if isinstance(node, nodes.For):
+        static = sum(_static_size(child) for child in node.body)
+        node.iter = _call_environment("mm_loop", [node.iter, nodes.Const(static)], node.lineno)
+
+
+def _static_size(node: nodes.Node) -> int:
+    """The template text one iteration of a loop body may output: nested loops charge their own
+    and a macro's text is charged where it is printed."""
+    if isinstance(node, nodes.TemplateData):
+        return len(node.data)
+    if isinstance(node, nodes.For | nodes.Macro):
+        return 0
+    return sum(_static_size(child) for child in node.iter_child_nodes())
+
+
+def _sized_concat(node: nodes.Concat) -> nodes.Call:
+    node.nodes = [_call_environment("mm_text", [n], node.lineno) for n in node.nodes]
+    return _call_environment("mm_sized", [node], node.lineno)
+
+
+_FORBIDDEN = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+
+def compile_template(env: CampaignSandbox, source: str, field: str):
+    """Parse, check and compile one template; TemplateProblem with the line when it cannot be
+    used."""
+    filename = f"<{field}>"
+    try:
+        tree = env.parse(source, name=field, filename=filename)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(field, exc.lineno, exc.message or str(exc)) from None
+    for node in tree.find_all(_FORBIDDEN):
+        raise TemplateProblem(
+            field, node.lineno, "a campaign template cannot extend, include or import templates"
+        )
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            raise TemplateProblem(field, node.lineno, f"unknown filter '{node.name}'")
+    for node in tree.find_all(nodes.Test):
+        if node.name not in env.tests:
+            raise TemplateProblem(field, node.lineno, f"unknown test '{node.name}'")
+    _guard(tree)
+    tree.set_environment(env)
+    try:
+        code = env.compile(tree, name=field, filename=filename)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(field, exc.lineno, exc.message or str(exc)) from None
+    # A plain dict, not Jinja2's default ChainMap: every render copies the globals into a new
+    # context, and iterating a ChainMap is Python code (a quarter of the render time).
+    template = env.template_class.from_code(env, code, dict(env.globals))
+    template.mm_tree = tree
+    return template
+
+
+def _references(tree: nodes.Template, name: str, attribute_of: str | None = None) -> bool:
+    for node in tree.find_all(nodes.Name):
+        if node.name == name and node.ctx == "load":
+            return True
+    if attribute_of:
+        for node in tree.find_all(nodes.Getattr):
+            if (
+                node.attr == name
+                and isinstance(node.node, nodes.Name)
+                and node.node.name == attribute_of
+            ):
+                return True
+    return False
+
+
+# -- running a template under the caps -------------------------------------------------------------
+
+
+def _run(template, context: dict, field: str, limit: int, extra: dict | None = None) -> str:
+    # Joined in C; what a runaway template can build before the length is checked is bounded
+    # by the work budget (every printed value and every loop iteration is charged).
+    try:
+        output = "".join(template.root_render_func(template.new_context(context, locals=extra)))
+    except SecurityError as exc:
+        raise RenderError(field, str(exc)) from exc
+    except RecursionError as exc:
+        raise RenderError(field, "macros call themselves too deeply") from exc
+    except Exception as exc:
+        raise RenderError(field, f"{type(exc).__name__}: {exc}") from exc
+    if len(output) > limit:
+        raise RenderError(field, f"the output is longer than {limit:,} characters")
+    return output
+
+
+def _one_line(subject: str) -> str:
+    # A subject is one header line: CR, LF and other line breaks and NUL never reach it.
+    return " ".join(subject.replace("\x00", "").split())
+
+
+class _Rendering:
+    """The budget of one recipient's render, for the three parts together."""
+
+    def __enter__(self):
+        _budget.deadline = perf_counter() + RENDER_TIME_LIMIT
+        _budget.iterations = 0
+        _budget.work = 0
+        return self
+
+    def __exit__(self, *exc):
+        _budget.deadline = _NEVER
+
+
+def _error_line(exc: BaseException, template) -> int | None:
+    """The template line a runtime error happened on (the deepest frame of that template)."""
+    line = None
+    while exc is not None:
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            if frame.f_code.co_filename == template.filename:
+                line = template.get_corresponding_lineno(lineno)
+        exc = exc.__cause__
+    return line
+
+
+def _try_render(template, context: dict, field: str, extra: dict | None = None) -> None:
+    """Render once with sample data at compile time; a failure becomes a TemplateProblem."""
+    with _Rendering():
+        try:
+            _run(template, context, field, MAX_OUTPUT, extra)
+        except RenderError as exc:
+            raise TemplateProblem(field, _error_line(exc, template), exc.message) from None
+
+
+# -- the compiled campaign ------------------------------------------------------------------------
+
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass
+class CompiledCampaign:
+    campaign_id: int
+    links: list[str]
+    subject_template: object = field(repr=False)
+    html_template: object | None = field(repr=False)
+    text_template: object = field(repr=False)
+    html_source: str | None = field(default=None, repr=False)
+    text_source: str = field(default="", repr=False)
+    squeeze_text: bool = field(default=False, repr=False)
+
+    def render(self, context: dict) -> RenderedMessage:
+        """This recipient's message. Raises RenderError when a part fails or hits a cap."""
+        with _Rendering():
+            subject = _one_line(_run(self.subject_template, context, "subject", MAX_SUBJECT))
+            extra = {"subject": subject}
+            html = None
+            if self.html_template is not None:
+                html = _run(self.html_template, context, "body", MAX_OUTPUT, extra)
+            text = _run(self.text_template, context, "text_body", MAX_OUTPUT, extra)
+            _check_time("text_body")
+        if self.squeeze_text and "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
+        return RenderedMessage(subject=subject, html=html, text=text)
+
+
+def _check_time(field: str) -> None:
+    try:
+        _check_clock()
+    except _Exceeded as exc:
+        raise RenderError(field, str(exc)) from None
+
+
+# -- contexts ------------------------------------------------------------------------------------
+
+
+def workspace_context(workspace) -> dict:
+    return {
+        "name": workspace.name,
+        "postal_address": workspace.postal_address,
+        "sender_name": workspace.sender_name or workspace.name,
+    }
+
+
+def campaign_context(campaign) -> dict:
+    lists = []
+    if campaign.pk is not None:
+        lists = list(campaign.lists.order_by("name").values_list("name", flat=True))
+    return {"name": campaign.name, "subject": campaign.subject, "lists": lists}
+
+
+def recipient_context(*, workspace: dict, campaign: dict, subscriber: dict, urls: dict) -> dict:
+    """The template context for one recipient, from plain dicts (see the module docstring)."""
+    name = subscriber.get("name") or ""
+    person = {
+        "uuid": str(subscriber.get("uuid") or ""),
+        "email": subscriber.get("email") or "",
+        "name": name,
+        "first_name": subscriber.get("first_name") or (name.split()[0] if name.strip() else ""),
+        "attributes": subscriber.get("attributes") or {},
+    }
+    return {
+        "subscriber": person,
+        "campaign": campaign,
+        "workspace": workspace,
+        "postal_address": workspace.get("postal_address", ""),
+        "lists": campaign.get("lists", []),
+        "unsubscribe_url": urls.get("unsubscribe_url", ""),
+        "manage_url": urls.get("manage_url", ""),
+        "view_in_browser_url": urls.get("view_in_browser_url", ""),
+    }
+
+
+SAMPLE_SUBSCRIBER = {
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "email": "jane.doe@example.com",
+    "name": "Jane Doe",
+    "first_name": "Jane",
+    "attributes": {},
+}
+
+
+def sample_urls() -> dict:
+    # Inert links: the preview token is not a valid signature, so following one changes nothing.
+    return {
+        "unsubscribe_url": f"{settings.BASE_URL}/f/u/preview",
+        "manage_url": f"{settings.BASE_URL}/f/u/preview",
+        "view_in_browser_url": f"{settings.BASE_URL}/f/archive/preview",
+    }
+
+
+def sample_context(workspace: dict, campaign: dict, subscriber: dict | None = None) -> dict:
+    return recipient_context(
+        workspace=workspace,
+        campaign=campaign,
+        subscriber=subscriber or SAMPLE_SUBSCRIBER,
+        urls=sample_urls(),
+    )
+
+
+# -- compiling a campaign ------------------------------------------------------------------------
+
+HTML_FOOTER = (
+    '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
+    '<tr><td align="center" style="padding: 16px; font-family: Arial, Helvetica, sans-serif; '
+    'font-size: 12px; line-height: 1.5; color: #6b7280;">'
+    "{{ workspace.name }}<br>{{ postal_address }}<br>"
+    '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> · '
+    '<a href="{{ manage_url }}" style="color: #6b7280;">Manage your subscription</a>'
+    "</td></tr></table>"
+)
+TEXT_FOOTER = (
+    "\n\n--\n{{ workspace.name }}\n{{ postal_address }}\n\n"
+    "Unsubscribe: {{ unsubscribe_url }}\nManage your subscription: {{ manage_url }}\n"
+)
+_BODY_END = re.compile(r"</body\s*>", re.I)
+_FULL_DOCUMENT = re.compile(r"<(?:html|body)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ContentSpec:
+    """What a campaign's content is made of (a campaign, or unsaved changes to one)."""
+
+    kind: str
+    subject: str
+    body_format: str  # "markdown" | "html" | "text"
+    body: str
+    text_body: str = ""
+    layout_html: str | None = None  # None: the built-in default layout
+
+
+def _with_html_footer(source: str) -> str:
+    ends = list(_BODY_END.finditer(source))
+    if not ends:
+        return source + HTML_FOOTER
+    at = ends[-1].start()
+    return source[:at] + HTML_FOOTER + source[at:]
+
+
+def _placeholders(*sources: str) -> content.Placeholders:
+    while True:
+        ph = content.Placeholders()
+        try:
+            ph.check_unused(*sources)
+        except ValueError:  # the random nonce happens to be in the content: draw another
+            continue
+        return ph
+
+
+def _build_html(body_format: str, body: str, layout: str | None):
+    """(HTML template source, the sanitised document with placeholders, the placeholders)."""
+    ph = _placeholders(body, layout or "")
+    if layout is not None:
+        layout_protected = content.protect(layout, mode="html", field="layout", ph=ph, slot=True)
+    first_body_tag = len(ph.tags)
+    mode = "markdown" if body_format == "markdown" else "html"
+    body_protected = content.protect(body, mode=mode, field="body", ph=ph)
+    body_html = content.markdown_to_html(body_protected) if mode == "markdown" else body_protected
+    if layout is None:
+        document = body_html
+    else:
+        document = layout_protected.replace(ph.slot, body_html)
+        # Document order: the layout's tags before the slot, the body's, the layout's after.
+        ph.order = (
+            list(range(ph.slot_at))
+            + list(range(first_body_tag, len(ph.tags)))
+            + list(range(ph.slot_at, first_body_tag))
+        )
+    doc = content.sanitise_document(document, ph)
+    return content.restore_document(doc, ph), doc, ph
+
+
+def compile_content(
+    spec: ContentSpec, *, workspace: dict, campaign: dict, campaign_id: int = 0
+) -> CompiledCampaign:
+    """Compile a campaign's content; TemplateProblem names the field and line to fix."""
+    sample = sample_context(workspace, campaign)
+    marketing = spec.kind == "marketing"
+
+    subject = compile_template(TEXT_ENV, spec.subject, "subject")
+    _try_render(subject, sample, "subject")
+    sample_subject = {"subject": "Sample subject"}
+
+    if spec.body_format == "text":
+        body = compile_template(TEXT_ENV, spec.body, "body")
+        _try_render(body, sample, "body", sample_subject)
+        html_template = html_source = None
+        text_source = spec.body
+        links = content.text_links(spec.body)
+    else:
+        body = compile_template(HTML_ENV, spec.body, "body")
+        _try_render(body, sample, "body", sample_subject)
+        full_document = spec.body_format == "html" and _FULL_DOCUMENT.search(spec.body)
+        layout_source = None
+        trees = [body.mm_tree]
+        if not full_document:
+            layout_source = spec.layout_html
+            if layout_source is None:
+                layout_source = default_layout_html()
+            layout = compile_template(HTML_ENV, layout_source, "layout")
+            _try_render(layout, {**sample, "content": ""}, "layout", sample_subject)
+            trees.append(layout.mm_tree)
+        body_source = spec.body
+        # Marketing mail always shows the postal address and an unsubscribe link: a layout or
+        # body that shows neither gets our footer.
+        if marketing and _footer_missing(trees):
+            if layout_source is None:
+                body_source = _with_html_footer(body_source)
+            else:
+                layout_source = _with_html_footer(layout_source)
+        html_source, doc, ph = _build_html(spec.body_format, body_source, layout_source)
+        links = content.html_links(doc.body, ph)
+        if spec.text_body.strip():
+            text_source = spec.text_body
+            links += content.text_links(spec.text_body)
+        else:
+            text_source = _text_from_html(doc, ph)
+    html_template = None
+    if html_source is not None:
+        html_template = compile_template(HTML_ENV, html_source, "body")
+    text_template = compile_template(TEXT_ENV, text_source, "text_body")
+    if marketing and _footer_missing([text_template.mm_tree]):
+        text_source = text_source.rstrip("\n") + TEXT_FOOTER
+        text_template = compile_template(TEXT_ENV, text_source, "text_body")
+    _try_render(text_template, sample, "text_body", sample_subject)
+    if html_template is not None:
+        _try_render(html_template, sample, "body", sample_subject)
+    has_statements = any(True for _ in text_template.mm_tree.find_all(nodes.Stmt))
+    return CompiledCampaign(
+        campaign_id=campaign_id,
+        links=content.unique(links),
+        subject_template=subject,
+        html_template=html_template,
+        text_template=text_template,
+        html_source=html_source,
+        text_source=text_source,
+        squeeze_text=has_statements,
+    )
+
+
+def _footer_missing(trees: list[nodes.Template]) -> bool:
+    """True when neither the body nor the layout links to unsubscribe_url, or neither shows
+    the postal address."""
+    unsubscribe = any(_references(t, "unsubscribe_url") for t in trees)
+    address = any(_references(t, "postal_address", attribute_of="workspace") for t in trees)
+    return not (unsubscribe and address)
+
+
+def _text_from_html(doc: content.Document, ph: content.Placeholders) -> str:
+    pattern = ph.pattern()
+
+    def keep_statements(text: str) -> str:
+        return "".join(
+            ph.word(int(m.group(1)))
+            for m in pattern.finditer(text)
+            if ph.tags[int(m.group(1))].kind == "stmt"
+        )
+
+    text = content.html_to_text(doc.body, keep_statements)
+    restorer = content.Restorer(ph)
+    restored = restorer.plain(text)
+    restorer.check(html=False)
+    return restored
+
+
+def spec_for(campaign) -> ContentSpec:
+    from .models import Layout
+
+    layout_html = None
+    if campaign.layout_id:
+        layout_html = campaign.layout.html
+    else:
+        default = (
+            Layout.objects.filter(workspace_id=campaign.workspace_id, is_default=True)
+            .values_list("html", flat=True)
+            .first()
+        )
+        layout_html = default
+    return ContentSpec(
+        kind=campaign.kind,
+        subject=campaign.subject,
+        body_format=campaign.body_format,
+        body=campaign.body,
+        text_body=campaign.text_body,
+        layout_html=layout_html,
+    )
+
+
+def compile_campaign(campaign) -> CompiledCampaign:
+    """Compile once per campaign (per worker); raises TemplateProblem."""
+    return compile_content(
+        spec_for(campaign),
+        workspace=workspace_context(campaign.workspace),
+        campaign=campaign_context(campaign),
+        campaign_id=campaign.pk or 0,
+    )
