@@ -23,3 +23,13 @@ class DeliveryConfig(AppConfig):
             Delivery.objects.filter(subscriber=subscriber).update(subscriber=None, smtp_reply="")
 
         personal_data.register(Delivery, section="deliveries", export=export, erase=erase)
+
+        from mailmarketer.lib.worker import register_duty
+
+        from . import engine, planner
+
+        # Plan first so a new campaign starts at once, then send, then the cheap housekeeping.
+        register_duty(planner.plan_one)
+        register_duty(engine.send_one)
+        register_duty(engine.reclaim_one)
+        register_duty(engine.finish_one)

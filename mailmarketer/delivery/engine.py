@@ -1,0 +1,415 @@
+"""The sending engine: the worker duties that turn ledger rows into messages on the wire.
+
+One step of `send_one()`:
+1. claim up to DELIVERY_BATCH due rows of a running campaign (ledger.claim, with a lease);
+2. load the recipients in three queries and check again, at send time, that each may still be
+   mailed (enabled, subscribed to one of the campaign's lists, not excluded, not suppressed);
+   those who may not are `skipped`;
+3. render each message (the campaign is compiled once per worker and reused) and assemble its
+   bytes (parts shared by the whole campaign are built once);
+4. hand the batch to the workspace's sender (pipelined SMTP connections kept open, or the
+   outbox), and record every outcome in one transaction right after the relay's replies.
+
+Failures: a temporary one (4xx, a dropped connection) requeues the row with backoff until
+DELIVERY_RETRY_DEADLINE_S after it was planned, then fails it; a permanent one (5xx) fails the
+row, and a hard bounce (5.1.x) also suppresses the address and unsubscribes it; a broken relay
+(authentication or TLS refused) pauses the campaign with the reason and gives the batch back
+unsent; DELIVERY_MAX_CONSECUTIVE_FAILURES failures in a row pause it too.
+
+`finish_one()` marks a running campaign finished once planning is done and every row is final,
+and cancels the queued rows of a cancelled campaign.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.timezone import now
+
+from mailmarketer.accounts.actions import audit
+from mailmarketer.accounts.actors import Actor
+from mailmarketer.audience.emails import suppression_hash
+from mailmarketer.audience.models import Subscriber, Suppression
+from mailmarketer.campaigns import rendering
+from mailmarketer.campaigns.models import Campaign
+from mailmarketer.lib.worker import worker_id
+from mailmarketer.signup.links import unsubscribe_url
+
+from . import ledger, mime
+from .ledger import Outcome
+from .models import FINAL_STATUSES, Delivery, DkimKey
+from .planner import excluded_subscriptions, mailable_subscriptions
+from .senders import SenderPool
+from .smtp import Outgoing, PermanentError, RelayBroken
+
+logger = logging.getLogger(__name__)
+Status = Delivery.Status
+VERP_SALT = "mailmarketer.delivery.verp"
+
+
+def verp_token(delivery_id: int) -> str:
+    """`<ledger id>-<16 base32 characters of HMAC>`: short enough for a 64-character local part
+    (a Django signature is not), and a bounce to a forged address names no real row."""
+    digest = salted_hmac(VERP_SALT, str(delivery_id), algorithm="sha256").digest()
+    return f"{delivery_id}-{base64.b32encode(digest[:10]).decode().lower()}"
+
+
+def read_verp_token(token: str) -> int | None:
+    head, _, _ = token.partition("-")
+    if not head.isdigit():
+        return None
+    return int(head) if constant_time_compare(verp_token(int(head)), token) else None
+
+
+@dataclass
+class PreparedCampaign:
+    """What is the same for every recipient of a campaign, built once per worker."""
+
+    campaign: Campaign
+    compiled: rendering.CompiledCampaign
+    parts: mime.MessageParts
+    workspace_ctx: dict
+    campaign_ctx: dict
+    list_ids: set[int]
+    single_optin_ids: set[int]
+    version: tuple
+
+
+@dataclass
+class EngineState:
+    owner: str = field(default_factory=worker_id)
+    senders: SenderPool = field(default_factory=SenderPool)
+    prepared: dict[int, PreparedCampaign] = field(default_factory=dict)
+    consecutive_failures: dict[int, int] = field(default_factory=dict)
+
+
+_state: EngineState | None = None
+
+
+def state() -> EngineState:
+    global _state
+    if _state is None:
+        _state = EngineState()
+    return _state
+
+
+def reset_state() -> None:
+    """Forget cached campaigns and close connections (tests; worker shutdown)."""
+    global _state
+    if _state is not None:
+        _state.senders.close()
+    _state = None
+
+
+def _dkim_signer(campaign: Campaign, from_email: str):
+    domain = from_email.rpartition("@")[2].lower()
+    key = DkimKey.objects.filter(workspace_id=campaign.workspace_id, domain=domain).first()
+    if key is None:
+        return None
+    from .dkim import DkimSigner
+
+    return DkimSigner(domain=key.domain, selector=key.selector, private_pem=key.private_key)
+
+
+def prepare(campaign: Campaign) -> PreparedCampaign:
+    version = (campaign.pk, campaign.updated_at)
+    cached = state().prepared.get(campaign.pk)
+    if cached is not None and cached.version == version:
+        cached.campaign = campaign
+        return cached
+    workspace = campaign.workspace
+    from_email = campaign.from_email or workspace.sender_email
+    from_name = campaign.from_name or workspace.sender_name or workspace.name
+    lists = list(campaign.lists.all())
+    parts = mime.MessageParts(
+        from_name=from_name,
+        from_email=from_email,
+        reply_to=campaign.reply_to,
+        list_id=f"{workspace.slug}.{settings.MESSAGE_ID_DOMAIN}",
+        feedback_id=f"{campaign.pk}:{workspace.pk}:mailmarketer",
+        extra_headers=[tuple(h) for h in campaign.headers],
+        attachments=[
+            (a.filename, a.content_type, bytes(a.data)) for a in campaign.attachments.all()
+        ],
+        dkim=_dkim_signer(campaign, from_email),
+        message_id_domain=settings.MESSAGE_ID_DOMAIN,
+    )
+    prepared = PreparedCampaign(
+        campaign=campaign,
+        compiled=rendering.compile_campaign(campaign),
+        parts=parts,
+        workspace_ctx=rendering.workspace_context(workspace),
+        campaign_ctx=rendering.campaign_context(campaign),
+        list_ids={m.pk for m in lists},
+        single_optin_ids={m.pk for m in lists if m.optin == "single"},
+        version=version,
+    )
+    state().prepared[campaign.pk] = prepared
+    return prepared
+
+
+def _mailable(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int, dict]:
+    """Recipients who may still be mailed, by subscriber id, with what rendering needs."""
+    campaign = prepared.campaign
+    people = {
+        row["id"]: row
+        for row in Subscriber.objects.filter(
+            pk__in=subscriber_ids,
+            workspace_id=campaign.workspace_id,
+            status=Subscriber.Status.ENABLED,
+        ).values("id", "uuid", "email", "name", "attributes")
+    }
+    subscribed = set(
+        mailable_subscriptions(campaign)
+        .filter(subscriber_id__in=people)
+        .values_list("subscriber_id", flat=True)
+    )
+    excluded = set(
+        excluded_subscriptions(campaign)
+        .filter(subscriber_id__in=people)
+        .values_list("subscriber_id", flat=True)
+    )
+    hashes = {sid: suppression_hash(row["email"]) for sid, row in people.items()}
+    suppressed = set(
+        Suppression.objects.filter(
+            workspace_id=campaign.workspace_id, email_hash__in=list(hashes.values())
+        ).values_list("email_hash", flat=True)
+    )
+    return {
+        sid: row
+        for sid, row in people.items()
+        if sid in subscribed and sid not in excluded and hashes[sid] not in suppressed
+    }
+
+
+def _skip_reason(subscriber_id: int | None) -> str:
+    if subscriber_id is None:
+        return "skipped: the person was erased"
+    return "skipped: unsubscribed, blocklisted, excluded or suppressed at send time"
+
+
+def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tuple[Outgoing, str]:
+    campaign = prepared.campaign
+    unsubscribe = unsubscribe_url(campaign.workspace_id, person["id"], campaign.pk)
+    name = person["name"] or ""
+    context = rendering.recipient_context(
+        workspace=prepared.workspace_ctx,
+        campaign=prepared.campaign_ctx,
+        subscriber={
+            "uuid": str(person["uuid"]),
+            "email": person["email"],
+            "name": name,
+            "first_name": name.split(" ")[0] if name else "",
+            "attributes": person["attributes"] or {},
+        },
+        urls={
+            "unsubscribe_url": unsubscribe,
+            "manage_url": unsubscribe,
+            "view_in_browser_url": f"{settings.BASE_URL}/f/archive/{campaign.uuid}",
+        },
+    )
+    rendered = prepared.compiled.render(context)
+    message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
+    data = mime.build_message(
+        prepared.parts,
+        to_email=person["email"],
+        to_name=name,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        message_id=message_id,
+        date=now(),
+        list_unsubscribe_url=unsubscribe,
+        list_unsubscribe_mailto=None,
+    )
+    mail_from = mime.verp_address("bounces", settings.BOUNCE_DOMAIN, verp_token(row.id))
+    return Outgoing(key=row.id, mail_from=mail_from, rcpt=person["email"], data=data), message_id
+
+
+def _retry_or_fail(row: ledger.Claimed, reply: str) -> Outcome:
+    deadline = row.created_at + timedelta(seconds=settings.DELIVERY_RETRY_DEADLINE_S)
+    retry_at = now() + ledger.backoff(row.attempts)
+    if retry_at > deadline:
+        return Outcome(row.id, Status.FAILED, f"gave up after {row.attempts} attempts: {reply}")
+    return Outcome(row.id, Status.QUEUED, reply, retry_at=retry_at)
+
+
+def _hard_bounce(campaign: Campaign, person: dict) -> None:
+    """A 5.1.x refusal: the address does not exist. Suppress it and unsubscribe everywhere."""
+    from mailmarketer.audience.actions import ConsentSource, Reason, do_unsubscribe
+
+    Suppression.objects.get_or_create(
+        workspace_id=campaign.workspace_id,
+        email_hash=suppression_hash(person["email"]),
+        defaults={"reason": Suppression.Reason.HARD_BOUNCE},
+    )
+    subscriber = Subscriber.objects.filter(pk=person["id"]).first()
+    if subscriber is not None:
+        do_unsubscribe(
+            subscriber,
+            actor=Actor.system("hard bounce"),
+            reason=Reason.BY_BOUNCE,
+            source=ConsentSource("system", str(campaign.pk), "Hard bounce"),
+        )
+
+
+def pause_campaign(campaign: Campaign, reason: str) -> None:
+    with transaction.atomic():
+        changed = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
+            status=Campaign.Status.PAUSED, status_reason=reason[:500], updated_at=now()
+        )
+        if changed:
+            audit(
+                "campaign.paused",
+                actor=Actor.system("delivery engine"),
+                workspace=campaign.workspace,
+                obj=campaign,
+                new={"reason": reason[:500]},
+            )
+    logger.warning("campaign %s paused: %s", campaign.pk, reason)
+
+
+def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
+    """Send one claimed batch and record every outcome; returns counts by status."""
+    st = state()
+    try:
+        prepared = prepare(campaign)
+    except rendering.TemplateProblem as exc:
+        ledger.release([r.id for r in rows], st.owner)
+        pause_campaign(campaign, f"the campaign cannot be rendered: {exc}")
+        return {}
+    people = _mailable(prepared, [r.subscriber_id for r in rows if r.subscriber_id])
+    outcomes: list[Outcome] = []
+    outgoing: list[Outgoing] = []
+    message_ids: dict[int, str] = {}
+    by_row: dict[int, tuple[ledger.Claimed, dict]] = {}
+    for row in rows:
+        person = people.get(row.subscriber_id)
+        if person is None:
+            outcomes.append(Outcome(row.id, Status.SKIPPED, _skip_reason(row.subscriber_id)))
+            continue
+        try:
+            message, message_id = _build(prepared, row, person)
+        except (rendering.RenderError, mime.HeaderInjection, ValueError) as exc:
+            outcomes.append(Outcome(row.id, Status.FAILED, f"not sent: {exc}"))
+            continue
+        outgoing.append(message)
+        message_ids[row.id] = message_id
+        by_row[row.id] = (row, person)
+
+    sender = st.senders.for_workspace(campaign.workspace_id)
+    results = sender.send(outgoing)
+    broken = None
+    for result in results:
+        row, person = by_row[result.key]
+        reply = f"{result.code} {result.reply}" if result.code else result.reply
+        if result.ok:
+            outcomes.append(
+                Outcome(row.id, Status.SENT, reply, message_ids[row.id], sender.server_id)
+            )
+        elif isinstance(result.error, RelayBroken):
+            broken = result.error
+        elif isinstance(result.error, PermanentError):
+            outcomes.append(Outcome(row.id, Status.FAILED, reply))
+            if result.error.hard_bounce:
+                _hard_bounce(campaign, person)
+        else:
+            outcomes.append(_retry_or_fail(row, reply))
+
+    ledger.record(outcomes)
+    if broken is not None:
+        unsent = [r.key for r in results if not r.ok and isinstance(r.error, RelayBroken)]
+        ledger.release(unsent, st.owner)
+        pause_campaign(campaign, f"the relay refused us: {broken}")
+
+    sent = sum(1 for o in outcomes if o.status == Status.SENT)
+    failed = sum(1 for o in outcomes if o.status in (Status.FAILED, Status.QUEUED))
+    streak = 0 if sent else st.consecutive_failures.get(campaign.pk, 0) + failed
+    st.consecutive_failures[campaign.pk] = streak
+    if streak >= settings.DELIVERY_MAX_CONSECUTIVE_FAILURES:
+        st.consecutive_failures[campaign.pk] = 0
+        pause_campaign(campaign, f"{streak} messages in a row could not be delivered")
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts
+
+
+def send_one() -> bool:
+    """Worker duty: claim and send one batch of the oldest running campaign with due rows."""
+    st = state()
+    campaigns = (
+        Campaign.objects.filter(status=Campaign.Status.RUNNING)
+        .select_related("workspace")
+        .order_by("started_at", "pk")
+    )
+    for campaign in campaigns:
+        rows = ledger.claim(campaign.pk, st.owner)
+        if rows:
+            deliver(campaign, rows)
+            return True
+    return False
+
+
+def reclaim_one() -> bool:
+    """Worker duty: return expired leases (rows of a worker that died) to the queue."""
+    return ledger.reclaim_expired() > 0
+
+
+def finish_one() -> bool:
+    """Worker duty: finish running campaigns whose rows are all final; cancel the queued rows of
+    cancelled campaigns."""
+    did = False
+    for campaign in Campaign.objects.filter(status=Campaign.Status.CANCELLED):
+        if Delivery.objects.filter(campaign=campaign, status=Status.QUEUED).update(
+            status=Status.CANCELLED, smtp_reply="cancelled before sending"
+        ):
+            did = True
+    running = Campaign.objects.filter(status=Campaign.Status.RUNNING, planning_done=True)
+    for campaign in running:
+        open_rows = Delivery.objects.filter(campaign=campaign).exclude(status__in=FINAL_STATUSES)
+        if open_rows.exists():
+            continue
+        with transaction.atomic():
+            changed = Campaign.objects.filter(
+                pk=campaign.pk, status=Campaign.Status.RUNNING
+            ).update(status=Campaign.Status.FINISHED, finished_at=now(), updated_at=now())
+            if changed:
+                audit(
+                    "campaign.finished",
+                    actor=Actor.system("delivery engine"),
+                    workspace=campaign.workspace,
+                    obj=campaign,
+                )
+                did = True
+    return did
+
+
+def send_test_message(campaign: Campaign, rendered, to: str) -> None:
+    """Send one rendered message to a staff address (a test send): not recorded in the ledger,
+    no List-Unsubscribe to a real person, subject marked as a test."""
+    prepared = prepare(campaign)
+    message_id = mime.make_message_id(0, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
+    data = mime.build_message(
+        prepared.parts,
+        to_email=to,
+        to_name="",
+        subject=f"[Test] {rendered.subject}",
+        html=rendered.html,
+        text=rendered.text,
+        message_id=message_id,
+        date=now(),
+        list_unsubscribe_url=f"{settings.BASE_URL}/f/u/test",
+        list_unsubscribe_mailto=None,
+    )
+    sender = state().senders.for_workspace(campaign.workspace_id)
+    mail_from = mime.verp_address("bounces", settings.BOUNCE_DOMAIN, "test")
+    (result,) = sender.send([Outgoing(key=0, mail_from=mail_from, rcpt=to, data=data)])
+    if not result.ok:
+        raise result.error or PermanentError(result.reply, result.code)

@@ -1,0 +1,253 @@
+"""The engine against a real SMTP server on 127.0.0.1 (aiosmtpd), step by step: the duties are
+called directly, as the worker would, with no threads or sleeps of our own."""
+
+from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+from django.utils.timezone import now
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailmarketer.audience import actions as audience
+from mailmarketer.audience.actions import Reason
+from mailmarketer.audience.models import Subscription, Suppression
+from mailmarketer.campaigns.models import Campaign
+from mailmarketer.delivery import engine, planner
+from mailmarketer.delivery.models import Delivery, SmtpServer
+from mailmarketer.delivery.testing.smtpd import ScriptedSmtpServer
+from mailmarketer.lib import outbox
+
+from .conftest import add_people, launch
+
+Status = Delivery.Status
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine():
+    engine.reset_state()
+    yield
+    engine.reset_state()
+
+
+@pytest.fixture
+def relay(personas):
+    with ScriptedSmtpServer() as server:
+        SmtpServer.objects.create(
+            workspace=personas.acme,
+            name="Local relay",
+            host="127.0.0.1",
+            port=server.port,
+            tls_mode="none",
+            max_connections=2,
+        )
+        yield server
+
+
+@pytest.fixture
+def postal(personas):
+    personas.acme.postal_address = "1 Harbour Road, Bergen"
+    personas.acme.save()
+
+
+def run_until_idle(limit=200):
+    for _ in range(limit):
+        busy = planner.plan_one() | engine.send_one() | engine.finish_one()
+        if not busy:
+            return
+    raise AssertionError("the engine did not become idle")
+
+
+def statuses(campaign):
+    return sorted(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True))
+
+
+def test_it_sends_a_campaign_and_records_each_recipient(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 12, staff)
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert statuses(campaign) == ["sent"] * 12
+    assert sorted(relay.recipients) == sorted(p.email for p in people)
+    campaign.refresh_from_db()
+    assert campaign.status == "finished" and campaign.finished_at is not None
+    row = Delivery.objects.filter(campaign=campaign).first()
+    assert row.smtp_reply.startswith("250") and row.message_id.startswith("<")
+    assert row.server.name == "Local relay" and row.sent_at is not None
+    for received in relay.messages:
+        message = BytesParser(policy=policy.strict).parsebytes(received.data)
+        assert message["Message-ID"] in {
+            d.message_id for d in Delivery.objects.filter(campaign=campaign)
+        }
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "/f/u/" in message["List-Unsubscribe"]
+        assert received.mail_from.startswith("bounces+")
+        assert not message.defects
+
+
+def test_it_sends_to_the_outbox_when_no_relay_is_configured(personas, staff, news, postal):
+    add_people(personas.acme, [news], 3, staff)
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert statuses(campaign) == ["sent"] * 3
+    viewer = outbox.Viewer(workspace_id=personas.acme.pk, email="nobody@acme.test")
+    assert outbox.count_messages(viewer) == 3
+
+
+def test_it_skips_people_who_left_after_planning(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    audience.do_unsubscribe(people[0], actor=staff, reason=Reason.BY_SUBSCRIBER)
+    audience.do_blocklist_subscriber(people[1], actor=staff)
+    audience.do_add_suppression(personas.acme, email=people[2].email, actor=staff)
+    run_until_idle()
+    assert relay.recipients == [people[3].email]
+    assert statuses(campaign) == ["sent", "skipped", "skipped", "skipped"]
+
+
+def test_it_retries_a_temporary_failure_and_delivers_once(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 3, staff)
+    relay.script({people[0].email: ["451 4.3.0 try again later"]})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    row = Delivery.objects.get(campaign=campaign, subscriber=people[0])
+    assert (row.status, row.attempts) == ("queued", 1)
+    assert row.next_attempt_at > now() + timedelta(seconds=30)
+    assert "451" in row.smtp_reply
+    Delivery.objects.filter(pk=row.pk).update(next_attempt_at=now())  # its time has come
+    run_until_idle()
+    assert statuses(campaign) == ["sent"] * 3
+    assert relay.recipients.count(people[0].email) == 1
+
+
+def test_it_fails_a_temporary_failure_after_the_deadline(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_RETRY_DEADLINE_S = 60
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    relay.script({person.email: "451 4.3.0 try again later"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    row = Delivery.objects.get(campaign=campaign)
+    assert row.status == "failed" and "gave up" in row.smtp_reply
+
+
+def test_it_fails_and_suppresses_a_hard_bounce(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 2, staff)
+    relay.script({people[0].email: "550 5.1.1 no such user"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert statuses(campaign) == ["failed", "sent"]
+    assert Suppression.objects.get(workspace=personas.acme).reason == "hard_bounce"
+    subscription = Subscription.objects.get(subscriber=people[0])
+    assert (subscription.status, subscription.status_reason) == ("unsubscribed", "by_bounce")
+
+
+def test_it_fails_without_suppressing_a_policy_refusal(personas, staff, news, relay, postal):
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    relay.script({person.email: "554 5.7.1 message refused"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert statuses(campaign) == ["failed"]
+    assert not Suppression.objects.exists()
+
+
+def test_it_pauses_the_campaign_when_the_relay_refuses_our_login(personas, staff, news, postal):
+    add_people(personas.acme, [news], 3, staff)
+    with ScriptedSmtpServer(auth=("mailer", "right")) as server:
+        SmtpServer.objects.create(
+            workspace=personas.acme,
+            name="Relay",
+            host="127.0.0.1",
+            port=server.port,
+            tls_mode="none",
+            username="mailer",
+            password="wrong",
+        )
+        campaign = launch(personas.acme, [news])
+        run_until_idle()
+        assert server.count == 0
+    campaign.refresh_from_db()
+    assert campaign.status == "paused"
+    assert "refused" in campaign.status_reason
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}
+
+
+def test_it_pauses_after_too_many_failures_in_a_row(personas, staff, news, relay, postal, settings):
+    settings.DELIVERY_MAX_CONSECUTIVE_FAILURES = 3
+    settings.DELIVERY_BATCH = 2
+    add_people(personas.acme, [news], 6, staff)
+    relay.script({"*": "554 5.7.1 refused"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    campaign.refresh_from_db()
+    assert campaign.status == "paused" and "in a row" in campaign.status_reason
+    assert statuses(campaign).count("queued") >= 2
+
+
+def test_it_stops_claiming_for_a_paused_campaign_and_resumes(personas, staff, news, relay, postal):
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    assert engine.send_one() is False
+    Campaign.objects.filter(pk=campaign.pk).update(status="running")
+    run_until_idle()
+    assert statuses(campaign) == ["sent"] * 4
+    assert len(relay.recipients) == 4
+
+
+def test_it_cancels_what_was_not_sent(personas, staff, news, relay, postal, settings):
+    settings.DELIVERY_BATCH = 2
+    add_people(personas.acme, [news], 5, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    Campaign.objects.filter(pk=campaign.pk).update(status="cancelled")
+    run_until_idle()
+    assert statuses(campaign) == ["cancelled"] * 3 + ["sent"] * 2
+
+
+def test_it_finishes_only_when_every_row_is_final(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 2, staff)
+    relay.script({people[0].email: ["451 4.3.0 later"]})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    campaign.refresh_from_db()
+    assert campaign.status == "running"  # one row is waiting for its retry
+    Delivery.objects.filter(campaign=campaign, status="queued").update(next_attempt_at=now())
+    run_until_idle()
+    campaign.refresh_from_db()
+    assert campaign.status == "finished"
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(leaving=st.sets(st.integers(min_value=0, max_value=7)), step=st.integers(0, 3))
+def test_it_never_mails_someone_who_unsubscribed_mid_campaign(
+    personas, staff, news, relay, postal, settings, leaving, step
+):
+    from django.db import transaction
+
+    settings.DELIVERY_BATCH = 2
+    sid = transaction.savepoint()
+    try:
+        relay.messages.clear()
+        people = add_people(personas.acme, [news], 8, staff, prefix=f"u{len(leaving)}s{step}-")
+        campaign = launch(personas.acme, [news])
+        planner.plan_chunk(campaign)
+        for _ in range(step):
+            engine.send_one()
+        already = set(relay.recipients)
+        for index in leaving:
+            audience.do_unsubscribe(people[index], actor=staff, reason=Reason.BY_SUBSCRIBER)
+        run_until_idle()
+        for index in leaving:
+            email = people[index].email
+            assert email not in set(relay.recipients) - already
+    finally:
+        transaction.savepoint_rollback(sid)
+        engine.reset_state()
