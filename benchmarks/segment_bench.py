@@ -360,6 +360,11 @@ def run(args, url: str) -> int:
             f"{indexes}"
         )
     print("\nmedian of 5 runs after a warm-up; 'SQL' is the hand-written query (the limit)")
+    one, five, fifteen = os.getloadavg()
+    print(
+        f"load average at the end: {one:.1f} {five:.1f} {fifteen:.1f} "
+        f"(1, 5, 15 min) on {os.cpu_count()} cores: anything else running slows both columns"
+    )
     if args.explain:
         for label, *_, plan in rows:
             print(f"\n== {label}\n{plan}")
