@@ -106,37 +106,66 @@ class Outcome:
     retry_at: object = None  # for a requeue
 
 
+# Recording a batch: one UPDATE ... FROM (VALUES ...) per kind of outcome, because the rows differ
+# in their replies, message ids and retry times. Django's bulk_update builds a CASE WHEN per row
+# and field, which profiled at 0.8 s per 200-row batch (63% of a worker's time); this statement
+# runs in milliseconds. UPDATE ... FROM is PostgreSQL's and SQLite's (3.33+) alike, and VALUES
+# columns are named column1, column2, ... in both.
+RECORD_SQL = {
+    "sent": (
+        "UPDATE delivery_delivery SET status = 'sent', smtp_reply = v.column2,"
+        " message_id = v.column3, sent_at = %s, server_id = %s, lease_owner = '',"
+        " lease_expires_at = NULL"
+        " FROM (VALUES {values}) AS v WHERE delivery_delivery.id = CAST(v.column1 AS BIGINT)"
+    ),
+    "queued": (
+        "UPDATE delivery_delivery SET status = 'queued', smtp_reply = v.column2,"
+        " next_attempt_at = v.column3, lease_owner = '', lease_expires_at = NULL"
+        " FROM (VALUES {values}) AS v WHERE delivery_delivery.id = CAST(v.column1 AS BIGINT)"
+    ),
+    "final": (
+        "UPDATE delivery_delivery SET status = v.column3, smtp_reply = v.column2,"
+        " lease_owner = '', lease_expires_at = NULL"
+        " FROM (VALUES {values}) AS v WHERE delivery_delivery.id = CAST(v.column1 AS BIGINT)"
+    ),
+}
+RECORD_CHUNK = 1000
+
+
+def _run_record(kind: str, rows: list[tuple], leading: list) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), RECORD_CHUNK):
+            chunk = rows[start : start + RECORD_CHUNK]
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            params = [*leading, *(value for row in chunk for value in row)]
+            cursor.execute(RECORD_SQL[kind].format(values=values), params)
+
+
 def record(outcomes: list[Outcome]) -> None:
-    """Write a batch of outcomes in one transaction: one bulk UPDATE (CASE per row) for each of
-    sent, requeued and otherwise final rows, each writing only the fields that kind sets."""
+    """Write a batch of outcomes in one transaction, one statement per kind of outcome."""
     if not outcomes:
         return
+    from django.db import connection
+
+    adapt = connection.ops.adapt_datetimefield_value
     stamp = now()
-    lease_fields = ["status", "smtp_reply", "lease_owner", "lease_expires_at"]
-    groups: dict[str, tuple[list[str], list[Delivery]]] = {
-        "sent": ([*lease_fields, "sent_at", "message_id", "server_id"], []),
-        "queued": ([*lease_fields, "next_attempt_at"], []),
-        "final": (lease_fields, []),
-    }
+    sent, queued, final = [], [], []
+    server_id = None
     for outcome in outcomes:
-        row = Delivery(
-            id=outcome.id,
-            status=outcome.status,
-            smtp_reply=outcome.reply[:500],
-            lease_owner="",
-            lease_expires_at=None,
-        )
+        reply = outcome.reply[:500]
         if outcome.status == Status.SENT:
-            row.sent_at = stamp
-            row.message_id = outcome.message_id[:200]
-            row.server_id = outcome.server_id
-            groups["sent"][1].append(row)
+            sent.append((outcome.id, reply, outcome.message_id[:200]))
+            server_id = outcome.server_id
         elif outcome.status == Status.QUEUED:
-            row.next_attempt_at = outcome.retry_at or stamp
-            groups["queued"][1].append(row)
+            queued.append((outcome.id, reply, adapt(outcome.retry_at or stamp)))
         else:
-            groups["final"][1].append(row)
+            final.append((outcome.id, reply, str(outcome.status)))
     with transaction.atomic():
-        for fields, rows in groups.values():
-            if rows:
-                Delivery.objects.bulk_update(rows, fields, batch_size=500)
+        if sent:
+            _run_record("sent", sent, [adapt(stamp), server_id])
+        if queued:
+            _run_record("queued", queued, [])
+        if final:
+            _run_record("final", final, [])
