@@ -154,6 +154,17 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
     return prepared
 
 
+# A transactional message (a receipt, a password reset) goes to someone who asked for it, even
+# after they unsubscribed from marketing; it stops only where mailing would be wrong: a
+# blocklisted person, an address that bounced or complained, an erased or manually blocked one.
+TRANSACTIONAL_BLOCKING = (
+    Suppression.Reason.HARD_BOUNCE,
+    Suppression.Reason.COMPLAINT,
+    Suppression.Reason.ERASED,
+    Suppression.Reason.MANUAL,
+)
+
+
 def _mailable(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int, dict]:
     """Recipients who may still be mailed, by subscriber id, with what rendering needs."""
     campaign = prepared.campaign
@@ -165,26 +176,28 @@ def _mailable(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int
             status=Subscriber.Status.ENABLED,
         ).values("id", "uuid", "email", "name", "attributes")
     }
-    subscribed = set(
-        mailable_subscriptions(campaign)
-        .filter(subscriber_id__in=people)
-        .values_list("subscriber_id", flat=True)
-    )
-    excluded = set(
-        excluded_subscriptions(campaign)
-        .filter(subscriber_id__in=people)
-        .values_list("subscriber_id", flat=True)
-    )
     hashes = {sid: suppression_hash(row["email"]) for sid, row in people.items()}
-    suppressed = set(
-        Suppression.objects.filter(
-            workspace_id=campaign.workspace_id, email_hash__in=list(hashes.values())
-        ).values_list("email_hash", flat=True)
+    suppressions = Suppression.objects.filter(
+        workspace_id=campaign.workspace_id, email_hash__in=list(hashes.values())
     )
+    if campaign.kind == Campaign.Kind.TRANSACTIONAL:
+        suppressions = suppressions.filter(reason__in=TRANSACTIONAL_BLOCKING)
+        allowed = set(people)
+    else:
+        subscribed = set(
+            mailable_subscriptions(campaign)
+            .filter(subscriber_id__in=people)
+            .values_list("subscriber_id", flat=True)
+        )
+        excluded = set(
+            excluded_subscriptions(campaign)
+            .filter(subscriber_id__in=people)
+            .values_list("subscriber_id", flat=True)
+        )
+        allowed = subscribed - excluded
+    suppressed = set(suppressions.values_list("email_hash", flat=True))
     return {
-        sid: row
-        for sid, row in people.items()
-        if sid in subscribed and sid not in excluded and hashes[sid] not in suppressed
+        sid: row for sid, row in people.items() if sid in allowed and hashes[sid] not in suppressed
     }
 
 
@@ -225,7 +238,9 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         text=rendered.text,
         message_id=message_id,
         date=now(),
-        list_unsubscribe_url=unsubscribe,
+        # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
+        # the person asked for, does not.
+        list_unsubscribe_url=None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe,
         list_unsubscribe_mailto=None,
     )
     mail_from = mime.verp_address("bounces", settings.BOUNCE_DOMAIN, verp_token(row.id))

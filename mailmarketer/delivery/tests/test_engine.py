@@ -251,3 +251,45 @@ def test_it_never_mails_someone_who_unsubscribed_mid_campaign(
     finally:
         transaction.savepoint_rollback(sid)
         engine.reset_state()
+
+
+def transactional_to(person, **fields):
+    campaign = Campaign.objects.create(
+        workspace=person.workspace,
+        kind="transactional",
+        name="Receipt",
+        subject="Your receipt",
+        body="Thanks, {{ subscriber.name }}.",
+        status="running",
+        started_at=now(),
+        planning_done=True,
+        **fields,
+    )
+    Delivery.objects.create(workspace=person.workspace, campaign=campaign, subscriber=person)
+    return campaign
+
+
+def test_it_sends_a_transactional_message_without_list_unsubscribe(
+    personas, staff, news, relay, postal
+):
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    audience.do_unsubscribe(person, actor=staff, reason=Reason.BY_SUBSCRIBER, suppress_all=True)
+    campaign = transactional_to(person)
+    run_until_idle()
+    assert statuses(campaign) == ["sent"]  # unsubscribed from marketing, still gets a receipt
+    message = BytesParser(policy=policy.strict).parsebytes(relay.messages[0].data)
+    assert message["List-Unsubscribe"] is None
+    campaign.refresh_from_db()
+    assert campaign.status == "finished"
+
+
+def test_it_never_sends_a_transactional_message_to_a_bounced_address(
+    personas, staff, news, relay, postal
+):
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    audience.do_add_suppression(
+        personas.acme, email=person.email, reason="hard_bounce", actor=staff
+    )
+    campaign = transactional_to(person)
+    run_until_idle()
+    assert statuses(campaign) == ["skipped"] and relay.recipients == []
