@@ -50,6 +50,7 @@ from __future__ import annotations
 import re
 import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from time import perf_counter
@@ -210,11 +211,13 @@ def _attr(value) -> Markup:
 
 
 _SCHEME = re.compile(r"^[\x00-\x20]*([A-Za-z][A-Za-z0-9+.\-]*)\s*:")
+# Browsers drop tabs and line breaks anywhere in a URL ("java\tscript:" is "javascript:").
+_URL_IGNORED = re.compile(r"[\t\n\r]")
 
 
 def _url(value) -> Markup:
     """A value that starts a URL attribute: http, https, mailto, tel or a relative URL only."""
-    text = str.__str__(_text(value))
+    text = _URL_IGNORED.sub("", str.__str__(_text(value)))
     scheme = _SCHEME.match(text)
     if scheme and scheme.group(1).lower() not in content.URL_SCHEMES:
         return Markup("")
@@ -729,6 +732,7 @@ def _try_render(template, context: dict, field: str, extra: dict | None = None) 
 
 # -- the compiled campaign ------------------------------------------------------------------------
 
+
 @dataclass
 class CompiledCampaign:
     campaign_id: int
@@ -739,6 +743,7 @@ class CompiledCampaign:
     html_source: str | None = field(default=None, repr=False)
     text_source: str = field(default="", repr=False)
     squeeze_text: bool = field(default=False, repr=False)
+    text_field: str = field(default="text_body", repr=False)
 
     def render(self, context: dict) -> RenderedMessage:
         """This recipient's message. Raises RenderError when a part fails or hits a cap."""
@@ -748,8 +753,8 @@ class CompiledCampaign:
             html = None
             if self.html_template is not None:
                 html = _run(self.html_template, context, "body", MAX_OUTPUT, extra)
-            text = _run(self.text_template, context, "text_body", MAX_OUTPUT, extra)
-            _check_time("text_body")
+            text = _run(self.text_template, context, self.text_field, MAX_OUTPUT, extra)
+            _check_time(self.text_field)
         if self.squeeze_text:
             # Lines left empty by {% if %} blocks: at most one blank line (str.replace is a
             # tenth of the cost of a regular expression here).
@@ -949,19 +954,25 @@ def compile_content(
             links += content.text_links(spec.text_body)
         else:
             text_source = _text_from_html(doc, ph)
+    # The text template is what the author wrote (text body, or a text-only campaign's body:
+    # its lines are theirs) or made from the HTML (its lines are nobody's).
+    written = spec.body_format == "text" or bool(spec.text_body.strip())
+    text_field = "body" if spec.body_format == "text" else "text_body"
+    with _made_from_content(None if written else "the text version"):
+        text_template = compile_template(TEXT_ENV, text_source, text_field)
+        if marketing and _footer_missing([text_template.mm_tree]):
+            text_source = text_source.rstrip("\n") + TEXT_FOOTER
+            text_template = compile_template(TEXT_ENV, text_source, text_field)
+        _try_render(text_template, sample, text_field, sample_subject)
     html_template = None
     if html_source is not None:
-        html_template = compile_template(HTML_ENV, html_source, "body")
-    text_template = compile_template(TEXT_ENV, text_source, "text_body")
-    if marketing and _footer_missing([text_template.mm_tree]):
-        text_source = text_source.rstrip("\n") + TEXT_FOOTER
-        text_template = compile_template(TEXT_ENV, text_source, "text_body")
-    _try_render(text_template, sample, "text_body", sample_subject)
-    if html_template is not None:
-        _try_render(html_template, sample, "body", sample_subject)
+        with _made_from_content("the HTML made from the content and layout"):
+            html_template = compile_template(HTML_ENV, html_source, "body")
+            _try_render(html_template, sample, "body", sample_subject)
     has_statements = any(True for _ in text_template.mm_tree.find_all(nodes.Stmt))
     return CompiledCampaign(
         campaign_id=campaign_id,
+        text_field=text_field,
         links=content.unique(links),
         subject_template=subject,
         html_template=html_template,
@@ -970,6 +981,17 @@ def compile_content(
         text_source=text_source,
         squeeze_text=has_statements,
     )
+
+
+@contextmanager
+def _made_from_content(what: str | None):
+    """Problems in a template we generated have no line the author could look up."""
+    try:
+        yield
+    except TemplateProblem as problem:
+        if what is None:
+            raise
+        raise TemplateProblem(problem.field, None, f"{problem.message} (in {what})") from None
 
 
 def _footer_missing(trees: list[nodes.Template]) -> bool:

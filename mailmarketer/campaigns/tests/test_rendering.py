@@ -179,7 +179,8 @@ def test_it_escapes_a_macro_output_placed_in_an_attribute():
 
 def test_it_drops_a_dangerous_url_scheme_coming_from_a_value():
     c = compiled('<a href="{{ subscriber.attributes.site }}">site</a>', body_format="html")
-    assert 'href=""' in c.render(context(attributes={"site": " javascript:alert(1)"})).html
+    for scheme in (" javascript:alert(1)", "java\tscript:alert(1)", "JAVA\nSCRIPT:x", "data:x"):
+        assert 'href=""' in c.render(context(attributes={"site": scheme})).html, scheme
     assert (
         'href="https://ann.test/?a=1&amp;b=2"'
         in c.render(context(attributes={"site": "https://ann.test/?a=1&b=2"})).html
@@ -244,6 +245,14 @@ def test_it_renders_a_plain_text_campaign_without_html():
     assert message.text.startswith("Hi Ann,\nsee https://acme.test/offer.")
     assert "Unsubscribe: https://mm.test/f/u/TOKEN?a=1&b=2" in message.text
     assert c.links == ["https://acme.test/offer"]
+
+
+def test_it_names_the_body_when_a_plain_text_campaign_fails_for_one_recipient():
+    c = compiled("Total: {{ subscriber.attributes.n + 1 }}", body_format="text")
+    with pytest.raises(RenderError) as info:
+        c.render(context(attributes={"n": "not a number"}))
+    assert info.value.field == "body"
+    assert "TypeError" in info.value.message
 
 
 def test_it_uses_the_written_text_body_instead_of_generating_one():
