@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.timezone import now
 
@@ -41,7 +43,7 @@ from mailmarketer.campaigns.models import Campaign
 from mailmarketer.lib.worker import worker_id
 from mailmarketer.signup.links import unsubscribe_url
 
-from . import ledger, mime
+from . import ledger, mime, ratelimit
 from .ledger import Outcome
 from .models import FINAL_STATUSES, Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
@@ -319,6 +321,23 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
         by_row[row.id] = (row, person)
 
     sender = st.senders.for_workspace(campaign.workspace_id)
+    if sender.server is not None and outgoing:
+        # The relay's limits hold across all workers: send what they allow now, requeue the
+        # rest for when the window reopens (without counting it as an attempt).
+        granted, retry_at = ratelimit.reserve_waiting(sender.server, len(outgoing))
+        for message in outgoing[granted:]:
+            outcomes.append(
+                Outcome(
+                    message.key,
+                    Status.QUEUED,
+                    "waiting for the relay's send limit",
+                    retry_at=retry_at,
+                )
+            )
+        held = [m.key for m in outgoing[granted:]]
+        outgoing = outgoing[:granted]
+        if held:
+            Delivery.objects.filter(id__in=held).update(attempts=F("attempts") - 1)
     results = sender.send(outgoing)
     broken = None
     for result in results:
@@ -372,8 +391,16 @@ def send_one() -> bool:
     return False
 
 
+_last_purge = 0.0
+
+
 def reclaim_one() -> bool:
-    """Worker duty: return expired leases (rows of a worker that died) to the queue."""
+    """Worker duty: return expired leases (rows of a worker that died) to the queue; once an
+    hour, forget old rate-limit counters."""
+    global _last_purge
+    if time.monotonic() - _last_purge > 3600:
+        _last_purge = time.monotonic()
+        ratelimit.purge_old_windows()
     return ledger.reclaim_expired() > 0
 
 

@@ -25,6 +25,7 @@ PIPELINE_CHUNK = 50
 
 
 class OutboxSender:
+    server = None
     server_id = None
 
     def __init__(self, workspace_id: int):
@@ -56,6 +57,7 @@ class SmtpSender:
     """Up to `max_connections` pipelined connections to one relay, reused across batches."""
 
     def __init__(self, server: SmtpServer, loop: asyncio.AbstractEventLoop | None = None):
+        self.server = server
         self.server_id = server.pk
         self.config = config_for(server)
         self.max_connections = max(1, server.max_connections)
@@ -145,6 +147,9 @@ class SenderPool:
             server.password,
             server.max_connections,
             server.verify_certificate,
+            server.messages_per_second,
+            server.hourly_cap,
+            server.daily_cap,
         )
         if key not in self.senders:
             for old_key in [k for k in self.senders if k[:2] == ("smtp", server.pk)]:

@@ -293,3 +293,15 @@ def test_it_never_sends_a_transactional_message_to_a_bounced_address(
     campaign = transactional_to(person)
     run_until_idle()
     assert statuses(campaign) == ["skipped"] and relay.recipients == []
+
+
+def test_it_keeps_to_the_relays_hourly_cap(personas, staff, news, relay, postal):
+    SmtpServer.objects.filter(workspace=personas.acme).update(hourly_cap=3)
+    add_people(personas.acme, [news], 5, staff)
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert len(relay.recipients) == 3
+    waiting = Delivery.objects.filter(campaign=campaign, status="queued")
+    assert waiting.count() == 2
+    assert all(d.attempts == 0 and d.next_attempt_at.minute == 0 for d in waiting)
+    assert all("send limit" in d.smtp_reply for d in waiting)
