@@ -375,6 +375,8 @@ def test_it_serves_from_another_process_and_logs_each_accepted_recipient(tmp_pat
             str(log),
             "--script",
             str(script),
+            "--save",
+            str(tmp_path / "saved"),
             "--max-seconds",
             "60",
         ],
@@ -403,6 +405,9 @@ def test_it_serves_from_another_process_and_logs_each_accepted_recipient(tmp_pat
     assert (
         log.read_text() == "a@example.org\t<0.c@acme.example>\nb@example.org\t<2.c@acme.example>\n"
     )
+    saved = sorted((tmp_path / "saved").iterdir())
+    assert [p.name for p in saved] == ["1.eml", "2.eml"]
+    assert saved[1].read_bytes() == message(2, "b@example.org").data
 
 
 @pytest.mark.slow
