@@ -128,6 +128,18 @@ class _Protocol(SMTP):
         self.chunks += 1
         super().data_received(data)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        if not self.owner.data_without_recipients or self.envelope.rcpt_tos:
+            await super().smtp_DATA(arg)
+            return
+        # RFC 2920 section 3.1 lets a server say 354 when every RCPT failed; the client must
+        # then send the final dot alone, and the transaction fails.
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        while await self._reader.readuntil(b"\r\n") != b".\r\n":
+            pass
+        self.owner._trace(self, "EMPTY-DATA")
+        await self.push("554 5.5.1 Error: no valid recipients")
+
 
 class _Handler:
     def __init__(self, owner: ScriptedSmtpServer):
@@ -201,6 +213,8 @@ class ScriptedSmtpServer:
     - tls="starttls" or "implicit": a self-signed certificate, whose path is `.cert_path` (give
       it to the client as ca_file).
     - log_path: append "rcpt<TAB>message-id" per accepted recipient (see the module docstring).
+    - data_without_recipients=True answers DATA with 354 even when every RCPT was refused (as
+      RFC 2920 allows some servers to), then 554 after the client's lone final dot.
     - save_dir: write each accepted message to save_dir/<n>.eml (n from 1), before replying.
     - trace=True records `.transcript`: (connection, chunk, command) for EHLO, MAIL, RCPT, RSET
       and DATA (the end of a message), where chunk counts the reads of that connection: two
@@ -218,6 +232,7 @@ class ScriptedSmtpServer:
         auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
         tls: str = "none",
         size_limit: int | None = 33554432,
+        data_without_recipients: bool = False,
         log_path: str | os.PathLike | None = None,
         save_dir: str | os.PathLike | None = None,
         trace: bool = False,
@@ -232,6 +247,7 @@ class ScriptedSmtpServer:
         self.auth_mechanisms = tuple(m.upper() for m in auth_mechanisms)
         self.tls = tls
         self.size_limit = size_limit
+        self.data_without_recipients = data_without_recipients
         self.log_path = log_path
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.trace = trace

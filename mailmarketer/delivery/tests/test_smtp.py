@@ -129,6 +129,18 @@ def test_it_reports_each_refusal_and_delivers_the_rest(pipelining):
     assert commands.count("RSET") == 3
 
 
+def test_it_sends_only_the_final_dot_when_a_server_says_354_after_a_refused_rcpt():
+    with ScriptedSmtpServer(trace=True, data_without_recipients=True) as server:
+        server.script({"r1@example.org": "550 5.1.1 no such user"})
+        results, connected = run(send(config_for(server), [message(i) for i in range(3)]))
+
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error.command == "RCPT" and results[1].error.hard_bounce
+    assert connected
+    assert server.recipients == ["r0@example.org", "r2@example.org"]
+    assert [cmd for _, _, cmd in server.transcript].count("EMPTY-DATA") == 1
+
+
 def test_it_marks_the_rest_transient_when_the_server_closes_with_421(server):
     server.script({"r2@example.org": "421 4.7.0 too many messages, closing"})
     results, connected = run(send(config_for(server), [message(i) for i in range(6)]))
