@@ -846,6 +846,8 @@ def do_schedule_campaign(campaign: Campaign, when, *, actor: Actor) -> Campaign:
     """Start at `when` (an aware datetime, or text read by parse_local_datetime). The checks
     that starting makes are made now too, so a schedule that cannot start is refused today."""
     locked = _locked(campaign)
+    if locked.status not in (Status.DRAFT, Status.SCHEDULED):
+        raise Conflict(f"a {locked.status} campaign cannot be scheduled")
     if isinstance(when, str):
         when = parse_local_datetime(locked.workspace, when)
     if not isinstance(when, datetime) or when.tzinfo is None:

@@ -453,6 +453,12 @@ def test_it_schedules_in_the_workspace_time_zone_and_reschedules(draft, acme, bo
     assert (draft.status, draft.scheduled_at) == (Status.DRAFT, None)
 
 
+def test_it_refuses_to_schedule_a_campaign_that_has_started(draft, bob):
+    actions.do_start_campaign(draft, actor=bob)
+    with pytest.raises(Conflict, match="a running campaign cannot be scheduled"):
+        actions.do_schedule_campaign(draft, now() + timedelta(days=1), actor=bob)
+
+
 def test_it_refuses_a_schedule_in_the_past_or_one_that_could_not_start(draft, acme, bob):
     with pytest.raises(ActionError, match="in the past"):
         actions.do_schedule_campaign(draft, now() - timedelta(minutes=1), actor=bob)
