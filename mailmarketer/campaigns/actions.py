@@ -25,7 +25,7 @@ from django.utils.timezone import now
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
-from mailmarketer.audience.models import MailingList, Subscriber
+from mailmarketer.audience.models import MailingList, Segment, Subscriber
 
 from . import rendering
 from .layouts import content_slots
@@ -67,6 +67,8 @@ CAMPAIGN_FIELDS = (
     "layout",
     "lists",
     "exclude_lists",
+    "segment",
+    "exclude_segments",
     "headers",
     "archive",
 )
@@ -136,6 +138,25 @@ def _lists(workspace, values, field: str) -> list[MailingList]:
     if missing:
         raise ActionError(f"{field}: no such list in this workspace: {', '.join(missing)}")
     return list({m.pk: m for m in found}.values())
+
+
+def _segments(workspace, values, field: str) -> list[Segment]:
+    if values is None:
+        return []
+    if isinstance(values, str | int | Segment):
+        values = [values]
+    found: list[Segment] = []
+    for value in values:
+        key = value.pk if isinstance(value, Segment) else value
+        segment = (
+            Segment.objects.filter(workspace=workspace, pk=int(key)).first()
+            if str(key).isdigit()
+            else None
+        )
+        if segment is None:
+            raise ActionError(f"{field}: no such segment in this workspace: {key}")
+        found.append(segment)
+    return list({s.pk: s for s in found}.values())
 
 
 def _layout(workspace, value) -> Layout | None:
@@ -257,6 +278,11 @@ def _apply(campaign: Campaign, fields: dict) -> dict:
             campaign.layout = _layout(workspace, value)
         elif key in ("lists", "exclude_lists"):
             m2m[key] = _lists(workspace, value, key)
+        elif key == "segment":
+            found = _segments(workspace, [] if value in (None, "") else value, key)
+            campaign.segment = found[0] if found else None
+        elif key == "exclude_segments":
+            m2m[key] = _segments(workspace, value, key)
         elif key == "headers":
             campaign.headers = validate_headers(value)
         elif key == "archive":
@@ -288,8 +314,10 @@ def store_links(campaign: Campaign, links: list[str]) -> None:
 
 
 def _audit_value(campaign: Campaign, key: str):
-    if key in ("lists", "exclude_lists"):
+    if key in ("lists", "exclude_lists", "exclude_segments"):
         return sorted(getattr(campaign, key).values_list("pk", flat=True))
+    if key == "segment":
+        return campaign.segment_id
     if key == "layout":
         return campaign.layout_id
     return getattr(campaign, key)
@@ -385,12 +413,14 @@ def do_clone_campaign(campaign: Campaign, *, actor: Actor, name: str | None = No
         body=campaign.body,
         text_body=campaign.text_body,
         layout=campaign.layout,
+        segment=campaign.segment,
         headers=campaign.headers,
         archive=campaign.archive,
         created_by=actor.user,
     )
     clone.lists.set(campaign.lists.all())
     clone.exclude_lists.set(campaign.exclude_lists.all())
+    clone.exclude_segments.set(campaign.exclude_segments.all())
     Attachment.objects.bulk_create(
         Attachment(
             campaign=clone,

@@ -8,7 +8,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from mailmarketer.accounts.models import User, Workspace
-from mailmarketer.audience.models import MailingList
+from mailmarketer.audience.models import MailingList, Segment
 
 
 class Layout(models.Model):
@@ -61,6 +61,12 @@ class Campaign(models.Model):
     )
     lists = models.ManyToManyField(MailingList, blank=True, related_name="+")
     exclude_lists = models.ManyToManyField(MailingList, blank=True, related_name="+")
+    # Optional narrowing: only members of the lists who also match this segment; and nobody who
+    # matches one of the excluded segments. Evaluated when the campaign is planned.
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exclude_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
     # Extra headers, as [[name, value], ...]; validated against injection when saved.
     headers = models.JSONField(default=list, blank=True)
     archive = models.BooleanField(default=False, help_text="Show on the public archive page")

@@ -13,7 +13,8 @@ goes forward.
 Who is in the audience: enabled subscribers with a subscription to one of the campaign's lists
 that is confirmed, or unconfirmed on a single opt-in list (double opt-in lists mail only confirmed
 members), made before launch; minus anyone subscribed (confirmed or unconfirmed) to an excluded
-list. Suppression and unsubscription are checked again at send time (engine.py).
+list; narrowed to the campaign's segment when it has one, minus anyone matching an excluded
+segment. Suppression and unsubscription are checked again at send time (engine.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
+from mailmarketer.audience.segments import segment_queryset
 from mailmarketer.campaigns.models import Campaign
 
 from .models import Delivery
@@ -54,13 +56,21 @@ def audience(campaign: Campaign):
     members = mailable_subscriptions(campaign)
     if campaign.started_at:
         members = members.filter(created_at__lte=campaign.started_at)
-    return (
+    people = (
         Subscriber.objects.filter(
             workspace_id=campaign.workspace_id, status=Subscriber.Status.ENABLED
         )
         .filter(pk__in=members.values("subscriber_id"))
         .exclude(pk__in=excluded_subscriptions(campaign).values("subscriber_id"))
     )
+    workspace = campaign.workspace
+    if campaign.segment_id:
+        people = people.filter(
+            pk__in=segment_queryset(workspace, campaign.segment.rules).values("pk")
+        )
+    for segment in campaign.exclude_segments.all():
+        people = people.exclude(pk__in=segment_queryset(workspace, segment.rules).values("pk"))
+    return people
 
 
 def plan_chunk(campaign: Campaign, limit: int | None = None) -> int:

@@ -83,3 +83,36 @@ def test_it_plans_through_the_worker_duty(personas, staff, news):
     campaign.refresh_from_db()
     assert campaign.planning_done
     assert planner.plan_one() is False
+
+
+def test_it_narrows_to_the_segment_and_leaves_out_excluded_segments(personas, staff, news):
+    from mailmarketer.audience.models import Segment
+
+    people = add_people(personas.acme, [news], 6, staff)
+    for i, person in enumerate(people):
+        audience.do_update_subscriber(person, attributes={"score": i * 10}, actor=staff)
+
+    def rule(op, value):
+        return {
+            "version": 1,
+            "root": {
+                "type": "group",
+                "match": "all",
+                "children": [
+                    {
+                        "type": "attribute",
+                        "name": "score",
+                        "value_type": "number",
+                        "op": op,
+                        "value": value,
+                    }
+                ],
+            },
+        }
+
+    keen = Segment.objects.create(workspace=personas.acme, name="Keen", rules=rule("gte", 20))
+    top = Segment.objects.create(workspace=personas.acme, name="Top", rules=rule("gte", 50))
+    campaign = launch(personas.acme, [news], segment=keen)
+    campaign.exclude_segments.set([top])
+    plan_all(campaign)
+    assert planned(campaign) == {p.pk for p in people[2:5]}
