@@ -487,6 +487,10 @@ class SmtpConnection:
             self._lost(
                 messages, results, TransientError(f"connection to {self.config.host} lost: {exc}")
             )
+        except asyncio.CancelledError:
+            # Cancelled mid-conversation: the session's state is unknown, so it is not reused.
+            self._abort()
+            raise
         return results  # type: ignore[return-value]
 
     def _lost(self, messages, results, error: SmtpError) -> None:

@@ -176,6 +176,23 @@ def test_it_marks_unacknowledged_messages_transient_when_the_connection_drops(se
     assert server.connections == 2
 
 
+def test_it_drops_the_session_when_a_batch_is_cancelled_mid_conversation(server):
+    # A slow server: it takes a second over r1's RCPT (blocking its own thread, not ours).
+    server.script(lambda rcpt: time.sleep(1) if rcpt == "r1@example.org" else None)
+
+    async def scenario():
+        conn = SmtpConnection(config_for(server))
+        await conn.connect()
+        task = asyncio.create_task(conn.send_batch([message(0), message(1)]))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return conn.connected
+
+    assert run(scenario()) is False
+
+
 def test_it_refuses_a_message_over_the_size_limit_without_sending_it():
     with ScriptedSmtpServer(size_limit=2000) as server:
         big = Outgoing(1, "b@acme.example", "r1@example.org", b"x" * 3000 + b"\r\n")
