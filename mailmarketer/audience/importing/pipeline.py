@@ -117,7 +117,9 @@ class Pipeline:
         normalise = normalise_email
         rows = []
         for line, cells in records:
-            if len(cells) != width:
+            if len(cells) != width and not (len(cells) > width and not any(cells[width:])):
+                # Extra cells that are all empty (a delimiter at the end of each line, as some
+                # exports write) are harmless; any other difference is a malformed row.
                 result.report(
                     line,
                     "malformed",

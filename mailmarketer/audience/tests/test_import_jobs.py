@@ -349,6 +349,17 @@ def test_it_updates_existing_subscribers_and_reports_unknown_ones(personas, staf
     assert (overwritten.rows_updated, overwritten.rows_unchanged) == (2, 0)
 
 
+def test_it_accepts_empty_cells_past_the_last_column(personas, news, tmp_path):
+    path = write(tmp_path, "t.csv", "email,name\na@example.com,Ann,,\nb@example.com,Bob,x\n")
+
+    imp = run(personas.acme, path)
+
+    assert list(Subscriber.objects.values_list("name", flat=True)) == ["Ann"]
+    assert report(imp) == [
+        ["3", "malformed row: 3 columns where the header has 2", "b@example.com", "Bob", "x"]
+    ]
+
+
 def test_it_reports_a_number_column_that_holds_no_number(personas, news, tmp_path):
     path = write(tmp_path, "n.csv", "email,age\na@example.com,42\nb@example.com,forty\n")
 
