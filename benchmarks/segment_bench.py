@@ -284,6 +284,8 @@ def run(args, url: str) -> int:
     search('search "gmail" (common: 30%)', "gmail")
     search('search "zzzq" (no match at all)', "zzzq")
     search('search "us" (2 letters, every row)', "us")
+    # Too short for a trigram: only a scan can answer, and a rare pair reads every row.
+    search('search "qx" (2 letters, no match)', "qx")
 
     def segment(label, rules, sql, params):
         ours, count = median_ms(lambda: count_segment(workspace, rules))
