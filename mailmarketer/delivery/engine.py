@@ -48,7 +48,7 @@ from .ledger import Outcome
 from .models import FINAL_STATUSES, Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
 from .senders import SenderPool
-from .smtp import Outgoing, PermanentError, RelayBroken
+from .smtp import Outgoing, PermanentError, RelayBroken, check_address
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
@@ -211,6 +211,8 @@ def _skip_reason(subscriber_id: int | None) -> str:
 
 def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tuple[Outgoing, str]:
     campaign = prepared.campaign
+    # One address the client would refuse must fail its own row, not the whole batch.
+    check_address(person["email"], what="recipient")
     unsubscribe = unsubscribe_url(campaign.workspace_id, person["id"], campaign.pk)
     name = person["name"] or ""
     context = rendering.recipient_context(

@@ -305,3 +305,16 @@ def test_it_keeps_to_the_relays_hourly_cap(personas, staff, news, relay, postal)
     assert waiting.count() == 2
     assert all(d.attempts == 0 and d.next_attempt_at.minute == 0 for d in waiting)
     assert all("send limit" in d.smtp_reply for d in waiting)
+
+
+def test_it_fails_one_unsendable_address_without_holding_up_the_batch(
+    personas, staff, news, relay, postal
+):
+    people = add_people(personas.acme, [news], 2, staff)
+    odd = audience.do_create_subscriber(personas.acme, email="jörg@bücher.de", actor=staff)
+    audience.do_subscribe(odd, [news], actor=staff, reason=Reason.BY_ADMIN)
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    row = Delivery.objects.get(campaign=campaign, subscriber=odd)
+    assert row.status == "failed" and row.smtp_reply.startswith("not sent:")
+    assert sorted(relay.recipients) == sorted(p.email for p in people)
