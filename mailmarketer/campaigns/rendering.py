@@ -839,12 +839,14 @@ def sample_context(workspace: dict, campaign: dict, subscriber: dict | None = No
 
 # -- compiling a campaign ------------------------------------------------------------------------
 
+# ASCII only: one non-ASCII character in the part every message shares (a "·" here once) makes
+# every message quoted-printable, which profiled at ~50 µs a part.
 HTML_FOOTER = (
     '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
     '<tr><td align="center" style="padding: 16px; font-family: Arial, Helvetica, sans-serif; '
     'font-size: 12px; line-height: 1.5; color: #6b7280;">'
     "{{ workspace.name }}<br>{{ postal_address }}<br>"
-    '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> · '
+    '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> | '
     '<a href="{{ manage_url }}" style="color: #6b7280;">Manage your subscription</a>'
     "</td></tr></table>"
 )

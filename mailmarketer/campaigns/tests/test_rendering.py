@@ -430,3 +430,8 @@ def test_it_is_importable_under_the_contract_names():
     ):
         assert hasattr(rendering, name)
     assert issubclass(rendering.TemplateProblem, ValueError)
+
+
+def test_it_adds_only_ascii_in_the_footer_every_message_shares():
+    # A non-ASCII character in shared parts forces quoted-printable on every message.
+    assert rendering.HTML_FOOTER.isascii() and rendering.TEXT_FOOTER.isascii()
