@@ -22,12 +22,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils.timezone import now
 
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.segments import segment_queryset
 from mailmarketer.campaigns.models import Campaign
-
-from .models import Delivery
 
 ACTIVE = (Subscription.Status.CONFIRMED, Subscription.Status.UNCONFIRMED)
 
@@ -73,38 +72,46 @@ def audience(campaign: Campaign):
     return people
 
 
+# One chunk is planned inside the database: the audience query's ids go straight into the ledger,
+# with no Python object per person (bulk_create of 5,000 rows profiled at ~0.6 s on SQLite; this
+# is a single statement). ON CONFLICT DO NOTHING keeps one row per (campaign, subscriber); the
+# "WHERE true" is SQLite's price for parsing an upsert after a SELECT, harmless on PostgreSQL.
+PLAN_SQL = (
+    "INSERT INTO delivery_delivery (workspace_id, campaign_id, subscriber_id, status, attempts,"
+    " next_attempt_at, lease_owner, smtp_reply, message_id, created_at)"
+    " SELECT %s, %s, chunk.id, 'queued', 0, %s, '', '', '', %s FROM ({audience}) AS chunk"
+    " WHERE true ON CONFLICT (campaign_id, subscriber_id) DO NOTHING"
+)
+CHUNK_BOUNDS_SQL = "SELECT COUNT(*), MAX(chunk.id) FROM ({audience}) AS chunk"
+
+
 def plan_chunk(campaign: Campaign, limit: int | None = None) -> int:
     """Plan the next chunk; returns how many ids it covered (0 when planning is complete)."""
+    from django.db import connection
+
     limit = limit or settings.DELIVERY_PLAN_CHUNK
     after = campaign.planned_up_to
     upper = campaign.audience_max_id or 0
-    ids = list(
-        audience(campaign)
-        .filter(pk__gt=after, pk__lte=upper)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+    chunk = (
+        audience(campaign).filter(pk__gt=after, pk__lte=upper).order_by("pk").values("id")[:limit]
     )
-    done = len(ids) < limit
-    with transaction.atomic():
-        if ids:
-            Delivery.objects.bulk_create(
-                [
-                    Delivery(
-                        workspace_id=campaign.workspace_id,
-                        campaign_id=campaign.pk,
-                        subscriber_id=subscriber_id,
-                    )
-                    for subscriber_id in ids
-                ],
-                ignore_conflicts=True,
-                batch_size=1000,
+    audience_sql, audience_params = chunk.query.sql_with_params()
+    stamp = connection.ops.adapt_datetimefield_value(now())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(CHUNK_BOUNDS_SQL.format(audience=audience_sql), audience_params)
+        count, last = cursor.fetchone()
+        if count:
+            cursor.execute(
+                PLAN_SQL.format(audience=audience_sql),
+                [campaign.workspace_id, campaign.pk, stamp, stamp, *audience_params],
             )
+        done = count < limit
         Campaign.objects.filter(pk=campaign.pk, planned_up_to=after).update(
-            planned_up_to=ids[-1] if ids else after, planning_done=done
+            planned_up_to=last or after, planning_done=done
         )
-    campaign.planned_up_to = ids[-1] if ids else after
+    campaign.planned_up_to = last or after
     campaign.planning_done = done
-    return len(ids)
+    return count
 
 
 def plan_one() -> bool:
