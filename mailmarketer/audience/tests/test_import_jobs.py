@@ -827,3 +827,16 @@ def test_it_deletes_uploads_never_started(
     assert list(Import.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert not files.import_dir(old.pk).exists() and files.source_path(fresh.pk).exists()
     assert AuditEvent.objects.get(event="import.deleted").actor_label == "import clean-up"
+
+
+def test_it_keeps_no_query_log_across_chunks(personas, news, tmp_path, settings):
+    from django.db import connection, reset_queries
+
+    settings.DEBUG = True  # Django logs every query then, as under `make run`
+    text = csv_text([["email"], *([f"p{i}@example.com"] for i in range(1000))])
+    reset_queries()
+
+    run(personas.acme, write(tmp_path, "p.csv", text), chunk_rows=100)
+
+    # One chunk's queries and the end's, not the ten chunks'.
+    assert len(connection.queries) < 25
