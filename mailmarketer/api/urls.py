@@ -4,6 +4,7 @@ from .base import build_api
 from .imports import router as imports_router
 from .lists import router as lists_router
 from .segments import router as segments_router
+from .senders import router as senders_router
 from .subscribers import router as subscribers_router
 from .workspace import router as workspace_router
 
@@ -13,3 +14,4 @@ api.add_router("", subscribers_router)
 api.add_router("", lists_router)
 api.add_router("", segments_router)
 api.add_router("", imports_router)
+api.add_router("", senders_router)
