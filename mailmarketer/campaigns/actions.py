@@ -1009,3 +1009,54 @@ def do_send_test(
 
     transaction.on_commit(send)
     return rendered
+
+
+# -- retrying failed messages ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def do_retry_failed(campaign: Campaign, *, actor: Actor) -> int:
+    """Queue the campaign's failed ledger rows again (attempts from zero, due now); returns how
+    many. A finished campaign runs again to send them; a paused or failed one sends them once
+    resumed. Only launched campaigns that were not cancelled have rows to retry.
+
+    The ledger belongs to delivery; this is the one write to it from campaigns, because it is a
+    staff decision about a campaign (audited as such) and the status change must happen in the
+    same transaction. A finished campaign reopens here and nowhere else: TRANSITIONS keeps
+    finished final for every other path, since only requeued rows give it something to do."""
+    from mailmarketer.delivery.models import Delivery  # delivery sits above campaigns
+
+    locked = _locked(campaign)
+    retryable = (Status.RUNNING, Status.PAUSED, Status.FAILED, Status.FINISHED)
+    if locked.status not in retryable:
+        raise Conflict(
+            f"a {locked.status} campaign has no messages to retry (only running, paused, failed "
+            "and finished campaigns do)"
+        )
+    count = Delivery.objects.filter(
+        workspace_id=locked.workspace_id, campaign_id=locked.pk, status=Delivery.Status.FAILED
+    ).update(
+        status=Delivery.Status.QUEUED,
+        attempts=0,
+        next_attempt_at=now(),
+        lease_owner="",
+        lease_expires_at=None,
+    )
+    if not count:
+        raise ActionError("this campaign has no failed messages to retry", code="nothing_to_retry")
+    old_status = locked.status
+    if locked.status == Status.FINISHED:
+        Campaign.objects.filter(pk=locked.pk).update(
+            status=Status.RUNNING, status_reason="", finished_at=None
+        )
+        locked.status, locked.status_reason, locked.finished_at = Status.RUNNING, "", None
+    audit(
+        "campaign.retried",
+        actor=actor,
+        workspace=locked.workspace,
+        obj=locked,
+        old={"status": old_status},
+        new={"status": locked.status, "requeued": count},
+    )
+    _refresh(campaign, locked)
+    return count
