@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("mailmarketer.accounts.urls")),
     path("", include("mailmarketer.audience.urls")),
     path("", include("mailmarketer.signup.urls")),
+    path("", include("mailmarketer.campaigns.urls")),
     path("", include("mailmarketer.delivery.urls")),
     path("api/v1/", api.urls),
 ]

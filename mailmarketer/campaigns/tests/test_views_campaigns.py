@@ -1,0 +1,548 @@
+"""Campaign pages: the list, writing a campaign (template errors on their field with the line,
+headers, attachments), clone and delete, the campaign page with a button per allowed transition,
+every transition through the UI with its audit row, and who may do what."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import timedelta
+
+import pytest
+from django.utils.timezone import now
+
+from mailmarketer.campaigns import actions
+from mailmarketer.campaigns.models import Attachment, Campaign
+from mailmarketer.delivery.models import Delivery
+
+from .view_data import SETUP, events, launched, ledger_rows, url
+
+pytestmark = pytest.mark.django_db
+Status = Campaign.Status
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+FORM = {
+    "name": "Winter sale",
+    "subject": "Hi {{ subscriber.first_name }}",
+    "from_name": "",
+    "from_email": "",
+    "reply_to": "help@acme.test",
+    "body_format": "markdown",
+    "body": "# Sale\n\nEverything **half price**.",
+    "text_body": "",
+    "layout": "",
+    "archive": "on",
+    "headers-TOTAL_FORMS": "2",
+    "headers-INITIAL_FORMS": "0",
+    "headers-MIN_NUM_FORMS": "0",
+    "headers-MAX_NUM_FORMS": "20",
+    "headers-0-name": "X-Campaign-Code",
+    "headers-0-value": "winter-26",
+    "headers-1-name": "",
+    "headers-1-value": "",
+}
+
+
+def html_of(response) -> str:
+    return response.content.decode()
+
+
+# -- the list --------------------------------------------------------------------------------
+
+
+def test_it_lists_campaigns_with_status_lists_and_sent_of_total(alice_client, draft, people):
+    running = launched(actions.do_clone_campaign(draft, actor=SETUP, name="Running one"))
+    ledger_rows(running, people, ["sent", "sent", "queued"])
+    response = alice_client.get(url("campaigns-home"))
+    assert response.status_code == 200
+    html = html_of(response)
+    assert "Autumn news" in html and "Running one" in html
+    assert "2 / 3" in html
+    assert '<span class="tag">News</span>' in html
+    assert 'href="/app/acme/campaigns/new/"' in html
+    assert f'href="/app/acme/campaigns/{running.pk}/"' in html
+
+
+def test_it_filters_the_list_by_status(alice_client, draft):
+    launched(actions.do_clone_campaign(draft, actor=SETUP, name="Sending now"))
+    html = html_of(alice_client.get(url("campaigns-home") + "?status=running"))
+    assert "Sending now" in html and "Autumn news" not in html
+    bad = alice_client.get(url("campaigns-home") + "?status=exploded")
+    assert bad.status_code == 400
+    assert "Select a valid choice" in html_of(bad)
+
+
+def test_it_is_the_campaigns_section_of_the_navigation(carol_client, personas):
+    html = html_of(carol_client.get(url("app-dashboard")))
+    assert 'href="/app/acme/campaigns/"' in html
+
+
+def test_it_shows_an_analyst_the_list_without_new_campaign(carol_client, draft):
+    response = carol_client.get(url("campaigns-home"))
+    assert response.status_code == 200
+    assert "Autumn news" in html_of(response)
+    assert "/campaigns/new/" not in html_of(response)
+
+
+def test_it_shows_mallory_none_of_acmes_campaigns(mallory_client, draft, evil_draft):
+    assert mallory_client.get(url("campaigns-home")).status_code == 404
+    own = html_of(mallory_client.get(url("campaigns-home", ws="evil")))
+    assert "Evil plan" in own and "Autumn news" not in own
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def test_it_shows_the_workspace_sender_as_the_from_placeholder(bob_client, ws):
+    html = html_of(bob_client.get(url("campaign-new")))
+    assert re.search(r'name="from_email"[^>]*placeholder="news@acme.test"', html)
+    assert re.search(r'name="from_name"[^>]*placeholder="Acme"', html)
+    assert 'class="code"' in html  # the body is a monospace textarea
+    assert "Save the draft first" in html
+
+
+def test_it_creates_a_draft_with_lists_headers_and_archive(bob_client, news, personas):
+    response = bob_client.post(url("campaign-new"), {**FORM, "lists": [str(news.pk)]})
+    assert response.status_code == 302
+    campaign = Campaign.objects.get(name="Winter sale")
+    assert response["Location"] == f"/app/acme/campaigns/{campaign.pk}/"
+    assert campaign.status == Status.DRAFT and campaign.archive
+    assert campaign.reply_to == "help@acme.test"
+    assert campaign.headers == [["X-Campaign-Code", "winter-26"]]
+    assert list(campaign.lists.all()) == [news]
+    assert campaign.created_by == personas.bob
+    (event,) = events("campaign.created")
+    assert event.actor_user == personas.bob
+
+
+def test_it_shows_a_template_error_on_its_field_with_the_line(bob_client, news):
+    body = "Hello\n\nthere\n{{ subscriber.name | shout }}"
+    response = bob_client.post(url("campaign-new"), {**FORM, "body": body})
+    assert response.status_code == 400
+    html = html_of(response)
+    assert re.search(r'name="body"[^>]*aria-invalid="true"', html)
+    error = re.search(r'<ul class="errorlist" id="id_body_error"><li>(.*?)</li>', html)
+    assert error is not None
+    assert error.group(1).startswith("body, line 4:")
+    assert "shout" in error.group(1)
+    assert not Campaign.objects.filter(name="Winter sale").exists()
+
+
+def test_it_shows_a_subject_error_on_the_subject(bob_client):
+    response = bob_client.post(url("campaign-new"), {**FORM, "subject": "Hi {{ oops"})
+    assert response.status_code == 400
+    assert re.search(r'name="subject"[^>]*aria-invalid="true"', html_of(response))
+    assert "subject, line 1:" in html_of(response)
+
+
+def test_it_refuses_an_injected_header_on_the_headers(bob_client):
+    response = bob_client.post(
+        url("campaign-new"),
+        {**FORM, "headers-0-name": "Bcc", "headers-0-value": "all@evil.test"},
+    )
+    assert response.status_code == 400
+    assert "set by Mail Marketer itself" in html_of(response)
+    assert 'id="headers-error"' in html_of(response)
+    assert not Campaign.objects.exists()
+
+
+def test_it_refuses_a_header_value_without_a_name(bob_client):
+    response = bob_client.post(url("campaign-new"), {**FORM, "headers-0-name": ""})
+    assert response.status_code == 400
+    assert "Give the header a name" in html_of(response)
+
+
+def test_it_refuses_an_invalid_from_address_on_its_field(bob_client):
+    response = bob_client.post(url("campaign-new"), {**FORM, "from_email": "not an address"})
+    assert response.status_code == 400
+    assert re.search(r'name="from_email"[^>]*aria-invalid="true"', html_of(response))
+
+
+def test_it_refuses_another_workspaces_list(bob_client, personas):
+    from mailmarketer.audience import actions as audience
+
+    theirs = audience.do_create_list(personas.evil, name="Evil", slug="evil", actor=SETUP)
+    response = bob_client.post(url("campaign-new"), {**FORM, "lists": [str(theirs.pk)]})
+    assert response.status_code == 400
+    assert not Campaign.objects.exists()
+
+
+def test_it_edits_a_draft(bob_client, draft, news):
+    page = bob_client.get(url("campaign-edit", campaign_id=draft.pk))
+    assert page.status_code == 200
+    assert "Hello {{ subscriber.first_name }}" in html_of(page)
+    response = bob_client.post(
+        url("campaign-edit", campaign_id=draft.pk),
+        {**FORM, "name": "Autumn news, final", "lists": [str(news.pk)]},
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.name == "Autumn news, final"
+    (event,) = events("campaign.updated")
+    assert event.new["name"] == "Autumn news, final"
+
+
+def test_it_keeps_a_draft_unchanged_when_its_new_body_cannot_render(bob_client, draft):
+    response = bob_client.post(
+        url("campaign-edit", campaign_id=draft.pk), {**FORM, "body": "{% for x in %}"}
+    )
+    assert response.status_code == 400
+    assert "body, line 1:" in html_of(response)
+    draft.refresh_from_db()
+    assert draft.name == "Autumn news"
+
+
+def test_it_refuses_to_edit_a_running_campaign(bob_client, draft):
+    launched(draft)
+    response = bob_client.get(url("campaign-edit", campaign_id=draft.pk))
+    assert response.status_code == 409
+    assert "only drafts and scheduled campaigns can be changed" in html_of(response)
+    response = bob_client.post(url("campaign-edit", campaign_id=draft.pk), FORM)
+    assert response.status_code == 409
+    draft.refresh_from_db()
+    assert draft.name == "Autumn news"
+
+
+def test_it_attaches_and_removes_a_file_with_the_limits_shown(bob_client, draft):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    page = html_of(bob_client.get(url("campaign-edit", campaign_id=draft.pk)))
+    assert "Up to 1 MB a file, 5 MB in all, at most 10 files" in page
+    response = bob_client.post(
+        url("campaign-attachment-add", campaign_id=draft.pk),
+        {"file": SimpleUploadedFile("map.png", PNG, content_type="application/octet-stream")},
+    )
+    assert response.status_code == 302
+    (attachment,) = Attachment.objects.filter(campaign=draft)
+    assert (attachment.filename, attachment.content_type) == ("map.png", "image/png")
+    assert events("campaign.attachment_added")
+    response = bob_client.post(
+        url("campaign-attachment-remove", campaign_id=draft.pk, attachment_id=attachment.pk)
+    )
+    assert response.status_code == 302
+    assert not Attachment.objects.exists()
+    assert events("campaign.attachment_removed")
+
+
+def test_it_refuses_a_file_whose_content_is_not_its_type(bob_client, draft):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = bob_client.post(
+        url("campaign-attachment-add", campaign_id=draft.pk),
+        {"file": SimpleUploadedFile("invoice.pdf", b"MZ\x90\x00 not a pdf")},
+    )
+    assert response.status_code == 400
+    assert "its content does not match" in html_of(response)
+    assert not Attachment.objects.exists()
+
+
+def test_it_refuses_a_file_over_one_megabyte_before_reading_it(bob_client, draft):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    big = PNG + b"\x00" * (1024 * 1024)
+    response = bob_client.post(
+        url("campaign-attachment-add", campaign_id=draft.pk),
+        {"file": SimpleUploadedFile("big.png", big)},
+    )
+    assert response.status_code == 400
+    assert "at most 1,048,576 (1 MB) are allowed" in html_of(response)
+    assert not Attachment.objects.exists()
+
+
+def test_it_clones_a_campaign_into_a_draft(bob_client, draft):
+    launched(draft)
+    response = bob_client.post(url("campaign-clone", campaign_id=draft.pk))
+    assert response.status_code == 302
+    clone = Campaign.objects.exclude(pk=draft.pk).get()
+    assert clone.status == Status.DRAFT and clone.name == "Autumn news (copy)"
+    assert response["Location"] == f"/app/acme/campaigns/{clone.pk}/edit/"
+    assert events("campaign.cloned")
+
+
+def test_it_deletes_a_draft_after_confirming(bob_client, draft):
+    page = bob_client.get(url("campaign-delete", campaign_id=draft.pk))
+    assert page.status_code == 200 and "Delete the draft" in html_of(page)
+    assert Campaign.objects.filter(pk=draft.pk).exists()
+    response = bob_client.post(url("campaign-delete", campaign_id=draft.pk))
+    assert response.status_code == 302
+    assert not Campaign.objects.filter(pk=draft.pk).exists()
+    assert events("campaign.deleted")
+
+
+def test_it_refuses_to_delete_a_campaign_that_was_sent(bob_client, draft):
+    launched(draft)
+    response = bob_client.post(url("campaign-delete", campaign_id=draft.pk))
+    assert response.status_code == 409
+    assert Campaign.objects.filter(pk=draft.pk).exists()
+
+
+# -- the campaign page -----------------------------------------------------------------------
+
+
+def buttons(html: str) -> set[str]:
+    names = set(re.findall(r'action="/app/acme/campaigns/\d+/(\w+)/"', html))
+    if re.search(r'href="/app/acme/campaigns/\d+/cancel/"', html):
+        names.add("cancel")
+    return names
+
+
+def test_it_shows_a_draft_with_start_schedule_and_cancel(bob_client, draft):
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert buttons(html) == {"start", "schedule", "cancel", "clone"}
+    assert 'type="datetime-local"' in html
+    assert "In the workspace&#x27;s time zone, Europe/Berlin." in html
+    assert "subscribers who join after it are not included" in html
+
+
+def test_it_shows_an_analyst_the_campaign_without_buttons(carol_client, draft):
+    response = carol_client.get(url("campaign", campaign_id=draft.pk))
+    assert response.status_code == 200
+    assert buttons(html_of(response)) == set()
+
+
+def test_it_shows_a_running_campaign_with_pause_cancel_and_live_progress(bob_client, draft, people):
+    launched(draft)
+    ledger_rows(draft, people, ["sent", "failed", "queued"])
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert buttons(html) == {"pause", "retry", "cancel", "clone"}
+    assert f'hx-get="/app/acme/campaigns/{draft.pk}/progress/"' in html
+    assert 'hx-trigger="every 2s"' in html
+    assert "subscribers who joined after it are not included" in html
+
+
+def test_it_shows_a_paused_campaign_with_its_reason_and_resume(bob_client, draft, people):
+    launched(
+        draft,
+        status=Status.PAUSED,
+        status_reason="the relay refused us: 535 5.7.8 authentication failed",
+    )
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert 'Paused</span>: <span class="status-reason">the relay refused us: 535 5.7.8' in html
+    assert buttons(html) == {"resume", "cancel", "clone"}
+    assert "hx-trigger" not in html  # nothing to poll while paused
+
+
+def test_it_escapes_a_status_reason_from_a_relay(bob_client, draft):
+    launched(draft, status=Status.PAUSED, status_reason="the relay refused us: <img src=x>")
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert "&lt;img src=x&gt;" in html and "<img src=x>" not in html
+
+
+def test_it_shows_mallory_no_acme_campaign_even_through_her_own_workspace(mallory_client, draft):
+    assert mallory_client.get(url("campaign", campaign_id=draft.pk)).status_code == 404
+    assert mallory_client.get(url("campaign", ws="evil", campaign_id=draft.pk)).status_code == 404
+
+
+# -- transitions -----------------------------------------------------------------------------
+
+
+def test_it_starts_a_campaign_with_an_audit_row(bob_client, draft, personas):
+    response = bob_client.post(url("campaign-start", campaign_id=draft.pk))
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.RUNNING and draft.started_at is not None
+    (event,) = events("campaign.started")
+    assert event.actor_user == personas.bob
+
+
+def test_it_refuses_to_start_without_a_postal_address_and_links_the_settings(bob_client, draft, ws):
+    ws.postal_address = ""
+    ws.save()
+    response = bob_client.post(url("campaign-start", campaign_id=draft.pk))
+    assert response.status_code == 400
+    html = html_of(response)
+    assert "marketing email must show the sender&#x27;s postal address" in html
+    assert 'href="/app/acme/settings/"' in html
+    draft.refresh_from_db()
+    assert draft.status == Status.DRAFT
+    assert not events("campaign.started")
+
+
+def test_it_schedules_in_the_workspace_time_zone(bob_client, draft):
+    when = (now() + timedelta(days=3)).astimezone(zoneinfo.ZoneInfo("Europe/Berlin"))
+    local = when.strftime("%Y-%m-%dT%H:%M")
+    response = bob_client.post(url("campaign-schedule", campaign_id=draft.pk), {"when": local})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.SCHEDULED
+    assert draft.scheduled_at == when.replace(second=0, microsecond=0)
+    assert events("campaign.scheduled")
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert f'value="{local}"' in html  # the reschedule form shows the local time
+    assert buttons(html) == {"start", "schedule", "unschedule", "cancel", "clone"}
+
+
+def test_it_shows_a_bad_schedule_time_on_the_field(bob_client, draft):
+    response = bob_client.post(
+        url("campaign-schedule", campaign_id=draft.pk), {"when": "2001-01-01T09:00"}
+    )
+    assert response.status_code == 400
+    html = html_of(response)
+    assert re.search(r'name="when"[^>]*aria-invalid="true"', html)
+    assert "in the past" in html
+    response = bob_client.post(url("campaign-schedule", campaign_id=draft.pk), {"when": "soon"})
+    assert response.status_code == 400
+    assert "is not a date and time" in html_of(response)
+    draft.refresh_from_db()
+    assert draft.status == Status.DRAFT
+
+
+def test_it_unschedules_back_to_a_draft(bob_client, draft):
+    actions.do_schedule_campaign(draft, now() + timedelta(days=1), actor=SETUP)
+    response = bob_client.post(url("campaign-unschedule", campaign_id=draft.pk))
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.DRAFT and draft.scheduled_at is None
+    assert events("campaign.status_changed", new__status="draft")
+
+
+def test_it_pauses_and_resumes(bob_client, draft):
+    launched(draft)
+    assert bob_client.post(url("campaign-pause", campaign_id=draft.pk)).status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.PAUSED and draft.status_reason == "paused by staff"
+    assert bob_client.post(url("campaign-resume", campaign_id=draft.pk)).status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.RUNNING
+    assert len(events("campaign.paused")) == 1 and len(events("campaign.resumed")) == 1
+
+
+def test_it_refuses_a_transition_the_status_does_not_allow(bob_client, draft):
+    response = bob_client.post(url("campaign-pause", campaign_id=draft.pk))
+    assert response.status_code == 409
+    assert "cannot go from draft to paused" in html_of(response)
+    draft.refresh_from_db()
+    assert draft.status == Status.DRAFT
+
+
+def test_it_cancels_after_confirming_with_a_reason(bob_client, draft, people):
+    launched(draft)
+    ledger_rows(draft, people, ["sent", "queued", "queued"])
+    page = bob_client.get(url("campaign-cancel", campaign_id=draft.pk))
+    assert page.status_code == 200
+    assert "1 of 3 messages have been sent" in html_of(page)
+    draft.refresh_from_db()
+    assert draft.status == Status.RUNNING  # the page itself changes nothing
+    response = bob_client.post(
+        url("campaign-cancel", campaign_id=draft.pk), {"reason": "wrong price"}
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.status, draft.status_reason) == (Status.CANCELLED, "wrong price")
+    (event,) = events("campaign.cancelled")
+    assert event.new["reason"] == "wrong price"
+
+
+def test_it_refuses_to_cancel_a_finished_campaign(bob_client, draft):
+    launched(draft, status=Status.FINISHED, finished_at=now())
+    assert bob_client.get(url("campaign-cancel", campaign_id=draft.pk)).status_code == 409
+    assert bob_client.post(url("campaign-cancel", campaign_id=draft.pk)).status_code == 409
+
+
+def test_it_retries_failed_rows_and_runs_a_finished_campaign_again(bob_client, draft, people):
+    launched(draft, status=Status.FINISHED, finished_at=now(), planning_done=True)
+    rows = ledger_rows(draft, people, ["sent", "failed", "failed"], smtp_reply="550 no")
+    html = html_of(bob_client.get(url("campaign", campaign_id=draft.pk)))
+    assert "Retry 2 failed" in html
+    response = bob_client.post(url("campaign-retry", campaign_id=draft.pk))
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Status.RUNNING and draft.finished_at is None
+    statuses = {r.pk: Delivery.objects.get(pk=r.pk) for r in rows}
+    assert [statuses[r.pk].status for r in rows] == ["sent", "queued", "queued"]
+    assert all(statuses[r.pk].attempts == 0 for r in rows[1:])
+    assert all(statuses[r.pk].next_attempt_at <= now() for r in rows[1:])
+    (event,) = events("campaign.retried")
+    assert event.old == {"status": "finished"}
+    assert event.new == {"status": "running", "requeued": 2}
+
+
+def test_it_says_when_there_is_nothing_to_retry(bob_client, draft, people):
+    launched(draft)
+    ledger_rows(draft, people, ["sent", "sent", "queued"])
+    response = bob_client.post(url("campaign-retry", campaign_id=draft.pk))
+    assert response.status_code == 400
+    assert "no failed messages to retry" in html_of(response)
+    assert not events("campaign.retried")
+
+
+# -- who may do what -------------------------------------------------------------------------
+
+MANAGE_POSTS = [
+    ("campaign-edit", {}),
+    ("campaign-clone", {}),
+    ("campaign-delete", {}),
+    ("campaign-schedule", {"when": "2099-01-01T09:00"}),
+    ("campaign-unschedule", {}),
+    ("campaign-attachment-add", {}),
+]
+SEND_POSTS = [
+    ("campaign-start", {}),
+    ("campaign-pause", {}),
+    ("campaign-resume", {}),
+    ("campaign-cancel", {}),
+    ("campaign-retry", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), MANAGE_POSTS + SEND_POSTS)
+def test_it_refuses_an_analyst_every_change(carol_client, draft, name, data):
+    response = carol_client.post(url(name, campaign_id=draft.pk), data)
+    assert response.status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == Status.DRAFT
+    assert Campaign.objects.count() == 1
+    assert not events("campaign.status_changed") and not events("campaign.started")
+
+
+def test_it_refuses_an_analyst_the_new_campaign_page(carol_client, news):
+    assert carol_client.get(url("campaign-new")).status_code == 403
+    assert carol_client.post(url("campaign-new"), FORM).status_code == 403
+    assert not Campaign.objects.exists()
+
+
+def test_it_refuses_an_analyst_attachment_removal(carol_client, draft):
+    attachment = Attachment.objects.create(
+        campaign=draft, filename="a.png", content_type="image/png", data=PNG, size=len(PNG)
+    )
+    response = carol_client.post(
+        url("campaign-attachment-remove", campaign_id=draft.pk, attachment_id=attachment.pk)
+    )
+    assert response.status_code == 403
+    assert Attachment.objects.filter(pk=attachment.pk).exists()
+
+
+GETS = ["campaign", "campaign-progress", "campaign-edit", "campaign-delete", "campaign-cancel"]
+
+
+@pytest.mark.parametrize("name", GETS)
+def test_it_hides_every_campaign_page_from_mallory(mallory_client, draft, evil_draft, name):
+    assert mallory_client.get(url(name, campaign_id=draft.pk)).status_code == 404
+    assert mallory_client.get(url(name, ws="evil", campaign_id=draft.pk)).status_code == 404
+
+
+@pytest.mark.parametrize(("name", "data"), MANAGE_POSTS + SEND_POSTS)
+def test_it_lets_mallory_change_nothing_of_acme(mallory_client, draft, evil_draft, name, data):
+    assert mallory_client.post(url(name, campaign_id=draft.pk), data).status_code == 404
+    response = mallory_client.post(url(name, ws="evil", campaign_id=draft.pk), data)
+    assert response.status_code == 404
+    draft.refresh_from_db()
+    assert (draft.status, draft.name) == (Status.DRAFT, "Autumn news")
+    assert Campaign.objects.count() == 2
+
+
+def test_it_lets_mallory_remove_no_acme_attachment(mallory_client, draft, evil_draft):
+    attachment = Attachment.objects.create(
+        campaign=draft, filename="a.png", content_type="image/png", data=PNG, size=len(PNG)
+    )
+    for ws, campaign in (("acme", draft), ("evil", evil_draft)):
+        response = mallory_client.post(
+            url(
+                "campaign-attachment-remove",
+                ws=ws,
+                campaign_id=campaign.pk,
+                attachment_id=attachment.pk,
+            )
+        )
+        assert response.status_code == 404
+    assert Attachment.objects.filter(pk=attachment.pk).exists()
