@@ -104,13 +104,28 @@ class CampaignForm(Form):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    segment = forms.ChoiceField(
+        label="Only those in this segment",
+        required=False,
+        help_text="Optional: narrows the lists' members to the people the segment matches when "
+        "sending starts.",
+    )
+    exclude_segments = forms.MultipleChoiceField(
+        label="And nobody in these segments",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
     archive = forms.BooleanField(label="Show on the public archive page", required=False)
 
-    def __init__(self, *args, workspace, lists, layouts, default_layout=None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, workspace, lists, layouts, segments=(), default_layout=None, **kw):
+        super().__init__(*args, **kw)
         list_choices = [(str(m.pk), m.name) for m in lists]
         self.fields["lists"].choices = list_choices
         self.fields["exclude_lists"].choices = list_choices
+        segment_choices = [(str(s.pk), s.name) for s in segments]
+        self.fields["segment"].choices = [("", "No segment: every member of the lists")]
+        self.fields["segment"].choices += segment_choices
+        self.fields["exclude_segments"].choices = segment_choices
         default = (
             f"Workspace default ({default_layout.name})"
             if default_layout is not None
@@ -151,6 +166,10 @@ class CampaignForm(Form):
             "exclude_lists": [
                 str(pk) for pk in campaign.exclude_lists.values_list("pk", flat=True)
             ],
+            "segment": str(campaign.segment_id or ""),
+            "exclude_segments": [
+                str(pk) for pk in campaign.exclude_segments.values_list("pk", flat=True)
+            ],
             "archive": campaign.archive,
         }
 
@@ -169,6 +188,8 @@ class CampaignForm(Form):
             "layout": int(data["layout"]) if data["layout"] else None,
             "lists": [int(pk) for pk in data["lists"]],
             "exclude_lists": [int(pk) for pk in data["exclude_lists"]],
+            "segment": int(data["segment"]) if data["segment"] else None,
+            "exclude_segments": [int(pk) for pk in data["exclude_segments"]],
             "archive": data["archive"],
         }
 

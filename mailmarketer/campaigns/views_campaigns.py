@@ -29,6 +29,7 @@ from mailmarketer.accounts.access import workspace_view
 from mailmarketer.accounts.actions import ActionError, Conflict
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.queries import lists_of
+from mailmarketer.audience.segments.queries import segments_for
 from mailmarketer.delivery import queries as ledger
 
 from . import actions, queries
@@ -144,6 +145,7 @@ def _campaign_form(request, data=None, **kwargs) -> CampaignForm:
         data,
         workspace=workspace,
         lists=lists_of(workspace),
+        segments=segments_for(workspace),
         layouts=queries.layouts_for(workspace),
         default_layout=queries.default_layout_for(workspace),
         **kwargs,
@@ -393,6 +395,7 @@ def campaign_page(
         **live_context(request, campaign, schedule_form=schedule_form),
         "lists": list(campaign.lists.order_by("name")),
         "exclude_lists": list(campaign.exclude_lists.order_by("name")),
+        "exclude_segments": list(campaign.exclude_segments.order_by("name")),
         "attachments": queries.attachments_of(campaign),
         "can_manage": request.membership.has(p.CAMPAIGNS_MANAGE),
         "editable": campaign.status in EDITABLE_STATUSES,

@@ -115,6 +115,52 @@ def test_it_creates_a_draft_with_lists_headers_and_archive(bob_client, news, per
     assert event.actor_user == personas.bob
 
 
+RULES = {
+    "version": 1,
+    "root": {
+        "type": "group",
+        "match": "all",
+        "children": [
+            {
+                "type": "attribute",
+                "name": "city",
+                "value_type": "string",
+                "op": "eq",
+                "value": "Oslo",
+            }
+        ],
+    },
+}
+
+
+def test_it_narrows_the_audience_with_segments(bob_client, news, ws):
+    from mailmarketer.audience.segments.actions import do_create_segment
+
+    oslo = do_create_segment(ws, name="Oslo", rules=RULES, actor=SETUP)
+    vip = do_create_segment(ws, name="VIP", rules=RULES, actor=SETUP)
+    response = bob_client.post(
+        url("campaign-new"),
+        {**FORM, "lists": [str(news.pk)], "segment": str(oslo.pk), "exclude_segments": [vip.pk]},
+    )
+    assert response.status_code == 302
+    campaign = Campaign.objects.get(name="Winter sale")
+    assert campaign.segment == oslo
+    assert list(campaign.exclude_segments.all()) == [vip]
+    html = html_of(bob_client.get(url("campaign", campaign_id=campaign.pk)))
+    assert "Only those in the segment</dt><dd>Oslo" in html
+    edit = html_of(bob_client.get(url("campaign-edit", campaign_id=campaign.pk)))
+    assert f'<option value="{oslo.pk}" selected>Oslo</option>' in edit
+
+
+def test_it_refuses_another_workspaces_segment(bob_client, personas):
+    from mailmarketer.audience.segments.actions import do_create_segment
+
+    theirs = do_create_segment(personas.evil, name="Evil", rules=RULES, actor=SETUP)
+    response = bob_client.post(url("campaign-new"), {**FORM, "segment": str(theirs.pk)})
+    assert response.status_code == 400
+    assert not Campaign.objects.exists()
+
+
 def test_it_shows_a_template_error_on_its_field_with_the_line(bob_client, news):
     body = "Hello\n\nthere\n{{ subscriber.name | shout }}"
     response = bob_client.post(url("campaign-new"), {**FORM, "body": body})
