@@ -32,20 +32,24 @@ ACTIVE = (Subscription.Status.CONFIRMED, Subscription.Status.UNCONFIRMED)
 
 
 def mailable_subscriptions(campaign: Campaign):
-    """Subscriptions that put a person in the campaign's audience."""
+    """Subscriptions that put a person in the campaign's audience.
+
+    The list ids are read first and passed as values (a campaign has a handful of lists)."""
+    lists = list(campaign.lists.values_list("pk", "optin"))
+    single = [pk for pk, optin in lists if optin == MailingList.OptIn.SINGLE]
     return Subscription.objects.filter(
         workspace_id=campaign.workspace_id,
-        mailing_list__in=campaign.lists.all(),
+        mailing_list_id__in=[pk for pk, _ in lists],
     ).filter(
         Q(status=Subscription.Status.CONFIRMED)
-        | Q(status=Subscription.Status.UNCONFIRMED, mailing_list__optin=MailingList.OptIn.SINGLE)
+        | Q(status=Subscription.Status.UNCONFIRMED, mailing_list_id__in=single)
     )
 
 
 def excluded_subscriptions(campaign: Campaign):
     return Subscription.objects.filter(
         workspace_id=campaign.workspace_id,
-        mailing_list__in=campaign.exclude_lists.all(),
+        mailing_list_id__in=list(campaign.exclude_lists.values_list("pk", flat=True)),
         status__in=ACTIVE,
     )
 
@@ -96,6 +100,12 @@ def plan_chunk(campaign: Campaign, limit: int | None = None) -> int:
         audience(campaign).filter(pk__gt=after, pk__lte=upper).order_by("pk").values("id")[:limit]
     )
     audience_sql, audience_params = chunk.query.sql_with_params()
+    if after == 0 and connection.vendor == "postgresql":
+        # Fresh statistics before the first chunk: right after an import PostgreSQL has none
+        # for the new rows, guesses "1 row" everywhere and picks nested loops that took 0.8-3 s
+        # for 5,000 people (5 ms once analysed). ANALYZE samples, so it is quick at any size.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE audience_subscriber, audience_subscription")
     stamp = connection.ops.adapt_datetimefield_value(now())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CHUNK_BOUNDS_SQL.format(audience=audience_sql), audience_params)
