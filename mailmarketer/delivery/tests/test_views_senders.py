@@ -541,3 +541,61 @@ def test_it_deletes_a_key_after_confirmation(alice_client, key):
     response = alice_client.post(url("sending-dkim-delete", key_id=key.pk), follow=True)
     assert not DkimKey.objects.exists()
     assert "The DKIM key of acme.test was deleted" in html_of(response)
+
+
+# -- in a browser ------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_it_works_in_a_browser_and_copies_the_dns_record(
+    live_server, transactional_db, monkeypatch
+):
+    """No console errors (a CSP refusal is one), the forms by their labels, and the copy
+    button putting the record's value on the clipboard (web/static/web/app.js)."""
+    from mailmarketer.accounts.models import Membership, User, Workspace
+    from mailmarketer.accounts.permissions import Role
+    from mailmarketer.web.tests.test_browser_login import chromium_page
+
+    # Playwright's sync API runs an event loop in this thread (see test_browser_login.py).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    workspace = Workspace.objects.create(name="Acme", slug="acme", sender_email="news@acme.test")
+    olga = User.objects.create_user(email="olga@acme.test", name="Olga", password=PASSWORD)
+    Membership.objects.create(workspace=workspace, user=olga, role=Role.OWNER)
+    base = live_server.url
+
+    with chromium_page() as (page, errors):
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.goto(f"{base}/login/")
+        page.get_by_label("Email address").fill("olga@acme.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/app/acme/")
+        page.goto(f"{base}/app/acme/settings/")
+        subnav = page.get_by_role("navigation", name="Workspace administration")
+        subnav.get_by_role("link", name="Sending").click()
+        page.wait_for_url(f"{base}{OVERVIEW}")
+        assert page.locator("#outbox-note").is_visible()
+
+        page.get_by_role("link", name="Add a server").click()
+        page.get_by_label("Name", exact=True).fill("Office relay")
+        page.get_by_label("Host", exact=True).fill("127.0.0.1")
+        page.get_by_label("Port", exact=True).fill("2525")
+        page.get_by_label("Encryption (TLS)").select_option("none")
+        page.get_by_role("button", name="Add server").click()
+        page.wait_for_url(f"{base}{OVERVIEW}#server-*")
+        assert page.get_by_role("rowheader", name="Office relay").is_visible()
+        assert page.locator("#outbox-note").count() == 0
+
+        page.get_by_role("button", name="Generate key").click()
+        page.wait_for_url(f"{base}{OVERVIEW}#dkim-*")
+        value = page.locator("code[id^=dkim-value-]")
+        record = value.inner_text()
+        assert record.startswith("v=DKIM1; k=rsa; p=")
+        page.get_by_role("button", name="Copy value of the record for acme.test").click()
+        copy = page.locator("button[data-copy^=dkim-value-]")  # its name is now "Copied"
+        assert copy.inner_text().startswith("Copied")
+        assert page.evaluate("navigator.clipboard.readText()") == record
+        assert errors == []
+
+    key = DkimKey.objects.get()
+    assert record == f"v=DKIM1; k=rsa; p={key.public_key}"
