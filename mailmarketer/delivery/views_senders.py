@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailmarketer.accounts import permissions as p
@@ -155,6 +156,7 @@ def _server_form_page(request, form, *, server=None, error="", status=200):
 
 
 @workspace_view(p.SETTINGS_MANAGE)
+@sensitive_post_parameters("password")  # kept out of Django's error reports
 @require_http_methods(["GET", "POST"])
 def server_create(request):
     if request.method != "POST":
@@ -177,6 +179,7 @@ def server_create(request):
 
 
 @workspace_view(p.SETTINGS_MANAGE)
+@sensitive_post_parameters("password")  # kept out of Django's error reports
 @require_http_methods(["GET", "POST"])
 def server_edit(request, server_id: int):
     server = _server_or_404(request, server_id)

@@ -340,6 +340,30 @@ def test_it_does_not_echo_a_typed_password_when_the_form_is_refused(alice_client
     assert PASSWORD not in html_of(response)
 
 
+def test_it_keeps_a_typed_password_out_of_error_reports(alice_client, monkeypatch):
+    from django.core.signals import got_request_exception
+    from django.views.debug import SafeExceptionReporterFilter
+
+    reported = {}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    def report(sender, request, **kwargs):
+        reported.update(SafeExceptionReporterFilter().get_post_parameters(request).dict())
+
+    monkeypatch.setattr(actions, "do_create_smtp_server", crash)
+    got_request_exception.connect(report)
+    try:
+        with pytest.raises(RuntimeError):
+            alice_client.post(url("sending-server-create"), form_data(password="typed-secret"))
+    finally:
+        got_request_exception.disconnect(report)
+    assert reported["host"] == "smtp.acme.test"
+    assert reported["password"] != "typed-secret"
+    assert set(reported["password"]) == {"*"}
+
+
 def test_it_keeps_the_password_when_the_field_is_left_empty(alice_client, relay):
     response = alice_client.post(
         url("sending-server-edit", server_id=relay.pk), form_data(port="2525")
