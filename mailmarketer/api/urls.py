@@ -1,6 +1,7 @@
 """The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
 from .base import build_api
+from .campaigns import router as campaigns_router
 from .imports import router as imports_router
 from .lists import router as lists_router
 from .segments import router as segments_router
@@ -15,3 +16,4 @@ api.add_router("", lists_router)
 api.add_router("", segments_router)
 api.add_router("", imports_router)
 api.add_router("", senders_router)
+api.add_router("", campaigns_router)
