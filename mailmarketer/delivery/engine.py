@@ -111,7 +111,11 @@ def reset_state() -> None:
 
 
 def _dkim_signer(campaign: Campaign, from_email: str):
-    domain = from_email.rpartition("@")[2].lower()
+    # Keys are stored under the ASCII (punycode) form of the domain.
+    try:
+        domain = mime.ascii_domain(from_email.rpartition("@")[2].lower())
+    except ValueError:
+        return None
     key = DkimKey.objects.filter(workspace_id=campaign.workspace_id, domain=domain).first()
     if key is None:
         return None

@@ -318,3 +318,23 @@ def test_it_fails_one_unsendable_address_without_holding_up_the_batch(
     row = Delivery.objects.get(campaign=campaign, subscriber=odd)
     assert row.status == "failed" and row.smtp_reply.startswith("not sent:")
     assert sorted(relay.recipients) == sorted(p.email for p in people)
+
+
+def test_it_signs_with_the_from_domains_dkim_key(personas, staff, news, relay, postal):
+    from mailmarketer.delivery import dkim
+    from mailmarketer.delivery.models import DkimKey
+
+    private_pem, public_b64 = dkim.generate_key(bits=1024)
+    DkimKey.objects.create(
+        workspace=personas.acme,
+        domain="acme.test",
+        selector="mm2026",
+        private_key=private_pem,
+        public_key=public_b64,
+    )
+    add_people(personas.acme, [news], 2, staff)
+    launch(personas.acme, [news], from_email="news@acme.test")
+    run_until_idle()
+    for received in relay.messages:
+        assert received.data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(received.data, public_b64, selector="mm2026", domain="acme.test")
