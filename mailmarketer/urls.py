@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("mailmarketer.signup.urls")),
     path("", include("mailmarketer.campaigns.urls")),
     path("", include("mailmarketer.delivery.urls")),
+    path("", include("mailmarketer.campaigns.urls_public")),
     path("api/v1/", api.urls),
 ]

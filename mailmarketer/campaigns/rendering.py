@@ -60,7 +60,6 @@ from django.conf import settings
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.filters import (
-    do_default,
     do_dictsort,
     do_filesizeformat,
     do_first,
@@ -291,12 +290,20 @@ def _escape_filter(value) -> Markup:
     return escape(_text(value))
 
 
+def _default(value, default_value="", boolean=False):
+    """Jinja's default, but an empty or missing value counts as missing too: a subscriber with no
+    first name gets "Hello there", not "Hello " (the way authors expect `default` to work)."""
+    if isinstance(value, Undefined) or value is None or value == "" or (boolean and not value):
+        return default_value
+    return value
+
+
 FILTERS = {
     "abs": abs,
     "capitalize": _str_filter(lambda s: s.capitalize()),
     "count": len,
-    "d": do_default,
-    "default": do_default,
+    "d": _default,
+    "default": _default,
     "dictsort": do_dictsort,
     "e": _escape_filter,
     "escape": _escape_filter,

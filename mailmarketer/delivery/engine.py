@@ -40,6 +40,7 @@ from mailmarketer.audience.emails import suppression_hash
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.campaigns.views_public import view_url
 from mailmarketer.lib.worker import worker_id
 from mailmarketer.signup.links import unsubscribe_url
 
@@ -233,7 +234,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         urls={
             "unsubscribe_url": unsubscribe,
             "manage_url": unsubscribe,
-            "view_in_browser_url": f"{settings.BASE_URL}/f/archive/{campaign.uuid}",
+            "view_in_browser_url": view_url(campaign.workspace_id, person["id"], campaign.pk),
         },
     )
     rendered = prepared.compiled.render(context)

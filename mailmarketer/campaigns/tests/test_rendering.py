@@ -435,3 +435,11 @@ def test_it_is_importable_under_the_contract_names():
 def test_it_adds_only_ascii_in_the_footer_every_message_shares():
     # A non-ASCII character in shared parts forces quoted-printable on every message.
     assert rendering.HTML_FOOTER.isascii() and rendering.TEXT_FOOTER.isascii()
+
+
+def test_it_applies_default_to_empty_values_too():
+    env = rendering.CampaignSandbox(html=False)
+    template = env.from_string("Hello {{ name | default('there') }}, {{ n | default(5) }}")
+    assert template.render(name="", n=0) == "Hello there, 0"
+    assert template.render(name=None) == "Hello there, 5"
+    assert template.render(name="Ann", n=3) == "Hello Ann, 3"

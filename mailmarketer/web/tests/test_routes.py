@@ -21,7 +21,13 @@ CSRF_ALLOWLIST = {
     r"^f/u/",
 }
 
-SAMPLE_VALUES = {"ws": "acme", "token": "sample-token", "uidb64": "MQ", "message_id": "x"}
+SAMPLE_VALUES = {
+    "ws": "acme",
+    "token": "sample-token",
+    "uidb64": "MQ",
+    "message_id": "x",
+    "uuid": "00000000-0000-0000-0000-000000000000",
+}
 
 
 def walk(resolver=None, prefix=""):

@@ -1,0 +1,115 @@
+"""Public pages of a campaign: "view in browser" (the message as that person received it, from a
+signed link in the message) and the public archive (campaigns marked for it, rendered without
+anyone's data). No staff login; nothing here changes anything.
+
+The message HTML is served with a policy that lets it run no script, load nothing but images,
+submit nothing and be framed by nobody: it is content written by campaign authors, shown on our
+origin.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import escape
+from django.views.decorators.http import require_GET
+
+from mailmarketer.accounts.access import public_view
+from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience.tokens import make_unsubscribe_token
+
+from . import rendering
+from .models import Campaign
+
+VIEW_SALT = "mailmarketer.campaigns.view-in-browser"
+SHOWN = (Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.FINISHED)
+MESSAGE_CSP = (
+    "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+)
+
+
+def view_url(workspace_id: int, subscriber_id: int, campaign_id: int) -> str:
+    token = signing.dumps([workspace_id, subscriber_id, campaign_id], salt=VIEW_SALT)
+    return f"{settings.BASE_URL}/f/view/{token}"
+
+
+def _message_response(rendered: rendering.RenderedMessage) -> HttpResponse:
+    body = rendered.html
+    if body is None:
+        title, text = escape(rendered.subject), escape(rendered.text)
+        body = f"<!doctype html><title>{title}</title><pre>{text}</pre>"
+    response = HttpResponse(body)
+    response["Content-Security-Policy"] = MESSAGE_CSP
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _not_found(request):
+    response = render(request, "campaigns/public_not_found.html", status=404)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@public_view
+@require_GET
+def view_in_browser(request, token: str):
+    try:
+        workspace_id, subscriber_id, campaign_id = signing.loads(token, salt=VIEW_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        return _not_found(request)
+    campaign = (
+        Campaign.objects.select_related("workspace")
+        .filter(pk=campaign_id, workspace_id=workspace_id, status__in=SHOWN)
+        .first()
+    )
+    person = Subscriber.objects.filter(pk=subscriber_id, workspace_id=workspace_id).first()
+    if campaign is None or person is None:
+        return _not_found(request)
+    unsubscribe = settings.BASE_URL + reverse(
+        "unsubscribe", args=[make_unsubscribe_token(workspace_id, subscriber_id, campaign_id)]
+    )
+    name = person.name or ""
+    context = rendering.recipient_context(
+        workspace=rendering.workspace_context(campaign.workspace),
+        campaign=rendering.campaign_context(campaign),
+        subscriber={
+            "uuid": str(person.uuid),
+            "email": person.email,
+            "name": name,
+            "first_name": name.split(" ")[0] if name else "",
+            "attributes": person.attributes or {},
+        },
+        urls={
+            "unsubscribe_url": unsubscribe,
+            "manage_url": unsubscribe,
+            "view_in_browser_url": settings.BASE_URL + request.path,
+        },
+    )
+    return _message_response(rendering.compile_campaign(campaign).render(context))
+
+
+@public_view
+@require_GET
+def archive(request, uuid):
+    campaign = (
+        Campaign.objects.select_related("workspace")
+        .filter(uuid=uuid, archive=True, status__in=SHOWN, kind=Campaign.Kind.MARKETING)
+        .first()
+    )
+    if campaign is None:
+        return _not_found(request)
+    here = settings.BASE_URL + request.path
+    context = rendering.recipient_context(
+        workspace=rendering.workspace_context(campaign.workspace),
+        campaign=rendering.campaign_context(campaign),
+        # Nobody's data: the archive shows the message as a stranger would see it.
+        subscriber={"uuid": "", "email": "", "name": "", "first_name": "", "attributes": {}},
+        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
+    )
+    return _message_response(rendering.compile_campaign(campaign).render(context))
