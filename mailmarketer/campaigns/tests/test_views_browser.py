@@ -94,9 +94,7 @@ def test_it_writes_previews_starts_and_follows_a_campaign(live_server, transacti
         worker.start()
         worker.join(timeout=60)
         # No reload: the polled block swaps itself and stops polling once finished.
-        page.locator("#campaign-live .campaign-status", has_text="Finished").wait_for(
-            timeout=15000
-        )
+        page.locator("#campaign-live .campaign-status", has_text="Finished").wait_for(timeout=15000)
         assert page.locator("#campaign-live[hx-trigger]").count() == 0
         assert page.locator("#campaign-bar").get_attribute("aria-valuenow") == "3"
 
