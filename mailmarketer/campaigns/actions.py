@@ -1041,6 +1041,9 @@ def do_retry_failed(campaign: Campaign, *, actor: Actor) -> int:
         next_attempt_at=now(),
         lease_owner="",
         lease_expires_at=None,
+        # The retry window (MM_DELIVERY_RETRY_DEADLINE_S) counts from the ledger row's
+        # created_at: a staff retry starts a new series of attempts, so it starts a new window.
+        created_at=now(),
     )
     if not count:
         raise ActionError("this campaign has no failed messages to retry", code="nothing_to_retry")

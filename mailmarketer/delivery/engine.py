@@ -30,7 +30,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, When
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.timezone import now
 
@@ -386,10 +386,13 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
 def send_one() -> bool:
     """Worker duty: claim and send one batch of the oldest running campaign with due rows."""
     st = state()
+    # Transactional messages first (someone is waiting for that receipt or reset), then
+    # campaigns oldest first.
     campaigns = (
         Campaign.objects.filter(status=Campaign.Status.RUNNING)
         .select_related("workspace")
-        .order_by("started_at", "pk")
+        .annotate(marketing=Case(When(kind=Campaign.Kind.TRANSACTIONAL, then=0), default=1))
+        .order_by("marketing", "started_at", "pk")
     )
     for campaign in campaigns:
         rows = ledger.claim(campaign.pk, st.owner)

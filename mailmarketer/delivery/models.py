@@ -93,6 +93,8 @@ class Delivery(models.Model):
     smtp_reply = models.CharField(max_length=500, blank=True)
     message_id = models.CharField(max_length=200, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When the row was planned, or requeued by a staff retry: temporary failures are retried
+    # until MM_DELIVERY_RETRY_DEADLINE_S after it.
     created_at = models.DateTimeField(default=now)
 
     class Meta:

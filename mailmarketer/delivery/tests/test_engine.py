@@ -338,3 +338,35 @@ def test_it_signs_with_the_from_domains_dkim_key(personas, staff, news, relay, p
     for received in relay.messages:
         assert received.data.startswith(b"DKIM-Signature:")
         assert dkim.verify(received.data, public_b64, selector="mm2026", domain="acme.test")
+
+
+def test_it_sends_transactional_messages_before_a_waiting_campaign(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 2
+    people = add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    receipt = transactional_to(people[3])
+    engine.send_one()
+    assert statuses(receipt) == ["sent"]
+    assert statuses(campaign).count("sent") == 0
+
+
+def test_it_gives_a_staff_retry_a_fresh_retry_window(
+    personas, staff, news, relay, postal, settings
+):
+    from mailmarketer.campaigns.actions import do_retry_failed
+
+    settings.DELIVERY_RETRY_DEADLINE_S = 3600
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    relay.script({person.email: ["554 5.7.1 refused"]})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert statuses(campaign) == ["failed"]
+    Delivery.objects.filter(campaign=campaign).update(created_at=now() - timedelta(days=3))
+    relay.script({person.email: ["451 4.3.0 later"]})
+    do_retry_failed(Campaign.objects.get(pk=campaign.pk), actor=staff)
+    run_until_idle()
+    row = Delivery.objects.get(campaign=campaign)
+    assert row.status == "queued" and "451" in row.smtp_reply  # retried later, not given up
