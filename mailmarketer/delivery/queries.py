@@ -156,9 +156,7 @@ def _servers(workspace):
     return (
         SmtpServer.objects.filter(workspace=workspace)
         .defer("password")
-        .annotate(
-            password_set=ExpressionWrapper(~Q(password=""), output_field=BooleanField())
-        )
+        .annotate(password_set=ExpressionWrapper(~Q(password=""), output_field=BooleanField()))
     )
 
 
@@ -179,9 +177,7 @@ def uses_outbox(workspace) -> bool:
 
 def dkim_keys_for(workspace) -> list[DkimKey]:
     """The workspace's DKIM keys by domain, private keys unread."""
-    return list(
-        DkimKey.objects.filter(workspace=workspace).defer("private_key").order_by("domain")
-    )
+    return list(DkimKey.objects.filter(workspace=workspace).defer("private_key").order_by("domain"))
 
 
 def get_dkim_key(workspace, key_id) -> DkimKey | None:
