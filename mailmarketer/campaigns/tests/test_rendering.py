@@ -443,3 +443,11 @@ def test_it_applies_default_to_empty_values_too():
     assert template.render(name="", n=0) == "Hello there, 0"
     assert template.render(name=None) == "Hello there, 5"
     assert template.render(name="Ann", n=3) == "Hello Ann, 3"
+
+
+def test_it_renders_the_default_layout_in_plain_ascii():
+    # Shared parts decide the transfer encoding of every message: ASCII keeps them unencoded.
+    from mailmarketer.campaigns.layouts import default_layout_html
+
+    source = default_layout_html()
+    assert "&middot;" not in source and source.isascii()
