@@ -148,8 +148,16 @@ def test_it_restores_the_connection_after_a_bulk_session(db):
             return cursor.fetchone()[0]
 
     if connection.vendor != "sqlite":
+        # On PostgreSQL the session is left exactly as it was: settings are per chunk instead.
+        def settings_now():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT name, setting FROM pg_settings WHERE source = 'session'")
+                return sorted(cursor.fetchall())
+
+        before = settings_now()
         with bulk_session():
-            pass  # nothing to change on PostgreSQL
+            assert settings_now() == before
+        assert settings_now() == before
         return
     before = cache_size()
     with bulk_session():
