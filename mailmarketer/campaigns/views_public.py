@@ -10,7 +10,6 @@ origin.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core import signing
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_GET
 from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.models import Subscriber
 from mailmarketer.audience.tokens import make_unsubscribe_token
+from mailmarketer.lib.idtokens import make_token, read_token
 
 from . import rendering
 from .models import Campaign
@@ -33,7 +33,7 @@ MESSAGE_CSP = (
 
 
 def view_url(workspace_id: int, subscriber_id: int, campaign_id: int) -> str:
-    token = signing.dumps([workspace_id, subscriber_id, campaign_id], salt=VIEW_SALT)
+    token = make_token(VIEW_SALT, workspace_id, subscriber_id, campaign_id)
     return f"{settings.BASE_URL}/f/view/{token}"
 
 
@@ -59,10 +59,10 @@ def _not_found(request):
 @public_view
 @require_GET
 def view_in_browser(request, token: str):
-    try:
-        workspace_id, subscriber_id, campaign_id = signing.loads(token, salt=VIEW_SALT)
-    except (signing.BadSignature, ValueError, TypeError):
+    ids = read_token(VIEW_SALT, token, 3)
+    if ids is None:
         return _not_found(request)
+    workspace_id, subscriber_id, campaign_id = ids
     campaign = (
         Campaign.objects.select_related("workspace")
         .filter(pk=campaign_id, workspace_id=workspace_id, status__in=SHOWN)

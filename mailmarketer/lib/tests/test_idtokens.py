@@ -1,0 +1,22 @@
+from mailmarketer.lib.idtokens import make_token, read_token
+
+
+def test_it_round_trips_the_ids():
+    assert read_token("s", make_token("s", 1, 22, 333), 3) == (1, 22, 333)
+
+
+def test_it_refuses_other_salts_counts_and_shapes():
+    token = make_token("s", 1, 2, 3)
+    assert read_token("t", token, 3) is None
+    assert read_token("s", token, 2) is None
+    for bad in ("", "1.2.3", "a.2.3.sig", "-1.2.3." + token.rsplit(".", 1)[1], token + "x"):
+        assert read_token("s", bad, 3) is None
+
+
+def test_it_accepts_fallback_keys_only_while_they_are_listed(settings):
+    token = make_token("s", 5, 6)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-rotated-secret-key-" + "z" * 40
+    assert read_token("s", token, 2) == (5, 6)
+    settings.SECRET_KEY_FALLBACKS = []
+    assert read_token("s", token, 2) is None
