@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -88,19 +87,12 @@ def audit(
 # -- workspaces and users ------------------------------------------------------------------
 
 
-def _validated(instance, exclude=None):
-    try:
-        instance.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        raise exc
-    return instance
-
-
 @transaction.atomic
 def do_create_workspace(*, name: str, slug: str, owner: User | None, actor: Actor, **fields):
     if Workspace.objects.filter(slug=slug).exists():
         raise Conflict(f"a workspace with the slug {slug!r} already exists")
-    workspace = _validated(Workspace(name=name, slug=slug, **fields))
+    workspace = Workspace(name=name, slug=slug, **fields)
+    workspace.full_clean()
     workspace.save()
     audit(
         "workspace.created",
