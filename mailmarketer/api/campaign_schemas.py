@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt, StrictStr
@@ -188,6 +188,9 @@ class TransactionalIn(_Body):
     from_email: StrictStr = ""
     reply_to: StrictStr = ""
     layout: StrictInt | None = None
+    data: dict[str, Any] | None = Field(
+        None, description="Values the templates see as {{ data.* }} (at most 64 KB as JSON)"
+    )
 
 
 class TransactionalOut(Schema):

@@ -11,6 +11,7 @@ named by uuid only), side effects (test mail) after commit.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -71,9 +72,12 @@ CAMPAIGN_FIELDS = (
     "exclude_segments",
     "headers",
     "archive",
+    "data",
 )
-# Recorded in the audit log with their values; the bodies only as changed.
-_AUDIT_VALUES = frozenset(CAMPAIGN_FIELDS) - {"body", "text_body"}
+# Recorded in the audit log with their values; the bodies and the data only as changed (data
+# may name the person a transactional message is for).
+_AUDIT_VALUES = frozenset(CAMPAIGN_FIELDS) - {"body", "text_body", "data"}
+MAX_DATA = 64 * 1024  # bytes of template data, as JSON
 MAX_BODY = 500_000  # characters of a body or text body as written
 _LINE_BREAKS = re.compile(r"[\r\n\x00]")
 
@@ -157,6 +161,20 @@ def _segments(workspace, values, field: str) -> list[Segment]:
             raise ActionError(f"{field}: no such segment in this workspace: {key}")
         found.append(segment)
     return list({s.pk: s for s in found}.values())
+
+
+def _template_data(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ActionError("data must be an object with names as keys")
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        raise ActionError("data must hold plain JSON values") from None
+    if size > MAX_DATA:
+        raise ActionError(f"data is larger than {MAX_DATA // 1024} KB as JSON")
+    return value
 
 
 def _layout(workspace, value) -> Layout | None:
@@ -289,6 +307,8 @@ def _apply(campaign: Campaign, fields: dict) -> dict:
             if not isinstance(value, bool):
                 raise ActionError("archive must be true or false")
             campaign.archive = value
+        elif key == "data":
+            campaign.data = _template_data(value)
     if "lists" in m2m and "exclude_lists" in m2m:
         both = {m.pk for m in m2m["lists"]} & {m.pk for m in m2m["exclude_lists"]}
         if both:
@@ -416,6 +436,7 @@ def do_clone_campaign(campaign: Campaign, *, actor: Actor, name: str | None = No
         segment=campaign.segment,
         headers=campaign.headers,
         archive=campaign.archive,
+        data=campaign.data,
         created_by=actor.user,
     )
     clone.lists.set(campaign.lists.all())
@@ -1068,6 +1089,7 @@ def do_retry_failed(campaign: Campaign, *, actor: Actor) -> int:
 # -- transactional messages ------------------------------------------------------------------------
 
 TRANSACTIONAL_FIELDS = (
+    "data",
     "subject",
     "body_format",
     "body",

@@ -70,6 +70,9 @@ class Campaign(models.Model):
     # Extra headers, as [[name, value], ...]; validated against injection when saved.
     headers = models.JSONField(default=list, blank=True)
     archive = models.BooleanField(default=False, help_text="Show on the public archive page")
+    # Values the templates see as {{ data.* }}: what a transactional message is about (an order,
+    # a booking). It can name the person, so erasure clears it (delivery/apps.py).
+    data = models.JSONField(default=dict, blank=True)
 
     # draft -> scheduled | running | cancelled; scheduled -> draft | running | cancelled;
     # running -> paused | finished | cancelled | failed; paused -> running | cancelled;

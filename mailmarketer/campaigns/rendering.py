@@ -795,7 +795,9 @@ def campaign_context(campaign) -> dict:
     return {"name": campaign.name, "subject": campaign.subject, "lists": lists}
 
 
-def recipient_context(*, workspace: dict, campaign: dict, subscriber: dict, urls: dict) -> dict:
+def recipient_context(
+    *, workspace: dict, campaign: dict, subscriber: dict, urls: dict, data: dict | None = None
+) -> dict:
     """The template context for one recipient, from plain dicts (see the module docstring)."""
     name = subscriber.get("name") or ""
     person = {
@@ -814,6 +816,7 @@ def recipient_context(*, workspace: dict, campaign: dict, subscriber: dict, urls
         "unsubscribe_url": urls.get("unsubscribe_url", ""),
         "manage_url": urls.get("manage_url", ""),
         "view_in_browser_url": urls.get("view_in_browser_url", ""),
+        "data": data or {},
     }
 
 

@@ -90,6 +90,7 @@ def view_in_browser(request, token: str):
             "manage_url": unsubscribe,
             "view_in_browser_url": settings.BASE_URL + request.path,
         },
+        data=campaign.data,
     )
     return _message_response(rendering.compile_campaign(campaign).render(context))
 

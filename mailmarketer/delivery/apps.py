@@ -14,10 +14,24 @@ class DeliveryConfig(AppConfig):
         def export(subscriber):
             return personal_data.rows_as_dicts(
                 Delivery.objects.filter(subscriber=subscriber).order_by("created_at"),
-                ["campaign__name", "status", "sent_at", "message_id", "smtp_reply"],
+                [
+                    "campaign__name",
+                    "campaign__kind",
+                    "campaign__data",
+                    "status",
+                    "sent_at",
+                    "message_id",
+                    "smtp_reply",
+                ],
             )
 
         def erase(subscriber):
+            from mailmarketer.campaigns.models import Campaign
+
+            # A transactional message's data is about its one recipient (an order, a booking).
+            Campaign.objects.filter(
+                kind=Campaign.Kind.TRANSACTIONAL, deliveries__subscriber=subscriber
+            ).update(data={})
             # The row stays for the campaign's totals, without anything naming the person: a
             # relay's reply may quote the address ("550 <ann@example.com>: no such user").
             Delivery.objects.filter(subscriber=subscriber).update(subscriber=None, smtp_reply="")

@@ -236,6 +236,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
             "manage_url": unsubscribe,
             "view_in_browser_url": view_url(campaign.workspace_id, person["id"], campaign.pk),
         },
+        data=campaign.data,
     )
     rendered = prepared.compiled.render(context)
     message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)

@@ -88,6 +88,23 @@ def test_it_queues_one_message_and_the_engine_sends_it(tokens, as_token, ann, pe
     assert (row.status, campaign.status) == ("sent", "finished")
 
 
+def test_it_gives_the_templates_the_messages_data(tokens, as_token, ann, personas):
+    body = {
+        "to": "ann@example.com",
+        "subject": "Order {{ data.order }}",
+        "body": "{% for item in data.lines %}{{ item.name }} x{{ item.qty }}; {% endfor %}",
+        "body_format": "text",
+        "data": {"order": "A-17", "lines": [{"name": "Beans", "qty": 2}]},
+    }
+    assert send(as_token(tokens.owner.raw), body).status_code == 202
+    run_engine()
+    (message,) = sent_messages(personas.acme)
+    assert message["Subject"] == "Order A-17"
+    assert message.get_body(("plain",)).get_content().startswith("Beans x2;")
+    # The data may name the person: it stays out of the audit log.
+    assert "A-17" not in str(list(AuditEvent.objects.values_list("old", "new")))
+
+
 def test_it_sends_by_subscriber_uuid_in_plain_text(tokens, as_token, ann, personas):
     response = send(
         as_token(tokens.owner.raw),
@@ -143,7 +160,8 @@ def test_it_names_the_bad_fields(tokens, as_token, ann):
         ({"to": "ann@example.com", "subject": "Hi", "body": "{{ x | shout }}"}, "body"),
         ({"to": "ann@example.com", "subject": "{{ x", "body": "b"}, "subject"),
         ({"to": "ann@example.com", "body": "b"}, "subject"),
-        ({"to": "ann@example.com", "data": {"a": 1}, **RECEIPT}, "data"),
+        ({"to": "ann@example.com", "data": ["not", "an", "object"], **RECEIPT}, "data"),
+        ({"to": "ann@example.com", "data": {"big": "x" * 70_000}, **RECEIPT}, "data"),
     ]
     for body, field in cases:
         response = send(client, body)

@@ -370,3 +370,11 @@ def test_it_gives_a_staff_retry_a_fresh_retry_window(
     run_until_idle()
     row = Delivery.objects.get(campaign=campaign)
     assert row.status == "queued" and "451" in row.smtp_reply  # retried later, not given up
+
+
+def test_it_clears_a_transactional_messages_data_when_its_person_is_erased(personas, staff, news):
+    (person,) = add_people(personas.acme, [news], 1, staff)
+    receipt = transactional_to(person, data={"ship_to": "Zelda Unique, 1 Hidden Lane"})
+    audience.do_erase_subscriber(person, actor=staff)
+    receipt.refresh_from_db()
+    assert receipt.data == {}
