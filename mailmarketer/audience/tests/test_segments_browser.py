@@ -42,8 +42,12 @@ def test_it_builds_a_segment_with_a_live_count(transactional_db, live_server, pe
         page.locator("#n-1-field").select_option("created_at")
         page.wait_for_selector("#n-1-op option[value=before]", state="attached")
         assert page.locator("#n-1-value").get_attribute("type") == "date"
+        # Let the re-render and the count it triggers finish before the next change, as a
+        # person would: a change made while a swap is landing is replaced by it.
+        page.wait_for_load_state("networkidle")
         page.locator("#n-1-field").select_option("email")
         page.wait_for_selector("#n-1-op option[value=ends_with]", state="attached")
+        page.wait_for_load_state("networkidle")
         page.locator("#n-1-op").select_option("ends_with")
         page.locator("#n-1-value").fill("@other.test")
         expect(count).to_have_text("1 subscriber matches")
