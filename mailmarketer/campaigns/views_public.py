@@ -74,16 +74,14 @@ def view_in_browser(request, token: str):
     unsubscribe = settings.BASE_URL + reverse(
         "unsubscribe", args=[make_unsubscribe_token(workspace_id, subscriber_id, campaign_id)]
     )
-    name = person.name or ""
     context = rendering.recipient_context(
         workspace=rendering.workspace_context(campaign.workspace),
         campaign=rendering.campaign_context(campaign),
         subscriber={
-            "uuid": str(person.uuid),
+            "uuid": person.uuid,
             "email": person.email,
-            "name": name,
-            "first_name": name.split(" ")[0] if name else "",
-            "attributes": person.attributes or {},
+            "name": person.name,
+            "attributes": person.attributes,
         },
         urls={
             "unsubscribe_url": unsubscribe,
@@ -110,7 +108,7 @@ def archive(request, uuid):
         workspace=rendering.workspace_context(campaign.workspace),
         campaign=rendering.campaign_context(campaign),
         # Nobody's data: the archive shows the message as a stranger would see it.
-        subscriber={"uuid": "", "email": "", "name": "", "first_name": "", "attributes": {}},
+        subscriber={},
         urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
     )
     return _message_response(rendering.compile_campaign(campaign).render(context))

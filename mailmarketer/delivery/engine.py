@@ -220,17 +220,11 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
     # One address the client would refuse must fail its own row, not the whole batch.
     check_address(person["email"], what="recipient")
     unsubscribe = unsubscribe_url(campaign.workspace_id, person["id"], campaign.pk)
-    name = person["name"] or ""
+    # recipient_context derives first_name and fills in what is missing.
     context = rendering.recipient_context(
         workspace=prepared.workspace_ctx,
         campaign=prepared.campaign_ctx,
-        subscriber={
-            "uuid": str(person["uuid"]),
-            "email": person["email"],
-            "name": name,
-            "first_name": name.split(" ")[0] if name else "",
-            "attributes": person["attributes"] or {},
-        },
+        subscriber=person,
         urls={
             "unsubscribe_url": unsubscribe,
             "manage_url": unsubscribe,
@@ -243,7 +237,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
     data = mime.build_message(
         prepared.parts,
         to_email=person["email"],
-        to_name=name,
+        to_name=person["name"] or "",
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
