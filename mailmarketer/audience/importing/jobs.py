@@ -24,17 +24,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, reset_queries, transaction
+from django.db import IntegrityError, connection, reset_queries, transaction
 from django.utils.timezone import now
 from django_tasks import task
 
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.lib.ahead import ahead
 
 from ..actions import notice_for_text
 from ..models import Import, MailingList
@@ -373,24 +375,16 @@ def _run(imp: Import, progress, chunk_rows: int) -> None:
             raise UnreadableFile("the file is not the one that was uploaded (its header differs)")
         mapping = Mapping.from_json(imp.mapping).validated(reader.header)
         pipeline = Pipeline(imp, header=reader.header, mapping=mapping, lists=lists, seen=seen)
-        records = iter(reader)
-        # Resuming: the rows already done are read again only to refill the index of addresses
-        # met, so that a duplicate of a row before the crash is still found.
-        skip = imp.rows_done
-        while skip > 0:
-            batch = list(islice(records, min(chunk_rows, skip)))
-            if not batch:
-                break
-            pipeline.parse(batch, ChunkResult())
-            skip -= len(batch)
-        while batch := list(islice(records, chunk_rows)):
-            if not _mine(imp).exists():
-                raise _Cancelled
-            _chunk(imp, pipeline, batch, report)
-            # With DEBUG on (a developer's `make run`), Django keeps every query's SQL, here with
-            # 10,000 addresses in each lookup: up to 9,000 of them would be gigabytes.
-            reset_queries()
-            progress(imp)
+        chunks = _parsed_chunks(pipeline, iter(reader), imp.rows_done, chunk_rows)
+        with _overlapped(chunks) as chunks:
+            for parsed, rows in chunks:
+                if not _mine(imp).exists():
+                    raise _Cancelled
+                _chunk(imp, pipeline, parsed, rows, report)
+                # With DEBUG on (a developer's `make run`), Django keeps every query's SQL, here
+                # with 10,000 addresses in each lookup: up to 9,000 would be gigabytes.
+                reset_queries()
+                progress(imp)
     stamp = now()
     if _mine(imp).update(status=Status.FINISHED, finished_at=stamp, updated_at=stamp):
         imp.refresh_from_db()
@@ -398,9 +392,34 @@ def _run(imp: Import, progress, chunk_rows: int) -> None:
         files.remove_source(imp.pk)
 
 
-def _chunk(imp: Import, pipeline: Pipeline, batch, report: ErrorReport) -> None:
-    parsed = ChunkResult(rows=len(batch))
-    rows = pipeline.parse(batch, parsed)
+def _parsed_chunks(pipeline: Pipeline, records, skip: int, chunk_rows: int):
+    """(result so far, valid rows) of each chunk of records after the first `skip`. No database
+    here: this runs in the reading thread."""
+    # Resuming: the rows already done are read again only to refill the index of addresses
+    # met, so that a duplicate of a row before the crash is still found.
+    while skip > 0:
+        batch = list(islice(records, min(chunk_rows, skip)))
+        if not batch:
+            break
+        pipeline.parse(batch, ChunkResult())
+        skip -= len(batch)
+    while batch := list(islice(records, chunk_rows)):
+        parsed = ChunkResult(rows=len(batch))
+        yield parsed, pipeline.parse(batch, parsed)
+
+
+def _overlapped(chunks):
+    """On PostgreSQL the next chunk is read and parsed in a thread while this one is written:
+    the first is Python's work, the second mostly the server's, in another process (measured at
+    100,000 rows: about a tenth off the job). Not on SQLite, whose writing is in this process
+    and takes the interpreter lock back after each row: with a thread parsing beside it, each
+    row waits for the lock (measured: a quarter slower)."""
+    if connection.vendor == "postgresql":
+        return ahead(chunks, name="import-reader")
+    return nullcontext(chunks)
+
+
+def _chunk(imp: Import, pipeline: Pipeline, parsed: ChunkResult, rows, report: ErrorReport) -> None:
     for attempt in range(3):
         result = ChunkResult(rows=parsed.rows, reported=list(parsed.reported))
         try:

@@ -35,7 +35,7 @@ from ..emails import InvalidEmail, normalise_email, suppression_hash
 from ..models import ConsentRecord, Import, MailingList, Subscriber, Subscription, Suppression
 from .mapping import Mapping, parse_number
 from .seen import SeenAddresses
-from .store import Store
+from .store import Consent, Store, json_text
 
 Mode = Import.Mode
 SubStatus = Subscription.Status
@@ -64,6 +64,9 @@ class Row:
     email: str
     name: str
     attributes: dict
+    # Worked out while parsing, in the reading thread, so the writing has less to do:
+    hashed: str  # suppression_hash(email)
+    attributes_json: str  # the attributes as the database stores them
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Pipeline:
         self.status = SubStatus.CONFIRMED if imp.confirmed else SubStatus.UNCONFIRMED
         self.source_id = str(imp.pk)
         self.source_label = f"Import: {imp.original_name}"[:200]
+        self.consent = Consent(imp.notice_id, self.source_id, self.source_label)
 
     # -- reading rows (no database) ------------------------------------------------------------
 
@@ -115,6 +119,7 @@ class Pipeline:
         name_column = self.mapping.name
         attributes = [(a.column, a.name, a.type == "number") for a in self.mapping.attributes]
         normalise = normalise_email
+        hashed = suppression_hash
         rows = []
         for line, cells in records:
             if len(cells) != width and not (len(cells) > width and not any(cells[width:])):
@@ -152,7 +157,17 @@ class Pipeline:
                 result.report(line, "invalid_value", bad, cells)
                 continue
             name = cells[name_column].strip()[:200] if name_column is not None else ""
-            rows.append(Row(line, cells, email, name, values))
+            rows.append(
+                Row(
+                    line,
+                    cells,
+                    email,
+                    name,
+                    values,
+                    hashed(email),
+                    json_text(values) if values else "{}",
+                )
+            )
         duplicates = self.seen.duplicates([(row.email, row.line) for row in rows])
         if not duplicates:
             return rows
@@ -181,7 +196,7 @@ class Pipeline:
             }
             self._update(rows, existing, result, at)
             return
-        suppressed = self.store.suppressed({suppression_hash(r.email) for r in rows})
+        suppressed = self.store.suppressed({r.hashed for r in rows})
         existing = self.store.existing([r.email for r in rows])
         if self.imp.mode == Mode.SUBSCRIBE:
             self._subscribe(rows, suppressed, existing, result, at)
@@ -196,7 +211,7 @@ class Pipeline:
     def _subscribe(self, rows, suppressed, existing, result: ChunkResult, at) -> None:
         new, known = [], []
         for row in rows:
-            reason = suppressed.get(suppression_hash(row.email)) if suppressed else None
+            reason = suppressed.get(row.hashed) if suppressed else None
             if reason:
                 result.report(row, "suppressed", self._suppressed_text(reason))
                 continue
@@ -209,20 +224,18 @@ class Pipeline:
                 known.append((row, current[0]))
 
         confirmed_at = at if self.status == SubStatus.CONFIRMED else None
-        memberships, consents = [], []
-        ids = self.store.insert_subscribers(
-            [(r.email, r.name, Subscriber.Status.ENABLED, r.attributes) for r in new],
+        self.store.insert_people(
+            [(r.email, r.name, Subscriber.Status.ENABLED, r.attributes_json) for r in new],
             source=Subscriber.Source.IMPORT,
             at=at,
+            lists=[(ml.pk, f"email:{ml.slug}") for ml in self.lists],
+            status=self.status,
+            confirmed_at=confirmed_at,
+            consent=self.consent,
         )
-        for sid in ids:
-            for mailing_list in self.lists:
-                memberships.append((sid, mailing_list.pk, self.status, confirmed_at))
-                consents.append(
-                    (sid, mailing_list.pk, f"email:{mailing_list.slug}", GRANT, confirmed_at)
-                )
         result.created += len(new)
 
+        memberships, consents = [], []
         if known:
             current = {
                 (sid, lid): (pk, status)
@@ -306,7 +319,7 @@ class Pipeline:
         for row in rows:
             current = existing.get(row.email)
             if current is None:
-                reason = suppressed.get(suppression_hash(row.email)) if suppressed else None
+                reason = suppressed.get(row.hashed) if suppressed else None
                 if reason:
                     result.report(row, "suppressed", self._suppressed_text(reason))
                 else:
@@ -315,8 +328,8 @@ class Pipeline:
                 result.unchanged += 1
             else:
                 block.append(current[0])
-        self.store.insert_subscribers(
-            [(r.email, r.name, Subscriber.Status.BLOCKLISTED, r.attributes) for r in new],
+        self.store.insert_people(
+            [(r.email, r.name, Subscriber.Status.BLOCKLISTED, r.attributes_json) for r in new],
             source=Subscriber.Source.IMPORT,
             at=at,
         )

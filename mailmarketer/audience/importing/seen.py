@@ -34,7 +34,8 @@ class SeenAddresses:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.unlink(missing_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
+        # Made here, used by the job's reading thread: one thread at a time.
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # Scratch data, rebuilt after a crash: no journal, no fsync, nobody else reading.
         for pragma in (
             "journal_mode=OFF",

@@ -14,7 +14,7 @@ from mailmarketer.audience import actions
 from mailmarketer.audience.emails import suppression_hash
 from mailmarketer.audience.importing.report import ErrorReport, neutralise, rows_of
 from mailmarketer.audience.importing.seen import SeenAddresses
-from mailmarketer.audience.importing.store import Store, bulk_session
+from mailmarketer.audience.importing.store import Consent, Store, bulk_session, json_text
 from mailmarketer.audience.models import ConsentRecord, Subscriber, Subscription
 
 
@@ -23,22 +23,24 @@ def store(personas):
     return Store(personas.acme.pk)
 
 
-def test_it_inserts_subscribers_the_orm_reads_back_alike(store, personas, staff):
+def test_it_inserts_people_the_orm_reads_back_alike(store, personas, staff):
     existing = actions.do_create_subscriber(personas.acme, email="old@example.com", actor=staff)
     at = now()
 
     with transaction.atomic():
-        ids = store.insert_subscribers(
+        store.insert_people(
             [
-                ("a@example.com", "Ann", "enabled", {"city": "Oslo", "age": 31}),
-                ("b@example.com", "", "blocklisted", {}),
+                ("b@example.com", "", "blocklisted", "{}"),
+                ("a@example.com", "Ann", "enabled", json_text({"city": "Oslo", "age": 31})),
             ],
             source="import",
             at=at,
         )
 
-    a, b = (Subscriber.objects.get(pk=pk) for pk in ids)
-    assert ids[0] > existing.pk and ids[1] == ids[0] + 1
+    a = Subscriber.objects.get(email="a@example.com")
+    b = Subscriber.objects.get(email="b@example.com")
+    # Made in address order, after what was there.
+    assert existing.pk < a.pk < b.pk
     assert (a.email, a.name, a.status, a.attributes) == (
         "a@example.com",
         "Ann",
@@ -48,18 +50,91 @@ def test_it_inserts_subscribers_the_orm_reads_back_alike(store, personas, staff)
     assert (b.status, b.source, b.workspace_id) == ("blocklisted", "import", personas.acme.pk)
     assert a.created_at == at and a.updated_at == at
     assert isinstance(a.uuid, uuid.UUID) and a.uuid.version == 4 and a.uuid != b.uuid
-    # The next ordinary insert takes the next id: the sequence moved past ours.
+    # No list given: no membership, no consent record.
+    assert not Subscription.objects.filter(subscriber__in=[a, b]).exists()
+    assert not ConsentRecord.objects.filter(subscriber__in=[a, b]).exists()
+    # The next ordinary insert takes the next id.
     later = actions.do_create_subscriber(personas.acme, email="later@example.com", actor=staff)
-    assert later.pk > ids[1]
+    assert later.pk > b.pk
+
+
+@pytest.mark.parametrize("with_notice", [True, False])
+def test_it_subscribes_new_people_with_a_consent_record_each(
+    store, personas, staff, news, with_notice
+):
+    other = actions.do_create_list(personas.acme, name="Offers", slug="offers", actor=staff)
+    notice = actions.notice_for_text(personas.acme, "Import: a.csv", "I agree.")
+    # Someone of the other workspace with the same address is not joined to.
+    actions.do_create_subscriber(personas.evil, email="a@example.com", actor=staff)
+    at = now()
+
+    with transaction.atomic():
+        store.insert_people(
+            [("a@example.com", "Ann", "enabled", "{}"), ("b@example.com", "", "enabled", "{}")],
+            source="import",
+            at=at,
+            lists=[(news.pk, "email:news"), (other.pk, "email:offers")],
+            status="confirmed",
+            confirmed_at=at,
+            consent=Consent(notice.pk if with_notice else None, "7", "Import: a.csv"),
+        )
+        # The staging table is emptied with each use: a second chunk adds only its own.
+        store.insert_people(
+            [("c@example.com", "", "enabled", "{}")],
+            source="import",
+            at=at,
+            lists=[(news.pk, "email:news")],
+            status="unconfirmed",
+            consent=None,
+        )
+
+    ann = Subscriber.objects.get(workspace=personas.acme, email="a@example.com")
+    memberships = Subscription.objects.filter(workspace=personas.acme).order_by("pk")
+    assert [(m.subscriber.email, m.mailing_list.slug, m.status) for m in memberships] == [
+        ("a@example.com", "news", "confirmed"),
+        ("b@example.com", "news", "confirmed"),
+        ("a@example.com", "offers", "confirmed"),
+        ("b@example.com", "offers", "confirmed"),
+        ("c@example.com", "news", "unconfirmed"),
+    ]
+    first = memberships[0]
+    assert (first.status_reason, first.confirmed_at, first.created_at, first.updated_at) == (
+        "by_import",
+        at,
+        at,
+        at,
+    )
+    assert first.unsubscribed_at is None and memberships[4].confirmed_at is None
+    records = ConsentRecord.objects.filter(subscriber=ann).order_by("pk")
+    assert [(r.purpose, r.mailing_list_id, r.action) for r in records] == [
+        ("email:news", news.pk, "grant"),
+        ("email:offers", other.pk, "grant"),
+    ]
+    record = records[0]
+    assert (record.notice, record.source_type, record.source_id, record.source_label) == (
+        notice if with_notice else None,
+        "import",
+        "7",
+        "Import: a.csv",
+    )
+    assert (record.at, record.confirmed_at, record.ip, record.user_agent) == (at, at, None, "")
+    assert record.workspace_id == personas.acme.pk
+    assert ConsentRecord.objects.filter(workspace=personas.acme).count() == 4  # none for c
+
+
+def test_new_uuids_are_random_version_4_uuids():
+    ids = Store.new_uuids(2000)
+    parsed = [uuid.UUID(hex=value) for value in ids]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert all(u.hex == value for u, value in zip(parsed, ids, strict=True))
+    assert len(set(ids)) == 2000
 
 
 def test_it_fails_the_chunk_rather_than_reuse_an_address(store, personas, staff):
     actions.do_create_subscriber(personas.acme, email="taken@example.com", actor=staff)
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        store.insert_subscribers(
-            [("taken@example.com", "", "enabled", {})], source="import", at=now()
-        )
+        store.insert_people([("taken@example.com", "", "enabled", "{}")], source="import", at=now())
 
 
 def test_it_writes_memberships_and_consent_records(store, personas, staff, news):
