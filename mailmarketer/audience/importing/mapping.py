@@ -7,6 +7,7 @@ Stored on the import as JSON: {"email": 0, "name": 1, "attributes": [[2, "city",
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -46,7 +47,9 @@ def parse_number(text: str) -> int | float:
     if _INTEGER.fullmatch(text):
         return int(text)
     if _DECIMAL.fullmatch(text):
-        return float(text)
+        number = float(text)
+        if math.isfinite(number):  # 1e999 is infinity, which JSON cannot hold
+            return number
     raise ValueError(text)
 
 
