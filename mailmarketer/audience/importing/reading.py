@@ -339,7 +339,7 @@ class RecordReader:
                 for fields in reader:
                     start = last + 1
                     last = reader.line_num
-                    if any(fields):
+                    if fields and (fields[0] or any(fields)):  # not a blank line
                         yield start, fields
         except (UnicodeDecodeError, csv.Error) as exc:
             raise self._translate(exc, last + 1) from None

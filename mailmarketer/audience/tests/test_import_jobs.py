@@ -371,6 +371,53 @@ def test_it_reports_a_number_column_that_holds_no_number(personas, news, tmp_pat
     ]
 
 
+def test_it_reports_a_number_too_large_to_store(personas, news, tmp_path):
+    # float("1e999") is infinity, which JSON (and PostgreSQL's jsonb) cannot hold: one such
+    # cell must cost its row, not the chunk of rows around it.
+    path = write(
+        tmp_path,
+        "n.csv",
+        "email,score\na@example.com,1e999\nb@example.com,-1e400\nc@example.com,2.5e3\n",
+    )
+
+    imp = run(personas.acme, path, mapping=Mapping(0, None, (Attribute(1, "score", "number"),)))
+
+    assert imp.status == "finished"
+    assert list(Subscriber.objects.values_list("email", "attributes")) == [
+        ("c@example.com", {"score": 2500.0})
+    ]
+    assert [row[:2] for row in report(imp)] == [
+        ["2", "invalid value: 'score' must be a number, not '1e999'"],
+        ["3", "invalid value: 'score' must be a number, not '-1e400'"],
+    ]
+
+
+def test_attributes_are_stored_exactly_as_written(personas, news, tmp_path):
+    awkward = [
+        'say "hi"',
+        "back\\slash",
+        "tab\there",
+        "ünïcødé ✓ 😀",
+        "</script>",
+        "=1+2",
+        "line\u2028sep",
+    ]
+    lines = "".join(
+        f'p{i}@example.com,"{text.replace(chr(34), chr(34) * 2)}",{i - 3}\n'
+        for i, text in enumerate(awkward)
+    )
+    path = write(tmp_path, "a.csv", "email,note,n\n" + lines)
+    mapping = Mapping(0, None, (Attribute(1, "note"), Attribute(2, "n", "number")))
+
+    imp = run(personas.acme, path, mapping=mapping)
+
+    assert imp.rows_created == len(awkward)
+    stored = dict(Subscriber.objects.values_list("email", "attributes"))
+    assert stored == {
+        f"p{i}@example.com": {"note": text, "n": i - 3} for i, text in enumerate(awkward)
+    }
+
+
 def test_it_blocklists_addresses(personas, staff, news, tmp_path):
     member = actions.do_create_subscriber(personas.acme, email="member@example.com", actor=staff)
     actions.do_subscribe(member, [news], actor=staff, reason=Reason.BY_ADMIN)
