@@ -300,3 +300,14 @@ def test_it_cuts_the_report_back_to_the_last_committed_chunk(tmp_path):
         ["7", "duplicate in file (of line 2)", "a@x.io", "A"],
         ["8", "after the resume", "b@x.io", "B"],
     ]
+
+
+def test_a_lookup_value_with_a_line_break_is_refused_not_split(store, personas, staff):
+    actions.do_create_subscriber(personas.acme, email="a@example.com", actor=staff)
+
+    assert set(store.existing(["a@example.com", "b@example.com"])) == {"a@example.com"}
+    if store.postgres:
+        with pytest.raises(ValueError, match="line break"):
+            store.existing(["x\na@example.com"])
+    else:  # one placeholder a value: nothing to split
+        assert store.existing(["x\na@example.com"]) == {}
