@@ -14,12 +14,13 @@ from mailmarketer.accounts.models import Workspace, slug_validator
 # The workspace of a subscriber, a subscription and a consent record: cascaded by Django (the
 # only way a workspace is deleted) rather than checked by the database on every row written.
 # These are the tables an import fills, a row each per person, and the check was the single
-# largest cost of those writes on PostgreSQL: it locks the workspace row (FOR KEY SHARE) once per
-# row written. Measured, INSERT ... SELECT of 100,000 people into all three tables: 14.0 s with
-# the constraints, 9.8 s without. Every query of these tables names the workspace first in a
-# composite index (or goes through the subscriber), so the column needs no index of its own
-# either. A subscription's and a consent record's workspace is their subscriber's, written
-# with it.
+# largest cost of those writes on PostgreSQL: it locks the workspace row (FOR KEY SHARE) once
+# per row written. Measured, INSERT ... SELECT of 100,000 people into all three tables: 14.0 s
+# before; 13.0 s with the redundant single-column indexes dropped; 9.8 s with these constraints
+# dropped too (benchmarks/import_bench.py measures this "floor" in each run). Every query of
+# these tables names the workspace first in a composite index (or goes through the subscriber),
+# so the column needs no index of its own. A subscription's and a consent record's workspace is
+# their subscriber's, written with it.
 TENANT_KEY = {"on_delete": models.CASCADE, "db_constraint": False, "db_index": False}
 
 
