@@ -220,18 +220,23 @@ class Store:
             return
         table, columns = _table(model, fields)
         with connection.cursor() as cursor:
-            if self.postgres:
-                # psycopg's own cursor, so its errors are turned into Django's here (a unique
-                # violation must be an IntegrityError for the chunk to be retried).
-                with (
-                    connection.wrap_database_errors,
-                    cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-                ):
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                marks = ", ".join(["%s"] * len(fields))
-                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)  # noqa: S608 - identifiers from the models
+            self._write_rows(cursor, f"{table} ({columns})", len(fields), rows)
+
+    def _write_rows(self, cursor, target: str, width: int, rows: list[tuple]) -> None:
+        """`rows` into `target` (a table and its columns): COPY on PostgreSQL, one executemany
+        on SQLite."""
+        if self.postgres:
+            # psycopg's own cursor, so its errors are turned into Django's here (a unique
+            # violation must be an IntegrityError for the chunk to be retried).
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {target} FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * width)
+            cursor.executemany(f"INSERT INTO {target} VALUES ({marks})", rows)  # noqa: S608 - identifiers from the models
 
     def insert_people(
         self,
@@ -336,16 +341,10 @@ class Store:
                     f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns}) ON COMMIT DELETE ROWS"
                 )
                 cursor.execute(f"TRUNCATE {STAGE}")
-                with (
-                    connection.wrap_database_errors,
-                    cursor.cursor.copy(f"COPY {STAGE} FROM STDIN") as copy,
-                ):
-                    for row in rows:
-                        copy.write_row(row)
             else:
                 cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns})")
                 cursor.execute(f"DELETE FROM {STAGE}")  # noqa: S608 - a constant
-                cursor.executemany(f"INSERT INTO {STAGE} VALUES (%s, %s, %s, %s, %s)", rows)  # noqa: S608 - a constant
+            self._write_rows(cursor, STAGE, 5, rows)
 
     @property
     def _time_param(self) -> str:
