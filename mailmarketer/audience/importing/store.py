@@ -279,6 +279,9 @@ class Store:
             f"{attributes}, %s, {ts}, {ts} FROM {STAGE} ORDER BY email RETURNING id",
             [self.workspace_id, source, self._time(at), self._time(at)],
         )
+        # Addresses and names do not stay in the connection's temporary store after use. (A
+        # DELETE on PostgreSQL would leave dead rows that nothing vacuums in a temporary table.)
+        self._execute(f"TRUNCATE {STAGE}" if self.postgres else f"DELETE FROM {STAGE}", [])  # noqa: S608 - a constant
         if not lists:
             return
         # The new ids, as one parameter the database splits into rows. Not a join of the staged
@@ -331,19 +334,18 @@ class Store:
             )
 
     def _stage(self, rows: list[tuple]) -> None:
-        """Replaces the staged rows of this transaction with `rows` (email, name, status,
-        attributes, uuid: all text). The staging table is temporary: this connection's own,
-        emptied at each commit on PostgreSQL and before each use on SQLite."""
+        """Stages `rows` (email, name, status, attributes, uuid: all text) for this
+        transaction. The staging table is temporary, this connection's own, and empty outside
+        insert_people: emptied after use, and by the rollback of a chunk that failed in
+        between (on PostgreSQL at each commit as well)."""
         columns = "email text, name text, status text, attributes text, uuid text"
         with connection.cursor() as cursor:
             if self.postgres:
                 cursor.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns}) ON COMMIT DELETE ROWS"
                 )
-                cursor.execute(f"TRUNCATE {STAGE}")
             else:
                 cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns})")
-                cursor.execute(f"DELETE FROM {STAGE}")  # noqa: S608 - a constant
             self._write_rows(cursor, STAGE, 5, rows)
 
     @property

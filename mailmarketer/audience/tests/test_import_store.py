@@ -7,14 +7,20 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.timezone import now
 
 from mailmarketer.audience import actions
 from mailmarketer.audience.emails import suppression_hash
 from mailmarketer.audience.importing.report import ErrorReport, neutralise, rows_of
 from mailmarketer.audience.importing.seen import SeenAddresses
-from mailmarketer.audience.importing.store import Consent, Store, bulk_session, json_text
+from mailmarketer.audience.importing.store import (
+    STAGE,
+    Consent,
+    Store,
+    bulk_session,
+    json_text,
+)
 from mailmarketer.audience.models import ConsentRecord, Subscriber, Subscription
 
 
@@ -88,6 +94,10 @@ def test_it_subscribes_new_people_with_a_consent_record_each(
             consent=None,
         )
 
+    # Nothing stays staged: no address is left in the connection's temporary table.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {STAGE}")  # noqa: S608 - a constant
+        assert cursor.fetchone() == (0,)
     ann = Subscriber.objects.get(workspace=personas.acme, email="a@example.com")
     memberships = Subscription.objects.filter(workspace=personas.acme).order_by("pk")
     assert [(m.subscriber.email, m.mailing_list.slug, m.status) for m in memberships] == [
