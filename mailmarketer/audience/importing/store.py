@@ -2,16 +2,13 @@
 
 Why not bulk_create: building a model instance and preparing each of its fields costs some
 20 µs a row, which at a million rows is most of the import's time. Here rows are plain tuples
-of values already in the database's own form, written with COPY on PostgreSQL (its fastest
-way in) and one executemany in the chunk's transaction on SQLite. Statements name tables and
-columns from the models' metadata (never from input); every value is a bound parameter or a
-COPY row. Each statement has a test on both databases (tests/test_import_store.py).
-
-Ids of new subscribers are allocated before the insert (COPY cannot return them): on
-PostgreSQL from the table's own sequence, n values in one query; on SQLite from the largest id
-ever given (AUTOINCREMENT's sqlite_sequence), which no one else can move while the chunk's
-transaction holds the write lock (settings: transaction_mode IMMEDIATE). Were the ids taken
-meanwhile anyway, the insert fails on the primary key and the chunk is done again.
+of values already in the database's own form. New people (the bulk of an import) are staged in
+a temporary table, five values a row, by COPY on PostgreSQL (its fastest way in) or one
+executemany on SQLite, and made into subscribers, memberships and consent records by
+INSERT ... SELECT (insert_people); memberships and consent records of people already there are
+written directly, the same two ways. Statements name tables and columns from the models'
+metadata (never from input); every value is a bound parameter or a COPY row. Each statement has
+a test on both databases (tests/test_import_store.py).
 
 Lookups take one parameter per value on SQLite (IN (...)) and, on PostgreSQL, one text of all
 the values that the server splits (= ANY(string_to_array(...))): 10,000 placeholders, or a list
