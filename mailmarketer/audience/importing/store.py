@@ -274,7 +274,7 @@ class Store:
         ids = self._select(
             f"INSERT INTO {people} ({people_columns}) SELECT %s, {uid}, email, name, status, "  # noqa: S608 - identifiers from the models
             f"{attributes}, %s, {ts}, {ts} FROM {STAGE} ORDER BY email RETURNING id",
-            [self.workspace_id, source, self._time(at), self._time(at)],
+            [self.workspace_id, source, self.stamp(at), self.stamp(at)],
         )
         # Addresses and names do not stay in the connection's temporary store after use. (A
         # DELETE on PostgreSQL would leave dead rows that nothing vacuums in a temporary table.)
@@ -304,9 +304,9 @@ class Store:
                     list_id,
                     status,
                     Subscription.Reason.BY_IMPORT,
-                    self._time(at),
-                    self._time(at),
-                    self._time(confirmed_at),
+                    self.stamp(at),
+                    self.stamp(at),
+                    self.stamp(confirmed_at),
                     numbers,
                 ],
             )
@@ -324,8 +324,8 @@ class Store:
                     kind,
                     consent.source_id,
                     consent.source_label,
-                    self._time(at),
-                    self._time(confirmed_at),
+                    self.stamp(at),
+                    self.stamp(confirmed_at),
                     numbers,
                 ],
             )
@@ -348,11 +348,8 @@ class Store:
     @property
     def _time_param(self) -> str:
         # A bare parameter in a SELECT list is text to PostgreSQL, which it will not store in a
-        # timestamp column: say what it is.
+        # timestamp column: say what it is (stamp() gives it ISO 8601 text).
         return "CAST(%s AS timestamp with time zone)" if self.postgres else "%s"
-
-    def _time(self, value: datetime | None):
-        return value if self.postgres else self.stamp(value)
 
     def _execute(self, sql: str, params: list) -> None:
         with connection.cursor() as cursor:
