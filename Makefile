@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint browser clean
+.PHONY: run test test-fast lint browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.dev-installed browser
 	$(BIN)/ruff check .
 	tools/test.sh
+
+# The inner loop: SQLite only, no browser and no real-process tests (markers browser, slow).
+# Extra pytest arguments: make test-fast ARGS="mailmarketer/audience -x".
+test-fast: $(VENV)/.dev-installed
+	env -u MM_TEST_DATABASE_URL $(BIN)/python -m pytest -q -m "not browser and not slow" $(ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
