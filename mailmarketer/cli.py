@@ -4,8 +4,9 @@ Every subcommand is a Django management command (createuser, token, rotatekey an
 accounts; run, web and worker in web; import in audience). This module only:
 
 1. parses the arguments, so `--help` and usage errors work before any configuration is read
-   (the argument definitions live here and the commands reuse them, so `mailmarketer createuser`
-   and `mailmarketer manage createuser` accept exactly the same options);
+   (the argument definitions live beside the commands, in each package's cli_args.py, and
+   this parser reuses them, so `mailmarketer createuser` and `mailmarketer manage createuser`
+   accept exactly the same options);
 2. loads `.env` from the current directory (variables already in the environment win);
 3. sets Django up, turning a configuration error into one line naming the variable and exit
    status 2 (no traceback: the operator has a setting to fix, not a bug to report);
@@ -23,6 +24,10 @@ import re
 import sys
 from pathlib import Path
 
+from mailmarketer.accounts import cli_args as accounts_cli
+from mailmarketer.audience import cli_args as audience_cli
+from mailmarketer.web import cli_args as web_cli
+
 PROG = "mailmarketer"
 
 # Subcommands handed to Django's own command-line handling, arguments and all.
@@ -36,178 +41,9 @@ class DotenvError(Exception):
     """A line of the .env file is not KEY=VALUE; the message names the file and line."""
 
 
-# -- argument definitions, shared with the management commands --------------------------------
-
-
-def run_arguments(parser) -> None:
-    parser.add_argument(
-        "--bind",
-        metavar="HOST:PORT",
-        help="address for the web server (default: 127.0.0.1:$PORT, PORT defaulting to 8000)",
-    )
-
-
-def web_arguments(parser) -> None:
-    parser.add_argument(
-        "--bind",
-        metavar="HOST:PORT",
-        help="address to listen on (default: 127.0.0.1:$PORT, PORT defaulting to 8000)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        metavar="N",
-        help="worker processes (default: $MM_WEB_WORKERS, or 2)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        metavar="N",
-        help="threads per worker process (default: $MM_WEB_THREADS, or 4)",
-    )
-
-
-def worker_arguments(parser) -> None:
-    parser.add_argument(
-        "--until-idle",
-        action="store_true",
-        help="exit (status 0) after the first round in which no duty found work",
-    )
-
-
-def createuser_arguments(parser) -> None:
-    parser.add_argument("--email", required=True, help="the staff member's email (their login)")
-    parser.add_argument(
-        "--workspace",
-        required=True,
-        metavar="SLUG",
-        help="workspace slug; created (named after the slug) when it does not exist",
-    )
-    parser.add_argument("--role", required=True, help=_roles_help())
-    parser.add_argument("--name", default="", help="display name")
-    parser.add_argument(
-        "--password-file",
-        metavar="FILE",
-        help="read the password from FILE ('-' for standard input). Without it the password "
-        "is asked for when standard input is a terminal; otherwise the user gets no password "
-        "and sets one with the password-reset link",
-    )
-
-
-def _roles_help() -> str:
-    # permissions.py needs no configuration to import, so the help can list the real roles.
-    from mailmarketer.accounts.permissions import Role
-
-    return "one of: " + ", ".join(Role.values)
-
-
-def token_arguments(parser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser(
-        "create",
-        help="create a token and print it (only the token, on standard output)",
-        description="Create an API token. Only the token is printed on standard output, so "
-        "TOKEN=$(mailmarketer token create ...) works; it is shown this once and stored hashed.",
-    )
-    create.add_argument("--workspace", required=True, metavar="SLUG")
-    create.add_argument("--role", required=True, help=_roles_help())
-    create.add_argument("--name", required=True, help="what the token is for")
-    listing = actions.add_parser("list", help="list a workspace's tokens")
-    listing.add_argument("--workspace", required=True, metavar="SLUG")
-    revoke = actions.add_parser("revoke", help="revoke a token by its prefix")
-    revoke.add_argument("--workspace", required=True, metavar="SLUG")
-    revoke.add_argument(
-        "--prefix", required=True, help="the token's prefix, as `token list` shows it"
-    )
-
-
-def rotatekey_arguments(parser) -> None:
-    parser.add_argument(
-        "--generate",
-        action="store_true",
-        help="for the embedded default only (no MM_ENCRYPTION_KEY set): generate a new key "
-        "into the data directory, re-encrypt every secret under it and drop the old key. "
-        "Stop the web and worker processes first",
-    )
-
-
-def genkey_arguments(parser) -> None:
-    """genkey takes no arguments."""
-
-
-def import_arguments(parser) -> None:
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="a CSV file with a header line: .csv, .csv.gz, or a .zip "
-        "holding one CSV (UTF-8 or Latin-1; comma, semicolon or tab)",
-    )
-    parser.add_argument("--workspace", required=True, metavar="SLUG")
-    parser.add_argument(
-        "--list",
-        dest="lists",
-        action="append",
-        default=[],
-        metavar="SLUG",
-        help="a list to subscribe people to; repeat for several (subscribe mode needs one)",
-    )
-    parser.add_argument(
-        "--mode",
-        choices=("subscribe", "update", "blocklist"),
-        default="subscribe",
-        help="subscribe: add people and subscribe them (the default); update: change existing "
-        "subscribers' name and attributes; blocklist: blocklist the addresses",
-    )
-    parser.add_argument(
-        "--confirmed",
-        action="store_true",
-        help="subscribe as confirmed (you hold their consent); needs --notice-text",
-    )
-    parser.add_argument(
-        "--notice-text",
-        default="",
-        metavar="TEXT",
-        help="the consent notice the people agreed to, kept with each consent record",
-    )
-    parser.add_argument(
-        "--email-column",
-        metavar="COLUMN",
-        help="header name or number (from 1) of the email column (default: found by its name)",
-    )
-    parser.add_argument(
-        "--name-column", metavar="COLUMN", help="header name or number of the name column"
-    )
-    parser.add_argument(
-        "--attributes",
-        choices=("merge", "overwrite"),
-        default="merge",
-        help="update mode: merge the file's attributes into the stored ones, or replace them",
-    )
-
-
-SUBCOMMANDS = {
-    "run": (
-        "migrate, print the first-run setup link, then run the web server and a worker",
-        run_arguments,
-    ),
-    "web": ("run the web server (gunicorn)", web_arguments),
-    "worker": ("run a worker: background jobs and other duties", worker_arguments),
-    "createuser": ("create a staff user and give them a role in a workspace", createuser_arguments),
-    "token": ("create, list and revoke API tokens", token_arguments),
-    "rotatekey": ("re-encrypt every secret under the primary encryption key", rotatekey_arguments),
-    "genkey": ("print a new encryption key (for MM_ENCRYPTION_KEY)", genkey_arguments),
-    "import": ("import subscribers from a CSV file, showing progress", import_arguments),
-}
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+# The argument definitions live with the commands (each package's cli_args.py), which the
+# management commands and this parser share; the order here is the order `--help` lists them.
+SUBCOMMANDS = {**web_cli.COMMANDS, **accounts_cli.COMMANDS, **audience_cli.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,9 +25,9 @@ from mailmarketer.accounts.actions import (
     do_create_workspace,
 )
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.accounts.cli_args import COMMANDS, createuser_arguments
 from mailmarketer.accounts.models import User, Workspace
 from mailmarketer.accounts.permissions import Role
-from mailmarketer.cli import SUBCOMMANDS, createuser_arguments
 
 
 def describe(exc: ValidationError) -> str:
@@ -44,7 +44,7 @@ def workspace_name_for(slug: str) -> str:
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["createuser"][0]
+    help = COMMANDS["createuser"][0]
 
     def add_arguments(self, parser):
         createuser_arguments(parser)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from mailmarketer.cli import SUBCOMMANDS, genkey_arguments
+from mailmarketer.accounts.cli_args import COMMANDS, genkey_arguments
 from mailmarketer.lib.crypto import generate_key
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["genkey"][0]
+    help = COMMANDS["genkey"][0]
     requires_system_checks = []
 
     def add_arguments(self, parser):

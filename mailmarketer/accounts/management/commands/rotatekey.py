@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailmarketer.cli import SUBCOMMANDS, rotatekey_arguments
+from mailmarketer.accounts.cli_args import COMMANDS, rotatekey_arguments
 from mailmarketer.lib import env
 from mailmarketer.lib.crypto import DecryptionError, rotate_all, rotate_key_file
 
@@ -20,7 +20,7 @@ def _secrets(count: int) -> str:
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["rotatekey"][0]
+    help = COMMANDS["rotatekey"][0]
 
     def add_arguments(self, parser):
         rotatekey_arguments(parser)

@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mailmarketer.accounts.actions import ActionError, do_create_api_token, do_revoke_api_token
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.accounts.cli_args import COMMANDS, token_arguments
 from mailmarketer.accounts.models import ApiToken, Workspace
 from mailmarketer.accounts.queries import api_tokens_of
-from mailmarketer.cli import SUBCOMMANDS, token_arguments
 
 
 def get_workspace(slug: str) -> Workspace:
@@ -29,7 +29,7 @@ def _when(value) -> str:
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["token"][0]
+    help = COMMANDS["token"][0]
 
     def add_arguments(self, parser):
         token_arguments(parser)

@@ -16,12 +16,12 @@ from django.core.management.base import BaseCommand, CommandError
 from mailmarketer.accounts.actions import ActionError
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import Workspace
+from mailmarketer.audience.cli_args import COMMANDS, import_arguments
 from mailmarketer.audience.importing import files, jobs
 from mailmarketer.audience.importing.mapping import mapping_for
 from mailmarketer.audience.importing.pipeline import REASONS
 from mailmarketer.audience.importing.queries import import_progress, preview_of
 from mailmarketer.audience.models import Import
-from mailmarketer.cli import SUBCOMMANDS, import_arguments
 
 
 def _duration(seconds: float | None) -> str:
@@ -92,7 +92,7 @@ def summary(imp: Import) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["import"][0]
+    help = COMMANDS["import"][0]
 
     def add_arguments(self, parser):
         import_arguments(parser)

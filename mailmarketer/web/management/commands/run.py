@@ -27,8 +27,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from mailmarketer.accounts.setup import setup_needed, setup_url
-from mailmarketer.cli import SUBCOMMANDS, run_arguments
 from mailmarketer.lib import env
+from mailmarketer.web.cli_args import COMMANDS, run_arguments
 
 from .web import default_bind, split_bind
 
@@ -48,7 +48,7 @@ def local_base_url(bind: str) -> str:
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["run"][0]
+    help = COMMANDS["run"][0]
 
     def add_arguments(self, parser):
         run_arguments(parser)

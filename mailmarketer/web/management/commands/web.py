@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from gunicorn.app.base import BaseApplication
 
-from mailmarketer.cli import SUBCOMMANDS, web_arguments
 from mailmarketer.lib.env import env_int
+from mailmarketer.web.cli_args import COMMANDS, web_arguments
 
 GRACEFUL_TIMEOUT = 10
 
@@ -77,7 +77,7 @@ class WebServer(BaseApplication):
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["web"][0]
+    help = COMMANDS["web"][0]
 
     def add_arguments(self, parser):
         web_arguments(parser)

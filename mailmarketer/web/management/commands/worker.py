@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from mailmarketer.cli import SUBCOMMANDS, worker_arguments
 from mailmarketer.lib.worker import Worker
+from mailmarketer.web.cli_args import COMMANDS, worker_arguments
 
 
 class Command(BaseCommand):
-    help = SUBCOMMANDS["worker"][0]
+    help = COMMANDS["worker"][0]
 
     def add_arguments(self, parser):
         worker_arguments(parser)
