@@ -12,29 +12,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts.access import public_view
+from mailmarketer.audience.links import read_view_token, unsubscribe_url
 from mailmarketer.audience.models import Subscriber
-from mailmarketer.audience.tokens import make_unsubscribe_token
-from mailmarketer.lib.idtokens import make_token, read_token
 
 from . import rendering
 from .models import Campaign
 
-VIEW_SALT = "mailmarketer.campaigns.view-in-browser"
 SHOWN = (Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.FINISHED)
 MESSAGE_CSP = (
     "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
     "frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
 )
-
-
-def view_url(workspace_id: int, subscriber_id: int, campaign_id: int) -> str:
-    token = make_token(VIEW_SALT, workspace_id, subscriber_id, campaign_id)
-    return f"{settings.BASE_URL}/f/view/{token}"
 
 
 def _message_response(rendered: rendering.RenderedMessage) -> HttpResponse:
@@ -59,7 +51,7 @@ def _not_found(request):
 @public_view
 @require_GET
 def view_in_browser(request, token: str):
-    ids = read_token(VIEW_SALT, token, 3)
+    ids = read_view_token(token)
     if ids is None:
         return _not_found(request)
     workspace_id, subscriber_id, campaign_id = ids
@@ -71,9 +63,7 @@ def view_in_browser(request, token: str):
     person = Subscriber.objects.filter(pk=subscriber_id, workspace_id=workspace_id).first()
     if campaign is None or person is None:
         return _not_found(request)
-    unsubscribe = settings.BASE_URL + reverse(
-        "unsubscribe", args=[make_unsubscribe_token(workspace_id, subscriber_id, campaign_id)]
-    )
+    unsubscribe = unsubscribe_url(workspace_id, subscriber_id, campaign_id)
     context = rendering.recipient_context(
         workspace=rendering.workspace_context(campaign.workspace),
         campaign=rendering.campaign_context(campaign),

@@ -37,12 +37,11 @@ from django.utils.timezone import now
 from mailmarketer.accounts.actions import audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import suppression_hash
+from mailmarketer.audience.links import unsubscribe_url, view_url
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
-from mailmarketer.campaigns.views_public import view_url
 from mailmarketer.lib.worker import worker_id
-from mailmarketer.signup.links import unsubscribe_url
 
 from . import ledger, mime, ratelimit
 from .ledger import Outcome

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.apps import apps
-
 from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
+from mailmarketer.campaigns.models import Campaign
 
 
 @dataclass
@@ -26,15 +25,8 @@ class UnsubscribeTarget:
         return self.request.campaign_id
 
 
-def _campaign_model():
-    # Looked up in the app registry at call time instead of imported: campaigns and delivery
-    # import signup.links for the URL they put in every message, so signup importing campaigns
-    # at module level would make the two packages import each other.
-    return apps.get_model("campaigns", "Campaign")
-
-
 def _campaign_lists(workspace_id: int, campaign_id: int) -> list[MailingList]:
-    through = _campaign_model().lists.through.objects.filter(campaign_id=campaign_id)
+    through = Campaign.lists.through.objects.filter(campaign_id=campaign_id)
     return list(
         MailingList.objects.filter(
             workspace_id=workspace_id, pk__in=through.values("mailinglist_id")
@@ -48,8 +40,7 @@ def unsubscribe_target(request: UnsubscribeRequest) -> UnsubscribeTarget | None:
     lists = None
     if request.campaign_id:
         owner = (
-            _campaign_model()
-            .objects.filter(pk=request.campaign_id)
+            Campaign.objects.filter(pk=request.campaign_id)
             .values_list("workspace_id", flat=True)
             .first()
         )

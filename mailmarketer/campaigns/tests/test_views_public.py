@@ -2,8 +2,8 @@ import pytest
 
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
+from mailmarketer.audience.links import VIEW_SALT, view_url
 from mailmarketer.campaigns.models import Campaign
-from mailmarketer.campaigns.views_public import VIEW_SALT, view_url
 from mailmarketer.lib.idtokens import make_token
 
 

@@ -2,10 +2,10 @@ from unittest import mock
 
 from django.test import Client
 
+from mailmarketer.audience import links
+from mailmarketer.audience.links import unsubscribe_url
 from mailmarketer.audience.models import Subscription
 from mailmarketer.audience.tokens import read_unsubscribe_token
-from mailmarketer.signup import links
-from mailmarketer.signup.links import unsubscribe_url
 
 
 def test_it_makes_an_absolute_url_that_reads_back(settings):
