@@ -39,14 +39,19 @@ WORKSPACE_EDITABLE = (
 
 
 class ActionError(Exception):
-    """A write refused for a reason the person can act on; the message says which."""
+    """A write refused for a reason the person can act on; the message says which. `field`
+    names the input it is about (None: the request as a whole), so a form puts the message
+    under that field and the API names it, without reading the message text."""
 
     code = "invalid"
+    field: str | None = None
 
-    def __init__(self, message: str, code: str | None = None):
+    def __init__(self, message: str, code: str | None = None, *, field: str | None = None):
         super().__init__(message)
         if code:
             self.code = code
+        if field:
+            self.field = field
 
 
 class Conflict(ActionError):

@@ -107,6 +107,10 @@ class CampaignOut(CampaignSummary):
     archive: bool
     attachments: list[AttachmentOut]
     progress: ProgressOut | None = Field(description="Null until it starts")
+    moves: list[str] = Field(
+        description="What this campaign's status allows next, each a route "
+        "(POST /campaigns/{id}/<move>): start, schedule, unschedule, pause, resume, cancel, retry"
+    )
     updated_at: datetime
 
 
@@ -178,7 +182,12 @@ class DeliveryQuery(Schema):
 
 
 class TransactionalIn(_Body):
-    to: StrictStr | None = Field(None, description="The recipient's address (a subscriber's)")
+    to: StrictStr | None = Field(
+        None,
+        description="The recipient's address. Someone who is not a subscriber yet gets a "
+        "subscriber record on no list, marked as created by transactional mail: no marketing "
+        "consent is implied or recorded",
+    )
     subscriber: StrictStr | None = Field(None, description="Or the subscriber's uuid")
     subject: StrictStr = Field(min_length=1, max_length=500, description=_TEMPLATE)
     body: StrictStr = Field(description=_TEMPLATE)

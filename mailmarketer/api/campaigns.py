@@ -3,7 +3,9 @@ ledger; /tx: one transactional message to one subscriber, through the same engin
 
 Campaigns are addressed by their uuid. Reading needs campaigns.view; writing, scheduling and
 test sends campaigns.manage; starting, pausing, resuming, cancelling, retrying and /tx
-campaigns.send. Writes go through campaigns.actions: a template that cannot render, a bad
+campaigns.send (the moves' permissions are delivery.status.MOVES, the table the campaign page
+uses too). Writes go through campaigns.actions (content) and delivery.campaign_actions
+(sending): a template that cannot render, a bad
 address, list or header is a 422 on the field it concerns (with the template's line); a
 transition the status does not allow is a 409; a campaign that cannot start (no postal address,
 no lists, no sender) a 400 with its code.
@@ -28,9 +30,11 @@ from mailmarketer.audience import actions as audience_actions
 from mailmarketer.audience.emails import mask_email, normalise_email
 from mailmarketer.audience.queries import get_subscriber
 from mailmarketer.campaigns import actions, queries
-from mailmarketer.campaigns.forms import field_for
+from mailmarketer.campaigns.actions import TemplateError
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.delivery import campaign_actions, transactional
 from mailmarketer.delivery import queries as ledger
+from mailmarketer.delivery.status import MOVES, moves_for
 
 from .access import require
 from .campaign_schemas import (
@@ -48,8 +52,8 @@ from .campaign_schemas import (
     TransactionalIn,
     TransactionalOut,
 )
-from .errors import ApiError, FieldErrors
-from .subscribers import READ_ERRORS, WRITE_ERRORS, reveals
+from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
+from .subscribers import reveals
 
 router = Router(tags=["campaigns"])
 
@@ -80,9 +84,7 @@ def field_errors():
     except Conflict:
         raise
     except ActionError as exc:
-        name = field_for(exc)
-        if name is None and exc.code in ("invalid_email", "not_a_subscriber"):
-            name = "to"
+        name = exc.field
         if name is None:
             raise
         raise FieldErrors([{"field": name, "message": str(exc)}]) from exc
@@ -131,6 +133,11 @@ def campaign_out(campaign: Campaign) -> dict:
             "attachments": [
                 {"id": a.pk, "filename": a.filename, "content_type": a.content_type, "size": a.size}
                 for a in queries.attachments_of(campaign)
+            ],
+            "moves": [
+                move
+                for move in moves_for(campaign.status)
+                if move != "retry" or (progress is not None and progress.failed > 0)
             ],
             "progress": None
             if progress is None
@@ -257,13 +264,13 @@ def delete_campaign(request, campaign_id: str):
     response={200: CampaignOut, **WRITE_ERRORS},
     summary="Start sending now",
 )
-@require(p.CAMPAIGNS_SEND)
+@require(MOVES["start"].permission)
 def start_campaign(request, campaign_id: str):
     """From draft or scheduled. Refused with 400 `postal_address_required`, `lists_required` or
     `from_required` when it cannot be sent. The audience is fixed now: people who join later
     are not included."""
     campaign = campaign_or_404(request, campaign_id)
-    actions.do_start_campaign(campaign, actor=Actor.from_request(request))
+    campaign_actions.do_start_campaign(campaign, actor=Actor.from_request(request))
     return campaign_out(campaign)
 
 
@@ -272,14 +279,16 @@ def start_campaign(request, campaign_id: str):
     response={200: CampaignOut, **WRITE_ERRORS},
     summary="Start at a given time",
 )
-@require(p.CAMPAIGNS_MANAGE)
+@require(MOVES["schedule"].permission)
 def schedule_campaign(request, campaign_id: str, payload: ScheduleIn):
     """`at` without an offset is read in the workspace's time zone; a time in the past, or
     one that does not exist or happens twice there (the clocks change), is a 422 on `at`. The
     checks of starting are made now too. Scheduling a scheduled campaign moves it."""
     campaign = campaign_or_404(request, campaign_id)
     try:
-        actions.do_schedule_campaign(campaign, payload.at, actor=Actor.from_request(request))
+        campaign_actions.do_schedule_campaign(
+            campaign, payload.at, actor=Actor.from_request(request)
+        )
     except Conflict:
         raise
     except ActionError as exc:
@@ -294,21 +303,23 @@ def schedule_campaign(request, campaign_id: str, payload: ScheduleIn):
     response={200: CampaignOut, **WRITE_ERRORS},
     summary="Back to a draft",
 )
-@require(p.CAMPAIGNS_MANAGE)
+@require(MOVES["unschedule"].permission)
 def unschedule_campaign(request, campaign_id: str):
     campaign = campaign_or_404(request, campaign_id)
-    actions.do_unschedule_campaign(campaign, actor=Actor.from_request(request))
+    campaign_actions.do_unschedule_campaign(campaign, actor=Actor.from_request(request))
     return campaign_out(campaign)
 
 
 @router.post(
     "/campaigns/{campaign_id}/pause", response={200: CampaignOut, **WRITE_ERRORS}, summary="Pause"
 )
-@require(p.CAMPAIGNS_SEND)
+@require(MOVES["pause"].permission)
 def pause_campaign(request, campaign_id: str):
     """Messages already handed to a relay still arrive; the rest wait for resume."""
     campaign = campaign_or_404(request, campaign_id)
-    actions.do_pause_campaign(campaign, actor=Actor.from_request(request), reason="paused via API")
+    campaign_actions.do_pause_campaign(
+        campaign, actor=Actor.from_request(request), reason="paused via API"
+    )
     return campaign_out(campaign)
 
 
@@ -317,10 +328,10 @@ def pause_campaign(request, campaign_id: str):
     response={200: CampaignOut, **WRITE_ERRORS},
     summary="Resume a paused or failed campaign",
 )
-@require(p.CAMPAIGNS_SEND)
+@require(MOVES["resume"].permission)
 def resume_campaign(request, campaign_id: str):
     campaign = campaign_or_404(request, campaign_id)
-    actions.do_resume_campaign(campaign, actor=Actor.from_request(request))
+    campaign_actions.do_resume_campaign(campaign, actor=Actor.from_request(request))
     return campaign_out(campaign)
 
 
@@ -329,12 +340,12 @@ def resume_campaign(request, campaign_id: str):
     response={200: CampaignOut, **WRITE_ERRORS},
     summary="Cancel for good",
 )
-@require(p.CAMPAIGNS_SEND)
+@require(MOVES["cancel"].permission)
 def cancel_campaign(request, campaign_id: str):
     """Messages not yet sent never will be; the record stays. A cancelled campaign cannot be
     resumed (clone it instead)."""
     campaign = campaign_or_404(request, campaign_id)
-    actions.do_cancel_campaign(campaign, actor=Actor.from_request(request))
+    campaign_actions.do_cancel_campaign(campaign, actor=Actor.from_request(request))
     return campaign_out(campaign)
 
 
@@ -343,13 +354,13 @@ def cancel_campaign(request, campaign_id: str):
     response={200: RetryOut, **WRITE_ERRORS},
     summary="Queue the failed messages again",
 )
-@require(p.CAMPAIGNS_SEND)
+@require(MOVES["retry"].permission)
 def retry_campaign(request, campaign_id: str):
     """Failed ledger rows go back to the queue with their attempts reset; a finished campaign
     runs again to send them, a paused or failed one sends them once resumed. No failed rows is
     a 400 `nothing_to_retry`."""
     campaign = campaign_or_404(request, campaign_id)
-    count = actions.do_retry_failed(campaign, actor=Actor.from_request(request))
+    count = campaign_actions.do_retry_failed(campaign, actor=Actor.from_request(request))
     return {"requeued": count, "campaign": campaign_out(campaign)}
 
 
@@ -376,10 +387,10 @@ def test_campaign(request, campaign_id: str, payload: TestIn):
             )
         subscriber = _subscriber(request, payload.subscriber, "subscriber")
     try:
-        rendered = actions.do_send_test(
+        rendered = campaign_actions.do_send_test(
             campaign, payload.to, actor=Actor.from_request(request), subscriber=subscriber
         )
-    except actions.TemplateError:
+    except TemplateError:
         raise
     except ActionError as exc:
         raise FieldErrors([{"field": "to", "message": str(exc)}]) from exc
@@ -468,10 +479,10 @@ def send_transactional(request, payload: TransactionalIn):
     fields = payload.model_dump(exclude={"to", "subscriber"})
     with field_errors():
         if payload.to is not None:
-            person = actions.find_recipient(request.workspace, payload.to)
+            person = transactional.find_recipient(request.workspace, payload.to)
         else:
             person = _subscriber(request, payload.subscriber, "subscriber")
-        campaign = actions.do_send_transactional(
+        campaign = transactional.do_send_transactional(
             request.workspace, person, actor=Actor.from_request(request), **fields
         )
     delivery = campaign.deliveries.get()

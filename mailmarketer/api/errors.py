@@ -32,6 +32,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from mailmarketer.accounts.actions import ActionError, Conflict
 
+from .schemas import Error
+
 logger = logging.getLogger("mailmarketer.api")
 
 # The realm named in WWW-Authenticate (RFC 6750 section 3).
@@ -39,6 +41,12 @@ REALM = "Mail Marketer API"
 
 # The same as Ninja's for successful answers.
 CONTENT_TYPE = "application/json; charset=utf-8"
+
+# The error answers each kind of route documents (OpenAPI `responses`): every route can be
+# unauthenticated, forbidden, not found, invalid or throttled; a write can also be refused (400)
+# or conflict with the state it finds (409).
+READ_ERRORS = {401: Error, 403: Error, 404: Error, 422: Error, 429: Error}
+WRITE_ERRORS = {**READ_ERRORS, 400: Error, 409: Error}
 
 CODES = {
     400: "bad_request",

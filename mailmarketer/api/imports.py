@@ -27,9 +27,8 @@ from mailmarketer.audience.importing.reading import UnreadableFile
 
 from .access import require
 from .audience_schemas import ImportForm, ImportOut
-from .errors import ApiError, FieldErrors
+from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
 from .schemas import Error
-from .subscribers import READ_ERRORS, WRITE_ERRORS
 
 router = Router(tags=["imports"])
 

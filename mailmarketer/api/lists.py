@@ -25,8 +25,8 @@ from mailmarketer.audience.actions import (
 
 from .access import require
 from .audience_schemas import BulkAddIn, BulkAddOut, ListIn, ListOut, ListPatch, ListsOut
-from .errors import FieldErrors
-from .subscribers import READ_ERRORS, WRITE_ERRORS, confirmed_from, confirms, notice_required
+from .errors import READ_ERRORS, WRITE_ERRORS, FieldErrors
+from .subscribers import confirmed_from, confirms, notice_required
 
 router = Router(tags=["lists"])
 

@@ -21,8 +21,8 @@ from mailmarketer.audience.segments.queries import get_segment, segments_for
 
 from .access import require
 from .audience_schemas import SegmentCount, SegmentIn, SegmentOut, SegmentsOut
-from .errors import ApiError, FieldErrors
-from .subscribers import READ_ERRORS, WRITE_ERRORS, reveals
+from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
+from .subscribers import reveals
 
 router = Router(tags=["segments"])
 

@@ -51,13 +51,10 @@ from .audience_schemas import (
     SubscriberPatch,
     SubscriberQuery,
 )
-from .errors import ApiError, FieldErrors
-from .schemas import Error
+from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
 
 router = Router(tags=["subscribers"])
 
-READ_ERRORS = {401: Error, 403: Error, 404: Error, 422: Error, 429: Error}
-WRITE_ERRORS = {**READ_ERRORS, 400: Error, 409: Error}
 
 ATTRIBUTE_PREFIX = "attr."
 CURSOR_SALT = "mailmarketer.api.subscribers.cursor"

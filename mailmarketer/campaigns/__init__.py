@@ -1,8 +1,11 @@
-"""Campaigns: layouts, campaigns and their content, rendering and personalisation, the links of
-each campaign, scheduling and the campaign status machine.
+"""Campaigns: the content side. Layouts, campaigns as documents and their content, attachments,
+rendering and personalisation, the links of each campaign, the preview and the public archive
+("view in browser").
 
-Must not: talk to SMTP servers or write the delivery ledger (delivery does); know how a message
-travels.
+Must not: send, or write anything about sending: a campaign's status, its launch, scheduling,
+the ledger and its pages belong to delivery, which imports this package; this package imports
+nothing from delivery (the layering contract in pyproject.toml checks it). The status is only
+read here, to refuse editing a campaign that is no longer a draft or scheduled.
 
 Invariants:
 - Templates are rendered in Jinja2's ImmutableSandboxedEnvironment with plain data only (never
@@ -10,6 +13,5 @@ Invariants:
   is refused when the campaign is saved, with the line, not discovered mid-send.
 - Everything that is the same for every recipient (layout, CSS inlining, Markdown, link
   extraction) is done once per campaign; per recipient only what differs.
-- Status changes follow TRANSITIONS in models.py and go through actions.do_*_campaign.
-- A marketing campaign cannot start while its workspace has no postal address.
+- A refusal names the field it is about (ActionError.field), for the forms and the API.
 """

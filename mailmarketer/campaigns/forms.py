@@ -1,7 +1,7 @@
 """Forms of the campaign pages. They only check the shape of the input and turn it into what
 the actions take; the actions validate the values (addresses, headers, templates, attachments)
-and their errors are put back on the field they name (`field_for`), so a template error reads
-"body, line 3: unknown filter 'shout'" under the body.
+and their errors are put back on the field they name (`ActionError.field`), so a template error
+reads "body, line 3: unknown filter 'shout'" under the body.
 
 Django renders aria-invalid and an aria-describedby naming each field's help text and errors;
 audience/_field.html (shared by the staff pages) gives those elements the ids it points at.
@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from django import forms
 
-from mailmarketer.accounts.actions import ActionError
-from mailmarketer.delivery.models import Delivery
-
 from .actions import (
     ATTACHMENT_MAX_BYTES,
     ATTACHMENT_TYPES,
     ATTACHMENTS_MAX_TOTAL,
-    CAMPAIGN_FIELDS,
     MAX_ATTACHMENTS,
     MAX_HEADERS,
     MAX_TEST_ADDRESSES,
-    TemplateError,
 )
 from .models import Campaign
 
@@ -33,22 +28,6 @@ class Form(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-
-
-def field_for(exc: ActionError) -> str | None:
-    """The form field an action's refusal is about, or None for the form as a whole. The
-    actions name the field first in their messages ("from_email: ...", "name is required")."""
-    if isinstance(exc, TemplateError):
-        return exc.field
-    if exc.code == "invalid_header":
-        return "headers"
-    message = str(exc)
-    if message.startswith("a list cannot be both included and excluded"):
-        return "exclude_lists"
-    for name in CAMPAIGN_FIELDS:
-        if message.startswith((f"{name} ", f"{name}:")):
-            return name
-    return None
 
 
 def _code(attrs: dict | None = None) -> forms.Textarea:
@@ -267,26 +246,6 @@ class AttachmentForm(Form):
         return upload.content_type or ""
 
 
-class ScheduleForm(Form):
-    when = forms.CharField(
-        label="Start at",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-
-    def __init__(self, *args, timezone: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["when"].help_text = f"In the workspace's time zone, {timezone}."
-
-
-class CancelForm(Form):
-    reason = forms.CharField(
-        label="Reason (optional)",
-        max_length=500,
-        required=False,
-        help_text="Shown on the campaign page and kept in the audit log.",
-    )
-
-
 class TestSendForm(Form):
     to = forms.CharField(
         label="Send a test to",
@@ -319,30 +278,4 @@ class LayoutForm(Form):
     )
     is_default = forms.BooleanField(
         label="Use for campaigns that do not choose a layout", required=False
-    )
-
-
-# -- the ledger ------------------------------------------------------------------------------
-
-
-class LedgerFilterForm(Form):
-    status = forms.ChoiceField(
-        label="Status",
-        required=False,
-        choices=[("", "All"), *Delivery.Status.choices],
-    )
-    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-
-
-class CampaignFilterForm(Form):
-    status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "All"), *Campaign.Status.choices]
-    )
-    kind = forms.ChoiceField(
-        label="Kind",
-        required=False,
-        choices=[
-            ("", "Campaigns"),
-            (Campaign.Kind.TRANSACTIONAL, "Transactional messages (API)"),
-        ],
     )

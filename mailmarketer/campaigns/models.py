@@ -76,7 +76,9 @@ class Campaign(models.Model):
 
     # draft -> scheduled | running | cancelled; scheduled -> draft | running | cancelled;
     # running -> paused | finished | cancelled | failed; paused -> running | cancelled;
-    # failed -> running (retry); finished and cancelled are final. See TRANSITIONS.
+    # failed -> running (retry); finished and cancelled are final (a staff retry of failed
+    # messages reopens a finished campaign). Sending owns the status: delivery/status.py holds
+    # TRANSITIONS and the one function that writes it.
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     status_reason = models.CharField(max_length=500, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
@@ -99,15 +101,6 @@ class Campaign(models.Model):
         return self.name
 
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    Campaign.Status.DRAFT: frozenset({"scheduled", "running", "cancelled"}),
-    Campaign.Status.SCHEDULED: frozenset({"draft", "running", "cancelled"}),
-    Campaign.Status.RUNNING: frozenset({"paused", "finished", "cancelled", "failed"}),
-    Campaign.Status.PAUSED: frozenset({"running", "cancelled"}),
-    Campaign.Status.FAILED: frozenset({"running", "cancelled"}),
-    Campaign.Status.FINISHED: frozenset(),
-    Campaign.Status.CANCELLED: frozenset(),
-}
 EDITABLE_STATUSES = frozenset({Campaign.Status.DRAFT, Campaign.Status.SCHEDULED})
 
 

@@ -1,4 +1,5 @@
-"""A campaign's preview and its test send.
+"""A campaign's preview, with the form of its test send (the send is delivery's:
+delivery/views_campaign.py).
 
 The preview page shows the subject and the text version, and the HTML inside
 `<iframe sandbox="">` from its own endpoint, as the outbox does (web/views_outbox.py): that
@@ -18,26 +19,23 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
-from django.contrib import messages
 from django.core import signing
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.access import workspace_view
-from mailmarketer.accounts.actions import ActionError
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience_actions
 from mailmarketer.audience.queries import SubscriberFilter, get_subscriber, search_subscribers
 
-from . import actions, queries, rendering
-from .actions import TemplateError
+from . import queries, rendering
 from .forms import PreviewSearchForm, TestSendForm
-from .views_campaigns import campaign_or_404, status_for, subnav
+from .views_campaigns import campaign_or_404, subnav
 
 PREVIEW_CSP = (
     "sandbox; default-src 'none'; img-src data: https:; style-src 'unsafe-inline'; "
@@ -48,15 +46,15 @@ PREVIEW_TOKEN_MAX_AGE = 600  # seconds: long enough to read a preview, too short
 SEARCH_LIMIT = 10
 
 
-def _sees_personal_data(request) -> bool:
+def sees_personal_data(request) -> bool:
     return request.membership.has(p.VIEW_PERSONAL_DATA)
 
 
-def _forbidden(request, permission: str):
+def forbidden_page(request, permission: str):
     return render(request, "web/forbidden.html", {"permission": permission}, status=403)
 
 
-def _chosen(request, raw: str):
+def chosen_subscriber(request, raw: str):
     """The subscriber named by `as` (their uuid), inside the workspace; 404 when there is
     none."""
     if not raw:
@@ -89,11 +87,11 @@ def _render(campaign, subscriber):
 
 
 def preview_page(request, campaign, *, test_form=None, error="", status=200):
-    reveal = _sees_personal_data(request)
+    reveal = sees_personal_data(request)
     raw = request.GET.get("as", "") if request.method == "GET" else request.POST.get("as", "")
     if raw and not reveal:
-        return _forbidden(request, p.VIEW_PERSONAL_DATA)
-    subscriber = _chosen(request, raw)
+        return forbidden_page(request, p.VIEW_PERSONAL_DATA)
+    subscriber = chosen_subscriber(request, raw)
     actor = Actor.from_request(request)
     search = PreviewSearchForm(request.GET if request.method == "GET" else None)
     found = []
@@ -148,8 +146,8 @@ def campaign_preview_html(request, campaign_id: int):
     subscriber = None
     token = request.GET.get("as", "")
     if token:
-        if not _sees_personal_data(request):
-            return _forbidden(request, p.VIEW_PERSONAL_DATA)
+        if not sees_personal_data(request):
+            return forbidden_page(request, p.VIEW_PERSONAL_DATA)
         try:
             claims = signing.loads(token, salt=PREVIEW_TOKEN_SALT, max_age=PREVIEW_TOKEN_MAX_AGE)
         except signing.BadSignature:
@@ -169,35 +167,3 @@ def campaign_preview_html(request, campaign_id: int):
     response["Content-Security-Policy"] = PREVIEW_CSP
     response["Cache-Control"] = "no-store, private"
     return response
-
-
-@workspace_view(p.CAMPAIGNS_MANAGE)
-@require_POST
-def campaign_test_send(request, campaign_id: int):
-    campaign = campaign_or_404(request, campaign_id)
-    raw = request.POST.get("as", "")
-    if raw and not _sees_personal_data(request):
-        return _forbidden(request, p.VIEW_PERSONAL_DATA)
-    subscriber = _chosen(request, raw)
-    form = TestSendForm(request.POST)
-    if not form.is_valid():
-        return preview_page(request, campaign, test_form=form, status=400)
-    try:
-        actions.do_send_test(
-            campaign,
-            form.cleaned_data["to"],
-            actor=Actor.from_request(request),
-            subscriber=subscriber,
-        )
-    except TemplateError as exc:
-        return preview_page(
-            request, campaign, test_form=form, error=f"Not sent: {exc}", status=status_for(exc)
-        )
-    except ActionError as exc:  # the addresses
-        form.add_error("to", str(exc))
-        return preview_page(request, campaign, test_form=form, status=status_for(exc))
-    messages.success(request, f"Test sent to {form.cleaned_data['to']}.")
-    url = reverse(
-        "campaign-preview", kwargs={"ws": request.workspace.slug, "campaign_id": campaign.pk}
-    )
-    return redirect(f"{url}?{urlencode({'as': raw})}" if raw else url)

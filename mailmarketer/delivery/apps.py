@@ -40,9 +40,11 @@ class DeliveryConfig(AppConfig):
 
         from mailmarketer.lib.worker import register_duty
 
-        from . import engine, planner
+        from . import engine, planner, scheduler
 
-        # Plan first so a new campaign starts at once, then send, then the cheap housekeeping.
+        # Start what is due and plan first so a new campaign starts at once, then send, then
+        # the cheap housekeeping.
+        register_duty(scheduler.start_scheduled_one)
         register_duty(planner.plan_one)
         register_duty(engine.send_one)
         register_duty(engine.reclaim_one)

@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Case, F, When
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.timezone import now
 
-from mailmarketer.accounts.actions import audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import suppression_hash
 from mailmarketer.audience.links import unsubscribe_url, view_url
@@ -49,8 +47,11 @@ from .models import Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
 from .senders import SenderPool
 from .smtp import Outgoing, PermanentError, RelayBroken, check_address
+from .status import set_campaign_status
 
 logger = logging.getLogger(__name__)
+# The actor of the engine's own status changes (a broken relay pauses, the last row finishes).
+ENGINE = Actor.system("delivery engine")
 Status = Delivery.Status
 OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
 VERP_SALT = "mailmarketer.delivery.verp"
@@ -279,18 +280,17 @@ def _hard_bounce(campaign: Campaign, person: dict) -> None:
 
 
 def pause_campaign(campaign: Campaign, reason: str) -> None:
-    with transaction.atomic():
-        changed = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.RUNNING).update(
-            status=Campaign.Status.PAUSED, status_reason=reason[:500], updated_at=now()
-        )
-        if changed:
-            audit(
-                "campaign.paused",
-                actor=Actor.system("delivery engine"),
-                workspace=campaign.workspace,
-                obj=campaign,
-                new={"reason": reason[:500]},
-            )
+    """Pause a running campaign for a reason staff must act on (a broken relay); nothing when it
+    is no longer running (staff paused or cancelled it meanwhile)."""
+    set_campaign_status(
+        campaign,
+        Campaign.Status.PAUSED,
+        from_status=Campaign.Status.RUNNING,
+        actor=ENGINE,
+        reason=reason,
+        event="campaign.paused",
+        fields={"updated_at": now()},
+    )
     logger.warning("campaign %s paused: %s", campaign.pk, reason)
 
 
@@ -431,18 +431,14 @@ def finish_one() -> bool:
         open_rows = Delivery.objects.filter(campaign=campaign, status__in=OPEN_STATUSES)
         if open_rows.exists():
             continue
-        with transaction.atomic():
-            changed = Campaign.objects.filter(
-                pk=campaign.pk, status=Campaign.Status.RUNNING
-            ).update(status=Campaign.Status.FINISHED, finished_at=now(), updated_at=now())
-            if changed:
-                audit(
-                    "campaign.finished",
-                    actor=Actor.system("delivery engine"),
-                    workspace=campaign.workspace,
-                    obj=campaign,
-                )
-                did = True
+        if set_campaign_status(
+            campaign,
+            Campaign.Status.FINISHED,
+            actor=ENGINE,
+            event="campaign.finished",
+            fields={"finished_at": now(), "updated_at": now()},
+        ):
+            did = True
     return did
 
 

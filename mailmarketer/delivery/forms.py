@@ -1,4 +1,5 @@
-"""Forms of the sending settings pages. They only check the shape of the input; the values are
+"""Forms of the sending pages: the relay settings, and a campaign's schedule, cancellation,
+list filter and ledger filter. They only check the shape of the input; the values are
 checked (and normalised) by actions.py, whose ValidationErrors the views put on these fields.
 
 A stored password is never put back into a form: the password field always renders empty (an
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 from django import forms
 
+from mailmarketer.campaigns.models import Campaign
+
 from .actions import MAX_CAP, MAX_CONNECTIONS, MAX_PASSWORD, MAX_PER_SECOND, MAX_WEIGHT
-from .models import SmtpServer
+from .models import Delivery, SmtpServer
 
 TLS_NONE_WARNING = (
     "With “None” the password and every message travel in clear: use it only for a relay on "
@@ -180,4 +183,53 @@ class DkimRotateForm(Form):
         label="New selector",
         max_length=63,
         help_text="Must differ from the current one, so that both records can be in DNS at once.",
+    )
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+
+class ScheduleForm(Form):
+    when = forms.CharField(
+        label="Start at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def __init__(self, *args, timezone: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["when"].help_text = f"In the workspace's time zone, {timezone}."
+
+
+class CancelForm(Form):
+    reason = forms.CharField(
+        label="Reason (optional)",
+        max_length=500,
+        required=False,
+        help_text="Shown on the campaign page and kept in the audit log.",
+    )
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+class LedgerFilterForm(Form):
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=[("", "All"), *Delivery.Status.choices],
+    )
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+
+class CampaignFilterForm(Form):
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "All"), *Campaign.Status.choices]
+    )
+    kind = forms.ChoiceField(
+        label="Kind",
+        required=False,
+        choices=[
+            ("", "Campaigns"),
+            (Campaign.Kind.TRANSACTIONAL, "Transactional messages (API)"),
+        ],
     )

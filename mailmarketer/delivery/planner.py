@@ -1,6 +1,6 @@
 """Planning: turning a launched campaign's audience into ledger rows, a chunk at a time.
 
-Launch (campaigns.actions.do_start_campaign) records `audience_max_id`, the highest subscriber id
+Launch (campaign_actions.do_start_campaign) records `audience_max_id`, the highest subscriber id
 at that moment; planning walks the audience in id order up to it, `DELIVERY_PLAN_CHUNK` ids per
 step, so the first messages go out within a second of launch whatever the audience's size, and
 people who join after launch are not included.

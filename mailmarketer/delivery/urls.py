@@ -1,12 +1,34 @@
-"""Delivery routes. The sending settings live under /app/<ws>/settings/sending/, beside the
-workspace settings; each view names its permission in its decorator (views_senders.py): the
-overview needs settings.view, every form and change settings.manage."""
+"""Delivery routes; each view names its permission in its decorator.
+
+- Sending a campaign, under /app/<ws>/campaigns/ beside its content pages (campaigns/urls.py):
+  the list with progress, one campaign's page and its progress fragment, its status changes, the
+  test send and the ledger (views_campaign.py, views_ledger.py).
+- The sending settings, under /app/<ws>/settings/sending/ beside the workspace settings
+  (views_senders.py): the overview needs settings.view, every form and change settings.manage.
+"""
 
 from django.urls import path
 
+from . import views_campaign as c
+from . import views_ledger as ledger
 from . import views_senders as v
 
+ONE = "app/<slug:ws>/campaigns/<int:campaign_id>/"
+
 urlpatterns = [
+    path("app/<slug:ws>/campaigns/", c.campaigns_home, name="campaigns-home"),
+    path(ONE, c.campaign_detail, name="campaign"),
+    path(ONE + "progress/", c.campaign_progress, name="campaign-progress"),
+    path(ONE + "start/", c.campaign_start, name="campaign-start"),
+    path(ONE + "schedule/", c.campaign_schedule, name="campaign-schedule"),
+    path(ONE + "unschedule/", c.campaign_unschedule, name="campaign-unschedule"),
+    path(ONE + "pause/", c.campaign_pause, name="campaign-pause"),
+    path(ONE + "resume/", c.campaign_resume, name="campaign-resume"),
+    path(ONE + "cancel/", c.campaign_cancel, name="campaign-cancel"),
+    path(ONE + "retry/", c.campaign_retry, name="campaign-retry"),
+    path(ONE + "test/", c.campaign_test_send, name="campaign-test-send"),
+    path(ONE + "deliveries/", ledger.campaign_ledger, name="campaign-ledger"),
+    path(ONE + "deliveries/export/", ledger.campaign_ledger_export, name="campaign-ledger-export"),
     path("app/<slug:ws>/settings/sending/", v.sending, name="sending"),
     path(
         "app/<slug:ws>/settings/sending/servers/new/", v.server_create, name="sending-server-create"

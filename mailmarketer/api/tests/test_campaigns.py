@@ -16,6 +16,7 @@ from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.delivery import campaign_actions
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.lib import outbox
 
@@ -75,7 +76,7 @@ def events(name):
 
 
 def launch(campaign):
-    actions.do_start_campaign(campaign, actor=SETUP)
+    campaign_actions.do_start_campaign(campaign, actor=SETUP)
     campaign.refresh_from_db()
     return campaign
 

@@ -1,23 +1,18 @@
-"""Campaign, layout and attachment writes; status transitions; scheduling; test sends."""
+"""Campaign, layout and attachment writes (the content side; sending is tested in
+delivery/tests/test_campaign_actions.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from email import policy
-from email.parser import BytesParser
-
 import pytest
-from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, Conflict
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
-from mailmarketer.audience.models import Subscriber
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.actions import TemplateError
-from mailmarketer.campaigns.models import TRANSITIONS, Attachment, Campaign, CampaignLink, Layout
-from mailmarketer.lib import outbox
+from mailmarketer.campaigns.models import Attachment, Campaign, CampaignLink, Layout
+from mailmarketer.delivery import campaign_actions
 
 Status = Campaign.Status
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -133,7 +128,7 @@ def test_it_keeps_the_campaign_unchanged_when_an_update_does_not_compile(draft, 
 
 
 def test_it_refuses_to_edit_a_campaign_that_is_sending(draft, bob):
-    actions.do_start_campaign(draft, actor=bob)
+    campaign_actions.do_start_campaign(draft, actor=bob)
     with pytest.raises(Conflict, match="a running campaign cannot be edited"):
         actions.do_update_campaign(draft, {"subject": "Changed"}, actor=bob)
 
@@ -143,7 +138,7 @@ def test_it_clones_content_audience_attachments_and_links(draft, news, bob):
         draft, filename="menu.pdf", content_type="application/pdf", data=PDF, actor=bob
     )
     actions.do_update_campaign(draft, {"headers": [["X-Campaign", "autumn"]]}, actor=bob)
-    actions.do_start_campaign(draft, actor=bob)
+    campaign_actions.do_start_campaign(draft, actor=bob)
     clone = actions.do_clone_campaign(draft, actor=bob)
     assert clone.pk != draft.pk and clone.uuid != draft.uuid
     assert clone.status == Status.DRAFT and clone.started_at is None
@@ -159,7 +154,7 @@ def test_it_clones_content_audience_attachments_and_links(draft, news, bob):
 
 def test_it_deletes_drafts_only(draft, acme, bob):
     other = actions.do_clone_campaign(draft, actor=bob)
-    actions.do_start_campaign(draft, actor=bob)
+    campaign_actions.do_start_campaign(draft, actor=bob)
     with pytest.raises(Conflict, match="only drafts can be deleted"):
         actions.do_delete_campaign(draft, actor=bob)
     actions.do_delete_campaign(other, actor=bob)
@@ -307,197 +302,12 @@ def test_it_uses_the_campaign_layout_then_the_workspace_default(draft, acme, bob
 def test_it_refuses_to_change_or_delete_a_layout_a_sending_campaign_uses(draft, acme, bob):
     layout = actions.do_create_layout(acme, actor=bob, name="L", html=LAYOUT)
     actions.do_update_campaign(draft, {"layout": layout}, actor=bob)
-    actions.do_start_campaign(draft, actor=bob)
+    campaign_actions.do_start_campaign(draft, actor=bob)
     with pytest.raises(Conflict, match="sending"):
         actions.do_update_layout(layout, {"html": LAYOUT.replace("div", "section")}, actor=bob)
     with pytest.raises(Conflict, match="scheduled or sending"):
         actions.do_delete_layout(layout, actor=bob)
     actions.do_update_layout(layout, {"name": "Renamed"}, actor=bob)  # the name is harmless
-    actions.do_cancel_campaign(draft, actor=bob)
+    campaign_actions.do_cancel_campaign(draft, actor=bob)
     actions.do_delete_layout(layout, actor=bob)
     assert not Layout.objects.exists()
-
-
-# -- status ----------------------------------------------------------------------------------------
-
-
-def test_it_starts_a_campaign_with_an_audience_snapshot(draft, acme, personas, bob):
-    mine = audience.do_create_subscriber(acme, email="ann@example.com", actor=bob)
-    audience.do_create_subscriber(
-        personas.evil, email="other@example.com", actor=Actor.for_user(personas.mallory)
-    )
-    actions.do_start_campaign(draft, actor=bob)
-    draft.refresh_from_db()
-    assert draft.status == Status.RUNNING
-    assert draft.started_at is not None
-    assert draft.audience_max_id == mine.pk  # this workspace's highest id, not another's
-    assert (draft.planned_up_to, draft.planning_done) == (0, False)
-    (event,) = events("campaign.started")
-    assert event.old == {"status": "draft"}
-    assert event.new == {"status": "running", "audience_max_id": mine.pk}
-    assert Subscriber.objects.filter(workspace=personas.evil).get().pk > mine.pk
-
-
-def test_it_refuses_to_start_marketing_without_a_postal_address(draft, acme, bob):
-    acme.postal_address = "  "
-    acme.save()
-    with pytest.raises(ActionError) as info:
-        actions.do_start_campaign(draft, actor=bob)
-    assert info.value.code == "postal_address_required"
-    draft.refresh_from_db()
-    assert draft.status == Status.DRAFT
-    draft.kind = Campaign.Kind.TRANSACTIONAL
-    draft.save()
-    actions.do_start_campaign(draft, actor=bob)  # transactional mail needs no address
-
-
-def test_it_refuses_to_start_without_lists_or_a_from_address(draft, acme, bob):
-    actions.do_update_campaign(draft, {"lists": []}, actor=bob)
-    with pytest.raises(ActionError) as info:
-        actions.do_start_campaign(draft, actor=bob)
-    assert info.value.code == "lists_required"
-    actions.do_update_campaign(draft, {"lists": ["news"]}, actor=bob)
-    acme.sender_email = ""
-    acme.save()
-    with pytest.raises(ActionError) as info:
-        actions.do_start_campaign(draft, actor=bob)
-    assert info.value.code == "from_required"
-    actions.do_update_campaign(draft, {"from_email": "promo@acme.test"}, actor=bob)
-    assert actions.do_start_campaign(draft, actor=bob).status == Status.RUNNING
-
-
-def test_it_follows_the_transition_table(draft, bob):
-    actions.do_start_campaign(draft, actor=bob)
-    actions.do_pause_campaign(draft, actor=bob, reason="checking a typo")
-    assert draft.status == Status.PAUSED and draft.status_reason == "checking a typo"
-    actions.do_resume_campaign(draft, actor=bob)
-    assert draft.status == Status.RUNNING
-    actions.do_transition_campaign(draft, Status.FINISHED, actor=Actor.system("engine"))
-    with pytest.raises(Conflict) as info:
-        actions.do_transition_campaign(draft, Status.RUNNING, actor=bob)
-    assert "cannot go from finished to running" in str(info.value)
-    with pytest.raises(Conflict):
-        actions.do_cancel_campaign(draft, actor=bob)
-    draft.refresh_from_db()
-    assert draft.status == Status.FINISHED
-    assert [e.event for e in AuditEvent.objects.filter(object_type="campaign").order_by("id")][
-        1:
-    ] == ["campaign.started", "campaign.paused", "campaign.resumed", "campaign.status_changed"]
-
-
-@pytest.mark.parametrize("start", [s for s in Status.values if s not in ("draft", "scheduled")])
-def test_it_allows_exactly_the_transitions_in_the_table(draft, bob, start):
-    for target in Status.values:
-        Campaign.objects.filter(pk=draft.pk).update(status=start)
-        try:
-            actions.do_transition_campaign(draft, target, actor=bob)
-            moved = True
-        except Conflict:
-            moved = False
-        assert moved == (target in TRANSITIONS[start]), (start, target)
-
-
-def test_it_cancels_a_campaign_for_good(draft, bob):
-    actions.do_start_campaign(draft, actor=bob)
-    actions.do_cancel_campaign(draft, actor=bob, reason="wrong list")
-    draft.refresh_from_db()
-    assert (draft.status, draft.status_reason) == (Status.CANCELLED, "wrong list")
-    assert draft.finished_at is not None
-    with pytest.raises(Conflict, match="cannot be resumed"):
-        actions.do_resume_campaign(draft, actor=bob)
-
-
-# -- scheduling ------------------------------------------------------------------------------------
-
-
-def test_it_reads_a_form_time_in_the_workspace_time_zone(acme):
-    acme.timezone = "Europe/Berlin"
-    winter = actions.parse_local_datetime(acme, "2026-12-01T09:00")
-    assert winter.astimezone(UTC) == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    summer = actions.parse_local_datetime(acme, "2026-07-01T09:00")
-    assert summer.astimezone(UTC) == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
-    explicit = actions.parse_local_datetime(acme, "2026-07-01T09:00+00:00")
-    assert explicit == datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
-
-
-def test_it_refuses_local_times_that_do_not_exist_or_happen_twice(acme):
-    acme.timezone = "Europe/Berlin"
-    with pytest.raises(ActionError, match="does not exist in Europe/Berlin"):
-        actions.parse_local_datetime(acme, "2026-03-29T02:30")
-    with pytest.raises(ActionError, match="happens twice"):
-        actions.parse_local_datetime(acme, "2026-10-25T02:30")
-    with pytest.raises(ActionError, match="not a date and time"):
-        actions.parse_local_datetime(acme, "tomorrow")
-
-
-def test_it_schedules_in_the_workspace_time_zone_and_reschedules(draft, acme, bob):
-    acme.timezone = "America/New_York"
-    acme.save()
-    draft.refresh_from_db()
-    year = now().year + 1
-    actions.do_schedule_campaign(draft, f"{year}-01-15T09:30", actor=bob)
-    draft.refresh_from_db()
-    assert draft.status == Status.SCHEDULED
-    assert draft.scheduled_at == datetime(year, 1, 15, 14, 30, tzinfo=UTC)
-    later = now() + timedelta(days=3)
-    actions.do_schedule_campaign(draft, later, actor=bob)
-    draft.refresh_from_db()
-    assert (draft.status, draft.scheduled_at) == (Status.SCHEDULED, later)
-    assert [
-        e.event for e in AuditEvent.objects.filter(event__startswith="campaign.").order_by("id")
-    ][-2:] == [
-        "campaign.scheduled",
-        "campaign.rescheduled",
-    ]
-    actions.do_unschedule_campaign(draft, actor=bob)
-    assert (draft.status, draft.scheduled_at) == (Status.DRAFT, None)
-
-
-def test_it_refuses_to_schedule_a_campaign_that_has_started(draft, bob):
-    actions.do_start_campaign(draft, actor=bob)
-    with pytest.raises(Conflict, match="a running campaign cannot be scheduled"):
-        actions.do_schedule_campaign(draft, now() + timedelta(days=1), actor=bob)
-
-
-def test_it_refuses_a_schedule_in_the_past_or_one_that_could_not_start(draft, acme, bob):
-    with pytest.raises(ActionError, match="in the past"):
-        actions.do_schedule_campaign(draft, now() - timedelta(minutes=1), actor=bob)
-    acme.postal_address = ""
-    acme.save()
-    with pytest.raises(ActionError) as info:
-        actions.do_schedule_campaign(draft, now() + timedelta(days=1), actor=bob)
-    assert info.value.code == "postal_address_required"
-
-
-# -- test sends ------------------------------------------------------------------------------------
-
-
-def test_it_sends_a_test_to_staff_addresses_through_the_delivery_engine(
-    draft, acme, bob, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        rendered = actions.do_send_test(
-            draft, ["Boss@Acme.test", "copy@elsewhere.test", "Boss@acme.test"], actor=bob
-        )
-    assert rendered.subject == "Hello Jane"
-    entries, total = outbox.list_messages(viewer=outbox.Viewer(acme.pk, "nobody@acme.test"))
-    assert total == 2
-    assert sorted(e.to for e in entries) == ["Boss@acme.test", "copy@elsewhere.test"]
-    raw = next(outbox.outbox_dir().glob("*/*.eml")).read_bytes()
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    assert message["Subject"] == "[Test] Hello Jane"
-    text, html = outbox.message_parts(message)
-    assert "https://acme.test/post" in html and "https://acme.test/post" in text
-    (event,) = events("campaign.test_sent")
-    assert event.new == {"recipients": 2}
-
-
-def test_it_refuses_a_test_send_without_valid_addresses(draft, bob):
-    with pytest.raises(ActionError, match="at least one address"):
-        actions.do_send_test(draft, [" "], actor=bob)
-    with pytest.raises(ActionError) as info:
-        actions.do_send_test(draft, ["not-an-address"], actor=bob)
-    assert info.value.code == "invalid_email"
-    with pytest.raises(ActionError, match="at most 10"):
-        actions.do_send_test(draft, [f"s{i}@acme.test" for i in range(11)], actor=bob)
-    assert not events("campaign.test_sent")

@@ -9,8 +9,7 @@ import pytest
 
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Layout
-
-from .view_data import SETUP, events, launched, url
+from mailmarketer.testing import SETUP, events, launched, url
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from mailmarketer.audience import actions as audience
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.views_preview import PREVIEW_TOKEN_SALT
 from mailmarketer.lib import outbox
-
-from .view_data import SETUP, events, url
+from mailmarketer.testing import SETUP, events, url
 
 pytestmark = pytest.mark.django_db
 

@@ -161,13 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from django.utils.timezone import now
 
+        from mailmarketer.accounts.actors import Actor
         from mailmarketer.campaigns.models import Campaign
+        from mailmarketer.delivery.status import set_campaign_status
 
-        campaign = Campaign.objects.order_by("-pk").first()
-        changes = {"status": args.status}
+        campaign = Campaign.objects.select_related("workspace").order_by("-pk").first()
+        fields = {}
         if campaign.status == "draft" and args.status == "running":
-            changes["started_at"] = now()  # the launch: the send benchmark times from here
-        Campaign.objects.filter(pk=campaign.pk).update(**changes)
+            fields["started_at"] = now()  # the launch: the send benchmark times from here
+        set_campaign_status(
+            campaign, args.status, actor=Actor.system("test harness"), fields=fields
+        )
     return 0
 
 

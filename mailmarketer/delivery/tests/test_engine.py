@@ -356,7 +356,7 @@ def test_it_sends_transactional_messages_before_a_waiting_campaign(
 def test_it_gives_a_staff_retry_a_fresh_retry_window(
     personas, staff, news, relay, postal, settings
 ):
-    from mailmarketer.campaigns.actions import do_retry_failed
+    from mailmarketer.delivery.campaign_actions import do_retry_failed
 
     settings.DELIVERY_RETRY_DEADLINE_S = 3600
     (person,) = add_people(personas.acme, [news], 1, staff)

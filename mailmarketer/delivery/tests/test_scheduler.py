@@ -11,8 +11,9 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
 from mailmarketer.campaigns import actions
-from mailmarketer.campaigns.duties import start_scheduled_one
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.delivery import campaign_actions
+from mailmarketer.delivery.scheduler import start_scheduled_one
 from mailmarketer.lib.worker import registered_duties
 
 Status = Campaign.Status
@@ -32,7 +33,7 @@ def scheduled(personas, bob):
     campaign = actions.do_create_campaign(
         acme, actor=bob, name="Later", subject="Hi", body="[x](https://acme.test/x)", lists=[news]
     )
-    actions.do_schedule_campaign(campaign, now() + timedelta(hours=1), actor=bob)
+    campaign_actions.do_schedule_campaign(campaign, now() + timedelta(hours=1), actor=bob)
     return campaign
 
 
@@ -67,15 +68,15 @@ def test_it_starts_a_due_campaign_once(scheduled, personas, bob):
 def test_it_claims_with_a_conditional_update(scheduled, monkeypatch):
     # Another worker starts the campaign between our read and our update: ours changes no row.
     make_due(scheduled)
-    from mailmarketer.campaigns import duties
+    from mailmarketer.delivery import scheduler
 
-    real = duties.launch_fields
+    real = scheduler.launch_fields
 
     def meanwhile(campaign):
         Campaign.objects.filter(pk=campaign.pk).update(status=Status.RUNNING)
         return real(campaign)
 
-    monkeypatch.setattr(duties, "launch_fields", meanwhile)
+    monkeypatch.setattr(scheduler, "launch_fields", meanwhile)
     assert start_scheduled_one() is True
     assert not AuditEvent.objects.filter(event="campaign.started").exists()
 

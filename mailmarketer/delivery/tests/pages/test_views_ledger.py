@@ -12,8 +12,7 @@ import pytest
 
 from mailmarketer.audience import actions as audience
 from mailmarketer.delivery.models import Delivery
-
-from .view_data import SETUP, events, launched, ledger_rows, many_people, relay, url
+from mailmarketer.testing import SETUP, events, launched, ledger_rows, many_people, relay, url
 
 pytestmark = pytest.mark.django_db
 

@@ -1,11 +1,17 @@
-"""Helpers for the campaign page tests (test_views_*.py; their fixtures are in conftest.py):
-URLs, audit rows, launching without a worker, and ledger rows in chosen statuses without
-running the engine."""
+"""Test support shared by the packages' tests (the personas themselves are fixtures in
+mailmarketer/conftest.py): URLs of the staff pages, audit rows, a campaign launched without a
+worker, ledger rows in chosen statuses without running the engine, and the fixtures of the
+campaign pages, whose content tests live in campaigns and whose sending tests in delivery.
+
+It sits at the root of the package, beside conftest.py and above every layer of the import
+contract, because setting up a test may need any package (a content test needs a launched
+campaign to prove that it can no longer be edited). No product code imports it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils.timezone import now
 
@@ -15,6 +21,7 @@ from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.delivery import campaign_actions
 from mailmarketer.delivery.models import Delivery, SmtpServer
 
 SETUP = Actor.system("test setup")
@@ -30,7 +37,7 @@ def events(name, **filters):
 
 def launched(campaign, **fields) -> Campaign:
     """The campaign as launching leaves it (status running, snapshot taken), without a worker."""
-    actions.do_start_campaign(campaign, actor=SETUP)
+    campaign_actions.do_start_campaign(campaign, actor=SETUP)
     if fields:
         Campaign.objects.filter(pk=campaign.pk).update(**fields)
     campaign.refresh_from_db()
@@ -69,3 +76,53 @@ def many_people(workspace, lists, count, prefix="m"):
 
 def relay(workspace, name="Main relay") -> SmtpServer:
     return SmtpServer.objects.create(workspace=workspace, name=name, host="smtp.acme.test")
+
+
+# -- fixtures of the campaign pages (conftest.py of campaigns/tests and delivery/tests/pages
+# import them): acme ready to send, a list with people on it, a draft, and a campaign of evil's.
+
+
+@pytest.fixture
+def ws(personas):
+    """acme, ready to send: a postal address, and a time zone that is not UTC."""
+    workspace = personas.acme
+    workspace.postal_address = "1 Main Street, Springfield"
+    workspace.timezone = "Europe/Berlin"
+    workspace.save()
+    return workspace
+
+
+@pytest.fixture
+def news(ws):
+    return audience.do_create_list(ws, name="News", slug="news", actor=SETUP)
+
+
+@pytest.fixture
+def people(ws, news):
+    found = []
+    for i in range(3):
+        person = audience.do_create_subscriber(
+            ws, email=f"person{i}@example.com", name=f"Person {i}", actor=SETUP
+        )
+        audience.do_subscribe(person, [news], actor=SETUP, reason=Reason.BY_ADMIN, confirmed=True)
+        found.append(person)
+    return found
+
+
+@pytest.fixture
+def draft(ws, news):
+    return actions.do_create_campaign(
+        ws,
+        actor=SETUP,
+        name="Autumn news",
+        subject="Hello {{ subscriber.first_name }}",
+        body="Read [the post](https://acme.test/post).",
+        lists=[news],
+    )
+
+
+@pytest.fixture
+def evil_draft(personas):
+    return actions.do_create_campaign(
+        personas.evil, actor=SETUP, name="Evil plan", subject="Hi", body="Evil"
+    )

@@ -12,8 +12,7 @@ from django.utils.timezone import now
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import queries as ledger
 from mailmarketer.delivery.models import Delivery
-
-from .view_data import launched, ledger_rows, many_people, url
+from mailmarketer.testing import launched, ledger_rows, many_people, url
 
 pytestmark = pytest.mark.django_db
 STATUSES = ["queued", "sending", "sent", "failed", "bounced", "skipped", "cancelled"]

@@ -28,10 +28,10 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience_actions
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.audience.exporting import BOM, csv_cell
-from mailmarketer.delivery import queries as ledger
+from mailmarketer.campaigns.views_campaigns import campaign_or_404, subnav
 
+from . import queries as ledger
 from .forms import LedgerFilterForm
-from .views_campaigns import campaign_or_404, subnav
 
 EXPORT_CHUNK = 2000
 EXPORT_COLUMNS = (
@@ -112,7 +112,7 @@ def _ledger_page(request, campaign, form, *, error: str = "", status: int = 200)
         "can_export": _can_export(request.membership),
         "error": error,
     }
-    return render(request, "campaigns/ledger.html", context, status=status)
+    return render(request, "delivery/ledger.html", context, status=status)
 
 
 class _Line:
