@@ -23,9 +23,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	MM_DEBUG=$${MM_DEBUG:-true} $(BIN)/mailmarketer run
 
-# Lint, then the whole suite on SQLite and on PostgreSQL (see tools/test.sh).
+# Lint and the layering contract (an upward import fails here, before the suite), then the
+# whole suite on SQLite and on PostgreSQL (see tools/test.sh).
 test: $(VENV)/.dev-installed browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	tools/test.sh
 
 # The inner loop: SQLite only, no browser and no real-process tests (markers browser, slow).
@@ -36,6 +38,7 @@ test-fast: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Browser tests drive Debian's Chromium through Playwright; never a downloaded browser.
 browser:
