@@ -466,12 +466,14 @@ def list_deliveries(request, campaign_id: str, filters: Query[DeliveryQuery]):
 )
 @require(p.CAMPAIGNS_SEND)
 def send_transactional(request, payload: TransactionalIn):
-    """One templated message (a receipt, a reminder) to one subscriber, by address (`to`) or
-    uuid (`subscriber`), through the same engine as campaigns: queued now (202), sent by a
-    worker, its ledger row readable at /campaigns/{campaign}/deliveries. The recipient must be
-    a subscriber already (add them with POST /subscribers, no lists needed); people who
-    unsubscribed from marketing still get it; blocklisted and bounced, complained, erased or
-    manually suppressed addresses are a 409. No List-Unsubscribe, no postal-address footer."""
+    """One templated message (a receipt, a reminder, a password reset) to one person, by address
+    (`to`) or subscriber uuid (`subscriber`), through the same engine as campaigns: queued now
+    (202), sent by a worker, its ledger row readable at /campaigns/{campaign}/deliveries. An
+    address that is nobody's yet gets a subscriber record on no list, with source `tx`
+    (transactional mail): no marketing consent is implied or recorded, so no campaign reaches
+    them unless they subscribe. People who unsubscribed from marketing still get it; blocklisted
+    and bounced, complained, erased or manually suppressed addresses are a 409. No
+    List-Unsubscribe, no postal-address footer."""
     if (payload.to is None) == (payload.subscriber is None):
         raise FieldErrors(
             [{"field": "to", "message": "give either `to` (an address) or `subscriber` (a uuid)"}]
@@ -479,7 +481,7 @@ def send_transactional(request, payload: TransactionalIn):
     fields = payload.model_dump(exclude={"to", "subscriber"})
     with field_errors():
         if payload.to is not None:
-            person = transactional.find_recipient(request.workspace, payload.to)
+            person = payload.to
         else:
             person = _subscriber(request, payload.subscriber, "subscriber")
         campaign = transactional.do_send_transactional(

@@ -36,6 +36,10 @@ class Subscriber(models.Model):
         IMPORT = "import", "Import"
         API = "api", "API"
         ADMIN = "admin", "Added by staff"
+        # Someone a transactional message (POST /api/v1/tx) was sent to by address: a record on
+        # no list, with no subscription and no consent; marketing never reaches them unless they
+        # subscribe later.
+        TRANSACTIONAL = "tx", "Transactional mail (no consent)"
 
     # The three tables an import writes a row each into per person keep their workspace without
     # a database constraint and without an index of their own; see TENANT_KEY below.

@@ -1,5 +1,7 @@
 """Transactional messages (`POST /api/v1/tx`): one message to one person, sent by the engine
-like any campaign and recorded in the ledger like any message.
+like any campaign and recorded in the ledger like any message. The person is a subscriber, or an
+address the customer names (a receipt, a password reset of the customer's own app), which gets
+a subscriber record on no list and without consent when it has none.
 
 The message is a campaign of kind transactional, created running with its single ledger row and
 its planning done (there is no audience to plan); the engine marks it finished once sent.
@@ -12,7 +14,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.audience.actions import suppression_for
+from mailmarketer.audience.actions import Suppressed, do_create_subscriber, suppression_for
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import Subscriber
 from mailmarketer.campaigns.actions import apply_fields, compile_checked, store_links
@@ -37,43 +39,59 @@ TRANSACTIONAL_FIELDS = (
 )
 
 
-def find_recipient(workspace, address: str) -> Subscriber:
-    """The subscriber with this address, for a transactional message. A message goes only to
-    someone who is a subscriber already: the ledger names its recipient, and nothing is added
-    to the audience behind the staff's back (add the person first, with no lists)."""
+def _address(address) -> str:
+    if not isinstance(address, str):
+        raise ActionError("to must be an email address", code="invalid_email", field="to")
     try:
-        email = normalise_email(address)
+        return normalise_email(address)
     except InvalidEmail as exc:
         raise ActionError(f"to: {exc}", code="invalid_email", field="to") from None
-    person = Subscriber.objects.filter(workspace=workspace, email=email).first()
-    if person is None:
-        raise ActionError(
-            f"to: {email} is not a subscriber of this workspace; add the person first (no lists "
-            "needed), then send",
-            code="not_a_subscriber",
-            field="to",
+
+
+def _record_for(workspace, email: str, *, actor: Actor) -> Subscriber:
+    """A subscriber record for someone a transactional message goes to by address: on no list,
+    with no subscription and no consent record (a receipt or a password reset is not consent to
+    marketing), its source saying why it exists, for staff to see. The ledger names every
+    recipient by this record, and erasure and export find the person through it."""
+    try:
+        return do_create_subscriber(
+            workspace, email=email, source=Subscriber.Source.TRANSACTIONAL, actor=actor
         )
-    return person
+    except Suppressed as exc:
+        raise Conflict(f"the address is suppressed: {exc}", code="suppressed", field="to") from None
 
 
 @transaction.atomic
-def do_send_transactional(workspace, subscriber: Subscriber, *, actor: Actor, **fields) -> Campaign:
-    """One message to one subscriber through the delivery engine: a campaign of kind
-    transactional, created running with its single ledger row and its planning done (there is
-    no audience to plan), which the engine sends like any other and marks finished.
+def do_send_transactional(
+    workspace, recipient: Subscriber | str, *, actor: Actor, **fields
+) -> Campaign:
+    """One message to one person through the delivery engine: a campaign of kind transactional,
+    created running with its single ledger row and its planning done (there is no audience to
+    plan), which the engine sends like any other and marks finished.
+
+    `recipient` is a subscriber, or an address (`to`): the subscriber with that address, or,
+    when there is none, a new subscriber record on no list marked as made by transactional mail
+    (no consent is implied or recorded, so no marketing campaign includes them unless they
+    subscribe later).
 
     The content is compiled first, so a template that cannot render is refused (TemplateError,
-    with its line) and nothing is created. Transactional mail reaches people who unsubscribed
-    from marketing; a blocklisted person, and an address suppressed for a bounce, a complaint,
-    erasure or by hand, are refused here as the engine would skip them at send time."""
+    with its line) and nothing is created, the new record neither. Transactional mail reaches
+    people who unsubscribed from marketing; a blocklisted person, and an address suppressed for
+    a bounce, a complaint, erasure or by hand, are refused here as the engine would skip them at
+    send time."""
     unknown = set(fields) - set(TRANSACTIONAL_FIELDS)
     if unknown:
         raise ActionError(f"unknown message fields: {', '.join(sorted(unknown))}")
-    if subscriber.workspace_id != workspace.pk:
-        raise ActionError("the subscriber belongs to another workspace", code="not_found")
-    if subscriber.status == Subscriber.Status.BLOCKLISTED:
+    if isinstance(recipient, Subscriber):
+        subscriber, email = recipient, recipient.email
+        if subscriber.workspace_id != workspace.pk:
+            raise ActionError("the subscriber belongs to another workspace", code="not_found")
+    else:
+        email = _address(recipient)
+        subscriber = Subscriber.objects.filter(workspace=workspace, email=email).first()
+    if subscriber is not None and subscriber.status == Subscriber.Status.BLOCKLISTED:
         raise Conflict("the subscriber is blocklisted: nothing is sent to them", code="blocklisted")
-    suppression = suppression_for(workspace, subscriber.email)
+    suppression = suppression_for(workspace, email)
     if suppression is not None and suppression.reason in TRANSACTIONAL_BLOCKING:
         raise Conflict(
             f"the address is suppressed ({suppression.get_reason_display().lower()}): nothing is "
@@ -94,6 +112,8 @@ def do_send_transactional(workspace, subscriber: Subscriber, *, actor: Actor, **
             code="from_required",
         )
     compiled = compile_checked(campaign)
+    if subscriber is None:
+        subscriber = _record_for(workspace, email, actor=actor)
     stamp = now()
     campaign.status = Status.RUNNING
     campaign.started_at = stamp

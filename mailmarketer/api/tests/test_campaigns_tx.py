@@ -1,5 +1,6 @@
-"""POST /tx: one transactional message to one subscriber, queued as a one-row campaign and sent
-by the same engine (here into the outbox); who it may go to, and who may send it."""
+"""POST /tx: one transactional message to one person (a subscriber, or an address that gets a
+record without lists or consent), queued as a one-row campaign and sent by the same engine (here
+into the outbox); who it may go to, and who may send it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
-from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience.models import ConsentRecord, Subscriber, Subscription
+from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Campaign
-from mailmarketer.delivery import engine, planner
+from mailmarketer.delivery import campaign_actions, engine, planner
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.lib import outbox
 
@@ -140,14 +142,78 @@ def test_it_refuses_a_blocklisted_or_bounced_recipient(tokens, as_token, ann, pe
     assert not Campaign.objects.filter(kind="transactional").exists()
 
 
-def test_it_requires_the_address_to_be_a_subscriber(tokens, as_token, personas):
-    response = send(as_token(tokens.owner.raw), {"to": "stranger@example.com", **RECEIPT})
-    assert response.status_code == 422
-    (error,) = response.json()["errors"]
-    assert error["field"] == "to"
-    assert "is not a subscriber of this workspace; add the person first" in error["message"]
-    assert not Subscriber.objects.filter(email="stranger@example.com").exists()
+def test_it_sends_to_a_bare_address_through_a_record_without_lists_or_consent(
+    tokens, as_token, personas, alice_client
+):
+    response = send(as_token(tokens.owner.raw), {"to": "Stranger@Example.com", **RECEIPT})
+    assert response.status_code == 202, response.json()
+    person = Subscriber.objects.get(workspace=personas.acme, email="Stranger@example.com")
+    assert person.source == Subscriber.Source.TRANSACTIONAL
+    assert not Subscription.objects.filter(subscriber=person).exists()
+    assert not ConsentRecord.objects.filter(subscriber=person).exists()
+    (created,) = AuditEvent.objects.filter(event="subscriber.created")
+    assert created.new == {"source": "tx"}
+    run_engine()
+    (message,) = sent_messages(personas.acme)
+    assert message["To"].addresses[0].addr_spec == "Stranger@example.com"
+    assert Delivery.objects.get(subscriber=person).status == "sent"
+    # Staff see why the record exists.
+    page = alice_client.get(f"/app/acme/audience/subscribers/{person.uuid}/")
+    assert "Transactional mail (no consent)" in page.content.decode()
+
+
+def test_it_sends_again_to_the_same_record(tokens, as_token, personas):
+    client = as_token(tokens.owner.raw)
+    for _ in range(2):
+        assert send(client, {"to": "stranger@example.com", **RECEIPT}).status_code == 202
+    assert Subscriber.objects.filter(workspace=personas.acme).count() == 1
+    assert Delivery.objects.count() == 2
+
+
+def test_it_creates_no_record_when_the_message_is_refused(tokens, as_token, personas):
+    client = as_token(tokens.owner.raw)
+    bad = send(client, {"to": "stranger@example.com", "subject": "Hi", "body": "{{ x | shout }}"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body"
+    audience.do_add_suppression(
+        personas.acme, email="bounced@example.com", reason="hard_bounce", actor=SETUP
+    )
+    response = send(client, {"to": "bounced@example.com", **RECEIPT})
+    assert response.status_code == 409 and response.json()["code"] == "suppressed"
+    assert not Subscriber.objects.exists()
     assert not Campaign.objects.exists()
+
+
+def test_it_never_includes_a_transactional_record_in_marketing_until_they_subscribe(
+    tokens, as_token, personas
+):
+    acme = personas.acme
+    acme.postal_address = "1 Main Street"
+    acme.save()
+    # Marketing to everyone there is: every list of the workspace, with someone on each.
+    news = audience.do_create_list(acme, name="News", slug="news", actor=SETUP)
+    offers = audience.do_create_list(acme, name="Offers", slug="offers", actor=SETUP)
+    member = audience.do_create_subscriber(acme, email="member@example.com", actor=SETUP)
+    audience.do_subscribe(
+        member, [news, offers], actor=SETUP, reason=Reason.BY_ADMIN, confirmed=True
+    )
+    assert send(as_token(tokens.owner.raw), {"to": "buyer@example.com", **RECEIPT}).status_code
+    buyer = Subscriber.objects.get(email="buyer@example.com")
+
+    def marketing(name):
+        campaign = campaign_actions.do_start_campaign(
+            actions.do_create_campaign(
+                acme, actor=SETUP, name=name, subject="Sale", body="Sale!", lists=[news, offers]
+            ),
+            actor=SETUP,
+        )
+        run_engine()
+        return set(
+            Delivery.objects.filter(campaign=campaign).values_list("subscriber__email", flat=True)
+        )
+
+    assert marketing("Everyone") == {"member@example.com"}
+    audience.do_subscribe(buyer, [news], actor=SETUP, reason=Reason.BY_ADMIN, confirmed=True)
+    assert marketing("Everyone again") == {"member@example.com", "buyer@example.com"}
 
 
 def test_it_names_the_bad_fields(tokens, as_token, ann):
@@ -177,11 +243,17 @@ def test_it_refuses_tx_to_an_analyst(tokens, as_token, ann):
     assert not Campaign.objects.exists()
 
 
-def test_it_never_reaches_acmes_people_from_mallorys_token(tokens, as_token, ann):
+def test_it_never_reaches_acmes_people_from_mallorys_token(tokens, as_token, ann, personas):
     client = as_token(tokens.mallory.raw)
-    assert send(client, {"to": "ann@example.com", **RECEIPT}).status_code == 422
     assert send(client, {"subscriber": str(ann.uuid), **RECEIPT}).status_code == 422
-    assert not Campaign.objects.exists() and not Delivery.objects.exists()
+    # By address, the name is looked up in (or added to) mallory's own workspace only.
+    personas.evil.sender_email = "news@evil.test"
+    personas.evil.save()
+    assert send(client, {"to": "ann@example.com", **RECEIPT}).status_code == 202
+    (theirs,) = Subscriber.objects.filter(email="ann@example.com").exclude(pk=ann.pk)
+    assert theirs.workspace_id == personas.evil.pk
+    assert not Delivery.objects.filter(subscriber=ann).exists()
+    assert not Campaign.objects.filter(workspace=personas.acme).exists()
 
 
 def test_it_lists_transactional_messages_apart_from_campaigns(tokens, as_token, ann):
