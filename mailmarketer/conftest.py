@@ -6,10 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from django.test import Client
 
-from mailmarketer.accounts.models import Membership, User, Workspace
+from mailmarketer.accounts.models import Workspace
 from mailmarketer.accounts.permissions import Role
+from mailmarketer.testing import client_for, make_member, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -19,14 +19,6 @@ def _outbox_dir(settings, tmp_path):
     settings.EMAIL_BACKEND = "mailmarketer.lib.outbox.OutboxBackend"
     settings.OUTBOX_DIR = tmp_path / "outbox"
     return settings.OUTBOX_DIR
-
-
-def make_user(email: str, name: str = "", password: str | None = None) -> User:
-    return User.objects.create_user(email=email, name=name, password=password)
-
-
-def make_member(workspace: Workspace, user: User, role: str) -> Membership:
-    return Membership.objects.create(workspace=workspace, user=user, role=role)
 
 
 @pytest.fixture
@@ -54,27 +46,21 @@ def personas(acme, evil):
     return SimpleNamespace(alice=alice, bob=bob, carol=carol, mallory=mallory, acme=acme, evil=evil)
 
 
-def _client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def alice_client(personas):
-    return _client_for(personas.alice)
+    return client_for(personas.alice)
 
 
 @pytest.fixture
 def bob_client(personas):
-    return _client_for(personas.bob)
+    return client_for(personas.bob)
 
 
 @pytest.fixture
 def carol_client(personas):
-    return _client_for(personas.carol)
+    return client_for(personas.carol)
 
 
 @pytest.fixture
 def mallory_client(personas):
-    return _client_for(personas.mallory)
+    return client_for(personas.mallory)

@@ -1,7 +1,9 @@
-"""Test support shared by the packages' tests (the personas themselves are fixtures in
-mailmarketer/conftest.py): URLs of the staff pages, audit rows, a campaign launched without a
-worker, ledger rows in chosen statuses without running the engine, and the fixtures of the
-campaign pages, whose content tests live in campaigns and whose sending tests in delivery.
+"""Test support shared by the packages' tests, in one module (the personas themselves are
+fixtures in mailmarketer/conftest.py, built with the helpers here): staff users and members,
+logged-in clients, a page in Debian's Chromium, URLs of the staff pages, audit rows, a campaign
+launched without a worker, ledger rows in chosen statuses without running the engine, and the
+fixtures of the campaign pages, whose content tests live in campaigns and whose sending tests in
+delivery. Tests import helpers from here, never from another test module or a conftest.
 
 It sits at the root of the package, beside conftest.py and above every layer of the import
 contract, because setting up a test may need any package (a content test needs a launched
@@ -9,14 +11,18 @@ campaign to prove that it can no longer be edited). No product code imports it."
 
 from __future__ import annotations
 
+import os
+import shutil
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.accounts.models import AuditEvent
+from mailmarketer.accounts.models import AuditEvent, Membership, User, Workspace
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
 from mailmarketer.campaigns import actions
@@ -25,6 +31,63 @@ from mailmarketer.delivery import campaign_actions
 from mailmarketer.delivery.models import Delivery, SmtpServer
 
 SETUP = Actor.system("test setup")
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def make_user(email: str, name: str = "", password: str | None = None) -> User:
+    return User.objects.create_user(email=email, name=name, password=password)
+
+
+def make_member(workspace: Workspace, user: User, role: str) -> Membership:
+    return Membership.objects.create(workspace=workspace, user=user, role=role)
+
+
+def client_for(user) -> Client:
+    """A test client logged in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@contextmanager
+def chromium_page():
+    """A fresh page in Debian's Chromium, and the list its console errors are collected in.
+
+    Django's ORM is used only outside this block: inside it, Playwright's greenlets give the
+    ORM a different context, and a connection opened there would outlive the test (on
+    PostgreSQL it then blocks dropping the test database)."""
+    if shutil.which(CHROMIUM) is None:
+        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true: a missing browser is a failure)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; Django's ORM (used by the live
+    # server fixtures and the test's asserts) refuses to run where a loop is running unless told.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def url(name, ws="acme", **kwargs):

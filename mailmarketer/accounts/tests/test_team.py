@@ -12,8 +12,8 @@ from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent, Invitation, Membership
 from mailmarketer.accounts.permissions import Role
-from mailmarketer.conftest import _client_for, make_member, make_user
 from mailmarketer.lib import outbox
+from mailmarketer.testing import client_for, make_member, make_user
 
 
 def team_url(ws="acme"):
@@ -54,7 +54,7 @@ def admin_client(personas):
     """dave, an admin of acme: manages the team but is not an owner."""
     dave = make_user("dave@acme.test", "Dave")
     make_member(personas.acme, dave, Role.ADMIN)
-    return _client_for(dave)
+    return client_for(dave)
 
 
 # -- the page ------------------------------------------------------------------------------------

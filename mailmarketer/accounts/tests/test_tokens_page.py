@@ -11,7 +11,7 @@ from mailmarketer.accounts import actions
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import ApiToken, AuditEvent, hash_token
 from mailmarketer.accounts.permissions import Role
-from mailmarketer.conftest import _client_for, make_member, make_user
+from mailmarketer.testing import client_for, make_member, make_user
 
 TOKENS = reverse("tokens", kwargs={"ws": "acme"})
 CREATE = reverse("token-create", kwargs={"ws": "acme"})
@@ -94,7 +94,7 @@ def test_it_shows_a_missing_name_on_the_field(alice_client):
 def test_it_does_not_let_an_admin_make_an_owner_token(personas):
     dave = make_user("dave@acme.test")
     make_member(personas.acme, dave, Role.ADMIN)
-    client = _client_for(dave)
+    client = client_for(dave)
     select = re.search(
         r'<select name="token-role".*?</select>', client.get(TOKENS).content.decode(), re.S
     ).group(0)

@@ -11,7 +11,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from mailmarketer.audience.models import Segment, Subscriber
-from mailmarketer.web.tests.test_browser_login import chromium_page
+from mailmarketer.testing import chromium_page
 
 pytestmark = [pytest.mark.browser]
 

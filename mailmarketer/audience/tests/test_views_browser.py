@@ -14,7 +14,7 @@ from mailmarketer.accounts.models import Membership, User, Workspace
 from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience import actions
 from mailmarketer.audience.models import Subscriber
-from mailmarketer.web.tests.test_browser_login import chromium_page
+from mailmarketer.testing import chromium_page
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser]

@@ -16,7 +16,7 @@ from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience import actions, exporting
 from mailmarketer.audience.actions import Reason
 from mailmarketer.audience.segments.actions import do_create_segment
-from mailmarketer.conftest import _client_for, make_member, make_user
+from mailmarketer.testing import client_for, make_member, make_user
 
 
 def url(name, ws="acme"):
@@ -133,7 +133,7 @@ def test_it_needs_personal_data_access_as_well_as_the_export_permission(
     )
     dave = make_user("dave@acme.test", "Dave")
     make_member(personas.acme, dave, Role.ANALYST)
-    client = _client_for(dave)
+    client = client_for(dave)
     response = client.get(url("audience-export"))
     assert response.status_code == 403
     assert "audience.view_personal_data" in response.content.decode()

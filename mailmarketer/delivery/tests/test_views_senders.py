@@ -578,7 +578,7 @@ def test_it_works_in_a_browser_and_copies_the_dns_record(
     button putting the record's value on the clipboard (web/static/web/app.js)."""
     from mailmarketer.accounts.models import Membership, User, Workspace
     from mailmarketer.accounts.permissions import Role
-    from mailmarketer.web.tests.test_browser_login import chromium_page
+    from mailmarketer.testing import chromium_page
 
     # Playwright's sync API runs an event loop in this thread (see test_browser_login.py).
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -10,9 +10,9 @@ from cryptography.fernet import Fernet, MultiFernet
 from django.db import connection
 
 from mailmarketer.accounts.models import TotpDevice
-from mailmarketer.conftest import make_user
 from mailmarketer.lib import crypto
 from mailmarketer.lib.crypto import DecryptionError, decrypt, encrypt, rotate_all
+from mailmarketer.testing import make_user
 
 
 @pytest.fixture

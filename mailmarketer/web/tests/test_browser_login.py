@@ -5,58 +5,15 @@ Drives Debian's Chromium through Playwright; never a downloaded browser."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from contextlib import contextmanager
-
 import pytest
 
 from mailmarketer.accounts.models import User, Workspace
 from mailmarketer.accounts.setup import setup_token
+from mailmarketer.testing import chromium_page
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM (used by the live
-# server fixtures and the asserts below) refuses to run where a loop is running unless told.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery staple"
 
 pytestmark = [pytest.mark.browser]
-
-
-@contextmanager
-def chromium_page():
-    """A fresh page in Debian's Chromium, and the list its console errors are collected in.
-
-    Django's ORM is used only outside this block: inside it, Playwright's greenlets give the
-    ORM a different context, and a connection opened there would outlive the test (on
-    PostgreSQL it then blocks dropping the test database)."""
-    if shutil.which(CHROMIUM) is None:
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: a missing browser is a failure)")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            yield page, errors
-        finally:
-            browser.close()
 
 
 def test_it_sets_up_the_first_owner_then_signs_out_and_in(live_server, transactional_db):

@@ -20,7 +20,7 @@ from mailmarketer.audience.actions import Reason
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import engine, planner
 from mailmarketer.delivery.models import Delivery
-from mailmarketer.web.tests.test_browser_login import chromium_page
+from mailmarketer.testing import chromium_page
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser]
