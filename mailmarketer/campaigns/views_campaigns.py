@@ -12,13 +12,10 @@ show and change how the campaign is sent. A refusal here links back to that page
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from mailmarketer.accounts import permissions as p
@@ -69,17 +66,6 @@ def subnav(request, current: str) -> list[dict]:
         {"key": key, "label": label, "url": url, "current": key == current}
         for key, label, url in items
     ]
-
-
-def _zone(workspace):
-    return zoneinfo.ZoneInfo(workspace.timezone)
-
-
-def local_input(workspace, moment) -> str:
-    """An aware time as a datetime-local input shows it, in the workspace's time zone."""
-    if moment is None:
-        return ""
-    return timezone.localtime(moment, _zone(workspace)).strftime("%Y-%m-%dT%H:%M")
 
 
 # -- writing a campaign ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ pages reuse their lookups and navigation.
 
 from __future__ import annotations
 
+import zoneinfo
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -34,9 +35,7 @@ from mailmarketer.campaigns.actions import TemplateError
 from mailmarketer.campaigns.forms import TestSendForm
 from mailmarketer.campaigns.models import EDITABLE_STATUSES, Campaign
 from mailmarketer.campaigns.views_campaigns import (
-    _zone,
     campaign_or_404,
-    local_input,
     status_for,
     subnav,
 )
@@ -55,6 +54,17 @@ from .status import MOVES, allowed_from, moves_for
 Status = Campaign.Status
 PAGE_SIZE = 50
 POLL_SECONDS = 2
+
+
+def _zone(workspace):
+    return zoneinfo.ZoneInfo(workspace.timezone)
+
+
+def local_input(workspace, moment) -> str:
+    """An aware time as a datetime-local input shows it, in the workspace's time zone."""
+    if moment is None:
+        return ""
+    return timezone.localtime(moment, _zone(workspace)).strftime("%Y-%m-%dT%H:%M")
 
 
 # -- the list --------------------------------------------------------------------------------
