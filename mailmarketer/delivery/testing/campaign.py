@@ -8,7 +8,8 @@ worker processes (kill -9, SIGTERM, several workers) against it.
 The database is whatever MM_DATABASE_URL names (migrated beforehand). Seeding writes rows in bulk,
 not through the actions (a million subscribers through do_create_subscriber would take an hour),
 and launches the campaign the way do_start_campaign does: status running, the audience snapshot
-taken now.
+taken now; with --status draft it is launched later by `set-status running`, through the one
+status writer (delivery/status.py), which also stamps started_at then.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def seed(
         subject="Autumn, {{ subscriber.first_name }}",
         body_format="html",
         body=body_of(body_kb),
-        status="running",
-        started_at=now(),
+        # A draft is launched later by set-status running, which the send benchmark times from.
+        status=status,
+        started_at=now() if status == "running" else None,
         audience_max_id=Subscriber.objects.order_by("-pk").values_list("pk", flat=True).first(),
     )
     campaign.lists.set([news])
