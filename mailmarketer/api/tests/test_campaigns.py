@@ -4,6 +4,7 @@ their audit rows; test sends to the outbox; the ledger masked without personal d
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import campaign_actions
 from mailmarketer.delivery.models import Delivery
+from mailmarketer.delivery.status import MOVES, moves_for
 from mailmarketer.lib import outbox
 
 pytestmark = pytest.mark.django_db
@@ -216,6 +218,37 @@ def test_it_reads_one_campaign_with_its_progress(tokens, as_token, draft, people
     assert body["progress"]["counts"]["sent"] == 1
     assert (body["progress"]["sent"], body["progress"]["total"]) == (1, 1)
     assert body["progress"]["rate"] > 0
+
+
+def page_moves(client, campaign) -> set[str]:
+    """The moves the campaign page offers as buttons (forms, and the link to cancel)."""
+    html = client.get(f"/app/acme/campaigns/{campaign.pk}/").content.decode()
+    found = set(re.findall(r'action="/app/acme/campaigns/\d+/(\w+)/"', html))
+    if re.search(r'href="/app/acme/campaigns/\d+/cancel/"', html):
+        found.add("cancel")
+    return found & set(MOVES)
+
+
+@pytest.mark.parametrize("state", ["draft", "scheduled", "running", "paused"])
+def test_it_lists_the_moves_the_campaign_page_offers(
+    tokens, as_token, alice_client, draft, people, state
+):
+    if state == "scheduled":
+        campaign_actions.do_schedule_campaign(draft, now() + timedelta(days=1), actor=SETUP)
+    elif state in ("running", "paused"):
+        launch(draft)
+    if state == "paused":
+        campaign_actions.do_pause_campaign(draft, actor=SETUP)
+    if state == "running":  # a failed message to retry
+        Delivery.objects.create(
+            workspace=draft.workspace, campaign=draft, subscriber=people[0], status="failed"
+        )
+    expected = [m for m in moves_for(state) if m != "retry" or state == "running"]
+    moves = as_token(tokens.owner.raw).get(one(draft)).json()["moves"]
+    assert moves == expected  # the owner may make every move
+    assert set(moves) == page_moves(alice_client, draft)
+    analyst = as_token(tokens.analyst.raw).get(one(draft)).json()["moves"]
+    assert analyst == moves  # what the status allows, whoever asks; the routes check the role
 
 
 def test_it_answers_404_for_a_malformed_or_numeric_id(tokens, as_token, draft):
