@@ -835,16 +835,16 @@ def _bulk_add_chunk(mailing_list, chunk, terms: Terms) -> dict[int, BulkAddResul
     status = done.statuses[mailing_list.pk]
     results: dict[int, BulkAddResult] = {}
     for position, uid in zip(done.created, done.created_uuids, strict=True):
-        results[chunk[position][0]] = BulkAddResult("created", _uuid_text(uid), status)
+        results[chunk[position][0]] = BulkAddResult("created", str(uuid.UUID(uid)), status)
     for position, (_, uid) in done.suppressed.items():
         results[chunk[position][0]] = BulkAddResult(
             "suppressed",
-            _uuid_text(uid) if uid else None,
+            str(uid) if uid else None,
             reason="the address is on the suppression list",
         )
     for position, uid in done.blocklisted.items():
         results[chunk[position][0]] = BulkAddResult(
-            "blocklisted", _uuid_text(uid), reason="the subscriber is blocklisted"
+            "blocklisted", str(uid), reason="the subscriber is blocklisted"
         )
     for position, (_, uid, by_list) in done.known.items():
         result, after = by_list[mailing_list.pk]
@@ -853,10 +853,5 @@ def _bulk_add_chunk(mailing_list, chunk, terms: Terms) -> dict[int, BulkAddResul
             Result.CONFIRMED: "subscribed",
             Result.UNSUBSCRIBED_KEPT: "unsubscribed_kept",
         }.get(result, "already")
-        results[chunk[position][0]] = BulkAddResult(word, _uuid_text(uid), after)
+        results[chunk[position][0]] = BulkAddResult(word, str(uid), after)
     return results
-
-
-def _uuid_text(value) -> str:
-    """A uuid as read by raw SQL (a UUID on PostgreSQL, 32 hex digits on SQLite), as text."""
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from django.db import models
 
@@ -130,11 +131,11 @@ class Subscribed:
     created: list[int] = field(default_factory=list)
     created_uuids: list[str] = field(default_factory=list)  # aligned with created; 32 hex digits
     # Refused: position -> (suppression reason, uuid of the subscriber if there is one).
-    suppressed: dict[int, tuple[str, object]] = field(default_factory=dict)
+    suppressed: dict[int, tuple[str, UUID | None]] = field(default_factory=dict)
     # Refused: position -> uuid.
-    blocklisted: dict[int, object] = field(default_factory=dict)
+    blocklisted: dict[int, UUID] = field(default_factory=dict)
     # Known and enabled: position -> (subscriber id, uuid, {list id: (Result, status after)}).
-    known: dict[int, tuple[int, object, dict[int, tuple[str, str]]]] = field(default_factory=dict)
+    known: dict[int, tuple[int, UUID, dict[int, tuple[str, str]]]] = field(default_factory=dict)
     # Unknown while `create` was off: positions.
     missing: list[int] = field(default_factory=list)
     # The status that new (and renewed) memberships got, per list id.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -170,7 +171,7 @@ class Store:
         sql = f"SELECT email_hash, reason FROM {table} WHERE workspace_id = %s AND {where}"  # noqa: S608 - identifiers and placeholders
         return dict(self._select(sql, [self.workspace_id, *params]))
 
-    def existing(self, keys: list[str]) -> dict[str, tuple[int, str, object]]:
+    def existing(self, keys: list[str]) -> dict[str, tuple[int, str, uuid.UUID]]:
         """{email key: (id, status, uuid)} of the workspace's subscribers with these keys
         (emails.email_key)."""
         if not keys:
@@ -178,8 +179,9 @@ class Store:
         table, _ = _table(Subscriber, ())
         where, params = self._in("email_key", keys)
         sql = f"SELECT email_key, id, status, uuid FROM {table} WHERE workspace_id = %s AND {where}"  # noqa: S608 - identifiers and placeholders
+        # PostgreSQL hands back a UUID, SQLite the 32 hex digits Django stores there.
         return {
-            key: (sid, status, uid)
+            key: (sid, status, uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid))
             for key, sid, status, uid in self._select(sql, [self.workspace_id, *params])
         }
 
