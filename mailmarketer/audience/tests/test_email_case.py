@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailmarketer.audience import actions
+from mailmarketer.audience import actions, queries
 from mailmarketer.audience.actions import Reason
 from mailmarketer.audience.models import Subscriber, Subscription, Suppression
 
@@ -107,3 +107,10 @@ def test_it_suppresses_every_spelling_of_an_erased_address(personas, staff, news
     )
     assert not Subscriber.objects.filter(workspace=personas.acme).exists()
     assert Suppression.objects.filter(workspace=personas.acme).count() == 1
+
+
+def test_it_finds_a_person_by_any_spelling_of_their_address(personas, staff):
+    anna = actions.do_create_subscriber(personas.acme, email=SHOUT, actor=staff)
+
+    assert queries.subscriber_by_email(personas.acme, "anna.schmidt@beispiel.de") == anna
+    assert queries.subscriber_by_email(personas.evil, "anna.schmidt@beispiel.de") is None
