@@ -206,7 +206,7 @@ def subscribe_people(
         )
         outcome.created = [position for position, _ in new]
         outcome.created_uuids = uuids
-    if known and lists:
+    if known:
         _subscribe_known(store, known, lists, terms, outcome, confirmed_at, consent, at)
     return outcome
 

@@ -290,3 +290,10 @@ def _apply(workspace, staff, step, email, mailing_list, flag) -> None:
             actions.do_blocklist_subscriber(sub, actor=staff)
     except (actions.Suppressed, actions.Blocklisted):
         pass
+
+
+def test_it_knows_a_person_even_when_given_no_list(personas, staff):
+    sub = actions.do_create_subscriber(personas.acme, email="a@example.com", actor=staff)
+
+    assert actions.do_subscribe(sub, [], actor=staff, reason=Reason.BY_ADMIN) == []
+    assert not Subscription.objects.exists() and not ConsentRecord.objects.exists()
