@@ -157,6 +157,8 @@ def subscribe_people(
 
     A concurrent writer adding one of these people or memberships meanwhile makes this raise
     IntegrityError; the caller retries (looking again finds them) or fails."""
+    if any(ml.workspace_id != workspace.pk for ml in lists):
+        raise ValueError("a list of another workspace")  # callers look lists up in theirs
     store = Store(workspace.pk)
     keep_ip = workspace.consent_store_ip
     consent = Consent(
