@@ -112,6 +112,7 @@ class Pipeline:
         self.lists = lists
         self.seen = seen
         self.store = Store(imp.workspace_id)
+        self.workspace = imp.workspace  # read once: refreshing the import forgets it
         self.source_id = str(imp.pk)
         self.source_label = f"Import: {imp.original_name}"[:200]
         self.terms = Terms(
@@ -235,7 +236,7 @@ class Pipeline:
         return f"suppressed ({label}): never added or subscribed again"
 
     def _subscribe(self, rows, result: ChunkResult, at) -> None:
-        done = subscribe_people(self.imp.workspace, rows, self.lists, self.terms, at=at)
+        done = subscribe_people(self.workspace, rows, self.lists, self.terms, at=at)
         result.created += len(done.created)
         if not (done.suppressed or done.blocklisted or done.known):
             return  # the usual chunk of a first import: everyone new
