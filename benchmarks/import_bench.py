@@ -178,9 +178,11 @@ FLOOR_SQL = {
     # duplicate check, no lookups, nothing per row in Python. What this schema costs to fill.
     "subscriber": """
         INSERT INTO audience_subscriber
-            (uuid, email, name, status, attributes, source, created_at, updated_at, workspace_id)
-        SELECT {uuid}, email, name, 'enabled', {attributes}, 'import', {now}, {now}, {ws}
-        FROM bench_stage ORDER BY email""",
+            (uuid, email, email_key, name, status, attributes, source, created_at, updated_at,
+            workspace_id)
+        SELECT {uuid}, email, LOWER(email), name, 'enabled', {attributes}, 'import', {now}, {now},
+            {ws}
+        FROM bench_stage ORDER BY LOWER(email)""",
     "subscription": """
         INSERT INTO audience_subscription (status, status_reason, created_at, updated_at,
             confirmed_at, mailing_list_id, subscriber_id, workspace_id)

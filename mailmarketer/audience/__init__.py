@@ -4,8 +4,13 @@ import and export, data-subject requests (export, erasure) and segments.
 Must not: send mail (campaigns and delivery do that) or know about forms (signup builds on this).
 
 Invariants (DESIGN.md section 5):
-- An address is unique per workspace, compared case-insensitively on the domain part
-  (emails.normalise_email); syntax is validated, no DNS lookups.
+- An address is unique per workspace, compared case-insensitively as a whole (Subscriber.
+  email_key, emails.email_key) and kept as typed, the domain lower-cased and IDNA-normalised
+  (emails.normalise_email), for display and sending; syntax is validated, no DNS lookups.
+- Subscribing has one writer, subscribing.subscribe_people, which every path calls (staff,
+  API, import, forms): it decides suppressed / blocklisted / new / kept unsubscribed /
+  resubscribed / upgraded, and writes the memberships with their consent records. Nobody who
+  unsubscribed is subscribed again without a new grant from the person or staff.
 - A subscription is unconfirmed, confirmed or unsubscribed, with the reason of its last change.
 - Consent is an append-only ledger (ConsentRecord): grants, confirmations and withdrawals, each
   with the exact notice text (by hash) shown. Rows are never updated; erasure deletes them with

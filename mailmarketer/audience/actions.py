@@ -3,6 +3,7 @@ uuid only), suppression checked by every path that adds or subscribes a person."
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 
 from . import personal_data
-from .emails import InvalidEmail, normalise_email, suppression_hash
+from .emails import InvalidEmail, email_key, normalise_email, suppression_hash
 from .models import (
     ConsentNotice,
     ConsentRecord,
@@ -21,6 +22,7 @@ from .models import (
     Subscription,
     Suppression,
 )
+from .subscribing import CHANGED, Person, Result, Terms, subscribe_people
 
 Status = Subscription.Status
 Reason = Subscription.Reason
@@ -44,6 +46,18 @@ class ConsentSource:
     label: str = ""
     ip: str | None = None
     user_agent: str = ""
+
+    def terms(self, *, reason: str, **more) -> Terms:
+        """subscribing.Terms with this source."""
+        return Terms(
+            self.type,
+            reason,
+            source_id=self.id,
+            source_label=self.label,
+            ip=self.ip,
+            user_agent=self.user_agent or "",
+            **more,
+        )
 
     @classmethod
     def for_actor(cls, actor: Actor) -> ConsentSource:
@@ -70,10 +84,19 @@ def suppression_for(workspace, email: str) -> Suppression | None:
 def _refuse_if_suppressed(workspace, email: str) -> None:
     suppression = suppression_for(workspace, email)
     if suppression is not None:
-        raise Suppressed(
-            f"this address is on the suppression list ({suppression.get_reason_display().lower()})"
-            " and cannot be added or subscribed"
-        )
+        raise _suppressed(suppression.reason)
+
+
+def _suppressed(reason: str) -> Suppressed:
+    label = Suppression.Reason(reason).label.lower() if reason in Suppression.Reason else reason
+    return Suppressed(
+        f"this address is on the suppression list ({label}) and cannot be added or subscribed"
+    )
+
+
+def _same_address(workspace_id: int, email: str):
+    """The workspace's subscribers with this address, whatever its case."""
+    return Subscriber.objects.filter(workspace_id=workspace_id, email_key=email_key(email))
 
 
 # -- notices ---------------------------------------------------------------------------------
@@ -203,7 +226,7 @@ def do_create_subscriber(
 ) -> Subscriber:
     email = valid_email(email)
     _refuse_if_suppressed(workspace, email)
-    if Subscriber.objects.filter(workspace=workspace, email=email).exists():
+    if _same_address(workspace.pk, email).exists():
         raise Conflict("a subscriber with this email address already exists")
     subscriber = Subscriber(
         workspace=workspace,
@@ -241,10 +264,10 @@ def do_update_subscriber(
     if email is not None:
         email = valid_email(email)
         if email != subscriber.email:
-            _refuse_if_suppressed(subscriber.workspace, email)
-            if Subscriber.objects.filter(
-                workspace_id=subscriber.workspace_id, email=email
-            ).exists():
+            # A change of case only is the same person's address, typed differently.
+            if email_key(email) != subscriber.email_key:
+                _refuse_if_suppressed(subscriber.workspace, email)
+            if _same_address(subscriber.workspace_id, email).exclude(pk=subscriber.pk).exists():
                 raise Conflict("another subscriber already has this email address")
             subscriber.email = email
             changed.append("email")
@@ -317,75 +340,45 @@ def do_subscribe(
 ) -> list[SubscribeOutcome]:
     """Subscribe to lists. `confirmed=None` follows each list's opt-in (double -> unconfirmed);
     True records that consent is already confirmed (staff or an import stating so).
-    `resubscribe` lets the person themselves (or staff) renew an unsubscribed membership; an
-    import or bulk call leaves unsubscribed members alone."""
+    `resubscribe` lets the person themselves (or staff) renew an unsubscribed membership, with
+    a new grant in the consent ledger; an import or bulk call leaves unsubscribed members
+    alone. The decisions are subscribing.subscribe_people's."""
     source = source or ConsentSource.for_actor(actor)
     if subscriber.status == Subscriber.Status.BLOCKLISTED:
         raise Blocklisted("this subscriber is blocklisted and cannot be subscribed")
-    _refuse_if_suppressed(subscriber.workspace, subscriber.email)
+    lists = list(lists)
+    if any(ml.workspace_id != subscriber.workspace_id for ml in lists):
+        raise ActionError("that list belongs to another workspace", code="not_found")
+    done = subscribe_people(
+        subscriber.workspace,
+        [Person.of(subscriber.email)],
+        lists,
+        source.terms(
+            reason=reason,
+            notice_id=notice.pk if notice else None,
+            confirmed=confirmed,
+            resubscribe=resubscribe,
+        ),
+        at=now(),
+        create=False,
+    )
+    if done.suppressed:
+        raise _suppressed(done.suppressed[0][0])
+    if done.blocklisted:
+        raise Blocklisted("this subscriber is blocklisted and cannot be subscribed")
+    if done.missing:
+        raise ActionError("this subscriber no longer exists", code="not_found")
+    _, _, results = done.known[0]
     outcomes = []
-    stamp = now()
     for mailing_list in lists:
-        if mailing_list.workspace_id != subscriber.workspace_id:
-            raise ActionError("that list belongs to another workspace", code="not_found")
-        status = (
-            Status.CONFIRMED
-            if confirmed or (confirmed is None and mailing_list.optin == MailingList.OptIn.SINGLE)
-            else Status.UNCONFIRMED
-        )
-        existing = Subscription.objects.filter(
-            subscriber=subscriber, mailing_list=mailing_list
-        ).first()
-        if existing and existing.status == Status.UNSUBSCRIBED and not resubscribe:
-            outcomes.append(SubscribeOutcome(mailing_list, "unsubscribed_kept"))
-            continue
-        if (
-            existing
-            and existing.status != Status.UNSUBSCRIBED
-            and (existing.status == Status.CONFIRMED or status == Status.UNCONFIRMED)
-        ):
-            outcomes.append(SubscribeOutcome(mailing_list, "already"))
-            continue
-        confirmed_at = stamp if status == Status.CONFIRMED else None
-        if existing:
-            existing.status = status
-            existing.status_reason = reason
-            existing.updated_at = stamp
-            existing.confirmed_at = confirmed_at
-            existing.unsubscribed_at = None
-            existing.save(
-                update_fields=[
-                    "status",
-                    "status_reason",
-                    "updated_at",
-                    "confirmed_at",
-                    "unsubscribed_at",
-                ]
-            )
+        result, status = results[mailing_list.pk]
+        if result in CHANGED:
+            word = "subscribed" if status == Status.CONFIRMED else "pending_confirmation"
+        elif result == Result.UNSUBSCRIBED_KEPT:
+            word = "unsubscribed_kept"
         else:
-            Subscription.objects.create(
-                workspace_id=subscriber.workspace_id,
-                subscriber=subscriber,
-                mailing_list=mailing_list,
-                status=status,
-                status_reason=reason,
-                created_at=stamp,
-                updated_at=stamp,
-                confirmed_at=confirmed_at,
-            )
-        _record(
-            subscriber,
-            mailing_list,
-            ConsentRecord.Action.GRANT,
-            source,
-            notice,
-            confirmed_at=confirmed_at,
-        )
-        outcomes.append(
-            SubscribeOutcome(
-                mailing_list, "subscribed" if status == Status.CONFIRMED else "pending_confirmation"
-            )
-        )
+            word = "already"
+        outcomes.append(SubscribeOutcome(mailing_list, word))
     changed = [
         o.mailing_list.slug for o in outcomes if o.result in ("subscribed", "pending_confirmation")
     ]
@@ -772,17 +765,17 @@ def do_bulk_add_to_list(
 
     One transaction, and a handful of queries per BULK_ADD_CHUNK items (suppression hashes,
     existing subscribers, their memberships, then bulk inserts) rather than the single-person
-    actions' queries per item: a 10,000-item call is some 20 chunks, not 100,000 queries. Each
-    new or confirmed membership gets its consent record (with the notice); the call as a whole
-    gets one audit row with the counts. Existing subscribers' names and attributes are left as
-    they are (PATCH or an import's update mode change those), and the same rules as do_subscribe
-    hold: suppressed and blocklisted people are refused, unsubscribed members left alone.
+    actions' queries per item: a 10,000-item call is some 20 chunks, not 100,000 queries. The
+    decisions and writes are subscribing.subscribe_people's, as for every other path: each new
+    or confirmed membership gets its consent record (with the notice), suppressed and
+    blocklisted people are refused, unsubscribed members left alone. The call as a whole gets
+    one audit row with the counts. Existing subscribers' names and attributes are left as they
+    are (PATCH or an import's update mode change those). Items are the same person when their
+    addresses differ only in case (emails.email_key).
 
     `confirmed=None` follows the list's opt-in (double -> unconfirmed)."""
     if len(items) > BULK_ADD_LIMIT:
         raise ActionError(f"at most {BULK_ADD_LIMIT} items per call")
-    single = mailing_list.optin == MailingList.OptIn.SINGLE
-    status = Status.CONFIRMED if confirmed or (confirmed is None and single) else Status.UNCONFIRMED
     results: list[BulkAddResult | None] = [None] * len(items)
     first_index: dict[str, int] = {}
     usable = []
@@ -792,30 +785,26 @@ def do_bulk_add_to_list(
         except ActionError as exc:
             results[index] = BulkAddResult("invalid", reason=str(exc))
             continue
-        if email in first_index:
+        key = email_key(email)
+        if key in first_index:
             results[index] = BulkAddResult(
-                "invalid", reason=f"the same address as item {first_index[email]}"
+                "invalid", reason=f"the same address as item {first_index[key]}"
             )
             continue
-        first_index[email] = index
-        usable.append((index, email, name, attributes))
-    source = ConsentSource.for_actor(actor)
-    keep_ip = mailing_list.workspace.consent_store_ip
+        first_index[key] = index
+        usable.append((index, Person.of(email, name, attributes)))
+    terms = ConsentSource.for_actor(actor).terms(
+        reason=reason,
+        notice_id=notice.pk if notice else None,
+        confirmed=confirmed,
+        created_as=subscriber_source,
+    )
     for start in range(0, len(usable), BULK_ADD_CHUNK):
         chunk = usable[start : start + BULK_ADD_CHUNK]
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    done = _bulk_add_chunk(
-                        mailing_list,
-                        chunk,
-                        status=status,
-                        notice=notice,
-                        source=source,
-                        keep_ip=keep_ip,
-                        reason=reason,
-                        subscriber_source=subscriber_source,
-                    )
+                    done = _bulk_add_chunk(mailing_list, chunk, terms)
                 break
             except IntegrityError:
                 # Another request added one of these addresses or memberships after we looked;
@@ -832,123 +821,37 @@ def do_bulk_add_to_list(
         actor=actor,
         workspace=mailing_list.workspace,
         obj=mailing_list,
-        new={"status": status, "counts": counts},
+        new={"status": terms.status_on(mailing_list), "counts": counts},
     )
     return results
 
 
-def _bulk_add_chunk(
-    mailing_list, chunk, *, status, notice, source, keep_ip, reason, subscriber_source
-) -> dict[int, BulkAddResult]:
-    workspace_id = mailing_list.workspace_id
-    emails = [email for _, email, _, _ in chunk]
-    suppressed = set(
-        Suppression.objects.filter(
-            workspace_id=workspace_id, email_hash__in={suppression_hash(e) for e in emails}
-        ).values_list("email_hash", flat=True)
+def _bulk_add_chunk(mailing_list, chunk, terms: Terms) -> dict[int, BulkAddResult]:
+    """One chunk of (item index, Person) through subscribing.subscribe_people: a handful of
+    queries, whatever its size."""
+    done = subscribe_people(
+        mailing_list.workspace, [person for _, person in chunk], [mailing_list], terms, at=now()
     )
-    existing = {
-        s.email: s
-        for s in Subscriber.objects.filter(workspace_id=workspace_id, email__in=emails).only(
-            "pk", "uuid", "email", "status"
-        )
-    }
-    memberships = {
-        m.subscriber_id: m
-        for m in Subscription.objects.filter(
-            mailing_list=mailing_list, subscriber_id__in=[s.pk for s in existing.values()]
-        ).only("pk", "subscriber_id", "status")
-    }
-    stamp = now()
-    confirmed_at = stamp if status == Status.CONFIRMED else None
+    status = done.statuses[mailing_list.pk]
     results: dict[int, BulkAddResult] = {}
-    created: list[tuple[int, Subscriber]] = []
-    joining: list[tuple[int, Subscriber]] = []
-    upgraded: list[tuple[int, Subscriber, Subscription]] = []
-    for index, email, name, attributes in chunk:
-        subscriber = existing.get(email)
-        if suppression_hash(email) in suppressed:
-            results[index] = BulkAddResult(
-                "suppressed",
-                str(subscriber.uuid) if subscriber else None,
-                reason="the address is on the suppression list",
-            )
-        elif subscriber is None:
-            created.append(
-                (
-                    index,
-                    Subscriber(
-                        workspace_id=workspace_id,
-                        email=email,
-                        name=name,
-                        attributes=attributes,
-                        source=subscriber_source,
-                        created_at=stamp,
-                        updated_at=stamp,
-                    ),
-                )
-            )
-        elif subscriber.status == Subscriber.Status.BLOCKLISTED:
-            results[index] = BulkAddResult(
-                "blocklisted", str(subscriber.uuid), reason="the subscriber is blocklisted"
-            )
-        elif (membership := memberships.get(subscriber.pk)) is None:
-            joining.append((index, subscriber))
-        elif membership.status == Status.UNSUBSCRIBED:
-            results[index] = BulkAddResult(
-                "unsubscribed_kept", str(subscriber.uuid), membership.status
-            )
-        elif membership.status == Status.UNCONFIRMED and status == Status.CONFIRMED:
-            upgraded.append((index, subscriber, membership))
-        else:
-            results[index] = BulkAddResult("already", str(subscriber.uuid), membership.status)
-    Subscriber.objects.bulk_create([s for _, s in created])
-    if any(s.pk is None for _, s in created):  # a database that returns no ids from bulk inserts
-        ids = dict(
-            Subscriber.objects.filter(uuid__in=[s.uuid for _, s in created]).values_list(
-                "uuid", "pk"
-            )
+    for position, uid in zip(done.created, done.created_uuids, strict=True):
+        results[chunk[position][0]] = BulkAddResult("created", str(uuid.UUID(uid)), status)
+    for position, (_, uid) in done.suppressed.items():
+        results[chunk[position][0]] = BulkAddResult(
+            "suppressed",
+            str(uid) if uid else None,
+            reason="the address is on the suppression list",
         )
-        for _, s in created:
-            s.pk = ids[s.uuid]
-    Subscription.objects.bulk_create(
-        Subscription(
-            workspace_id=workspace_id,
-            subscriber=subscriber,
-            mailing_list=mailing_list,
-            status=status,
-            status_reason=reason,
-            created_at=stamp,
-            updated_at=stamp,
-            confirmed_at=confirmed_at,
+    for position, uid in done.blocklisted.items():
+        results[chunk[position][0]] = BulkAddResult(
+            "blocklisted", str(uid), reason="the subscriber is blocklisted"
         )
-        for _, subscriber in [*created, *joining]
-    )
-    if upgraded:
-        Subscription.objects.filter(pk__in=[m.pk for _, _, m in upgraded]).update(
-            status=Status.CONFIRMED, status_reason=reason, confirmed_at=stamp, updated_at=stamp
-        )
-    granted = [(i, s) for i, s in created + joining] + [(i, s) for i, s, _ in upgraded]
-    ConsentRecord.objects.bulk_create(
-        ConsentRecord(
-            workspace_id=workspace_id,
-            subscriber=subscriber,
-            purpose=f"email:{mailing_list.slug}",
-            mailing_list=mailing_list,
-            action=ConsentRecord.Action.GRANT,
-            notice=notice,
-            source_type=source.type,
-            source_id=source.id[:64],
-            source_label=source.label[:200],
-            ip=source.ip if keep_ip else None,
-            user_agent=(source.user_agent or "")[:400] if keep_ip else "",
-            at=stamp,
-            confirmed_at=confirmed_at,
-        )
-        for _, subscriber in granted
-    )
-    for index, subscriber in created:
-        results[index] = BulkAddResult("created", str(subscriber.uuid), status)
-    for index, subscriber in [*joining, *((i, s) for i, s, _ in upgraded)]:
-        results[index] = BulkAddResult("subscribed", str(subscriber.uuid), status)
+    for position, (_, uid, by_list) in done.known.items():
+        result, after = by_list[mailing_list.pk]
+        word = {
+            Result.SUBSCRIBED: "subscribed",
+            Result.CONFIRMED: "subscribed",
+            Result.UNSUBSCRIBED_KEPT: "unsubscribed_kept",
+        }.get(result, "already")
+        results[chunk[position][0]] = BulkAddResult(word, str(uid), after)
     return results

@@ -1,12 +1,15 @@
 """Email address normalisation, the one definition used by every path (forms, import, API,
-admin), and the suppression hash.
+admin, search, segments, suppression, erasure), and the suppression hash.
 
-- Trimmed; the domain lower-cased (and IDNA-normalised by email-validator for non-ASCII
-  domains); the local part kept as given, since RFC 5321 lets a server treat it case-sensitively.
-  So `John@Example.COM` and `John@example.com` are one subscriber, `john@example.com` another.
-- The suppression hash is taken over the address lower-cased as a whole: a person who opted out as
-  `John@example.com` is not mailed as `john@example.com` either. Erring towards not mailing is
-  the safe side for someone who asked to be left alone.
+- normalise_email: trimmed, syntax checked, the domain lower-cased (and IDNA-normalised by
+  email-validator for non-ASCII domains), the local part kept as the person typed it. This is
+  the address stored, shown and mailed.
+- email_key: the whole address lower-cased, what two addresses are compared by. RFC 5321 lets a
+  server treat the local part case-sensitively, but no mainstream mailbox provider does, and
+  every peer product compares whole addresses case-insensitively: `ANNA@beispiel.de` and
+  `anna@Beispiel.DE` are one person. Subscriber.email_key holds it, unique per workspace.
+- The suppression hash is taken over the key, so suppression and erasure match exactly the
+  addresses that are the same subscriber.
 
 Syntax is checked by email-validator without DNS lookups. Imports call this per row, so plain
 ASCII addresses take a fast path: a strict regular expression whose every match email-validator
@@ -67,8 +70,15 @@ def normalise_email(raw: str) -> str:
     return result.normalized
 
 
+def email_key(normalised: str) -> str:
+    """What a normalised address is compared by: the whole of it, lower-cased. Python's
+    lower() and not the database's, whose idea of case differs between SQLite (ASCII only) and
+    PostgreSQL (its locale): the key is computed here and stored."""
+    return normalised.lower()
+
+
 def suppression_hash(normalised: str) -> str:
-    return hashlib.sha256(normalised.lower().encode()).hexdigest()
+    return hashlib.sha256(email_key(normalised).encode()).hexdigest()
 
 
 def mask_email(address: str) -> str:

@@ -11,6 +11,8 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.models import Workspace, slug_validator
 
+from .emails import email_key
+
 # The workspace of a subscriber, a subscription and a consent record: cascaded by Django (the
 # only way a workspace is deleted) rather than checked by the database on every row written.
 # These are the tables an import fills, a row each per person, and the check was the single
@@ -22,6 +24,16 @@ from mailmarketer.accounts.models import Workspace, slug_validator
 # so the column needs no index of its own. A subscription's and a consent record's workspace is
 # their subscriber's, written with it.
 TENANT_KEY = {"on_delete": models.CASCADE, "db_constraint": False, "db_index": False}
+
+
+class SubscriberManager(models.Manager):
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create skips save(): the comparison key is derived here too, so no writer
+        # through the ORM can leave it out. (The import's SQL writes it itself.)
+        objs = list(objs)
+        for obj in objs:
+            obj.email_key = email_key(obj.email)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Subscriber(models.Model):
@@ -45,8 +57,12 @@ class Subscriber(models.Model):
     # a database constraint and without an index of their own; see TENANT_KEY below.
     workspace = models.ForeignKey(Workspace, related_name="+", **TENANT_KEY)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    # Normalised by emails.normalise_email: trimmed, domain lower-cased.
+    # Normalised by emails.normalise_email: trimmed, domain lower-cased, the local part as typed
+    # (what is shown and mailed).
     email = models.CharField(max_length=254)
+    # emails.email_key(email): the whole address lower-cased, what addresses are compared by;
+    # unique per workspace. Derived on every save; the import's SQL writes it with the email.
+    email_key = models.CharField(max_length=254, editable=False)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ENABLED)
     attributes = models.JSONField(default=dict, blank=True)
@@ -54,9 +70,13 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
 
+    objects = SubscriberManager()
+
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "email"], name="subscriber_email_unique")
+            models.UniqueConstraint(
+                fields=["workspace", "email_key"], name="subscriber_email_key_unique"
+            )
         ]
         indexes = [
             models.Index(fields=["workspace", "created_at"], name="subscriber_ws_created"),
@@ -69,6 +89,13 @@ class Subscriber(models.Model):
     def __str__(self):
         # Never the address: this is what the audit log records about a subscriber.
         return f"subscriber {self.uuid}"
+
+    def save(self, *args, **kwargs):
+        self.email_key = email_key(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_key"}
+        super().save(*args, **kwargs)
 
 
 class MailingList(models.Model):

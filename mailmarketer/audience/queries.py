@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import CharField, Count, F, Func, Q
 from django.db.models.fields.json import KeyTransform, compile_json_path
 
-from .emails import mask_email
+from .emails import email_key, mask_email
 from .models import ConsentRecord, MailingList, Subscriber, Subscription, Suppression
 
 HIDDEN = "•••"
@@ -50,6 +50,12 @@ def get_subscriber(workspace, key) -> Subscriber | None:
         return qs.filter(uuid=uuid.UUID(str(key))).first()
     except ValueError:  # a malformed uuid is simply not found
         return None
+
+
+def subscriber_by_email(workspace, address: str) -> Subscriber | None:
+    """The workspace's subscriber with this address, whatever its case (emails.email_key).
+    `address` is normalised (emails.normalise_email)."""
+    return Subscriber.objects.filter(workspace=workspace, email_key=email_key(address)).first()
 
 
 @dataclass

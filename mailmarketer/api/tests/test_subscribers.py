@@ -152,6 +152,27 @@ def test_it_refuses_a_suppressed_address_with_409_suppressed(tokens, as_token, p
     assert not AuditEvent.objects.filter(event__startswith="subscriber.").exists()
 
 
+def test_it_adds_one_person_whatever_the_case_of_the_address(tokens, as_token, news):
+    client = as_token(tokens.owner.raw)
+    created = post(client, "/api/v1/subscribers", {"email": "Anna.Schmidt@Beispiel.DE"})
+    again = post(client, "/api/v1/subscribers", {"email": "ANNA.SCHMIDT@beispiel.de"})
+    bulk = post(
+        client,
+        "/api/v1/lists/news/subscriptions",
+        {
+            "subscribers": [{"email": "anna.schmidt@BEISPIEL.de"}],
+            "notice_text": NOTICE["notice_text"],
+        },
+    )
+
+    assert created.status_code == 201 and created.json()["email"] == "Anna.Schmidt@beispiel.de"
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    assert bulk.status_code == 200, bulk.content
+    (result,) = bulk.json()["results"]
+    assert (result["result"], result["id"]) == ("subscribed", created.json()["id"])
+    assert Subscriber.objects.count() == 1
+
+
 def test_it_refuses_an_address_already_here_with_409(tokens, as_token, john):
     response = post(
         as_token(tokens.owner.raw), "/api/v1/subscribers", {"email": "john.private@EXAMPLE.com"}

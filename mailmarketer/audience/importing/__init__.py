@@ -6,9 +6,11 @@ background job with progress, a per-row error report, and resumption after a cra
 - mapping.py: which column is the email, the name, an attribute, or ignored.
 - seen.py: the index of addresses already met in the file (duplicates), kept on disk.
 - report.py: the error report (CSV, formula-neutralised).
-- store.py: the bulk SQL of the hot path (COPY on PostgreSQL, executemany on SQLite).
-- pipeline.py: one chunk of rows, one transaction: validate, deduplicate, check suppression
-  and existing subscribers in bulk, write in bulk.
+- store.py: the bulk SQL of the hot path (COPY on PostgreSQL, executemany on SQLite), which
+  audience.subscribing also writes through for every other path.
+- pipeline.py: one chunk of rows, one transaction: validate, deduplicate (by the lower-cased
+  address), then subscribe through audience.subscribing.subscribe_people (or update, or
+  blocklist) in bulk.
 - jobs.py: the do_* actions (create, start, cancel, resume, delete) and the job (run_import).
 - queries.py: reads, including import_progress() for the UI and the API.
 

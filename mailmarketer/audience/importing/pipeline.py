@@ -4,6 +4,11 @@ existing subscribers and write subscribers, memberships and consent records.
 
 What each mode does with a valid row:
 
+Addresses are compared whole and case-insensitively (emails.email_key): `Ann@example.com` and
+`ANN@example.com` in one file are one person (the second row a duplicate), and either finds the
+subscriber stored under the other. Subscribe mode goes through subscribing.subscribe_people, the
+one writer of memberships and consent that every other path uses too.
+
 subscribe  new address: created (source import) and subscribed to the chosen lists, confirmed
            or unconfirmed as the importer chose, with one consent record per membership
            (source: this import; notice: the text the importer states they hold).
@@ -32,15 +37,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as quote
 
-from ..emails import InvalidEmail, normalise_email, suppression_hash
+from ..emails import InvalidEmail, email_key, normalise_email, suppression_hash
 from ..models import ConsentRecord, Import, MailingList, Subscriber, Subscription, Suppression
+from ..subscribing import CHANGED, Result, Terms, subscribe_people
 from .mapping import Mapping, parse_number
 from .seen import SeenAddresses
 from .store import Consent, Store
 
 Mode = Import.Mode
 SubStatus = Subscription.Status
-GRANT = ConsentRecord.Action.GRANT
 WITHDRAW = ConsentRecord.Action.WITHDRAW
 BY_IMPORT = Subscription.Reason.BY_IMPORT
 
@@ -66,6 +71,7 @@ class Row:
     name: str
     attributes: dict
     # Worked out while parsing, in the reading thread, so the writing has less to do:
+    key: str  # email_key(email): what the address is compared by
     hashed: str  # suppression_hash(email)
     attributes_json: str  # the attributes as the database stores them
 
@@ -106,10 +112,18 @@ class Pipeline:
         self.lists = lists
         self.seen = seen
         self.store = Store(imp.workspace_id)
-        self.status = SubStatus.CONFIRMED if imp.confirmed else SubStatus.UNCONFIRMED
+        self.workspace = imp.workspace  # read once: refreshing the import forgets it
         self.source_id = str(imp.pk)
         self.source_label = f"Import: {imp.original_name}"[:200]
-        self.consent = Consent(imp.notice_id, self.source_id, self.source_label)
+        self.terms = Terms(
+            ConsentRecord.SourceType.IMPORT,
+            BY_IMPORT,
+            source_id=self.source_id,
+            source_label=self.source_label,
+            notice_id=imp.notice_id,
+            confirmed=imp.confirmed,
+            created_as=Subscriber.Source.IMPORT,
+        )
 
     # -- reading rows (no database) ------------------------------------------------------------
 
@@ -126,6 +140,7 @@ class Pipeline:
             for a in self.mapping.attributes
         ]
         normalise = normalise_email
+        keyed = email_key
         hashed = suppression_hash
         rows = []
         for line, cells in records:
@@ -175,11 +190,12 @@ class Pipeline:
                     email,
                     name,
                     values,
+                    keyed(email),
                     hashed(email),
                     "{" + ", ".join(pieces) + "}",
                 )
             )
-        duplicates = self.seen.duplicates([(row.email, row.line) for row in rows])
+        duplicates = self.seen.duplicates([(row.key, row.line) for row in rows])
         if not duplicates:
             return rows
         unique = []
@@ -202,74 +218,42 @@ class Pipeline:
             existing = {
                 values[0]: values[1:]
                 for values in Subscriber.objects.filter(
-                    workspace_id=self.imp.workspace_id, email__in=[r.email for r in rows]
-                ).values_list("email", "id", "status", "name", "attributes")
+                    workspace_id=self.imp.workspace_id, email_key__in=[r.key for r in rows]
+                ).values_list("email_key", "id", "status", "name", "attributes")
             }
             self._update(rows, existing, result, at)
             return
-        suppressed = self.store.suppressed({r.hashed for r in rows})
-        existing = self.store.existing([r.email for r in rows])
         if self.imp.mode == Mode.SUBSCRIBE:
-            self._subscribe(rows, suppressed, existing, result, at)
-        else:
-            self._blocklist(rows, suppressed, existing, result, at)
+            self._subscribe(rows, result, at)
+            return
+        suppressed = self.store.suppressed({r.hashed for r in rows})
+        existing = self.store.existing([r.key for r in rows])
+        self._blocklist(rows, suppressed, existing, result, at)
 
     @staticmethod
     def _suppressed_text(reason: str) -> str:
         label = Suppression.Reason(reason).label.lower() if reason in Suppression.Reason else reason
         return f"suppressed ({label}): never added or subscribed again"
 
-    def _subscribe(self, rows, suppressed, existing, result: ChunkResult, at) -> None:
-        new, known = [], []
-        for row in rows:
-            reason = suppressed.get(row.hashed) if suppressed else None
-            if reason:
+    def _subscribe(self, rows, result: ChunkResult, at) -> None:
+        done = subscribe_people(self.workspace, rows, self.lists, self.terms, at=at)
+        result.created += len(done.created)
+        if not (done.suppressed or done.blocklisted or done.known):
+            return  # the usual chunk of a first import: everyone new
+        slugs = {ml.pk: ml.slug for ml in self.lists}
+        for position, row in enumerate(rows):
+            if position in done.suppressed:
+                reason, _ = done.suppressed[position]
                 result.report(row, "suppressed", self._suppressed_text(reason))
-                continue
-            current = existing.get(row.email)
-            if current is None:
-                new.append(row)
-            elif current[1] == Subscriber.Status.BLOCKLISTED:
+            elif position in done.blocklisted:
                 result.report(row, "blocklisted", "blocklisted subscriber: not subscribed")
-            else:
-                known.append((row, current[0]))
-
-        confirmed_at = at if self.status == SubStatus.CONFIRMED else None
-        self.store.insert_people(
-            [(r.email, r.name, Subscriber.Status.ENABLED, r.attributes_json) for r in new],
-            source=Subscriber.Source.IMPORT,
-            at=at,
-            lists=[(ml.pk, f"email:{ml.slug}") for ml in self.lists],
-            status=self.status,
-            confirmed_at=confirmed_at,
-            consent=self.consent,
-        )
-        result.created += len(new)
-
-        memberships, consents = [], []
-        if known:
-            current = {
-                (sid, lid): (pk, status)
-                for pk, sid, lid, status in self.store.memberships(
-                    [sid for _, sid in known], [ml.pk for ml in self.lists]
-                )
-            }
-            upgrades = []
-            for row, sid in known:
-                changed, kept = False, []
-                for mailing_list in self.lists:
-                    membership = current.get((sid, mailing_list.pk))
-                    purpose = f"email:{mailing_list.slug}"
-                    if membership is None:
-                        memberships.append((sid, mailing_list.pk, self.status, confirmed_at))
-                        consents.append((sid, mailing_list.pk, purpose, GRANT, confirmed_at))
-                        changed = True
-                    elif membership[1] == SubStatus.UNSUBSCRIBED:
-                        kept.append(mailing_list.slug)
-                    elif membership[1] == SubStatus.UNCONFIRMED and confirmed_at:
-                        upgrades.append(membership[0])
-                        consents.append((sid, mailing_list.pk, purpose, GRANT, confirmed_at))
-                        changed = True
+            elif position in done.known:
+                _, _, by_list = done.known[position]
+                kept = [
+                    slugs[lid]
+                    for lid, (what, _) in by_list.items()
+                    if what == Result.UNSUBSCRIBED_KEPT
+                ]
                 if kept:
                     result.report(
                         row,
@@ -277,28 +261,10 @@ class Pipeline:
                         f"unsubscribed from {', '.join(kept)}: kept unsubscribed (an import "
                         "never resubscribes anyone)",
                     )
-                if changed:
+                if any(what in CHANGED for what, _ in by_list.values()):
                     result.updated += 1
                 elif not kept:
                     result.unchanged += 1
-            if upgrades:
-                Subscription.objects.filter(pk__in=upgrades).update(
-                    status=SubStatus.CONFIRMED,
-                    status_reason=BY_IMPORT,
-                    confirmed_at=at,
-                    updated_at=at,
-                )
-        self.store.insert_subscriptions(memberships, reason=BY_IMPORT, at=at)
-        self._consents(consents, at)
-
-    def _consents(self, consents, at) -> None:
-        self.store.insert_consents(
-            consents,
-            notice_id=self.imp.notice_id,
-            source_id=self.source_id,
-            source_label=self.source_label,
-            at=at,
-        )
 
     def _update(self, rows, existing, result: ChunkResult, at) -> None:
         overwrite = self.imp.attribute_mode == Import.AttributeMode.OVERWRITE and bool(
@@ -306,7 +272,7 @@ class Pipeline:
         )
         changes = []
         for row in rows:
-            current = existing.get(row.email)
+            current = existing.get(row.key)
             if current is None:
                 result.report(
                     row,
@@ -328,7 +294,7 @@ class Pipeline:
     def _blocklist(self, rows, suppressed, existing, result: ChunkResult, at) -> None:
         new, block = [], []
         for row in rows:
-            current = existing.get(row.email)
+            current = existing.get(row.key)
             if current is None:
                 reason = suppressed.get(row.hashed) if suppressed else None
                 if reason:
@@ -340,7 +306,10 @@ class Pipeline:
             else:
                 block.append(current[0])
         self.store.insert_people(
-            [(r.email, r.name, Subscriber.Status.BLOCKLISTED, r.attributes_json) for r in new],
+            [
+                (r.email, r.key, r.name, Subscriber.Status.BLOCKLISTED, r.attributes_json)
+                for r in new
+            ],
             source=Subscriber.Source.IMPORT,
             at=at,
         )
@@ -365,11 +334,8 @@ class Pipeline:
             unsubscribed_at=at,
             updated_at=at,
         )
+        # A withdrawal shows no notice: the import's notice is about the consent it states.
         self.store.insert_consents(
-            withdrawals,
-            notice_id=None,
-            source_id=self.source_id,
-            source_label=self.source_label,
-            at=at,
+            withdrawals, consent=Consent(None, self.source_id, self.source_label), at=at
         )
         result.updated += len(block)

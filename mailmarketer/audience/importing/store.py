@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ SUBSCRIBER_FIELDS = (
     "workspace",
     "uuid",
     "email",
+    "email_key",
     "name",
     "status",
     "attributes",
@@ -61,6 +63,7 @@ CONSENT_FIELDS = (
     "source_id",
     "source_label",
     "at",
+    "ip",
     "user_agent",
     "confirmed_at",
 )
@@ -116,11 +119,15 @@ STAGE = "mm_import_stage"
 
 @dataclass(frozen=True)
 class Consent:
-    """What each consent record of an import's new memberships says of where it came from."""
+    """What each consent record written says of where it came from (ConsentRecord's fields);
+    `ip` and `user_agent` only where the workspace keeps them."""
 
     notice_id: int | None
     source_id: str
     source_label: str
+    source_type: str = ConsentRecord.SourceType.IMPORT
+    ip: str | None = None
+    user_agent: str = ""
 
 
 def json_text(value: dict) -> str:
@@ -164,16 +171,18 @@ class Store:
         sql = f"SELECT email_hash, reason FROM {table} WHERE workspace_id = %s AND {where}"  # noqa: S608 - identifiers and placeholders
         return dict(self._select(sql, [self.workspace_id, *params]))
 
-    def existing(self, emails: list[str]) -> dict[str, tuple[int, str]]:
-        """{email: (id, status)} of the workspace's subscribers with these addresses."""
-        if not emails:
+    def existing(self, keys: list[str]) -> dict[str, tuple[int, str, uuid.UUID]]:
+        """{email key: (id, status, uuid)} of the workspace's subscribers with these keys
+        (emails.email_key)."""
+        if not keys:
             return {}
         table, _ = _table(Subscriber, ())
-        where, params = self._in("email", emails)
-        sql = f"SELECT email, id, status FROM {table} WHERE workspace_id = %s AND {where}"  # noqa: S608 - identifiers and placeholders
+        where, params = self._in("email_key", keys)
+        sql = f"SELECT email_key, id, status, uuid FROM {table} WHERE workspace_id = %s AND {where}"  # noqa: S608 - identifiers and placeholders
+        # PostgreSQL hands back a UUID, SQLite the 32 hex digits Django stores there.
         return {
-            email: (sid, status)
-            for email, sid, status in self._select(sql, [self.workspace_id, *params])
+            key: (sid, status, uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid))
+            for key, sid, status, uid in self._select(sql, [self.workspace_id, *params])
         }
 
     def memberships(self, subscriber_ids: list[int], list_ids: list[int]) -> list[tuple]:
@@ -237,31 +246,30 @@ class Store:
 
     def insert_people(
         self,
-        rows: list[tuple[str, str, str, str]],
+        rows: list[tuple[str, str, str, str, str]],
         *,
         source: str,
         at: datetime,
-        lists: list[tuple[int, str]] = (),
-        status: str = "",
-        confirmed_at: datetime | None = None,
+        lists: list[tuple[int, str, str, datetime | None]] = (),
         consent: Consent | None = None,
-    ) -> None:
-        """New people: (email, name, status, attributes as JSON text: json_text()) rows of
-        addresses not in the workspace yet, each subscribed to every (list id, purpose) of
-        `lists` with `status`, with a consent record (`consent`) for each membership.
+    ) -> list[str]:
+        """New people: (email, email key, name, status, attributes as JSON text: json_text())
+        rows of addresses not in the workspace yet, each subscribed to every (list id, purpose,
+        status, confirmed at) of `lists`, with a consent record (`consent`) for each
+        membership. Returns their uuids (32 hex digits), in the order of `rows`.
 
-        The rows are staged once (COPY, or one executemany of five values a row); the
+        The rows are staged once (COPY, or one executemany of six values a row); the
         subscribers are made from the staged rows by one INSERT ... SELECT, which returns their
         ids, and the memberships and consent records from those ids by one INSERT ... SELECT
         per list each. What would otherwise be some thirty values a row for the driver to
         convert is done in SQL."""
         if not rows:
-            return
+            return []
         uuids = self.new_uuids(len(rows))
         self._stage(
             [
-                (email, name, state, attributes, uid)
-                for (email, name, state, attributes), uid in zip(rows, uuids, strict=True)
+                (email, key, name, state, attributes, uid)
+                for (email, key, name, state, attributes), uid in zip(rows, uuids, strict=True)
             ]
         )
         people, people_columns = _table(Subscriber, SUBSCRIBER_FIELDS)
@@ -272,15 +280,15 @@ class Store:
         )
         ts = self._time_param
         ids = self._select(
-            f"INSERT INTO {people} ({people_columns}) SELECT %s, {uid}, email, name, status, "  # noqa: S608 - identifiers from the models
-            f"{attributes}, %s, {ts}, {ts} FROM {STAGE} ORDER BY email RETURNING id",
+            f"INSERT INTO {people} ({people_columns}) SELECT %s, {uid}, email, email_key, name, "  # noqa: S608 - identifiers from the models
+            f"status, {attributes}, %s, {ts}, {ts} FROM {STAGE} ORDER BY email_key RETURNING id",
             [self.workspace_id, source, self.stamp(at), self.stamp(at)],
         )
         # Addresses and names do not stay in the connection's temporary store after use. (A
         # DELETE on PostgreSQL would leave dead rows that nothing vacuums in a temporary table.)
         self._execute(f"TRUNCATE {STAGE}" if self.postgres else f"DELETE FROM {STAGE}", [])  # noqa: S608 - a constant
         if not lists:
-            return
+            return uuids
         # The new ids, as one parameter the database splits into rows. Not a join of the staged
         # rows back to the subscribers by address: the planner answers that with a scan of the
         # whole subscriber table (a hash join), once per chunk and list, and the import became
@@ -293,9 +301,10 @@ class Store:
             numbers = f"[{numbers}]"
         memberships, membership_columns = _table(Subscription, SUBSCRIPTION_FIELDS)
         consents, consent_columns = _table(ConsentRecord, CONSENT_FIELDS)
-        kind = ConsentRecord.SourceType.IMPORT
-        notice = "CAST(%s AS bigint)" if self.postgres else "%s"  # may be NULL: text otherwise
-        for list_id, purpose in lists:
+        # Either may be NULL, which PostgreSQL would otherwise take for text.
+        notice = "CAST(%s AS bigint)" if self.postgres else "%s"
+        ip = "CAST(%s AS inet)" if self.postgres else "%s"
+        for list_id, purpose, status, confirmed_at in lists:
             self._execute(
                 f"INSERT INTO {memberships} ({membership_columns}) SELECT %s, person.id, %s, "
                 f"%s, %s, {ts}, {ts}, {ts} {joined}",
@@ -314,28 +323,31 @@ class Store:
                 continue
             self._execute(
                 f"INSERT INTO {consents} ({consent_columns}) SELECT %s, person.id, %s, %s, %s, "
-                f"{notice}, %s, %s, %s, {ts}, '', {ts} {joined}",
+                f"{notice}, %s, %s, %s, {ts}, {ip}, %s, {ts} {joined}",
                 [
                     self.workspace_id,
                     list_id,
                     purpose,
                     ConsentRecord.Action.GRANT,
                     consent.notice_id,
-                    kind,
+                    consent.source_type,
                     consent.source_id,
                     consent.source_label,
                     self.stamp(at),
+                    consent.ip,
+                    consent.user_agent,
                     self.stamp(confirmed_at),
                     numbers,
                 ],
             )
+        return uuids
 
     def _stage(self, rows: list[tuple]) -> None:
-        """Stages `rows` (email, name, status, attributes, uuid: all text) for this
+        """Stages `rows` (email, email key, name, status, attributes, uuid: all text) for this
         transaction. The staging table is temporary, this connection's own, and empty outside
         insert_people: emptied after use, and by the rollback of a chunk that failed in
         between (on PostgreSQL at each commit as well)."""
-        columns = "email text, name text, status text, attributes text, uuid text"
+        columns = "email text, email_key text, name text, status text, attributes text, uuid text"
         with connection.cursor() as cursor:
             if self.postgres:
                 cursor.execute(
@@ -343,7 +355,7 @@ class Store:
                 )
             else:
                 cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns})")
-            self._write_rows(cursor, STAGE, 5, rows)
+            self._write_rows(cursor, STAGE, 6, rows)
 
     @property
     def _time_param(self) -> str:
@@ -384,16 +396,14 @@ class Store:
         self,
         rows: list[tuple[int, int, str, str, datetime | None]],
         *,
-        notice_id: int | None,
-        source_id: str,
-        source_label: str,
+        consent: Consent,
         at: datetime,
     ) -> None:
         """(subscriber id, list id, purpose, action, confirmed at) rows of the consent ledger,
-        all from one import."""
+        all from one source (`consent`)."""
         ws, stamp = self.workspace_id, self.stamp(at)
         stamps = {at: stamp, None: None}
-        kind = ConsentRecord.SourceType.IMPORT
+        c = consent
         self._insert(
             ConsentRecord,
             CONSENT_FIELDS,
@@ -404,12 +414,13 @@ class Store:
                     lid,
                     purpose,
                     action,
-                    notice_id,
-                    kind,
-                    source_id,
-                    source_label,
+                    c.notice_id,
+                    c.source_type,
+                    c.source_id,
+                    c.source_label,
                     stamp,
-                    "",
+                    c.ip,
+                    c.user_agent,
                     stamps.get(confirmed) or self.stamp(confirmed),
                 )
                 for sid, lid, purpose, action, confirmed in rows

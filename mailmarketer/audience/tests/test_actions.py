@@ -1,6 +1,7 @@
 import contextlib
 
 import pytest
+from django.utils.timezone import now
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -8,6 +9,7 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions
 from mailmarketer.audience.actions import ConsentSource, Reason
 from mailmarketer.audience.models import ConsentRecord, Subscriber, Subscription, Suppression
+from mailmarketer.audience.subscribing import Person, Terms, subscribe_people
 
 
 def test_it_creates_a_subscriber_with_a_normalised_address(personas, staff):
@@ -180,12 +182,35 @@ def _confirm_pending(ws, email, lst, actor):
     actions.do_confirm_subscription(subscription, actor=actor, reason=Reason.BY_SUBSCRIBER)
 
 
+def _bulk_add(ws, email, lst, actor):
+    actions.do_bulk_add_to_list(lst, [{"email": email}], confirmed=True, actor=actor)
+
+
+def _import(ws, email, lst, actor):
+    # What an import's chunk calls (importing/pipeline.py), with an import's terms.
+    terms = Terms("import", Reason.BY_IMPORT, confirmed=True, created_as="import")
+    subscribe_people(ws, [Person.of(email)], [lst], terms, at=now())
+
+
+def _form(ws, email, lst, actor):
+    # What a sign-up form will call: the person's own consent, renewing a membership.
+    terms = Terms("form", Reason.BY_SUBSCRIBER, confirmed=True, resubscribe=True)
+    subscribe_people(ws, [Person.of(email)], [lst], terms, at=now())
+
+
+# Every caller of subscribing.subscribe_people, the one writer of memberships, and every other
+# action that stores an address or confirms a membership.
 PATHS = {
     "create": _create,
     "subscribe": _subscribe_existing,
     "change_email": _change_email,
     "confirm": _confirm_pending,
+    "bulk_add": _bulk_add,
+    "import": _import,
+    "form": _form,
 }
+# Those that find the person by their address, and so may be given another spelling of it.
+BY_ADDRESS = {"create", "change_email", "bulk_add", "import", "form"}
 
 local = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,15}", fullmatch=True).filter(
     lambda s: ".." not in s and not s.endswith(".")
@@ -224,9 +249,7 @@ def test_it_never_resubscribes_a_suppressed_or_erased_address(
         with contextlib.suppress(
             actions.Suppressed, Subscriber.DoesNotExist, Subscription.DoesNotExist
         ):
-            PATHS[path](
-                personas.acme, later if path in ("create", "change_email") else address, news, staff
-            )
+            PATHS[path](personas.acme, later if path in BY_ADDRESS else address, news, staff)
         assert set(Subscription.objects.values_list("id", "status")) == before
         assert not Subscription.objects.filter(status="confirmed").exists()
         assert (

@@ -34,20 +34,28 @@ def test_it_inserts_people_the_orm_reads_back_alike(store, personas, staff):
     at = now()
 
     with transaction.atomic():
-        store.insert_people(
+        uuids = store.insert_people(
             [
-                ("b@example.com", "", "blocklisted", "{}"),
-                ("a@example.com", "Ann", "enabled", json_text({"city": "Oslo", "age": 31})),
+                ("b@example.com", "b@example.com", "", "blocklisted", "{}"),
+                (
+                    "A@example.com",
+                    "a@example.com",
+                    "Ann",
+                    "enabled",
+                    json_text({"city": "Oslo", "age": 31}),
+                ),
             ],
             source="import",
             at=at,
         )
 
-    a = Subscriber.objects.get(email="a@example.com")
+    a = Subscriber.objects.get(email="A@example.com")
     b = Subscriber.objects.get(email="b@example.com")
-    # Made in address order, after what was there.
+    # Made in the order of their keys, after what was there; the uuids returned in row order.
     assert existing.pk < a.pk < b.pk
-    assert (a.email, a.name, a.status, a.attributes) == (
+    assert [uuid.UUID(u) for u in uuids] == [b.uuid, a.uuid]
+    assert (a.email, a.email_key, a.name, a.status, a.attributes) == (
+        "A@example.com",
         "a@example.com",
         "Ann",
         "enabled",
@@ -76,21 +84,24 @@ def test_it_subscribes_new_people_with_a_consent_record_each(
 
     with transaction.atomic():
         store.insert_people(
-            [("a@example.com", "Ann", "enabled", "{}"), ("b@example.com", "", "enabled", "{}")],
+            [
+                ("a@example.com", "a@example.com", "Ann", "enabled", "{}"),
+                ("b@example.com", "b@example.com", "", "enabled", "{}"),
+            ],
             source="import",
             at=at,
-            lists=[(news.pk, "email:news"), (other.pk, "email:offers")],
-            status="confirmed",
-            confirmed_at=at,
+            lists=[
+                (news.pk, "email:news", "confirmed", at),
+                (other.pk, "email:offers", "confirmed", at),
+            ],
             consent=Consent(notice.pk if with_notice else None, "7", "Import: a.csv"),
         )
         # The staging table is emptied with each use: a second chunk adds only its own.
         store.insert_people(
-            [("c@example.com", "", "enabled", "{}")],
+            [("c@example.com", "c@example.com", "", "enabled", "{}")],
             source="import",
             at=at,
-            lists=[(news.pk, "email:news")],
-            status="unconfirmed",
+            lists=[(news.pk, "email:news", "unconfirmed", None)],
             consent=None,
         )
 
@@ -143,8 +154,13 @@ def test_new_uuids_are_random_version_4_uuids():
 def test_it_fails_the_chunk_rather_than_reuse_an_address(store, personas, staff):
     actions.do_create_subscriber(personas.acme, email="taken@example.com", actor=staff)
 
+    # The same address in another case is the same key: the unique index refuses it too.
     with pytest.raises(IntegrityError), transaction.atomic():
-        store.insert_people([("taken@example.com", "", "enabled", "{}")], source="import", at=now())
+        store.insert_people(
+            [("Taken@example.com", "taken@example.com", "", "enabled", "{}")],
+            source="import",
+            at=now(),
+        )
 
 
 def test_it_writes_memberships_and_consent_records(store, personas, staff, news):
@@ -156,9 +172,7 @@ def test_it_writes_memberships_and_consent_records(store, personas, staff, news)
         store.insert_subscriptions([(sub.pk, news.pk, "confirmed", at)], reason="by_import", at=at)
         store.insert_consents(
             [(sub.pk, news.pk, "email:news", "grant", at)],
-            notice_id=notice.pk,
-            source_id="7",
-            source_label="Import: a.csv",
+            consent=Consent(notice.pk, "7", "Import: a.csv"),
             at=at,
         )
 
@@ -200,7 +214,11 @@ def test_it_looks_up_suppressions_subscribers_and_memberships_in_bulk(
     memberships = store.memberships([a.pk, other.pk], [news.pk, webinars.pk])
 
     assert suppressed == {suppression_hash("gone@example.com"): "manual"}
-    assert existing == {"a@example.com": (a.pk, "enabled")}  # never another workspace's
+    # By key, never another workspace's.
+    assert {key: (sid, status) for key, (sid, status, _) in existing.items()} == {
+        "a@example.com": (a.pk, "enabled")
+    }
+    assert str(existing["a@example.com"][2]).replace("-", "") == a.uuid.hex
     assert [(sid, lid, status) for _, sid, lid, status in memberships] == [
         (a.pk, news.pk, "confirmed")
     ]

@@ -1,0 +1,262 @@
+"""Subscribing: the one writer of memberships and of the consent they rest on.
+
+Every path that puts people on lists calls subscribe_people: a staff member or the person on a
+page (actions.do_subscribe), the API's bulk add (actions.do_bulk_add_to_list), an import
+(importing/pipeline.py) and the sign-up forms to come. It takes many people at once, so an
+import stays set-based: a fixed number of queries per call whatever its size (suppression,
+existing subscribers, their memberships, then bulk writes through importing/store.py).
+
+For each person, in this order:
+- suppressed (the address's hash is on the suppression list): nothing is written, whether the
+  person is known or not. Suppression outlives erasure, so an erased person is never re-added.
+- new (no subscriber has the address, compared by emails.email_key): created, with the terms'
+  `created_as` source, and subscribed to every list.
+- blocklisted: nothing is written.
+- otherwise, for each list (Result):
+    no membership                  -> SUBSCRIBED
+    unsubscribed                   -> RESUBSCRIBED when the terms allow it, else UNSUBSCRIBED_KEPT
+    unconfirmed, terms say confirmed -> CONFIRMED (upgraded)
+    anything else                  -> ALREADY
+Each membership made, renewed or upgraded gets a consent record (a grant, with the terms'
+notice and source) in the same transaction. So nobody is subscribed, and nobody who
+unsubscribed is subscribed again, without a new grant in the consent ledger.
+
+The status a list's new memberships get: confirmed when the terms say the consent is confirmed
+(`confirmed=True`: staff or an importer stating it), unconfirmed when they say it is not
+(`confirmed=False`), and each list's opt-in when they say nothing (`confirmed=None`: a double
+opt-in list waits for the confirmation link).
+
+Audit rows are the caller's: each action writes the one that suits it (per person, per call or
+per import chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from django.db import models
+
+from .emails import email_key, suppression_hash
+from .importing.store import Consent, Store, json_text
+from .models import ConsentRecord, MailingList, Subscriber, Subscription
+
+Status = Subscription.Status
+SourceType = ConsentRecord.SourceType
+GRANT = ConsentRecord.Action.GRANT
+
+# Sources that may stand for the person's own renewed wish to be mailed: the person on a form or
+# their preference page, or staff acting on their word. An import or an API call is someone
+# else's list, and never brings back a person who unsubscribed.
+MAY_RESUBSCRIBE = frozenset({SourceType.FORM, SourceType.SUBSCRIBER, SourceType.ADMIN})
+
+
+class Result(models.TextChoices):
+    """What happened to one (person, list)."""
+
+    SUBSCRIBED = "subscribed", "Subscribed (a new membership)"
+    RESUBSCRIBED = "resubscribed", "Subscribed again after unsubscribing"
+    CONFIRMED = "confirmed", "Upgraded from unconfirmed to confirmed"
+    ALREADY = "already", "Already a member"
+    UNSUBSCRIBED_KEPT = "unsubscribed_kept", "Unsubscribed earlier, kept unsubscribed"
+
+
+CHANGED = frozenset({Result.SUBSCRIBED, Result.RESUBSCRIBED, Result.CONFIRMED})
+
+
+@dataclass(frozen=True)
+class Terms:
+    """On what terms people are subscribed: where the consent came from and what it says.
+
+    source: how (ConsentRecord.SourceType: form, import, api, admin, subscriber), with the id and
+        label of the form, import, token or staff member, and the IP and browser, which are
+        kept only where the workspace keeps them.
+    reason: the Subscription.Reason written on each membership made or changed.
+    notice_id: the consent notice shown (its exact words), or None.
+    confirmed: True, False or None (each list's opt-in); see the module docstring.
+    resubscribe: whether an unsubscribed membership may be renewed. Only with a new consent
+        (the grant written for it) from a source in MAY_RESUBSCRIBE.
+    created_as: the Subscriber.Source of people created.
+    """
+
+    source_type: str
+    reason: str
+    source_id: str = ""
+    source_label: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+    notice_id: int | None = None
+    confirmed: bool | None = None
+    resubscribe: bool = False
+    created_as: str = Subscriber.Source.ADMIN
+
+    def __post_init__(self):
+        if self.resubscribe and self.source_type not in MAY_RESUBSCRIBE:
+            raise ValueError(
+                f"a {self.source_type} source never resubscribes anyone who unsubscribed"
+            )
+
+    def status_on(self, mailing_list: MailingList) -> str:
+        if self.confirmed or (
+            self.confirmed is None and mailing_list.optin == MailingList.OptIn.SINGLE
+        ):
+            return Status.CONFIRMED
+        return Status.UNCONFIRMED
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person to subscribe. The import passes its own rows, which have these attributes."""
+
+    email: str  # normalised (emails.normalise_email): as typed, the domain lower-cased
+    key: str  # emails.email_key(email)
+    hashed: str  # emails.suppression_hash(email)
+    name: str = ""
+    attributes_json: str = "{}"  # what the subscriber is created with; store.json_text()
+
+    @classmethod
+    def of(cls, email: str, name: str = "", attributes: dict | None = None) -> Person:
+        return cls(
+            email, email_key(email), suppression_hash(email), name, json_text(attributes or {})
+        )
+
+
+@dataclass
+class Subscribed:
+    """What subscribe_people did, by position in `people`."""
+
+    # People created, each a member of every list (with the status in `statuses`).
+    created: list[int] = field(default_factory=list)
+    created_uuids: list[str] = field(default_factory=list)  # aligned with created; 32 hex digits
+    # Refused: position -> (suppression reason, uuid of the subscriber if there is one).
+    suppressed: dict[int, tuple[str, UUID | None]] = field(default_factory=dict)
+    # Refused: position -> uuid.
+    blocklisted: dict[int, UUID] = field(default_factory=dict)
+    # Known and enabled: position -> (subscriber id, uuid, {list id: (Result, status after)}).
+    known: dict[int, tuple[int, UUID, dict[int, tuple[str, str]]]] = field(default_factory=dict)
+    # Unknown while `create` was off: positions.
+    missing: list[int] = field(default_factory=list)
+    # The status that new (and renewed) memberships got, per list id.
+    statuses: dict[int, str] = field(default_factory=dict)
+
+
+def subscribe_people(
+    workspace,
+    people: Sequence[Person],
+    lists: Sequence[MailingList],
+    terms: Terms,
+    *,
+    at: datetime,
+    create: bool = True,
+) -> Subscribed:
+    """Subscribes `people` (each address at most once; callers remove duplicates first) to
+    `lists` (all of `workspace`) on `terms`, inside the caller's transaction. `create=False`
+    leaves unknown addresses alone (reported in `missing`).
+
+    A concurrent writer adding one of these people or memberships meanwhile makes this raise
+    IntegrityError; the caller retries (looking again finds them) or fails."""
+    if any(ml.workspace_id != workspace.pk for ml in lists):
+        raise ValueError("a list of another workspace")  # callers look lists up in theirs
+    store = Store(workspace.pk)
+    keep_ip = workspace.consent_store_ip
+    consent = Consent(
+        terms.notice_id,
+        terms.source_id[:64],
+        terms.source_label[:200],
+        terms.source_type,
+        terms.ip if keep_ip else None,
+        terms.user_agent[:400] if keep_ip else "",
+    )
+    outcome = Subscribed(statuses={ml.pk: terms.status_on(ml) for ml in lists})
+    if not people:
+        return outcome
+    suppressed = store.suppressed({p.hashed for p in people})
+    existing = store.existing([p.key for p in people])
+
+    new, known = [], []
+    for position, person in enumerate(people):
+        current = existing.get(person.key)
+        reason = suppressed.get(person.hashed) if suppressed else None
+        if reason:
+            outcome.suppressed[position] = (reason, current[2] if current else None)
+        elif current is None:
+            if create:
+                new.append((position, person))
+            else:
+                outcome.missing.append(position)
+        elif current[1] == Subscriber.Status.BLOCKLISTED:
+            outcome.blocklisted[position] = current[2]
+        else:
+            known.append((position, current))
+
+    confirmed_at = {
+        ml.pk: at if outcome.statuses[ml.pk] == Status.CONFIRMED else None for ml in lists
+    }
+    if new:
+        enabled = Subscriber.Status.ENABLED
+        uuids = store.insert_people(
+            [(p.email, p.key, p.name, enabled, p.attributes_json) for _, p in new],
+            source=terms.created_as,
+            at=at,
+            lists=[
+                (ml.pk, f"email:{ml.slug}", outcome.statuses[ml.pk], confirmed_at[ml.pk])
+                for ml in lists
+            ],
+            consent=consent,
+        )
+        outcome.created = [position for position, _ in new]
+        outcome.created_uuids = uuids
+    if known:
+        _subscribe_known(store, known, lists, terms, outcome, confirmed_at, consent, at)
+    return outcome
+
+
+def _subscribe_known(store, known, lists, terms, outcome, confirmed_at, consent, at) -> None:
+    current = {
+        (sid, lid): (pk, status)
+        for pk, sid, lid, status in store.memberships(
+            [c[0] for _, c in known], [ml.pk for ml in lists]
+        )
+    }
+    joining, consents = [], []
+    renewed: dict[str, list[int]] = {}  # status -> membership ids
+    upgraded = []
+    for position, (sid, _, uid) in known:
+        results = {}
+        for ml in lists:
+            wanted = outcome.statuses[ml.pk]
+            membership = current.get((sid, ml.pk))
+            if membership is None:
+                joining.append((sid, ml.pk, wanted, confirmed_at[ml.pk]))
+                results[ml.pk] = (Result.SUBSCRIBED, wanted)
+            elif membership[1] == Status.UNSUBSCRIBED:
+                if not terms.resubscribe:
+                    results[ml.pk] = (Result.UNSUBSCRIBED_KEPT, Status.UNSUBSCRIBED)
+                    continue
+                renewed.setdefault(wanted, []).append(membership[0])
+                results[ml.pk] = (Result.RESUBSCRIBED, wanted)
+            elif membership[1] == Status.UNCONFIRMED and wanted == Status.CONFIRMED:
+                upgraded.append(membership[0])
+                results[ml.pk] = (Result.CONFIRMED, wanted)
+            else:
+                results[ml.pk] = (Result.ALREADY, membership[1])
+                continue
+            consents.append((sid, ml.pk, f"email:{ml.slug}", GRANT, confirmed_at[ml.pk]))
+        outcome.known[position] = (sid, uid, results)
+
+    store.insert_subscriptions(joining, reason=terms.reason, at=at)
+    if upgraded:
+        Subscription.objects.filter(pk__in=upgraded).update(
+            status=Status.CONFIRMED, status_reason=terms.reason, confirmed_at=at, updated_at=at
+        )
+    for status, ids in renewed.items():
+        Subscription.objects.filter(pk__in=ids).update(
+            status=status,
+            status_reason=terms.reason,
+            confirmed_at=at if status == Status.CONFIRMED else None,
+            unsubscribed_at=None,
+            updated_at=at,
+        )
+    store.insert_consents(consents, consent=consent, at=at)
