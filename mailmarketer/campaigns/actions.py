@@ -316,9 +316,10 @@ def _apply(campaign: Campaign, fields: dict) -> dict:
     return m2m
 
 
-def _compile(campaign: Campaign) -> rendering.CompiledCampaign:
+def _compile(campaign: Campaign) -> rendering.CheckedContent:
+    # In a child process under a hard limit: a request never waits on a runaway template.
     try:
-        return rendering.compile_campaign(campaign)
+        return rendering.check_campaign(campaign)
     except rendering.TemplateProblem as problem:
         raise TemplateError(problem) from None
 
@@ -640,7 +641,7 @@ def check_layout_html(html) -> str:
             code="content_slot",
         )
     try:
-        rendering.compile_content(
+        rendering.check_content(
             rendering.ContentSpec(
                 kind=Campaign.Kind.TRANSACTIONAL,
                 subject="Layout check",
@@ -835,7 +836,7 @@ def parse_local_datetime(workspace, value: str) -> datetime:
     return first
 
 
-def launch_problems(campaign: Campaign) -> rendering.CompiledCampaign:
+def launch_problems(campaign: Campaign) -> rendering.CheckedContent:
     """Refuse (ActionError) what cannot be sent; returns the compiled content otherwise."""
     workspace = campaign.workspace
     if campaign.kind == Campaign.Kind.MARKETING and not workspace.postal_address.strip():

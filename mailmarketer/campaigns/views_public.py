@@ -90,7 +90,7 @@ def view_in_browser(request, token: str):
         },
         data=campaign.data,
     )
-    return _message_response(rendering.compile_campaign(campaign).render(context))
+    return _message_response(rendering.render_isolated(campaign, context))
 
 
 @public_view
@@ -111,4 +111,4 @@ def archive(request, uuid):
         subscriber={},
         urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
     )
-    return _message_response(rendering.compile_campaign(campaign).render(context))
+    return _message_response(rendering.render_isolated(campaign, context))
