@@ -39,14 +39,18 @@ WORKSPACE_EDITABLE = (
 
 
 class ActionError(Exception):
-    """A write refused for a reason the person can act on; the message says which."""
+    """A write refused for a reason the person can act on; the message says which. `field`:
+    the input at fault, when one is (the API answers 422 naming it)."""
 
     code = "invalid"
+    field: str | None = None
 
-    def __init__(self, message: str, code: str | None = None):
+    def __init__(self, message: str, code: str | None = None, *, field: str | None = None):
         super().__init__(message)
         if code:
             self.code = code
+        if field:
+            self.field = field
 
 
 class Conflict(ActionError):

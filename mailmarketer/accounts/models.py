@@ -17,6 +17,7 @@ from django_otp.models import Device, ThrottlingMixin
 from django_otp.oath import TOTP
 
 from mailmarketer.lib.crypto import EncryptedTextField
+from mailmarketer.lib.text import refuse_controls
 
 from .permissions import Role, permissions_for
 
@@ -51,6 +52,13 @@ class Workspace(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # The sender's name and address go into the From header of every message.
+        refuse_controls(
+            {"name": self.name, "sender_name": self.sender_name, "sender_email": self.sender_email},
+            {"postal_address": self.postal_address},
+        )
 
 
 class UserManager(BaseUserManager):

@@ -27,6 +27,7 @@ from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import MailingList, Segment, Subscriber
+from mailmarketer.lib.text import one_line_problem
 
 from . import rendering
 from .layouts import content_slots
@@ -79,7 +80,6 @@ CAMPAIGN_FIELDS = (
 _AUDIT_VALUES = frozenset(CAMPAIGN_FIELDS) - {"body", "text_body", "data"}
 MAX_DATA = 64 * 1024  # bytes of template data, as JSON
 MAX_BODY = 500_000  # characters of a body or text body as written
-_LINE_BREAKS = re.compile(r"[\r\n\x00]")
 
 
 def _one_line(field: str, value, max_length: int, *, required: bool = False) -> str:
@@ -90,8 +90,9 @@ def _one_line(field: str, value, max_length: int, *, required: bool = False) -> 
     value = value.strip()
     if required and not value:
         raise ActionError(f"{field} is required", code="required")
-    if _LINE_BREAKS.search(value):
-        raise ActionError(f"{field} must be one line (no line breaks or NUL characters)")
+    problem = one_line_problem(value)  # a name or subject reaches headers
+    if problem:
+        raise ActionError(f"{field} {problem}", field=field)
     if len(value) > max_length:
         raise ActionError(f"{field} is longer than {max_length} characters")
     return value
@@ -806,6 +807,18 @@ def do_transition_campaign(
     return _refresh(campaign, locked)
 
 
+def _in_range(when: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO time whose UTC is in year 10000: comparing or
+    # storing it raises OverflowError.
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ActionError(
+            f"at: {when.isoformat()} is out of range (after 9999-12-31 in UTC)", field="at"
+        ) from None
+    return when
+
+
 def parse_local_datetime(workspace, value: str) -> datetime:
     """ "2026-12-01T09:00" (as a form sends it) read in the workspace's time zone; a value with
     its own offset keeps it. Refuses times that do not exist or happen twice there."""
@@ -816,10 +829,10 @@ def parse_local_datetime(workspace, value: str) -> datetime:
             f"{value!r} is not a date and time (expected e.g. 2026-12-01T09:00)"
         ) from None
     if parsed.tzinfo is not None:
-        return parsed
+        return _in_range(parsed)
     zone = zoneinfo.ZoneInfo(workspace.timezone)
-    first = parsed.replace(tzinfo=zone, fold=0)
-    second = parsed.replace(tzinfo=zone, fold=1)
+    first = _in_range(parsed.replace(tzinfo=zone, fold=0))
+    second = _in_range(parsed.replace(tzinfo=zone, fold=1))
     round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != parsed:
         raise ActionError(
@@ -904,7 +917,7 @@ def do_schedule_campaign(campaign: Campaign, when, *, actor: Actor) -> Campaign:
         when = parse_local_datetime(locked.workspace, when)
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise ActionError("the schedule time must be a date and time with a time zone")
-    if when <= now():
+    if _in_range(when) <= now():
         raise ActionError("the schedule time is in the past", code="invalid_time")
     launch_problems(locked)
     if locked.status == Status.SCHEDULED:
