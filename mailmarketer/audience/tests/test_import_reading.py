@@ -259,6 +259,4 @@ def test_it_refuses_a_file_that_is_only_the_start_of_a_gzip_header(tmp_path):
     with pytest.raises(UnreadableFile) as info:
         inspect_file(path)
 
-    assert str(info.value) == (
-        "the gzip file is damaged or cut short (shorter than any gzip file)"
-    )
+    assert str(info.value) == ("the gzip file is damaged or cut short (shorter than any gzip file)")
