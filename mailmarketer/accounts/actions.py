@@ -24,7 +24,7 @@ from .models import (
     Workspace,
     hash_token,
 )
-from .permissions import OWNER_ONLY_ROLES, Role
+from .permissions import OWNER_ONLY_ROLES, Role, permissions_for
 
 # Fields of a workspace that staff may change, with the audit log recording old and new values.
 WORKSPACE_EDITABLE = (
@@ -440,8 +440,14 @@ def do_create_api_token(workspace: Workspace, *, name: str, role: str, actor: Ac
     if role not in Role.values:
         raise ActionError(f"unknown role {role!r}; choose one of {', '.join(Role.values)}")
     _require_owner_for({role}, workspace, actor)
-    secret = secrets.token_urlsafe(32)
-    raw = f"{TOKEN_PREFIX}{secret}"
+    _require_may_own(workspace, role, actor)
+    token, raw = _new_token(workspace, name, role, actor)
+    audit("token.created", actor=actor, workspace=workspace, obj=token, new={"role": role})
+    return token, raw
+
+
+def _new_token(workspace: Workspace, name: str, role: str, actor: Actor) -> tuple[ApiToken, str]:
+    raw = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(
         workspace=workspace,
         name=name[:100],
@@ -449,9 +455,48 @@ def do_create_api_token(workspace: Workspace, *, name: str, role: str, actor: Ac
         prefix=raw[:10],
         key_hash=hash_token(raw),
         created_by=actor.user,
+        # The command line acts for whoever runs the server: its tokens have no owner to lose.
+        issued_by_operator=actor.user is None and actor.token is None,
     )
-    audit("token.created", actor=actor, workspace=workspace, obj=token, new={"role": role})
     return token, raw
+
+
+def _require_may_own(workspace: Workspace, role: str, actor: Actor) -> None:
+    """A staff member owns the tokens they make, which work only while their role holds the
+    token's permissions (ApiToken.stopped_reason): refuse one that would not work at all."""
+    if actor.user is None:
+        return
+    mine = _actor_role(workspace, actor)
+    if mine is None or not permissions_for(role) <= permissions_for(mine):
+        raise ActionError(
+            f"your role ({mine or 'none'}) does not hold the permissions of the role {role}",
+            code="forbidden",
+        )
+
+
+@transaction.atomic
+def do_reissue_api_token(token: ApiToken, *, actor: Actor) -> tuple[ApiToken, str]:
+    """A token that stopped working because of its owner (or any other, to take it over) made
+    again under the acting user: a new secret with the same name and role, the old one revoked
+    (its secret may be known to the person who left). Returns (token, raw) like creating."""
+    if token.revoked_at:
+        raise Conflict("a revoked token cannot be re-issued: create a new one")
+    workspace = token.workspace
+    _require_owner_for({token.role}, workspace, actor)
+    _require_may_own(workspace, token.role, actor)
+    old_owner = token.created_by.email if token.created_by else ""
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    new, raw = _new_token(workspace, token.name, token.role, actor)
+    audit(
+        "token.reissued",
+        actor=actor,
+        workspace=workspace,
+        obj=new,
+        old={"token": token.prefix, "owner": old_owner},
+        new={"token": new.prefix, "owner": actor.label, "role": new.role},
+    )
+    return new, raw
 
 
 @transaction.atomic

@@ -12,6 +12,8 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 
+from mailmarketer.lib.text import validate_one_line, validate_text
+
 from .permissions import OWNER_ONLY_ROLES, Role
 
 
@@ -139,11 +141,12 @@ class WorkspaceSettingsForm(Form):
     ModelForm: a ModelForm would change the workspace object while validating, and
     do_update_workspace needs the old values to audit the change."""
 
-    name = forms.CharField(label="Workspace name", max_length=100)
+    name = forms.CharField(label="Workspace name", max_length=100, validators=[validate_one_line])
     sender_name = forms.CharField(
         label="Sender name",
         max_length=100,
         required=False,
+        validators=[validate_one_line],
         help_text="The name your marketing mail comes from, for example your company's name.",
     )
     sender_email = forms.EmailField(
@@ -155,6 +158,7 @@ class WorkspaceSettingsForm(Form):
     postal_address = forms.CharField(
         label="Postal address",
         required=False,
+        validators=[validate_text],
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=(
             "Marketing mail must carry your postal address (the law in many countries requires "

@@ -17,6 +17,7 @@ from django_otp.models import Device, ThrottlingMixin
 from django_otp.oath import TOTP
 
 from mailmarketer.lib.crypto import EncryptedTextField
+from mailmarketer.lib.text import refuse_controls
 
 from .permissions import Role, permissions_for
 
@@ -51,6 +52,13 @@ class Workspace(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # The sender's name and address go into the From header of every message.
+        refuse_controls(
+            {"name": self.name, "sender_name": self.sender_name, "sender_email": self.sender_email},
+            {"postal_address": self.postal_address},
+        )
 
 
 class UserManager(BaseUserManager):
@@ -181,7 +189,17 @@ def hash_token(raw: str) -> str:
 
 
 class ApiToken(models.Model):
-    """A bearer token for the REST API, scoped to one workspace and one role."""
+    """A bearer token for the REST API, scoped to one workspace and one role.
+
+    A token made by a staff member is theirs (`created_by`, its owner) and works only while
+    they could make it again: their account is active, they are still a member of the
+    workspace, and their role there holds every permission of the token's role (a marketer's
+    token survives a promotion to admin, not a demotion to analyst). When the owner's account is
+    deleted `created_by` becomes empty and the token stops too. Tokens made from the command line
+    (`issued_by_operator`) belong to whoever runs the server and have no such owner. A token
+    that stopped can be re-issued (a new secret, the same name and role) by someone who may make
+    it: accounts.actions.do_reissue_api_token.
+    """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -192,9 +210,28 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    issued_by_operator = models.BooleanField(
+        default=False, help_text="Made from the command line: no staff member owns it"
+    )
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+    def stopped_reason(self, owner_role: str | None) -> str:
+        """Why this unrevoked token no longer works ("" when it does), given its owner's role
+        in the workspace now (None when they are not a member)."""
+        if self.issued_by_operator:
+            return ""
+        owner = self.created_by
+        if owner is None:
+            return "its owner's account was deleted"
+        if not owner.is_active:
+            return "its owner's account is deactivated"
+        if owner_role is None:
+            return "its owner is no longer a member of the workspace"
+        if not self.permissions <= permissions_for(owner_role):
+            return f"its owner's role ({owner_role}) no longer holds the permissions of its own"
+        return ""
 
     @property
     def permissions(self) -> frozenset[str]:

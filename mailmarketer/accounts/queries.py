@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .models import ApiToken, AuditEvent, Invitation, Membership, TotpDevice, User, hash_token
@@ -43,22 +43,35 @@ def open_invitations(workspace) -> list[Invitation]:
     )
 
 
+def _with_owner_role(tokens):
+    """Tokens annotated with `owner_role` (their owner's role in the workspace now, None when
+    not a member) and `stopped` (ApiToken.stopped_reason, "" when it works): one query."""
+    owner_role = Membership.objects.filter(
+        workspace_id=OuterRef("workspace_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
+    found = list(tokens.select_related("created_by").annotate(owner_role=Subquery(owner_role)))
+    for token in found:
+        token.stopped = "" if token.revoked_at else token.stopped_reason(token.owner_role)
+    return found
+
+
 def api_tokens_of(workspace) -> list[ApiToken]:
-    return list(
-        ApiToken.objects.filter(workspace=workspace)
-        .select_related("created_by")
-        .order_by("revoked_at", "-created_at")
+    return _with_owner_role(
+        ApiToken.objects.filter(workspace=workspace).order_by("revoked_at", "-created_at")
     )
 
 
 def get_token_by_raw(raw: str) -> ApiToken | None:
+    """The unrevoked token with this secret, with `stopped` saying why it no longer works
+    ("" when it does: the caller must check)."""
     if not raw:
         return None
-    return (
-        ApiToken.objects.select_related("workspace")
-        .filter(key_hash=hash_token(raw), revoked_at=None)
-        .first()
+    found = _with_owner_role(
+        ApiToken.objects.select_related("workspace").filter(
+            key_hash=hash_token(raw), revoked_at=None
+        )
     )
+    return found[0] if found else None
 
 
 def confirmed_device(user: User) -> TotpDevice | None:
@@ -129,11 +142,10 @@ def get_invitation(workspace, invitation_id: int) -> Invitation | None:
 
 
 def get_api_token(workspace, token_id: int) -> ApiToken | None:
-    return (
-        ApiToken.objects.select_related("workspace")
-        .filter(workspace=workspace, pk=token_id)
-        .first()
+    found = _with_owner_role(
+        ApiToken.objects.select_related("workspace").filter(workspace=workspace, pk=token_id)
     )
+    return found[0] if found else None
 
 
 def audit_event_types(workspace) -> list[str]:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("app/<slug:ws>/tokens/", v.tokens, name="tokens"),
     path("app/<slug:ws>/tokens/new/", v.token_create, name="token-create"),
     path("app/<slug:ws>/tokens/<int:token_id>/revoke/", v.token_revoke, name="token-revoke"),
+    path("app/<slug:ws>/tokens/<int:token_id>/reissue/", v.token_reissue, name="token-reissue"),
     path("app/<slug:ws>/audit/", v.audit, name="audit"),
     path("app/<slug:ws>/settings/", v.workspace_settings, name="settings-workspace"),
     path("app/<slug:ws>/settings/save/", v.workspace_settings_save, name="settings-workspace-save"),

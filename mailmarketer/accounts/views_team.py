@@ -219,6 +219,20 @@ def token_revoke(request, token_id: int):
     return redirect("tokens", ws=request.workspace.slug)
 
 
+@workspace_view(p.TOKENS_MANAGE)
+@require_POST
+@never_cache  # the response carries the new raw token
+def token_reissue(request, token_id: int):
+    token = queries.get_api_token(request.workspace, token_id)
+    if token is None:
+        raise Http404("No such API token in this workspace")
+    try:
+        new, raw = actions.do_reissue_api_token(token, actor=Actor.from_request(request))
+    except ActionError as exc:
+        return _tokens_page(request, error=str(exc), status=_status_for(exc))
+    return _tokens_page(request, created=new, raw=raw)
+
+
 # -- audit log ---------------------------------------------------------------------------------
 
 

@@ -40,7 +40,9 @@ class TokenAuth(HttpBearer):
     On success: request.api_token and request.auth are the ApiToken, request.workspace its
     workspace, and the token's last-used time is recorded. A missing, malformed, unknown or
     revoked token is 401 (unknown and revoked read the same, so a caller learns nothing about
-    which tokens exist); a token whose role lacks the permission is 403.
+    which tokens exist), and so is a token whose owner left, was deactivated or lost the role
+    it needs (ApiToken.stopped_reason, said in the message to whoever holds the secret); a
+    token whose role lacks the permission is 403.
     """
 
     def __init__(self, permission: str | None):
@@ -66,6 +68,14 @@ class TokenAuth(HttpBearer):
             raise ApiError(
                 401,
                 "unknown or revoked API token",
+                code="invalid_token",
+                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+            )
+        if api_token.stopped:
+            raise ApiError(
+                401,
+                f"this API token no longer works: {api_token.stopped}; an admin of the "
+                "workspace can re-issue it on the API tokens page",
                 code="invalid_token",
                 headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
             )

@@ -7,7 +7,8 @@
 `install(api)` replaces Django Ninja's default handlers (which answer `{"detail": ...}` and, with
 DEBUG on, a plain-text traceback) so that every exception a route can raise maps to this shape:
 ninja's ValidationError and Django's ValidationError (422, with field errors), the accounts
-actions' ActionError (400, or 403 for code "forbidden") and Conflict (409), Http404 and
+actions' ActionError (422 naming its field when it has one, else 400, or 403 for code
+"forbidden") and Conflict (409), Http404 and
 ObjectDoesNotExist (404), PermissionDenied (403), a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413),
 ninja's HttpError family (its own status: 401 for authentication, 429 for throttling) and
 anything else (500, logged, no traceback sent).
@@ -159,6 +160,8 @@ def _on_field_errors(request, exc: FieldErrors):
 def _on_action_error(request, exc: ActionError):
     if isinstance(exc, Conflict):
         return error_response(409, str(exc), code=exc.code)
+    if exc.field:
+        return field_errors([{"field": exc.field, "message": str(exc)}])
     status = 403 if exc.code == "forbidden" else 400
     return error_response(status, str(exc), code=exc.code)
 

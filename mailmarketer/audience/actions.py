@@ -3,6 +3,7 @@ uuid only), suppression checked by every path that adds or subscribes a person."
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.lib.text import nul_in, one_line_problem
 
 from . import personal_data
 from .emails import InvalidEmail, email_key, normalise_email, suppression_hash
@@ -203,14 +205,44 @@ def do_delete_list(mailing_list: MailingList, *, actor: Actor) -> None:
 # -- subscribers -----------------------------------------------------------------------------
 
 
+def _clean_name(name) -> str:
+    """A subscriber's name: one line (it is the display name of the To header)."""
+    name = (name or "").strip()[:200]
+    problem = one_line_problem(name)
+    if problem:
+        raise ActionError(f"name {problem}", field="name")
+    return name
+
+
+def _non_finite(value) -> bool:
+    # NaN and infinities (JSON's NaN, Infinity, 1e999) are not JSON: SQLite's JSON check and
+    # PostgreSQL's jsonb refuse them when stored.
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
 def _clean_attributes(attributes) -> dict:
     if attributes is None:
         return {}
     if not isinstance(attributes, dict):
         raise ActionError("attributes must be an object of names to values", code="invalid")
-    for key in attributes:
+    for key, value in attributes.items():
         if not isinstance(key, str) or not key.strip() or len(key) > 100:
             raise ActionError(f"invalid attribute name {key!r}", code="invalid")
+        problem = one_line_problem(key)
+        if problem:
+            raise ActionError(f"the attribute name {key!r} {problem}", field="attributes")
+        where = f"attributes.{key}"
+        if _non_finite(value):
+            raise ActionError(f"{where} must be a finite number (not NaN or infinity)", field=where)
+        nul = nul_in(value, where)
+        if nul:
+            raise ActionError(f"{nul} must not contain a NUL character", field=nul)
     return attributes
 
 
@@ -231,7 +263,7 @@ def do_create_subscriber(
     subscriber = Subscriber(
         workspace=workspace,
         email=email,
-        name=(name or "").strip()[:200],
+        name=_clean_name(name),
         attributes=_clean_attributes(attributes),
         source=source,
     )
@@ -271,8 +303,8 @@ def do_update_subscriber(
                 raise Conflict("another subscriber already has this email address")
             subscriber.email = email
             changed.append("email")
-    if name is not None and name.strip() != subscriber.name:
-        subscriber.name = name.strip()[:200]
+    if name is not None and _clean_name(name) != subscriber.name:
+        subscriber.name = _clean_name(name)
         changed.append("name")
     if attributes is not None:
         attributes = _clean_attributes(attributes)
@@ -746,7 +778,7 @@ def _bulk_add_item(item) -> tuple[str, str, dict]:
         raise ActionError("email must be a string")
     if name is not None and not isinstance(name, str):
         raise ActionError("name must be a string")
-    return valid_email(email), (name or "").strip()[:200], _clean_attributes(item.get("attributes"))
+    return valid_email(email), _clean_name(name), _clean_attributes(item.get("attributes"))
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from mailmarketer.accounts.models import slug_validator
+from mailmarketer.lib.text import validate_one_line
 
 from .actions import BULK_ACTIONS, BULK_LIMIT, BULK_NEEDS_LIST
 from .models import MailingList, Subscriber, Subscription, Suppression
@@ -95,7 +96,7 @@ def _pick_list(lists, value: str):
 
 
 class ListForm(Form):
-    name = forms.CharField(label="Name", max_length=150)
+    name = forms.CharField(label="Name", max_length=150, validators=[validate_one_line])
     slug = forms.CharField(
         label="Short name (slug)",
         max_length=50,
@@ -260,7 +261,9 @@ class SubscriberFilterForm(Form):
 
 class AddSubscriberForm(Form):
     email = forms.CharField(label="Email address", max_length=254)
-    name = forms.CharField(label="Name", required=False, max_length=200)
+    name = forms.CharField(
+        label="Name", required=False, max_length=200, validators=[validate_one_line]
+    )
     lists = forms.MultipleChoiceField(
         label="Subscribe to",
         required=False,
@@ -343,7 +346,9 @@ class BulkForm(Form):
 
 class ProfileForm(Form):
     email = forms.CharField(label="Email address", max_length=254)
-    name = forms.CharField(label="Name", required=False, max_length=200)
+    name = forms.CharField(
+        label="Name", required=False, max_length=200, validators=[validate_one_line]
+    )
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("prefix", "profile")
@@ -351,7 +356,9 @@ class ProfileForm(Form):
 
 
 class AttributeRowForm(forms.Form):
-    key = forms.CharField(label="Name", required=False, max_length=100)
+    key = forms.CharField(
+        label="Name", required=False, max_length=100, validators=[validate_one_line]
+    )
     value = forms.CharField(label="Value", required=False, max_length=2000)
 
     def __init__(self, *args, **kwargs):

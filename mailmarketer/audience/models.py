@@ -6,10 +6,12 @@ import hashlib
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now
 
 from mailmarketer.accounts.models import Workspace, slug_validator
+from mailmarketer.lib.text import one_line_problem, refuse_controls
 
 from .emails import email_key
 
@@ -125,6 +127,13 @@ class MailingList(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # A list's name is shown in the preference centre and can reach a subject.
+        refuse_controls({"name": self.name, "slug": self.slug}, {"description": self.description})
+        for tag in self.tags if isinstance(self.tags, list) else []:
+            if one_line_problem(tag):
+                raise ValidationError({"tags": f"tags {one_line_problem(tag)}"})
 
 
 class Subscription(models.Model):

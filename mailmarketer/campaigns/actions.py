@@ -24,6 +24,7 @@ from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import MailingList, Segment
+from mailmarketer.lib.text import one_line_problem
 
 from . import rendering
 from .layouts import content_slots
@@ -69,7 +70,6 @@ CAMPAIGN_FIELDS = (
 _AUDIT_VALUES = frozenset(CAMPAIGN_FIELDS) - {"body", "text_body", "data"}
 MAX_DATA = 64 * 1024  # bytes of template data, as JSON
 MAX_BODY = 500_000  # characters of a body or text body as written
-_LINE_BREAKS = re.compile(r"[\r\n\x00]")
 
 
 def one_line(field: str, value, max_length: int, *, required: bool = False) -> str:
@@ -80,10 +80,9 @@ def one_line(field: str, value, max_length: int, *, required: bool = False) -> s
     value = value.strip()
     if required and not value:
         raise ActionError(f"{field} is required", code="required", field=field)
-    if _LINE_BREAKS.search(value):
-        raise ActionError(
-            f"{field} must be one line (no line breaks or NUL characters)", field=field
-        )
+    problem = one_line_problem(value)  # a name or subject reaches headers
+    if problem:
+        raise ActionError(f"{field} {problem}", field=field)
     if len(value) > max_length:
         raise ActionError(f"{field} is longer than {max_length} characters", field=field)
     return value
@@ -336,9 +335,10 @@ def apply_fields(campaign: Campaign, fields: dict) -> dict:
     return m2m
 
 
-def compile_checked(campaign: Campaign) -> rendering.CompiledCampaign:
+def compile_checked(campaign: Campaign) -> rendering.CheckedContent:
+    # In a child process under a hard limit: a request never waits on a runaway template.
     try:
-        return rendering.compile_campaign(campaign)
+        return rendering.check_campaign(campaign)
     except rendering.TemplateProblem as problem:
         raise TemplateError(problem) from None
 
@@ -660,7 +660,7 @@ def check_layout_html(html) -> str:
             code="content_slot",
         )
     try:
-        rendering.compile_content(
+        rendering.check_content(
             rendering.ContentSpec(
                 kind=Campaign.Kind.TRANSACTIONAL,
                 subject="Layout check",

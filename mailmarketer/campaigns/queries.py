@@ -67,7 +67,6 @@ def preview_campaign(
     the unsubscribe link of a preview changes nothing. Raises TemplateProblem or RenderError."""
     if subscriber is not None and subscriber.workspace_id != campaign.workspace_id:
         raise ValueError("the subscriber belongs to another workspace")
-    compiled = rendering.compile_campaign(campaign)
     person = None
     if subscriber is not None:
         person = {
@@ -81,4 +80,4 @@ def preview_campaign(
         rendering.campaign_context(campaign),
         person,
     )
-    return compiled.render(context)
+    return rendering.render_isolated(campaign, context)

@@ -42,7 +42,15 @@ afterwards, so that a runaway template stops early instead of eating the worker:
   a budget (MAX_WORK, 4,000,000 characters) charged for every printed value and, per loop
   iteration, for the loop body's static text, bounds what macros and `{% set %}` blocks can build
   in memory where the output counter cannot see it.
+- numbers: every arithmetic operator goes through CampaignSandbox.call_binop, which refuses an
+  integer past MAX_INT_BITS before computing it (squaring a number of a million digits takes
+  seconds, each further squaring three times as long), reads the clock, and refuses `%`
+  formatting whose widths or total size pass the caps; str.format is not offered at all.
 A cap hit raises RenderError: the engine records that recipient as failed and goes on.
+
+The caps act between operations. The web server (saving, previews, public pages) also runs
+compiling and rendering in a child process killed past ISOLATED_SECONDS (check_content,
+check_campaign, render_isolated; see "isolated" at the end).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ import re
 import threading
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from time import perf_counter
 from urllib.parse import quote
@@ -90,6 +98,8 @@ from jinja2.tests import TESTS as JINJA_TESTS
 from jinja2.utils import pass_environment, pass_eval_context
 from markupsafe import Markup, escape
 
+from mailmarketer.lib.bounded import Overrun, run_bounded
+
 from . import content
 from .content import TemplateProblem
 from .layouts import default_layout_html
@@ -101,9 +111,12 @@ __all__ = [
     "RenderedMessage",
     "TemplateProblem",
     "campaign_context",
+    "check_campaign",
+    "check_content",
     "compile_campaign",
     "compile_content",
     "recipient_context",
+    "render_isolated",
     "sample_context",
     "workspace_context",
 ]
@@ -115,6 +128,12 @@ MAX_ITERATIONS = 100_000
 MAX_RANGE = 10_000
 MAX_SEQUENCE = 10_000  # items in a list made by * or +
 MAX_WORK = 4_000_000
+# The web server checks and previews templates in a child process killed past these (see
+# "Isolated" below): several parts are rendered there under RENDER_TIME_LIMIT each, and a
+# 1 MB body is sanitised and its CSS inlined, so a generous multiple of the cap.
+ISOLATED_SECONDS = 2.0
+ISOLATED_MEMORY = 512 * 2**20  # bytes beyond what the child starts with
+MAX_INT_BITS = 4_096  # any integer a template computes; 10**999 is 3,319 bits
 
 
 class RenderError(Exception):
@@ -434,12 +453,51 @@ _LOOP_ATTRIBUTES = frozenset(
         "changed",
     ]
 )
-_FORMAT_WIDTH = re.compile(r"%[-#0 +]*(?:\*|\d{4,})|%[-#0 +]*\d*\.(?:\*|\d{4,})")
+# A width or precision of 1,000 or more, or one taken from the arguments (*), with or without
+# a mapping key ("%(n)0999999999d").
+_FORMAT_WIDTH = re.compile(
+    r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d{4,})|%(?:\([^)]*\))?[-#0 +]*\d*\.(?:\*|\d{4,})"
+)
+# What one % conversion may add beyond its value: a width and a precision under 1,000 each.
+_FORMAT_SPEC_ROOM = 2_000
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _bits(value) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def _check_int_size(left, right, bits: int) -> None:
+    """Refuse an integer result of more than MAX_INT_BITS before computing it: squaring a
+    number of a million digits takes seconds and each further squaring three times as long."""
+    if isinstance(left, int) and isinstance(right, int) and bits > MAX_INT_BITS:
+        raise _Exceeded(f"numbers are limited to {MAX_INT_BITS:,} bits (about 1,200 digits)")
+
+
+def _check_format_size(template: str, args) -> None:
+    """Refuse `"%s%s..." % (a, b, ...)` whose result would pass the output cap (its pieces are
+    each under the cap, the whole need not be)."""
+    if isinstance(args, dict):
+        values = args.values()
+    else:
+        values = args if isinstance(args, tuple) else [args]
+    size = len(template) + template.count("%") * _FORMAT_SPEC_ROOM
+    size += sum(len(v) if isinstance(v, str) else 0 for v in values)
+    if size > MAX_OUTPUT:
+        raise _Exceeded(f"% formatting would make more than {MAX_OUTPUT:,} characters")
 
 
 def _range(*args):
+    _check_clock()
     numbers = range(*args)
-    if len(numbers) > MAX_RANGE:
+    try:
+        length = len(numbers)
+    except OverflowError:  # more numbers than a C integer holds
+        length = MAX_RANGE + 1
+    if length > MAX_RANGE:
         raise SecurityError(f"range() is limited to {MAX_RANGE:,} numbers")
     return numbers
 
@@ -472,7 +530,9 @@ class _Blank(ChainableUndefined):
 
 
 class CampaignSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "+", "**", "%"})
+    # Every arithmetic operator, so that integer sizes are checked before Python computes
+    # them (and none is folded into a constant at compile time, where no cap applies).
+    intercepted_binops = frozenset({"*", "+", "-", "**", "%", "/", "//"})
 
     def __init__(self, *, html: bool):
         super().__init__(
@@ -498,6 +558,12 @@ class CampaignSandbox(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
+    def wrap_str_format(self, value):
+        # Jinja2 hands out a sandboxed str.format / format_map; its widths are unbounded
+        # ('{:>999999999}'.format(1) builds a gigabyte), so they are methods like any other
+        # outside the allowlist.
+        return None
+
     def is_safe_attribute(self, obj, attr, value):
         if attr.startswith("_") or not super().is_safe_attribute(obj, attr, value):
             return False
@@ -513,32 +579,38 @@ class CampaignSandbox(ImmutableSandboxedEnvironment):
 
     def call(self, context, obj, /, *args, **kwargs):
         _check_clock()
+        if isinstance(obj, Undefined) and obj._undefined_exception is SecurityError:
+            # A method outside the allowlist ('{:>999999999}'.format(1), str.center...):
+            # refused with its name rather than silently printing nothing.
+            raise SecurityError(f"'{obj._undefined_name}' cannot be called in a template")
         for arg in args:
             if isinstance(arg, str | list | tuple) and len(arg) > MAX_OUTPUT:
                 raise _Exceeded(f"a value longer than {MAX_OUTPUT:,} cannot be passed on")
         return super().call(context, obj, *args, **kwargs)
 
     def call_binop(self, context, operator, left, right):
+        _check_clock()
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int):
                     limit = MAX_OUTPUT if isinstance(seq, str) else MAX_SEQUENCE
                     if len(seq) * times > limit:
                         raise _Exceeded(f"the result would be longer than {limit:,}")
-        elif operator == "+":
+            _check_int_size(left, right, _bits(left) + _bits(right))
+        elif operator in ("+", "-"):
             if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
                 limit = MAX_OUTPUT if isinstance(left, str) else MAX_SEQUENCE
                 if len(left) + len(right) > limit:
                     raise _Exceeded(f"the result would be longer than {limit:,}")
+            _check_int_size(left, right, max(_bits(left), _bits(right)) + 1)
         elif operator == "**":
-            if isinstance(left, int | float) and isinstance(right, int | float):
-                too_big = abs(right) > 1000 or (
-                    isinstance(left, int)
-                    and isinstance(right, int)
-                    and left.bit_length() * abs(right) > 10_000
-                )
-                if too_big:
-                    raise SecurityError("that power is too large")
+            if _is_number(left) and _is_number(right):
+                # A float or Decimal power overflows at once; an integer one is computed in
+                # full, so its size is estimated first (bits of the base times the exponent).
+                if abs(right) > 1000:
+                    raise _Exceeded("that power is too large")
+                if isinstance(right, int) and right > 0:
+                    _check_int_size(left, right, _bits(left) * right)
         elif operator == "%" and isinstance(left, str):
             values = (
                 right.values()
@@ -548,13 +620,14 @@ class CampaignSandbox(ImmutableSandboxedEnvironment):
             if any(isinstance(v, Undefined) for v in values):
                 return self.undefined()  # formatting a missing value prints nothing
             if _FORMAT_WIDTH.search(left):
-                raise SecurityError("% formatting with widths of 1,000 or more is not allowed")
+                raise _Exceeded("% formatting with widths of 1,000 or more is not allowed")
             if isinstance(right, tuple):
                 right = tuple(_plain_arg(v) for v in right)
             elif isinstance(right, dict):
                 right = {k: _plain_arg(v) for k, v in right.items()}
             else:
                 right = _plain_arg(right)
+            _check_format_size(left, right)
         return super().call_binop(context, operator, left, right)
 
     # Called from compiled templates only (EnvironmentAttribute nodes put in by _guard).
@@ -922,10 +995,21 @@ def _build_html(body_format: str, body: str, layout: str | None):
 
 
 def compile_content(
-    spec: ContentSpec, *, workspace: dict, campaign: dict, campaign_id: int = 0
+    spec: ContentSpec,
+    *,
+    workspace: dict,
+    campaign: dict,
+    campaign_id: int = 0,
+    urls: dict | None = None,
 ) -> CompiledCampaign:
-    """Compile a campaign's content; TemplateProblem names the field and line to fix."""
-    sample = sample_context(workspace, campaign)
+    """Compile a campaign's content; TemplateProblem names the field and line to fix. `urls`:
+    the sample links (sample_urls() when None)."""
+    sample = recipient_context(
+        workspace=workspace,
+        campaign=campaign,
+        subscriber=SAMPLE_SUBSCRIBER,
+        urls=urls if urls is not None else sample_urls(),
+    )
     marketing = spec.kind == "marketing"
 
     subject = compile_template(TEXT_ENV, spec.subject, "subject")
@@ -1061,4 +1145,103 @@ def compile_campaign(campaign) -> CompiledCampaign:
         workspace=workspace_context(campaign.workspace),
         campaign=campaign_context(campaign),
         campaign_id=campaign.pk or 0,
+    )
+
+
+# -- isolated: what the web server does, in a child process -------------------------------------
+#
+# The caps above stop a template between operations; they cannot stop one C-level operation
+# that runs long, and a web request is a thread, which nothing can interrupt. So the web server
+# (save-time checks, previews, the public pages) compiles and renders in a child process under
+# a hard limit (lib.bounded: killed after ISOLATED_SECONDS, refused past ISOLATED_MEMORY), at a
+# cost of about 10 ms a call. The worker compiles once per campaign and renders in-process: it
+# is a process of its own, and the caps fail one recipient fast.
+
+_PRELOAD = ("mailmarketer.campaigns.rendering",)
+
+
+def _outcome(work, *args):
+    # Runs in the child. TemplateProblem and RenderError do not survive pickling (their
+    # __init__ takes more than the message), so they travel as tuples.
+    try:
+        return ("ok", work(*args))
+    except TemplateProblem as problem:
+        return ("problem", problem.field, problem.line, problem.message)
+    except RenderError as exc:
+        return ("render", exc.field, exc.message)
+
+
+def _links_of(spec: ContentSpec, workspace: dict, campaign: dict, urls: dict) -> list[str]:
+    return compile_content(spec, workspace=workspace, campaign=campaign, urls=urls).links
+
+
+def _rendered(
+    spec: ContentSpec, workspace: dict, campaign: dict, urls: dict, context: dict
+) -> RenderedMessage:
+    compiled = compile_content(spec, workspace=workspace, campaign=campaign, urls=urls)
+    return compiled.render(context)
+
+
+def _plain(spec: ContentSpec) -> ContentSpec:
+    # str, not the models' TextChoices: the spec travels pickled to a child process that has
+    # no models loaded.
+    return replace(spec, kind=str(spec.kind), body_format=str(spec.body_format))
+
+
+def _isolated(work, spec: ContentSpec, *args, field: str = "body"):
+    try:
+        outcome = run_bounded(
+            _outcome,
+            (work, _plain(spec), *args),
+            seconds=ISOLATED_SECONDS,
+            memory=ISOLATED_MEMORY,
+            preload=_PRELOAD,
+        )
+    except Overrun as exc:
+        raise TemplateProblem(
+            field, None, f"the template cannot be rendered within the limits: {exc}"
+        ) from None
+    except MemoryError:
+        raise TemplateProblem(
+            field, None, "the template needs more memory than a message may use"
+        ) from None
+    kind, *rest = outcome
+    if kind == "problem":
+        raise TemplateProblem(*rest)
+    if kind == "render":
+        raise RenderError(*rest)
+    return rest[0]
+
+
+@dataclass(frozen=True)
+class CheckedContent:
+    """What saving a campaign keeps from compiling it."""
+
+    links: list[str]
+
+
+def check_content(spec: ContentSpec, *, workspace: dict, campaign: dict) -> CheckedContent:
+    """compile_content in a child process under the hard limit: TemplateProblem or the links."""
+    return CheckedContent(links=_isolated(_links_of, spec, workspace, campaign, sample_urls()))
+
+
+def check_campaign(campaign) -> CheckedContent:
+    """compile_campaign in a child process under the hard limit (for the web server)."""
+    return check_content(
+        spec_for(campaign),
+        workspace=workspace_context(campaign.workspace),
+        campaign=campaign_context(campaign),
+    )
+
+
+def render_isolated(campaign, context: dict) -> RenderedMessage:
+    """compile_campaign(campaign).render(context) in a child process under the hard limit:
+    TemplateProblem, RenderError or the message."""
+    return _isolated(
+        _rendered,
+        spec_for(campaign),
+        workspace_context(campaign.workspace),
+        campaign_context(campaign),
+        sample_urls(),
+        context,
     )

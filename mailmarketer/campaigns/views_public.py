@@ -42,6 +42,15 @@ def _message_response(rendered: rendering.RenderedMessage) -> HttpResponse:
     return response
 
 
+def _rendered(request, campaign, context: dict):
+    try:
+        return _message_response(rendering.render_isolated(campaign, context))
+    except (rendering.TemplateProblem, rendering.RenderError):
+        # A template that cannot be rendered for this person (a cap, or the hard limit of
+        # render_isolated) gets the page of a message that is not there, not a server error.
+        return _not_found(request)
+
+
 def _not_found(request):
     response = render(request, "campaigns/public_not_found.html", status=404)
     response["Referrer-Policy"] = "no-referrer"
@@ -80,7 +89,7 @@ def view_in_browser(request, token: str):
         },
         data=campaign.data,
     )
-    return _message_response(rendering.compile_campaign(campaign).render(context))
+    return _rendered(request, campaign, context)
 
 
 @public_view
@@ -101,4 +110,4 @@ def archive(request, uuid):
         subscriber={},
         urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
     )
-    return _message_response(rendering.compile_campaign(campaign).render(context))
+    return _rendered(request, campaign, context)

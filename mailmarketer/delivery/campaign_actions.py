@@ -89,6 +89,18 @@ def do_transition_campaign(
     return refresh_from(campaign, locked)
 
 
+def _in_range(when: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO time whose UTC is in year 10000: comparing or
+    # storing it raises OverflowError.
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ActionError(
+            f"at: {when.isoformat()} is out of range (after 9999-12-31 in UTC)", field="at"
+        ) from None
+    return when
+
+
 def parse_local_datetime(workspace, value: str) -> datetime:
     """ "2026-12-01T09:00" (as a form sends it) read in the workspace's time zone; a value with
     its own offset keeps it. Refuses times that do not exist or happen twice there."""
@@ -99,10 +111,10 @@ def parse_local_datetime(workspace, value: str) -> datetime:
             f"{value!r} is not a date and time (expected e.g. 2026-12-01T09:00)"
         ) from None
     if parsed.tzinfo is not None:
-        return parsed
+        return _in_range(parsed)
     zone = zoneinfo.ZoneInfo(workspace.timezone)
-    first = parsed.replace(tzinfo=zone, fold=0)
-    second = parsed.replace(tzinfo=zone, fold=1)
+    first = _in_range(parsed.replace(tzinfo=zone, fold=0))
+    second = _in_range(parsed.replace(tzinfo=zone, fold=1))
     round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != parsed:
         raise ActionError(
@@ -119,7 +131,7 @@ def parse_local_datetime(workspace, value: str) -> datetime:
     return first
 
 
-def launch_problems(campaign: Campaign) -> rendering.CompiledCampaign:
+def launch_problems(campaign: Campaign) -> rendering.CheckedContent:
     """Refuse (ActionError) what cannot be sent; returns the compiled content otherwise."""
     workspace = campaign.workspace
     if campaign.kind == Campaign.Kind.MARKETING and not workspace.postal_address.strip():
@@ -187,7 +199,7 @@ def do_schedule_campaign(campaign: Campaign, when, *, actor: Actor) -> Campaign:
         when = parse_local_datetime(locked.workspace, when)
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise ActionError("the schedule time must be a date and time with a time zone")
-    if when <= now():
+    if _in_range(when) <= now():
         raise ActionError("the schedule time is in the past", code="invalid_time")
     launch_problems(locked)
     if locked.status == Status.SCHEDULED:

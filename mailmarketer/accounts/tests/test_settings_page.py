@@ -165,3 +165,16 @@ def test_it_puts_the_models_own_validation_errors_on_the_fields(alice_client, mo
         in html
     )
     assert acme().postal_address == ""
+
+
+def test_it_refuses_control_characters_in_the_sender_on_the_form(alice_client):
+    # A sender name with CR LF would add a header to every message (issue 9, F9).
+    response = alice_client.post(
+        SAVE, valid(sender_name="Acme\r\nBcc: v@evil.example", postal_address="1 Main\x07St")
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_sender_name_error"' in html and 'id="id_postal_address_error"' in html
+    assert "must be one line without control characters" in html
+    assert acme().sender_name == "Acme"
+    assert not AuditEvent.objects.filter(event="workspace.updated").exists()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from mailmarketer.accounts.actions import ActionError
+from mailmarketer.lib.text import one_line_problem
 
 from ..emails import InvalidEmail, normalise_email
 
@@ -130,6 +131,9 @@ class Mapping:
             name = (attribute.name or "").strip()
             if not name:
                 raise MappingError(f"give the attribute of {column_name(column)} a name")
+            problem = one_line_problem(name)
+            if problem:
+                raise MappingError(f"the attribute name of {column_name(column)} {problem}")
             if len(name) > MAX_ATTRIBUTE_NAME:
                 raise MappingError(
                     f"the attribute name of {column_name(column)} is longer than "

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as quote
 
+from mailmarketer.lib.text import one_line_problem
+
 from ..emails import InvalidEmail, email_key, normalise_email, suppression_hash
 from ..models import ConsentRecord, Import, MailingList, Subscriber, Subscription, Suppression
 from ..subscribing import CHANGED, Result, Terms, subscribe_people
@@ -183,6 +185,13 @@ class Pipeline:
                 result.report(line, "invalid_value", bad, cells)
                 continue
             name = cells[name_column].strip()[:200] if name_column is not None else ""
+            if name:
+                # A quoted cell may hold a line break; a name is the To header's display name.
+                problem = one_line_problem(name)
+                if problem:
+                    bad = f"invalid value: the name {problem}"
+                    result.report(line, "invalid_value", bad, cells)
+                    continue
             rows.append(
                 Row(
                     line,

@@ -132,6 +132,10 @@ def _zip_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
 
 def _gzip_size(path: Path) -> int:
     # The gzip trailer holds the uncompressed size modulo 4 GiB: good enough for an estimate.
+    # A file shorter than a header and a trailer (18 bytes) has none: seeking 4 bytes back
+    # from the end of a 2-byte file raised OSError, a 500.
+    if path.stat().st_size < 18:
+        raise gzip.BadGzipFile("shorter than any gzip file")
     with open(path, "rb") as f:
         f.seek(-4, io.SEEK_END)
         return int.from_bytes(f.read(4), "little")

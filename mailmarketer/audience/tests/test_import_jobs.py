@@ -517,7 +517,9 @@ def test_it_reports_ten_thousand_bad_rows_and_imports_every_good_one(personas, n
     rows, expected, line, good = [["email", "name", "score"]], [], 2, 0
     lines = {}
     for i in range(20000):
-        name = f"Name\n{i}" if i % 1000 == 0 else f"Name {i}"  # some records span two lines
+        # Some records span two lines (rows refused for their address: a name with a line
+        # break would be refused for itself).
+        name = f"Name\n{i}" if i % 1000 == 1 else f"Name {i}"
         kind = i % 10
         if kind % 2 == 0:
             cells = [f"good{i}@example.com", name, str(i)]
@@ -887,3 +889,24 @@ def test_it_keeps_no_query_log_across_chunks(personas, news, tmp_path, settings)
 
     # One chunk's queries and the end's, not the ten chunks'.
     assert len(connection.queries) < 25
+
+
+def test_it_reports_a_name_with_a_line_break_as_invalid_with_its_line(personas, news, tmp_path):
+    # A quoted cell may span lines; as a name it would be the To header's display name.
+    text = csv_text([["email", "name"], ["ann@example.com", "Ann\nBcc: v@evil.example"]])
+    text += csv_text([["bob@example.com", "Bob"]])
+    path = write(tmp_path, "people.csv", text)
+
+    imp = run(personas.acme, path)
+
+    assert imp.status == Status.FINISHED
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["bob@example.com"]
+    [row] = report(imp)
+    assert row[0] == "2"
+    assert "the name must be one line without control characters" in row[1]
+    assert "a line break (LF)" in row[1]
+
+
+def test_it_refuses_an_attribute_name_with_a_control_character():
+    with pytest.raises(MappingError, match="must be one line"):
+        Mapping(email=0, attributes=(Attribute(1, "ci\rty", "text"),)).validated(["e", "c"])

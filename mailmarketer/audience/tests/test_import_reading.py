@@ -249,3 +249,14 @@ def test_it_refuses_a_spreadsheet(tmp_path):
     assert unreadable(path) == (
         "this is a spreadsheet (xlsx, ods), not a CSV file: save it as CSV (UTF-8) and upload that"
     )
+
+
+def test_it_refuses_a_file_that_is_only_the_start_of_a_gzip_header(tmp_path):
+    # Found by the schemathesis run (issue 9, F8): a 2-byte upload with the gzip magic was a 500.
+    path = tmp_path / "file"
+    path.write_bytes(b"\x1f\x8b")
+
+    with pytest.raises(UnreadableFile) as info:
+        inspect_file(path)
+
+    assert str(info.value) == ("the gzip file is damaged or cut short (shorter than any gzip file)")

@@ -754,3 +754,14 @@ def test_it_downloads_the_personal_data_export_and_audits_it(bob_client, zelda):
 def test_it_does_not_export_personal_data_by_get(bob_client, zelda):
     assert bob_client.get(page_url(zelda, "audience-subscriber-export")).status_code == 405
     assert not AuditEvent.objects.filter(event="subscriber.exported").exists()
+
+
+def test_it_refuses_a_profile_name_with_a_line_break(bob_client, zelda):
+    response = bob_client.post(
+        page_url(zelda, "audience-subscriber-profile"),
+        {"profile-email": zelda.email, "profile-name": "Zelda\r\nBcc: v@evil.example"},
+    )
+    assert response.status_code == 400
+    assert "must be one line without control characters" in response.content.decode()
+    zelda.refresh_from_db()
+    assert zelda.name == "Zelda Secretname"

@@ -451,3 +451,69 @@ def test_it_renders_the_default_layout_in_plain_ascii():
 
     source = default_layout_html()
     assert "&middot;" not in source and source.isascii()
+
+
+# -- numbers, formatting and methods that could hold a worker (issue 9, F1) ------------------------
+
+SQUARINGS = "{% set a = 10**999 %}\n" + "{% set a = a*a %}\n" * 12 + "{{ a }}"
+
+
+def test_it_refuses_a_number_that_grows_past_the_cap_at_the_line_that_grows_it():
+    # 10**999 is allowed (3,319 bits); its square would not be, and is never computed.
+    error = problem("Hello\n" + SQUARINGS, body_format="html")
+    assert (error.field, error.line) == ("body", 3)
+    assert "limited to 4,096 bits" in error.message
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ("{{ range(10**100)|length }}", "range() is limited"),
+        ("{{ range(10**18)|length }}", "range() is limited"),
+        ("{{ '%0999999999d' % 1 }}", "widths of 1,000 or more"),
+        ("{{ '%(n)0999999999d' % {'n': 1} }}", "widths of 1,000 or more"),
+        ("{{ '%.*f' % (999999999, 1.5) }}", "widths of 1,000 or more"),
+        ("{{ 'x' * 10**9 }}", "longer than 1,000,000"),
+        ("{{ (2**64)**(2**64) }}", "too large"),
+        ("{{ 2**5000 }}", "too large"),
+        ("{{ 16**1000 }}", "limited to 4,096 bits"),
+        # 4,095 bits: one doubling is allowed, two are not.
+        ("{% set a = 10**999 * 2**776 %}{{ a + a + a + a }}", "limited to 4,096 bits"),
+        ("{% set a = 10**999 * 2**776 %}{{ a - -a - -a - -a }}", "limited to 4,096 bits"),
+        ("{{ 1 << 10**9 }}", "unexpected '<'"),
+        ("{{ '{:>999999999}'.format(1) }}", "'format' cannot be called"),
+        ("{{ '{0:>999999999}'.format_map({}) }}", "'format_map' cannot be called"),
+        ("{% set t = ('x' * 1000000,) * 10000 %}{{ ('%s' * 10000) % t }}", "more than 1,000,000"),
+    ],
+)
+def test_it_refuses_a_runaway_operation_before_doing_it(payload, says):
+    error = problem("Hello\n" + payload, body_format="html")
+    assert error.line == 2
+    assert says in error.message
+
+
+def test_it_fails_one_recipient_whose_number_would_grow_past_the_cap():
+    # Sample data has no such attribute, so the campaign saves; the recipient fails at once.
+    c = compiled("{{ subscriber.attributes.n * subscriber.attributes.n }}")
+    assert "1000000" in c.render(context(attributes={"n": 1000})).text
+    with pytest.raises(RenderError) as info:
+        c.render(context(attributes={"n": 10**999}))
+    assert "limited to 4,096 bits" in info.value.message
+
+
+def test_it_checks_content_in_a_child_process_with_the_same_answers():
+    ok = rendering.check_content(
+        spec("Read [the post](https://acme.test/post)"), workspace=WORKSPACE, campaign=CAMPAIGN
+    )
+    assert ok.links == ["https://acme.test/post"]
+    with pytest.raises(TemplateProblem) as info:
+        rendering.check_content(spec("Hello\n" + SQUARINGS), workspace=WORKSPACE, campaign=CAMPAIGN)
+    assert (info.value.field, info.value.line) == ("body", 3)
+
+
+def test_it_refuses_content_whose_check_overruns_the_hard_limit(monkeypatch):
+    # Whatever a template does, the web server waits no longer than ISOLATED_SECONDS.
+    monkeypatch.setattr(rendering, "ISOLATED_SECONDS", 0)
+    with pytest.raises(TemplateProblem) as info:
+        rendering.check_content(spec("Hello"), workspace=WORKSPACE, campaign=CAMPAIGN)
+    assert "cannot be rendered within the limits" in info.value.message

@@ -68,3 +68,17 @@ def test_it_hides_drafts_and_campaigns_not_marked_for_the_archive(client, sent):
     assert client.get(f"/f/archive/{campaign.uuid}/").status_code == 404
     Campaign.objects.filter(pk=campaign.pk).update(archive=True, status="draft")
     assert client.get(f"/f/archive/{campaign.uuid}/").status_code == 404
+
+
+def test_it_answers_the_unavailable_page_when_the_message_cannot_be_rendered(client, sent):
+    # The template passed its checks with sample data; this person's number would grow past
+    # the cap (issue 9, F1): the page a missing message gets, not a 500.
+    campaign, ann = sent
+    Campaign.objects.filter(pk=campaign.pk).update(
+        body="{{ subscriber.attributes.n * subscriber.attributes.n }}"
+    )
+    ann.attributes = {"n": 10**999}
+    ann.save(update_fields=["attributes"])
+    response = client.get(path_of(view_url(campaign.workspace_id, ann.pk, campaign.pk)))
+    assert response.status_code == 404
+    assert "This message is not available" in response.content.decode()

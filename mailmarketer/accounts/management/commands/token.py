@@ -28,6 +28,12 @@ def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+def _status(token: ApiToken) -> str:
+    if not token.is_active:
+        return f"revoked {_when(token.revoked_at)}"
+    return f"stopped: {token.stopped}" if token.stopped else "active"
+
+
 class Command(BaseCommand):
     help = COMMANDS["token"][0]
 
@@ -63,7 +69,7 @@ class Command(BaseCommand):
                 t.role,
                 _when(t.created_at),
                 _when(t.last_used_at),
-                "active" if t.is_active else f"revoked {_when(t.revoked_at)}",
+                _status(t),
             )
             for t in tokens
         ]
