@@ -272,6 +272,12 @@ def do_delete_import(imp: Import, *, actor: Actor) -> None:
     transaction.on_commit(lambda: files.remove_all(pk))
 
 
+def record_import_report_read(imp: Import, *, actor: Actor) -> None:
+    """Someone downloaded the error report: the skipped rows of the file as they were, personal
+    data leaving the system like an export, so each download is on record."""
+    _audit("import.report_downloaded", imp, actor)
+
+
 # -- the job -----------------------------------------------------------------------------------
 
 
