@@ -7,6 +7,7 @@ A bare checkout runs on SQLite under var/ with no configuration (with MM_DEBUG=t
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -309,6 +310,9 @@ API_RATE_PER_MINUTE = env_int("MM_API_RATE_PER_MINUTE", 600, minimum=1)
 # Subscriber imports: the largest upload accepted (uploads above Django's 2.5 MB in-memory limit
 # stream to a temporary file, never into memory). Compressed files count at their compressed size.
 IMPORT_MAX_BYTES = env_int("MM_IMPORT_MAX_MB", 200, minimum=1) * 1024 * 1024
+# How long an import's files that hold people's data (the error report, a failed import's
+# upload kept for resuming) stay after the import ended; the worker removes them then.
+IMPORT_FILE_RETENTION = timedelta(days=env_int("MM_IMPORT_FILE_RETENTION_DAYS", 7, minimum=1))
 # Request bodies read into memory (not file uploads, which stream to disk): room for the API's
 # bulk add of 10,000 people per call (Django's default of 2.5 MB fits only ~250 bytes each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024

@@ -168,5 +168,39 @@ def message_parts(message: EmailMessage) -> tuple[str | None, str | None]:
     return text, html
 
 
+def _names(message: EmailMessage, needle: str) -> bool:
+    """Whether the message names the address (lower-cased `needle`) in a header or a text part,
+    as decoded: an encoded header or a quoted-printable body hides it from a byte search."""
+    texts = [str(value) for value in message.values()]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            try:
+                texts.append(part.get_content())
+            except (LookupError, ValueError):  # an unknown charset: the raw payload then
+                texts.append(str(part.get_payload()))
+    return any(needle in text.lower() for text in texts)
+
+
+def remove_messages_naming(scope: str, address: str) -> int:
+    """Erasure reaching the outbox: deletes every message of the scope (a workspace's mail)
+    that names the address, as recipient or anywhere in its text; returns how many. Reads each
+    message of the scope: the outbox is what an installation without a relay keeps, not a
+    mail store."""
+    directory = outbox_dir() / scope
+    if not directory.is_dir():
+        return 0
+    needle = address.lower()
+    removed = 0
+    for path in directory.glob("*.eml"):
+        try:
+            message = _parse(path)
+        except OSError:
+            continue  # removed meanwhile
+        if _names(message, needle):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def count_messages(viewer: Viewer | None = None) -> int:
     return len(_visible_paths(viewer))

@@ -1,9 +1,11 @@
 """Where an import's files live: settings.DATA_DIR/imports/<id>/.
 
 - source: the uploaded file as uploaded (compressed or not), deleted when the import ends
-  (finished or cancelled; kept after a failure so that it can be resumed), since it holds the
-  personal data of everyone in it.
-- errors.csv: the error report, kept until the import is deleted.
+  (finished or cancelled; kept after a failure so that it can be resumed, for
+  IMPORT_FILE_RETENTION at most), since it holds the personal data of everyone in it.
+- errors.csv: the error report, kept until the import is deleted or for IMPORT_FILE_RETENTION
+  after the import ended (jobs.expire_import_files_one), whichever comes first; erasing a
+  person cuts their rows out of it at once (jobs.erase_from_reports).
 - seen.sqlite3: the job's scratch index of addresses met (seen.py), deleted when the job stops.
 
 The file name people uploaded is only ever shown, never used in a path.

@@ -79,6 +79,31 @@ class ErrorReport:
         self.close()
 
 
+def drop_rows_naming(path: Path, address: str) -> int | None:
+    """Rewrites the report without the rows in which any cell holds the address (compared
+    lower-cased, so "ANN@example.com" in a name column goes too): erasure reaching the file.
+    Returns the new size, or None when no row named the person (the file is left as it was).
+    The new file replaces the old one whole (rename), created 0600 like every data file."""
+    needle = address.lower()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [row for row in rows if not any(needle in cell.lower() for cell in row)]
+    if len(kept) == len(rows):
+        return None
+    tmp = path.with_name(f".{path.name}.tmp")
+    buffer = io.StringIO()
+    # The cells were neutralised when first written; written back as they are.
+    csv.writer(buffer, lineterminator="\r\n").writerows(kept)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8"))
+        out.flush()
+        os.fsync(out.fileno())
+        size = out.tell()
+    os.replace(tmp, path)
+    return size
+
+
 def rows_of(path: Path) -> list[list[str]]:
     """The report read back (tests, and the summary's first rows)."""
     with open(path, encoding="utf-8-sig", newline="") as f:

@@ -876,6 +876,33 @@ def test_it_deletes_uploads_never_started(
     assert AuditEvent.objects.get(event="import.deleted").actor_label == "import clean-up"
 
 
+def test_it_expires_the_files_that_hold_peoples_rows_after_the_retention(
+    personas, news, tmp_path, monkeypatch
+):
+    text = "email\nold@example.com\nold@example.com\n"
+    old = run(personas.acme, write(tmp_path, "old.csv", text))
+    recent = run(personas.acme, write(tmp_path, "recent.csv", text))
+    failed = start(personas.acme, write(tmp_path, "failed.csv", text))
+    going = start(personas.acme, write(tmp_path, "going.csv", text))
+    eight_days_ago = timezone.now() - timedelta(days=8)
+    Import.objects.filter(pk=old.pk).update(finished_at=eight_days_ago)
+    Import.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=6))
+    Import.objects.filter(pk=failed.pk).update(status=Status.FAILED, finished_at=eight_days_ago)
+    assert files.report_path(old.pk).exists() and files.source_path(failed.pk).exists()
+    monkeypatch.setattr(jobs, "_next_sweep", 0.0)
+    hour = iter([1000.0, 1000.0, 2000.0, 4601.0, 4601.0])
+
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is True
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is False  # within the hour
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is False  # nothing left
+
+    assert not files.report_path(old.pk).exists()
+    assert not files.source_path(failed.pk).exists()  # it can no longer be resumed
+    assert files.report_path(recent.pk).exists()
+    assert files.source_path(going.pk).exists()  # queued: its job still needs it
+    assert Import.objects.filter(pk=old.pk).exists()  # the record of the import stays
+
+
 def test_it_keeps_no_query_log_across_chunks(personas, news, tmp_path, settings):
     from django.db import connection, reset_queries
 
