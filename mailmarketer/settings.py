@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from cryptography.fernet import Fernet
 
+from mailmarketer.lib.datafiles import private_dir, private_sqlite
 from mailmarketer.lib.env import (
     ConfigError,
     env_bool,
@@ -29,6 +30,8 @@ PROJECT_DIR = BASE_DIR.parent
 
 DEBUG = env_bool("MM_DEBUG", False)
 DATA_DIR = env_path("MM_DATA_DIR", PROJECT_DIR / "var")
+# People's data lives under it (database, imports, outbox, keys): the service's user only.
+private_dir(DATA_DIR)
 OUTBOX_DIR = DATA_DIR / "outbox"
 
 
@@ -88,7 +91,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     if _db["NAME"] and _db["NAME"] != ":memory:":
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(Path(_db["NAME"]))
     _db["TEST"] = {"NAME": env_str("MM_TEST_SQLITE_NAME")}
 else:
     _db["CONN_MAX_AGE"] = env_int("MM_DB_CONN_MAX_AGE", 60, minimum=0)

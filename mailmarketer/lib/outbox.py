@@ -2,7 +2,8 @@
 file, so a newcomer sees every message the system sends without configuring a relay.
 
 Files are named `<UTC timestamp>-<random>.eml` and written atomically (temporary file, then
-rename), so a reader never sees half a message. The Outbox page reads them back.
+rename), so a reader never sees half a message; 0600 in 0700 directories (lib/datafiles.py).
+The Outbox page reads them back.
 
 The outbox is scoped like everything else: mail sent on behalf of a workspace (invitations, later
 campaigns) goes to `ws-<workspace id>/` and is shown only in that workspace; mail to one staff
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
+
+from .datafiles import open_private, private_dir
 
 _NAME_OK = set("0123456789abcdefghijklmnopqrstuvwxyzT-.")
 
@@ -49,12 +52,12 @@ class Viewer:
 
 def write_message(raw: bytes, scope: str = SYSTEM_SCOPE) -> str:
     """Store one message; returns its id (the file name without .eml)."""
-    directory = outbox_dir() / scope
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(outbox_dir())
+    directory = private_dir(outbox_dir() / scope)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     message_id = f"{stamp}-{secrets.token_hex(4)}"
     tmp = directory / f".{message_id}.tmp"
-    with tmp.open("wb") as fh:
+    with open_private(tmp, "xb") as fh:
         fh.write(raw)
         fh.flush()
         os.fsync(fh.fileno())

@@ -19,6 +19,8 @@ import io
 import os
 from pathlib import Path
 
+from mailmarketer.lib.datafiles import open_private
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -34,7 +36,12 @@ class ErrorReport:
     def __init__(self, path: Path, header: list[str], committed_size: int = 0):
         self.path = Path(path)
         exists = self.path.exists()
-        self.file = open(self.path, "r+b" if exists else "w+b")  # noqa: SIM115 - closed in close()
+        # Closed in close(). A new report is made 0600: it holds people's rows.
+        self.file = (
+            open(self.path, "r+b")  # noqa: SIM115
+            if exists
+            else open_private(self.path, "w+b")
+        )
         self.file.truncate(committed_size if exists else 0)
         self.file.seek(0, io.SEEK_END)
         if self.file.tell() == 0:
@@ -94,8 +101,7 @@ def drop_rows_naming(path: Path, address: str) -> int | None:
     buffer = io.StringIO()
     # The cells were neutralised when first written; written back as they are.
     csv.writer(buffer, lineterminator="\r\n").writerows(kept)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    with open_private(tmp) as out:
         out.write(codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8"))
         out.flush()
         os.fsync(out.fileno())

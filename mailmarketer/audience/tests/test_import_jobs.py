@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 from datetime import timedelta
 
 import pytest
@@ -901,6 +902,30 @@ def test_it_expires_the_files_that_hold_peoples_rows_after_the_retention(
     assert files.report_path(recent.pk).exists()
     assert files.source_path(going.pk).exists()  # queued: its job still needs it
     assert Import.objects.filter(pk=old.pk).exists()  # the record of the import stays
+
+
+def test_it_keeps_the_import_files_to_the_service_user(personas, news, tmp_path):
+    previous = os.umask(0o022)  # the usual one, which would give 0644 and 0755
+    try:
+        queued = start(personas.acme, write(tmp_path, "q.csv", "email\nann@example.com\n"))
+        done = run(personas.acme, write(tmp_path, "d.csv", "email\nx@a.test\nx@a.test\n"))
+    finally:
+        os.umask(previous)
+    modes = {
+        path: oct(path.stat().st_mode & 0o777)
+        for path in (
+            files.import_dir(queued.pk).parent,
+            files.import_dir(queued.pk),
+            files.source_path(queued.pk),
+            files.import_dir(done.pk),
+            files.report_path(done.pk),
+        )
+    }
+    assert set(modes.values()) == {"0o700", "0o600"}
+    assert {path for path, m in modes.items() if m == "0o600"} == {
+        files.source_path(queued.pk),
+        files.report_path(done.pk),
+    }
 
 
 def test_it_keeps_no_query_log_across_chunks(personas, news, tmp_path, settings):
