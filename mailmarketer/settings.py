@@ -173,6 +173,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mailmarketer.lib.http.ContentSecurityPolicyMiddleware",
+    "mailmarketer.lib.http.PrivateByDefaultMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
