@@ -527,7 +527,9 @@ def do_erase_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
     workspace, address = subscriber.workspace, subscriber.email
     _suppress(workspace, address, Suppression.Reason.ERASED)
     personal_data.erase_hooks(subscriber)
-    transaction.on_commit(lambda: personal_data.erase_from_files(workspace, address))
+    # After the commit (a file cannot be rolled back); robust: the rows are erased by then, and
+    # a file that cannot be rewritten is logged for the operator rather than failing the call.
+    transaction.on_commit(lambda: personal_data.erase_from_files(workspace, address), robust=True)
     audit("subscriber.erased", actor=actor, workspace=workspace, obj=subscriber)
     subscriber.delete()
 

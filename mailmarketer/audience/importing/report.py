@@ -90,22 +90,29 @@ def drop_rows_naming(path: Path, address: str) -> int | None:
     """Rewrites the report without the rows in which any cell holds the address (compared
     lower-cased, so "ANN@example.com" in a name column goes too): erasure reaching the file.
     Returns the new size, or None when no row named the person (the file is left as it was).
-    The new file replaces the old one whole (rename), created 0600 like every data file."""
+    Streamed row by row, so a report of a million rows costs no memory; the new file replaces
+    the old one whole (rename), created 0600 like every data file. The cells were neutralised
+    when first written and are written back as they are."""
     needle = address.lower()
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [row for row in rows if not any(needle in cell.lower() for cell in row)]
-    if len(kept) == len(rows):
-        return None
     tmp = path.with_name(f".{path.name}.tmp")
-    buffer = io.StringIO()
-    # The cells were neutralised when first written; written back as they are.
-    csv.writer(buffer, lineterminator="\r\n").writerows(kept)
-    with open_private(tmp) as out:
-        out.write(codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8"))
+    dropped = False
+    with (
+        open(path, encoding="utf-8-sig", newline="") as source,
+        open_private(tmp) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as out,
+    ):
+        writer = csv.writer(out, lineterminator="\r\n")
+        for row in csv.reader(source):
+            if any(needle in cell.lower() for cell in row):
+                dropped = True
+            else:
+                writer.writerow(row)
         out.flush()
         os.fsync(out.fileno())
-        size = out.tell()
+        size = raw.tell()
+    if not dropped:
+        tmp.unlink()
+        return None
     os.replace(tmp, path)
     return size
 
