@@ -7,12 +7,14 @@ A bare checkout runs on SQLite under var/ with no configuration (with MM_DEBUG=t
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
 
+from mailmarketer.lib.datafiles import private_dir, private_sqlite
 from mailmarketer.lib.env import (
     ConfigError,
     env_bool,
@@ -28,6 +30,8 @@ PROJECT_DIR = BASE_DIR.parent
 
 DEBUG = env_bool("MM_DEBUG", False)
 DATA_DIR = env_path("MM_DATA_DIR", PROJECT_DIR / "var")
+# People's data lives under it (database, imports, outbox, keys): the service's user only.
+private_dir(DATA_DIR)
 OUTBOX_DIR = DATA_DIR / "outbox"
 
 
@@ -87,7 +91,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     if _db["NAME"] and _db["NAME"] != ":memory:":
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(Path(_db["NAME"]))
     _db["TEST"] = {"NAME": env_str("MM_TEST_SQLITE_NAME")}
 else:
     _db["CONN_MAX_AGE"] = env_int("MM_DB_CONN_MAX_AGE", 60, minimum=0)
@@ -169,6 +173,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mailmarketer.lib.http.ContentSecurityPolicyMiddleware",
+    "mailmarketer.lib.http.PrivateByDefaultMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -309,6 +314,9 @@ API_RATE_PER_MINUTE = env_int("MM_API_RATE_PER_MINUTE", 600, minimum=1)
 # Subscriber imports: the largest upload accepted (uploads above Django's 2.5 MB in-memory limit
 # stream to a temporary file, never into memory). Compressed files count at their compressed size.
 IMPORT_MAX_BYTES = env_int("MM_IMPORT_MAX_MB", 200, minimum=1) * 1024 * 1024
+# How long an import's files that hold people's data (the error report, a failed import's
+# upload kept for resuming) stay after the import ended; the worker removes them then.
+IMPORT_FILE_RETENTION = timedelta(days=env_int("MM_IMPORT_FILE_RETENTION_DAYS", 7, minimum=1))
 # Request bodies read into memory (not file uploads, which stream to disk): room for the API's
 # bulk add of 10,000 people per call (Django's default of 2.5 MB fits only ~250 bytes each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024

@@ -32,7 +32,10 @@ CATALOGUE: dict[str, str] = {
     WORKSPACE_VIEW: "See the workspace and its dashboard",
     AUDIENCE_VIEW: "See lists and subscribers (personal data masked)",
     AUDIENCE_MANAGE: "Add, change, unsubscribe and import subscribers",
-    VIEW_PERSONAL_DATA: "See email addresses, names and IP addresses (each look is audited)",
+    VIEW_PERSONAL_DATA: (
+        "See and search email addresses, names, attribute values and IP addresses, and read "
+        "the outbox (each look is audited)"
+    ),
     AUDIENCE_EXPORT: "Export subscribers and personal data",
     FORMS_MANAGE: "Build and publish sign-up forms",
     CAMPAIGNS_VIEW: "See campaigns and their reports",

@@ -27,7 +27,7 @@ from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.actions import ActionError, Conflict
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience_actions
-from mailmarketer.audience.emails import mask_email, normalise_email
+from mailmarketer.audience.emails import mask_addresses_in, mask_email, normalise_email
 from mailmarketer.audience.queries import get_subscriber
 from mailmarketer.campaigns import actions, queries
 from mailmarketer.campaigns.actions import TemplateError
@@ -420,7 +420,8 @@ def list_deliveries(request, campaign_id: str, filters: Query[DeliveryQuery]):
     """One row per recipient in the order they were planned: status, attempts, when it was
     sent, through which relay, and the receiving server's reply. `limit` per page (1-500,
     default 50); pass `next_cursor` back as `cursor`. Addresses are masked without
-    audience.view_personal_data; an unmasked page is audited."""
+    audience.view_personal_data, the recipient's and any inside `smtp_reply`; an unmasked page
+    is audited."""
     campaign = campaign_or_404(request, campaign_id)
     after = _read_cursor(DELIVERY_CURSOR_SALT, filters.cursor)
     rows, last = ledger.ledger_page(
@@ -446,7 +447,8 @@ def list_deliveries(request, campaign_id: str, filters: Query[DeliveryQuery]):
                 "status": d.status,
                 "attempts": d.attempts,
                 "sent_at": d.sent_at,
-                "smtp_reply": d.smtp_reply,
+                # A relay's reply may name the recipient ("550 <j@example.com>: unknown").
+                "smtp_reply": d.smtp_reply if reveal else mask_addresses_in(d.smtp_reply),
                 "server": d.server.name if d.server else None,
                 "message_id": d.message_id,
             }

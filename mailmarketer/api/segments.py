@@ -1,8 +1,8 @@
 """/segments: saved rule trees over subscribers, and how many people match one now.
 
-Thin over audience.segments (validation, compilation, the actions). Rules may test an address
-or a name; a token without `audience.view_personal_data` sees such values masked, as the
-segment pages show them.
+Thin over audience.segments (validation, compilation, the actions). Rules may compare an
+address, a name or an attribute's value; a token without `audience.view_personal_data` sees such
+values masked, as the segment pages show them (segments.kinds.tests_personal_data decides which).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ router = Router(tags=["segments"])
 
 
 def masked_rules(rules: dict) -> dict:
-    """The tree with the values that single out a person masked (segments.kinds decides which:
-    an address or a name, not a domain)."""
+    """The tree with the values that belong to a person masked (segments.kinds decides which:
+    an address, a name or an attribute's value; not a domain)."""
     rules = copy.deepcopy(rules)
     for _, node in walk(rules["root"]):
         if tests_personal_data(node):

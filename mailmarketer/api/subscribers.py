@@ -2,9 +2,11 @@
 
 Personal data (email, name, attributes, the consent ledger with its IPs) is shown only to a
 token whose role has `audience.view_personal_data`; others get the masked presentation of
-audience.queries.present_subscriber. Every unmasked answer writes one audit row: a page of
-search results one `subscriber.listed` row with the count, one person `subscriber.viewed`, an
-export `subscriber.exported`. Subscribers are addressed by their uuid only.
+audience.queries.present_subscriber, and may not filter on it either (`q`, `attr.*` are a 403):
+a filter on real values behind masked answers confirms an address one character at a time.
+Every unmasked answer writes one audit row: a page of search results one `subscriber.listed`
+row with the count, one person `subscriber.viewed`, an export `subscriber.exported`.
+Subscribers are addressed by their uuid only.
 """
 
 from __future__ import annotations
@@ -212,6 +214,16 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
+def personal_filters(request) -> list[str]:
+    """The query parameters that filter on personal data: `q` (address or name) and every
+    `attr.*` (any attribute's value may be personal)."""
+    return [
+        key
+        for key in request.GET
+        if (key == "q" and request.GET[key].strip()) or key.startswith(ATTRIBUTE_PREFIX)
+    ]
+
+
 def search_filter(request, filters: SubscriberQuery):
     """(filter, the cursor's id or None, attribute rules, field errors) from the query
     string."""
@@ -272,7 +284,17 @@ def list_subscribers(request, filters: Query[SubscriberQuery]):
     for the next page. Filters combine with AND; attribute filters are written
     `attr.city=Oslo` (equals, as text or the number or boolean it spells),
     `attr.city__contains=os`, `attr.age__gte=30` (gt, gte, lt, lte: numbers when the value is
-    a number, text otherwise)."""
+    a number, text otherwise). `q` and `attr.*` filter on personal data, so they need
+    `audience.view_personal_data` too (403 otherwise); the other filters do not."""
+    personal = personal_filters(request)
+    if personal and not reveals(request):
+        raise ApiError(
+            403,
+            f"filtering on personal data ({', '.join(personal)}) needs the permission "
+            f"{p.VIEW_PERSONAL_DATA!r}, which this token's role ({request.api_token.role}) "
+            "does not have; list, subscription_status, status and the dates need no more",
+            code="personal_data_filter",
+        )
     search, before_id, rules, errors = search_filter(request, filters)
     if errors:
         raise FieldErrors(errors)

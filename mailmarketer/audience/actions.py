@@ -546,11 +546,15 @@ def _suppress(workspace, email: str, reason: str, note: str = "") -> Suppression
 
 @transaction.atomic
 def do_erase_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
-    """The right to erasure: every row naming the person goes; what stays is the hashed
-    suppression (so they are never imported and mailed again) and anonymous aggregates."""
-    workspace = subscriber.workspace
-    _suppress(workspace, subscriber.email, Suppression.Reason.ERASED)
+    """The right to erasure: every row naming the person goes, and once that has committed
+    every file too (personal_data.FILES); what stays is the hashed suppression (so they are
+    never imported and mailed again) and anonymous aggregates."""
+    workspace, address = subscriber.workspace, subscriber.email
+    _suppress(workspace, address, Suppression.Reason.ERASED)
     personal_data.erase_hooks(subscriber)
+    # After the commit (a file cannot be rolled back); robust: the rows are erased by then, and
+    # a file that cannot be rewritten is logged for the operator rather than failing the call.
+    transaction.on_commit(lambda: personal_data.erase_from_files(workspace, address), robust=True)
     audit("subscriber.erased", actor=actor, workspace=workspace, obj=subscriber)
     subscriber.delete()
 

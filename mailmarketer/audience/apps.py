@@ -10,7 +10,8 @@ class AudienceConfig(AppConfig):
         from mailmarketer.lib.worker import register_duty
 
         from . import personal_data
-        from .importing.jobs import purge_abandoned_one
+        from .importing.jobs import expire_import_files_one, purge_abandoned_one
 
         personal_data.register_core()
         register_duty(purge_abandoned_one)
+        register_duty(expire_import_files_one)

@@ -11,6 +11,9 @@ admin, search, segments, suppression, erasure), and the suppression hash.
 - The suppression hash is taken over the key, so suppression and erasure match exactly the
   addresses that are the same subscriber.
 
+Masking (mask_email, mask_addresses_in) is what a staff member without permission to see
+personal data sees of an address, wherever it appears: alone or inside text from elsewhere.
+
 Syntax is checked by email-validator without DNS lookups. Imports call this per row, so plain
 ASCII addresses take a fast path: a strict regular expression whose every match email-validator
 also accepts (a property test holds the two together); anything else goes to email-validator.
@@ -87,3 +90,18 @@ def mask_email(address: str) -> str:
     if not local:
         return "•••"
     return f"{local[0]}•••@{domain}"
+
+
+# Anything shaped like local@domain inside free text: a relay's reply ("550 5.1.1
+# <person1@example.com>: Recipient address rejected"), a bounce. Wider than a valid address on
+# purpose: what a remote server wrote need not be valid to name someone. A quoted local part
+# ("john smith"@example.com) is one too.
+_ADDRESS_IN_TEXT = re.compile(r"""(?:"[^"\r\n]*"|[^\s<>()\[\],;:"'@]+)@[^\s<>()\[\],;:"'@]+""")
+
+
+def mask_addresses_in(text: str) -> str:
+    """Free text with every address in it masked as mask_email does, the rest kept: "550
+    <j•••@example.com>: Recipient address rejected" still says why the message failed."""
+    if not text or "@" not in text:
+        return text
+    return _ADDRESS_IN_TEXT.sub(lambda match: mask_email(match.group()), text)

@@ -149,6 +149,12 @@ class ListForm(Form):
 # -- finding subscribers ---------------------------------------------------------------------
 
 NO_SEARCH_HELP = "Searching by address or name needs the permission to see personal data."
+NO_ATTRIBUTE_FILTER_HELP = (
+    "Filtering on an attribute's value needs the permission to see personal data."
+)
+# The filters that compare a person's own data: a role that sees masked rows may not use them,
+# since a filter on real values confirms a guess (an address one character at a time).
+PERSONAL_FILTERS = ("q", "attr_name", "attr_op", "attr_value")
 
 ATTRIBUTE_OPS = [
     ("eq", "equals"),
@@ -199,9 +205,22 @@ class SubscriberFilterForm(Form):
         self.fields["list"].choices = list_choices(self.lists, "Any list")
         if not can_search:
             # Searching by address or name would let a role that sees masked addresses find
-            # out, one character at a time, what they are.
-            self.fields["q"].disabled = True
+            # out, one character at a time, what they are; an attribute's value likewise.
+            for name in PERSONAL_FILTERS:
+                self.fields[name].disabled = True
             self.fields["q"].help_text = NO_SEARCH_HELP
+            self.fields["attr_value"].help_text = NO_ATTRIBUTE_FILTER_HELP
+
+    def refused_filters(self) -> list[str]:
+        """The labels of the personal-data filters given by someone who may not use them
+        (the page says so rather than quietly leaving them out)."""
+        if self.can_search:
+            return []
+        return [
+            str(self.fields[name].label)
+            for name in PERSONAL_FILTERS
+            if name != "attr_op" and (self.data.get(name) or "").strip()
+        ]
 
     def clean(self):
         data = super().clean()
@@ -228,7 +247,7 @@ class SubscriberFilterForm(Form):
         API's search too, so both read a value the same way)."""
         data = self.cleaned_data
         rules = []
-        if data.get("attr_name"):
+        if data.get("attr_name") and self.can_search:
             op = data.get("attr_op") or "eq"
             rules.append(AttributeText(data["attr_name"], op, data["attr_value"].strip()))
         return (

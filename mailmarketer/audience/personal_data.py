@@ -1,8 +1,22 @@
 """Where a person's data lives: every model that references a subscriber registers here how its
-rows are exported (the data-subject access request) and how they go on erasure.
+rows are exported (the data-subject access request) and how they go on erasure; every kind of
+file under the data directory that can name a person registers how erasure reaches it.
 
 A test walks every installed model: one with a foreign key to Subscriber that is not registered
-fails it, so a later table cannot be forgotten by export or erasure.
+fails it, so a later table cannot be forgotten by export or erasure. Another erases a person
+named in every registered kind of file and searches the whole data directory for them.
+
+Files, and what erasure does to each (register_files):
+- import error reports (var/imports/<id>/errors.csv): the rows naming the address are cut out
+  once the erasure commits; a report still being written by its job is left to the retention
+  (MM_IMPORT_FILE_RETENTION_DAYS after the import ended), by which time the person is
+  suppressed. A failed import's upload, kept for resuming, is not rewritten (a .csv.gz or .zip
+  as uploaded): it goes with the same retention.
+- the outbox (var/outbox/ws-<id>/*.eml): every message of the workspace naming the address is
+  deleted. A sent message cannot be edited into one that was not sent; deleting it is the
+  honest erasure.
+Files are not part of the access export: what they hold came from the staff's own uploads or
+from the rows already exported.
 """
 
 from __future__ import annotations
@@ -26,9 +40,22 @@ class Holder:
 
 REGISTRY: dict[str, Holder] = {}
 
+# name -> callable(workspace, address): removes what names the address from that kind of file.
+# Runs after the erasure has committed (a file cannot be rolled back with a transaction).
+FILES: dict[str, Callable] = {}
+
 
 def register(model, *, section: str, export: Callable, erase: str | Callable = "cascade"):
     REGISTRY[model._meta.label] = Holder(model, section, export, erase)
+
+
+def register_files(name: str, *, erase: Callable) -> None:
+    FILES[name] = erase
+
+
+def erase_from_files(workspace, address: str) -> None:
+    for erase in FILES.values():
+        erase(workspace, address)
 
 
 def _plain(value):
@@ -57,7 +84,18 @@ def erase_hooks(subscriber) -> None:
 
 
 def register_core() -> None:
+    from mailmarketer.lib import outbox
+
+    from .importing.jobs import erase_from_reports
     from .models import ConsentRecord, Subscriber, Subscription
+
+    register_files("import error reports", erase=erase_from_reports)
+    register_files(
+        "outbox",
+        erase=lambda workspace, address: outbox.remove_messages_naming(
+            outbox.workspace_scope(workspace.pk), address
+        ),
+    )
 
     register(
         Subscriber,

@@ -2,10 +2,12 @@
 a preview of the first rows -> progress (polled by htmx every second) -> summary and the error
 report.
 
-Every page needs audience.manage, the import error report included: it holds only what the
-importer uploaded, rows of their own file, and every role that may import today also sees
-personal data. Imports are looked up inside request.workspace only, so another workspace's
-import id is a 404, like an unknown one.
+Every page needs audience.manage, except the error report: it holds the skipped rows as they
+were in the file (addresses, names, phones), and it leaves the system as a download, so it needs
+what an export needs, audience.export and audience.view_personal_data, and each download writes
+one "import.report_downloaded" audit row. Support may import but not download it. Imports are
+looked up inside request.workspace only, so another workspace's import id is a 404, like an
+unknown one.
 
 The upload view reads the request body itself, behind a size limit (forms.SizeLimitHandler),
 so it turns off the CSRF middleware's early read of the body and checks the token itself
@@ -40,7 +42,7 @@ from .importing.queries import (
 )
 from .importing.reading import UnreadableFile
 from .models import Import
-from .views_lists import audience_subnav
+from .views_lists import audience_subnav, forbidden
 
 Status = Import.Status
 
@@ -62,8 +64,15 @@ def _duration(seconds: int | None) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
-def _progress_context(imp: Import) -> dict:
+def _can_read_report(request) -> bool:
+    return request.membership.has(p.AUDIENCE_EXPORT) and request.membership.has(
+        p.VIEW_PERSONAL_DATA
+    )
+
+
+def _progress_context(request, imp: Import) -> dict:
     progress = import_progress(imp)
+    progress["report_link"] = progress["has_error_report"] and _can_read_report(request)
     progress["eta_text"] = _duration(progress["eta_seconds"])
     progress["reasons"] = [
         (REASONS.get(code, code), count)
@@ -81,6 +90,7 @@ def imports(request):
         {
             "subnav": audience_subnav(request, "imports"),
             "imports": [(imp, import_progress(imp)) for imp in imports_for(request.workspace)],
+            "can_read_report": _can_read_report(request),
         },
     )
 
@@ -202,7 +212,7 @@ def import_detail(request, import_id: int):
         and files.source_path(imp.pk).exists(),
         "can_delete": imp.status not in (Status.QUEUED, Status.RUNNING) or stalled,
         "stalled": stalled,
-        **_progress_context(imp),
+        **_progress_context(request, imp),
     }
     return render(request, "audience/import_detail.html", context)
 
@@ -212,15 +222,18 @@ def import_detail(request, import_id: int):
 def import_progress_fragment(request, import_id: int):
     """What the progress page polls: the progress block alone."""
     imp = _import_or_404(request, import_id)
-    return render(request, "audience/import_progress.html", _progress_context(imp))
+    return render(request, "audience/import_progress.html", _progress_context(request, imp))
 
 
-@workspace_view(p.AUDIENCE_MANAGE)
+@workspace_view(p.AUDIENCE_EXPORT)
 @require_GET
 def import_errors(request, import_id: int):
+    if not request.membership.has(p.VIEW_PERSONAL_DATA):
+        return forbidden(request, p.VIEW_PERSONAL_DATA)
     imp = _import_or_404(request, import_id)
     if not report_available(imp):
         raise Http404("This import has no error report")
+    jobs.record_import_report_read(imp, actor=Actor.from_request(request))
     return FileResponse(
         open(files.report_path(imp.pk), "rb"),  # FileResponse closes it
         as_attachment=True,

@@ -7,9 +7,11 @@ JavaScript; htmx swaps the rule tree in place on each edit and refreshes the cou
 changes. A segment named in a URL is looked up inside request.workspace, so another
 workspace's id is a 404.
 
-Counts are not personal data, so analysts may count; but counting a draft that tests an address
-or a name would tell them whether a given person is on file, so that needs
-audience.view_personal_data too (a domain, "ends with @example.com", does not).
+Counts are not personal data, so analysts may count saved segments (saved by someone who may
+see what they test); but counting a draft that compares an address, a name or an attribute's
+value would tell them, one guess at a time, what a person's data is, so that needs
+audience.view_personal_data too (a domain, "ends with @example.com", an attribute's existence,
+status, dates and lists do not; segments.kinds.tests_personal_data decides).
 """
 
 from __future__ import annotations
@@ -35,17 +37,18 @@ from .segments.builder import (
     apply_edit,
     builder_tree,
     empty_rules,
+    personal_conditions,
     place_error,
     rules_from_form,
     summary,
-    touches_personal_data,
 )
 from .segments.kinds import ATTRIBUTE_OPS, FIELDS, LIST_STATUSES, VALUE_TYPES
 from .segments.queries import get_segment, segments_for
 
 PERSONAL_DATA_REFUSAL = (
-    "Counting by address or name needs permission to see personal data; "
-    "an email domain (ends with @example.com) is fine."
+    "Counting by address, name or an attribute's value needs permission to see personal data "
+    "({paths}); an email domain (ends with @example.com), whether an attribute exists, status, "
+    "dates and lists are fine."
 )
 
 
@@ -124,8 +127,9 @@ def segment_count_draft(request):
         else:
             error = str(exc)
     else:
-        if touches_personal_data(checked) and not request.membership.has(p.VIEW_PERSONAL_DATA):
-            error = PERSONAL_DATA_REFUSAL
+        personal = personal_conditions(checked)
+        if personal and not request.membership.has(p.VIEW_PERSONAL_DATA):
+            error = PERSONAL_DATA_REFUSAL.format(paths=", ".join(personal))
         else:
             count = count_segment(request.workspace, checked)
     return render(request, "audience/segment_count.html", {"count": count, "count_error": error})

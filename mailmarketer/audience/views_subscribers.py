@@ -4,7 +4,8 @@ blocklist, delete, erase, personal-data export).
 
 Masking: without audience.view_personal_data a page shows masked addresses and no names,
 attribute values or IP addresses (queries.present_subscriber), and searching by address or
-name is off, since a search box would reveal an address one character at a time. Every page
+name, or on an attribute's value, is off (a search box would reveal an address one character
+at a time): such a filter in the URL gets a 403 page saying which, never a quiet result. Every page
 shown unmasked writes one audit row: "subscriber.viewed" for a person's page,
 "subscriber.listed" (with the count only) for a list of people. Confirmation pages show the
 masked address, so they need no audit row.
@@ -81,7 +82,14 @@ def _subscribers_page(
     lists = queries.lists_of(workspace)
     form = _filter_form(request, lists)
     page, cursor, rows = [], None, []
-    if not form.is_valid():
+    refused = form.refused_filters()
+    if refused:
+        error = (
+            f"Filtering on personal data ({', '.join(refused)}) needs permission to see "
+            "personal data, which your role does not have. Remove that filter to see subscribers."
+        )
+        status = 403
+    elif not form.is_valid():
         error = error or "Fix the filters below to see subscribers."
         status = 400 if status == 200 else status
     else:

@@ -3,7 +3,9 @@ reply; filtered by status, in keyset pages of 50 (id order), and exported as CSV
 
 Masking: without audience.view_personal_data the recipient is shown masked (j•••@example.com);
 a page shown unmasked writes one "subscriber.listed" audit row with the count, as the audience
-pages do. The SMTP reply is text from another server and is only ever shown escaped.
+pages do. The SMTP reply is text from another server: only ever shown escaped, and with every
+address in it masked likewise ("550 <j•••@example.com>: unknown"). The CSV export shows it whole,
+since only those who may see personal data may export.
 
 The export needs audience.export and audience.view_personal_data (the decorator names the
 first, the view checks the second); it is streamed, written once per export in the audit log
@@ -26,7 +28,7 @@ from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.access import workspace_view
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience_actions
-from mailmarketer.audience.emails import mask_email
+from mailmarketer.audience.emails import mask_addresses_in, mask_email
 from mailmarketer.audience.exporting import BOM, csv_cell
 from mailmarketer.campaigns.views_campaigns import campaign_or_404, subnav
 
@@ -79,7 +81,14 @@ def _ledger_page(request, campaign, form, *, error: str = "", status: int = 200)
         page, after = ledger.ledger_page(
             campaign, status=chosen or None, after=form.cleaned_data["after"]
         )
-        rows = [{"d": d, "recipient": _recipient(d, reveal)} for d in page]
+        rows = [
+            {
+                "d": d,
+                "recipient": _recipient(d, reveal),
+                "reply": d.smtp_reply if reveal else mask_addresses_in(d.smtp_reply),
+            }
+            for d in page
+        ]
         if reveal and rows:
             audience_actions.record_subscribers_listed(
                 request.workspace, count=len(rows), actor=Actor.from_request(request)

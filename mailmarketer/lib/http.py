@@ -1,8 +1,10 @@
-"""Request and response helpers: the Content-Security-Policy and the client's address."""
+"""Request and response helpers: the Content-Security-Policy, private caching, and the client's
+address."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.cache import patch_cache_control
 
 # No inline scripts, no inline styles, nothing from another origin. Pages that must differ (the
 # sandboxed outbox preview) set their own header, which this middleware leaves alone.
@@ -33,6 +35,26 @@ class ContentSecurityPolicyMiddleware:
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
         )
+        return response
+
+
+class PrivateByDefaultMiddleware:
+    """`Cache-Control: no-store, private` on every response that does not set its own.
+
+    Nearly every page and API answer holds someone's data (a subscriber's address, a ledger, a
+    staff member's own settings), and a shared cache or the browser's disk keeping a copy is
+    how that data outlives a sign-out. Naming the pages that need it would miss the next one,
+    so it is the default; what may be cached says so itself (the vendored static files, whose
+    Cache-Control WhiteNoise sets). A view setting its own header (never_cache, an export's
+    no-store) keeps it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            patch_cache_control(response, no_store=True, private=True)
         return response
 
 

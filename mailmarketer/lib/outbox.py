@@ -2,7 +2,8 @@
 file, so a newcomer sees every message the system sends without configuring a relay.
 
 Files are named `<UTC timestamp>-<random>.eml` and written atomically (temporary file, then
-rename), so a reader never sees half a message. The Outbox page reads them back.
+rename), so a reader never sees half a message; 0600 in 0700 directories (lib/datafiles.py).
+The Outbox page reads them back.
 
 The outbox is scoped like everything else: mail sent on behalf of a workspace (invitations, later
 campaigns) goes to `ws-<workspace id>/` and is shown only in that workspace; mail to one staff
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
+
+from .datafiles import open_private, private_dir
 
 _NAME_OK = set("0123456789abcdefghijklmnopqrstuvwxyzT-.")
 
@@ -49,12 +52,12 @@ class Viewer:
 
 def write_message(raw: bytes, scope: str = SYSTEM_SCOPE) -> str:
     """Store one message; returns its id (the file name without .eml)."""
-    directory = outbox_dir() / scope
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(outbox_dir())
+    directory = private_dir(outbox_dir() / scope)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     message_id = f"{stamp}-{secrets.token_hex(4)}"
     tmp = directory / f".{message_id}.tmp"
-    with tmp.open("wb") as fh:
+    with open_private(tmp, "xb") as fh:
         fh.write(raw)
         fh.flush()
         os.fsync(fh.fileno())
@@ -166,6 +169,40 @@ def message_parts(message: EmailMessage) -> tuple[str | None, str | None]:
     text = text_part.get_content() if text_part is not None else None
     html = html_part.get_content() if html_part is not None else None
     return text, html
+
+
+def _names(message: EmailMessage, needle: str) -> bool:
+    """Whether the message names the address (lower-cased `needle`) in a header or a text part,
+    as decoded: an encoded header or a quoted-printable body hides it from a byte search."""
+    texts = [str(value) for value in message.values()]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            try:
+                texts.append(part.get_content())
+            except (LookupError, ValueError):  # an unknown charset: the raw payload then
+                texts.append(str(part.get_payload()))
+    return any(needle in text.lower() for text in texts)
+
+
+def remove_messages_naming(scope: str, address: str) -> int:
+    """Erasure reaching the outbox: deletes every message of the scope (a workspace's mail)
+    that names the address, as recipient or anywhere in its text; returns how many. Reads each
+    message of the scope: the outbox is what an installation without a relay keeps, not a
+    mail store."""
+    directory = outbox_dir() / scope
+    if not directory.is_dir():
+        return 0
+    needle = address.lower()
+    removed = 0
+    for path in directory.glob("*.eml"):
+        try:
+            message = _parse(path)
+        except OSError:
+            continue  # removed meanwhile
+        if _names(message, needle):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def count_messages(viewer: Viewer | None = None) -> int:

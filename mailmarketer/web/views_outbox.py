@@ -2,7 +2,11 @@
 is configured (lib/outbox.py).
 
 Each workspace sees the mail sent on its behalf, and each person the system mail sent to them
-(their own password resets); see lib/outbox.py. It needs OUTBOX_VIEW (owners, admins).
+(their own password resets); see lib/outbox.py. Every page needs OUTBOX_VIEW (owners, admins)
+and, since messages name their recipients and carry transactional data, VIEW_PERSONAL_DATA as
+well (checked in the view, as the export pages do); each look writes one audit row
+(web/actions.py): the list "outbox.listed" with the count, a message or its HTML frame
+"outbox.viewed" with the message id.
 
 A message's HTML is shown only inside `<iframe sandbox="">`, from its own endpoint whose
 Content-Security-Policy is `sandbox` with nothing allowed but inline styles and data: images:
@@ -21,7 +25,10 @@ from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.access import workspace_view
+from mailmarketer.accounts.actors import Actor
 from mailmarketer.lib import outbox
+
+from .actions import record_outbox_listed, record_outbox_viewed
 
 PAGE_SIZE = 50
 
@@ -31,6 +38,13 @@ MESSAGE_HTML_CSP = (
     "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
+
+
+def _refused(request):
+    """The 403 page for a role that may read the outbox but not see personal data, else None."""
+    if request.membership.has(p.VIEW_PERSONAL_DATA):
+        return None
+    return render(request, "web/forbidden.html", {"permission": p.VIEW_PERSONAL_DATA}, status=403)
 
 
 def _page_number(request) -> int:
@@ -44,6 +58,8 @@ def _page_number(request) -> int:
 @require_GET
 @never_cache
 def outbox_list(request):
+    if refused := _refused(request):
+        return refused
     context = {"smtp_configured": bool(settings.SMTP_URL), "entries": [], "error": ""}
     try:
         page = _page_number(request)
@@ -56,6 +72,10 @@ def outbox_list(request):
     if page > 1 and not entries:
         raise Http404("No such page of the outbox")
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    if entries:
+        record_outbox_listed(
+            request.workspace, count=len(entries), actor=Actor.from_request(request)
+        )
     context.update(
         {
             "entries": entries,
@@ -80,10 +100,18 @@ def _message_or_404(request, message_id: str):
     return message
 
 
+def _record_look(request, message_id: str, part: str) -> None:
+    record_outbox_viewed(
+        request.workspace, message_id=message_id, part=part, actor=Actor.from_request(request)
+    )
+
+
 @workspace_view(p.OUTBOX_VIEW)
 @require_GET
 @never_cache
 def outbox_message(request, message_id: str):
+    if refused := _refused(request):
+        return refused
     message = _message_or_404(request, message_id)
     text, html = outbox.message_parts(message)
     context = {
@@ -93,6 +121,7 @@ def outbox_message(request, message_id: str):
         "text": text,
         "has_html": html is not None,
     }
+    _record_look(request, message_id, "message")
     return render(request, "web/outbox_message.html", context)
 
 
@@ -101,10 +130,13 @@ def outbox_message(request, message_id: str):
 @never_cache
 @xframe_options_sameorigin
 def outbox_message_html(request, message_id: str):
+    if refused := _refused(request):
+        return refused
     message = _message_or_404(request, message_id)
     _, html = outbox.message_parts(message)
     if html is None:
         raise Http404("This message has no HTML part")
+    _record_look(request, message_id, "html")
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = MESSAGE_HTML_CSP
     return response

@@ -485,6 +485,17 @@ def test_it_masks_the_ledger_for_an_analyst_without_an_audit_row(tokens, as_toke
     assert not events("subscriber.listed")
 
 
+def test_it_masks_addresses_inside_the_relays_reply_for_an_analyst(tokens, as_token, ledger):
+    reply = "550 5.1.1 <p1@example.com>: Recipient address rejected"
+    Delivery.objects.filter(campaign=ledger, status="failed").update(smtp_reply=reply)
+    response = as_token(tokens.analyst.raw).get(f"{one(ledger)}/deliveries?status=failed")
+    assert "p1@example.com" not in response.content.decode()
+    (failed,) = response.json()["deliveries"]
+    assert failed["smtp_reply"] == "550 5.1.1 <p•••@example.com>: Recipient address rejected"
+    owner = as_token(tokens.owner.raw).get(f"{one(ledger)}/deliveries?status=failed").json()
+    assert owner["deliveries"][0]["smtp_reply"] == reply
+
+
 def test_it_filters_and_pages_the_ledger(tokens, as_token, ledger):
     client = as_token(tokens.owner.raw)
     body = client.get(f"{one(ledger)}/deliveries?status=failed").json()

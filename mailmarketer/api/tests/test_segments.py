@@ -124,9 +124,26 @@ def test_it_masks_rules_that_single_out_a_person_for_an_analyst(tokens, as_token
     assert "john.private" not in response.content.decode()
     john, city_people = response.json()["segments"]
     assert john["rules"]["root"]["children"][0]["value"] == "j•••@example.com"
-    assert city_people["rules"] == oslo.rules  # no one is singled out here
+    city_rule, list_rule = city_people["rules"]["root"]["children"]
+    assert city_rule == {**oslo.rules["root"]["children"][0], "value": "•••"}
+    assert list_rule == oslo.rules["root"]["children"][1]  # a list is no one's own data
     one_person.refresh_from_db()
     assert one_person.rules["root"]["children"][0]["value"] == "john.private@example.com"
+
+
+def test_it_masks_the_value_of_every_attribute_rule_for_an_analyst(tokens, as_token, personas):
+    phone = {"type": "attribute", "name": "phone", "value_type": "string", "op": "eq"}
+    age = {"type": "attribute", "name": "age", "value_type": "number", "op": "gte"}
+    has_phone = {"type": "attribute", "name": "phone", "value_type": "string", "op": "exists"}
+    rules = tree({**phone, "value": "+47 555 0009"}, {**age, "value": 31}, has_phone)
+    do_create_segment(personas.acme, name="Callers", rules=rules, actor=SETUP)
+    response = as_token(tokens.analyst.raw).get("/api/v1/segments")
+    assert "555" not in response.content.decode()
+    (callers,) = response.json()["segments"]
+    values = [node.get("value") for node in callers["rules"]["root"]["children"]]
+    assert values == ["•••", "•••", None]
+    owner = as_token(tokens.owner.raw).get("/api/v1/segments").json()["segments"][0]
+    assert owner["rules"] == rules
 
 
 def test_it_shows_mallory_none_of_acmes_segments(tokens, as_token, oslo):

@@ -109,11 +109,52 @@ def test_it_masks_every_person_for_an_analyst(tokens, as_token, people):
     assert not AuditEvent.objects.filter(event="subscriber.listed").exists()
 
 
-def test_it_lets_an_analyst_filter_without_seeing_values(tokens, as_token, people):
-    # Filtering works on the real values; the answer stays masked.
-    response = search(as_token(tokens.analyst.raw), **{"attr.city": "Oslo"})
-    assert emails(response) == {"a•••@example.com"}
-    assert response.json()["subscribers"][0]["attributes"]["city"] == "•••"
+def test_it_refuses_an_analyst_the_probe_that_grows_an_address_letter_by_letter(
+    tokens, as_token, people
+):
+    # The probe: "a" matches, "an" matches, "ann" matches, "ann@" matches... a masked answer to
+    # a filter on real values spells the address out. No step of it may be answered.
+    client = as_token(tokens.analyst.raw)
+    for guess in ["a", "an", "ann", "ann@", "ann@e", "zzz"]:
+        response = search(client, q=guess)
+        assert response.status_code == 403, guess
+        body = response.json()
+        assert body["code"] == "personal_data_filter"
+        assert "(q)" in body["message"] and "audience.view_personal_data" in body["message"]
+        assert "subscribers" not in body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"attr.city": "Oslo"},
+        {"attr.age": "31"},
+        {"attr.age__gte": "30"},
+        {"attr.city__contains": "os"},
+        {"list": "news", "attr.vip": "true"},
+    ],
+)
+def test_it_refuses_an_analyst_every_attribute_filter(tokens, as_token, people, params):
+    response = search(as_token(tokens.analyst.raw), **params)
+    assert response.status_code == 403
+    (attribute,) = [key for key in params if key.startswith("attr.")]
+    assert f"({attribute})" in response.json()["message"]
+
+
+def test_it_lets_an_analyst_filter_on_what_is_not_personal(tokens, as_token, people):
+    # Lists, statuses and dates are not a person's own data: these filters stay open.
+    client = as_token(tokens.analyst.raw)
+    assert emails(search(client, list="news", subscription_status="confirmed")) == {
+        "a•••@example.com"
+    }
+    assert emails(search(client, status="blocklisted")) == {"d•••@example.net"}
+    assert search(client, q="  ").status_code == 200  # an empty search is no search
+
+
+def test_it_lets_a_marketer_search_and_audits_the_page(tokens, as_token, people):
+    response = search(as_token(tokens.marketer.raw), q="ann@", **{"attr.age": "31"})
+    assert emails(response) == {"ann@example.com"}
+    assert AuditEvent.objects.filter(event="subscriber.listed").count() == 1
 
 
 def test_it_shows_mallory_only_her_own_people(tokens, as_token, people):

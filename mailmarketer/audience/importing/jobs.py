@@ -22,6 +22,7 @@ index of addresses met) and goes on.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -44,7 +45,7 @@ from . import files
 from .mapping import Mapping
 from .pipeline import ChunkResult, Pipeline
 from .reading import RecordReader, UnreadableFile, check_whole_file, inspect_file
-from .report import ErrorReport
+from .report import ErrorReport, drop_rows_naming
 from .seen import SeenAddresses
 from .store import bulk_session, chunk_transaction_settings
 
@@ -272,6 +273,12 @@ def do_delete_import(imp: Import, *, actor: Actor) -> None:
     transaction.on_commit(lambda: files.remove_all(pk))
 
 
+def record_import_report_read(imp: Import, *, actor: Actor) -> None:
+    """Someone downloaded the error report: the skipped rows of the file as they were, personal
+    data leaving the system like an export, so each download is on record."""
+    _audit("import.report_downloaded", imp, actor)
+
+
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -454,6 +461,70 @@ def _chunk(imp: Import, pipeline: Pipeline, parsed: ChunkResult, rows, report: E
         for key, value in values.items():
             setattr(imp, key, value)
         return
+
+
+# -- personal data in the import's files: erasure and retention -------------------------------
+
+GOING = (Status.QUEUED, Status.RUNNING)
+
+
+def erase_from_reports(workspace, address: str) -> None:
+    """Erasure reaching the error reports: the rows naming the address are cut out of the
+    report of every import of the workspace that is not going (personal_data registers this;
+    it runs once the erasure has committed). A going import's report is being appended to by
+    its job, so it is left alone: the person is suppressed by then, and the report expires
+    with the retention below. The size recorded for a resume is updated with the file, under
+    the import's row lock, so a resume never cuts the rewritten report at the old size."""
+    candidates = (
+        Import.objects.filter(workspace=workspace, rows_skipped__gt=0)
+        .exclude(status__in=GOING)
+        .values_list("pk", flat=True)
+    )
+    for pk in candidates:
+        path = files.report_path(pk)
+        if not path.exists():
+            continue
+        with transaction.atomic():
+            locked = Import.objects.select_for_update().filter(pk=pk).exclude(status__in=GOING)
+            if not locked.exists():
+                continue
+            size = drop_rows_naming(path, address)
+            if size is not None:
+                locked.update(report_size=size)
+
+
+def expire_import_files(cutoff) -> int:
+    """Removes the error report and any upload left (a failed import's, kept for resuming) of
+    every import that ended before `cutoff`; returns how many imports had files removed."""
+    ended = (
+        Import.objects.filter(finished_at__lt=cutoff)
+        .exclude(status__in=GOING)
+        .values_list("pk", flat=True)
+    )
+    removed = 0
+    for pk in ended.iterator(chunk_size=1000):
+        paths = [files.report_path(pk), files.source_path(pk)]
+        if any(path.exists() for path in paths):
+            for path in paths:
+                path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# One look an hour per worker is enough for a retention counted in days, and keeps the duty
+# from querying on every round of an idle worker.
+SWEEP_INTERVAL = 3600.0
+_next_sweep = 0.0
+
+
+def expire_import_files_one(clock: Callable[[], float] = time.monotonic) -> bool:
+    """Worker duty: the import files that hold people's data (the error report with the rows
+    as they were, a failed import's upload) go IMPORT_FILE_RETENTION after the import ended."""
+    global _next_sweep
+    if clock() < _next_sweep:
+        return False
+    _next_sweep = clock() + SWEEP_INTERVAL
+    return expire_import_files(now() - settings.IMPORT_FILE_RETENTION) > 0
 
 
 def purge_abandoned_one() -> bool:

@@ -19,6 +19,8 @@ import io
 import os
 from pathlib import Path
 
+from mailmarketer.lib.datafiles import open_private
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -34,7 +36,12 @@ class ErrorReport:
     def __init__(self, path: Path, header: list[str], committed_size: int = 0):
         self.path = Path(path)
         exists = self.path.exists()
-        self.file = open(self.path, "r+b" if exists else "w+b")  # noqa: SIM115 - closed in close()
+        # Closed in close(). A new report is made 0600: it holds people's rows.
+        self.file = (
+            open(self.path, "r+b")  # noqa: SIM115
+            if exists
+            else open_private(self.path, "w+b")
+        )
         self.file.truncate(committed_size if exists else 0)
         self.file.seek(0, io.SEEK_END)
         if self.file.tell() == 0:
@@ -77,6 +84,37 @@ class ErrorReport:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def drop_rows_naming(path: Path, address: str) -> int | None:
+    """Rewrites the report without the rows in which any cell holds the address (compared
+    lower-cased, so "ANN@example.com" in a name column goes too): erasure reaching the file.
+    Returns the new size, or None when no row named the person (the file is left as it was).
+    Streamed row by row, so a report of a million rows costs no memory; the new file replaces
+    the old one whole (rename), created 0600 like every data file. The cells were neutralised
+    when first written and are written back as they are."""
+    needle = address.lower()
+    tmp = path.with_name(f".{path.name}.tmp")
+    dropped = False
+    with (
+        open(path, encoding="utf-8-sig", newline="") as source,
+        open_private(tmp) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as out,
+    ):
+        writer = csv.writer(out, lineterminator="\r\n")
+        for row in csv.reader(source):
+            if any(needle in cell.lower() for cell in row):
+                dropped = True
+            else:
+                writer.writerow(row)
+        out.flush()
+        os.fsync(out.fileno())
+        size = raw.tell()
+    if not dropped:
+        tmp.unlink()
+        return None
+    os.replace(tmp, path)
+    return size
 
 
 def rows_of(path: Path) -> list[list[str]]:

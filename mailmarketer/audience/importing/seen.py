@@ -20,6 +20,8 @@ import sqlite3
 from functools import cache
 from pathlib import Path
 
+from mailmarketer.lib.datafiles import private_file
+
 CACHE_KIB = 16 * 1024
 BATCH = 5000  # rows per statement: 10,000 bound parameters (SQLite allows 32,766)
 
@@ -34,6 +36,7 @@ class SeenAddresses:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.unlink(missing_ok=True)
+        private_file(self.path)  # the addresses of the file: 0600 before SQLite writes any
         # Made here, used by the job's reading thread: one thread at a time.
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # Scratch data, rebuilt after a crash: no journal, no fsync, nobody else reading.

@@ -366,5 +366,8 @@ def summary(rules: dict, *, lists: dict[int, str], reveal: bool) -> dict:
     return build(rules["root"], root=True)
 
 
-def touches_personal_data(rules: dict) -> bool:
-    return any(tests_personal_data(node) for _, node in walk(rules["root"]))
+def personal_conditions(rules: dict) -> list[str]:
+    """The paths of the conditions that compare a person's own data (kinds.tests_personal_data
+    says which), e.g. ["rules.root.children[1]"]: what a role without
+    audience.view_personal_data may not count, since each count would confirm a guess."""
+    return [path for path, node in walk(rules["root"]) if tests_personal_data(node)]

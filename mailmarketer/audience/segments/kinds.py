@@ -186,21 +186,29 @@ def describe_field(node: dict, lookups: dict) -> str:
 
 
 def tests_personal_data(node: dict) -> bool:
-    """Whether a field condition singles people out by address or name. Matching the domain of
-    the address (ends with "@example.com") does not: it is how segments by company work."""
-    if node.get("type") != "field" or not FIELDS.get(node.get("field"), {}).get("personal"):
+    """Whether a condition compares a value that belongs to a person, so that counting it (or
+    seeing it) would tell who is on file or what they told us. Personal: any value of the
+    email or name field, and any value of an attribute (a phone, a city, an age: nobody can say
+    which attributes are harmless). Not personal: status, source, dates, list membership, an
+    attribute's existence (its name is shown to everyone), and the domain of the address
+    ("ends with @example.com"): that is how segments by company work."""
+    kind = node.get("type")
+    if kind == "attribute":
+        return node.get("op") not in ("exists", "not_exists")
+    if kind != "field" or not FIELDS.get(node.get("field"), {}).get("personal"):
         return False
     value = node.get("value")
     is_domain = isinstance(value, str) and value.startswith("@") and value.count("@") == 1
     return not (node["field"] == "email" and node.get("op") == "ends_with" and is_domain)
 
 
-def reveal_safe_value(node: dict) -> str:
-    """The value of a field condition as shown to someone who may not see personal data."""
+def reveal_safe_value(node: dict):
+    """The value of a condition as shown to someone who may not see personal data."""
     if not tests_personal_data(node):
-        return node["value"]
-    if node["field"] == "email" and "@" in node["value"]:
-        return mask_email(node["value"])
+        return node.get("value")
+    value = node["value"]
+    if node.get("type") == "field" and node["field"] == "email" and "@" in value:
+        return mask_email(value)
     return "•••"
 
 
@@ -295,7 +303,9 @@ def describe_attribute(node: dict, lookups: dict) -> str:
     if op in ("exists", "not_exists"):
         return f"{subject} {label}"
     value = node["value"]
-    if value_type == "boolean":
+    if not lookups.get("reveal", True):
+        value = reveal_safe_value(node)
+    elif value_type == "boolean":
         value = "true" if value else "false"
     return f"{subject} {label} {_quoted(value)}"
 

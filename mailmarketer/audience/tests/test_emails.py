@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from mailmarketer.audience.emails import (
     InvalidEmail,
     fast_normalise,
+    mask_addresses_in,
     mask_email,
     normalise_email,
     suppression_hash,
@@ -91,3 +92,20 @@ def test_it_accepts_internationalised_addresses():
 
 def test_it_masks_addresses():
     assert mask_email("john@example.com") == "j•••@example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "550 5.1.1 <person1@acme-cust.test>: Recipient address rejected",
+            "550 5.1.1 <p•••@acme-cust.test>: Recipient address rejected",
+        ),
+        ("User unknown: John.Doe+x@Example.COM; b@c.d", "User unknown: J•••@Example.COM; b•••@c.d"),
+        ('<"john smith"@example.com> unknown', '<"•••@example.com> unknown'),
+        ("250 2.0.0 Ok: queued as 4F2B", "250 2.0.0 Ok: queued as 4F2B"),
+        ("", ""),
+    ],
+)
+def test_it_masks_every_address_inside_free_text(text, masked):
+    assert mask_addresses_in(text) == masked

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 from datetime import timedelta
 
 import pytest
@@ -876,6 +877,57 @@ def test_it_deletes_uploads_never_started(
     assert list(Import.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert not files.import_dir(old.pk).exists() and files.source_path(fresh.pk).exists()
     assert AuditEvent.objects.get(event="import.deleted").actor_label == "import clean-up"
+
+
+def test_it_expires_the_files_that_hold_peoples_rows_after_the_retention(
+    personas, news, tmp_path, monkeypatch
+):
+    text = "email\nold@example.com\nold@example.com\n"
+    old = run(personas.acme, write(tmp_path, "old.csv", text))
+    recent = run(personas.acme, write(tmp_path, "recent.csv", text))
+    failed = start(personas.acme, write(tmp_path, "failed.csv", text))
+    going = start(personas.acme, write(tmp_path, "going.csv", text))
+    eight_days_ago = timezone.now() - timedelta(days=8)
+    Import.objects.filter(pk=old.pk).update(finished_at=eight_days_ago)
+    Import.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=6))
+    Import.objects.filter(pk=failed.pk).update(status=Status.FAILED, finished_at=eight_days_ago)
+    assert files.report_path(old.pk).exists() and files.source_path(failed.pk).exists()
+    monkeypatch.setattr(jobs, "_next_sweep", 0.0)
+    hour = iter([1000.0, 1000.0, 2000.0, 4601.0, 4601.0])
+
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is True
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is False  # within the hour
+    assert jobs.expire_import_files_one(clock=lambda: next(hour)) is False  # nothing left
+
+    assert not files.report_path(old.pk).exists()
+    assert not files.source_path(failed.pk).exists()  # it can no longer be resumed
+    assert files.report_path(recent.pk).exists()
+    assert files.source_path(going.pk).exists()  # queued: its job still needs it
+    assert Import.objects.filter(pk=old.pk).exists()  # the record of the import stays
+
+
+def test_it_keeps_the_import_files_to_the_service_user(personas, news, tmp_path):
+    previous = os.umask(0o022)  # the usual one, which would give 0644 and 0755
+    try:
+        queued = start(personas.acme, write(tmp_path, "q.csv", "email\nann@example.com\n"))
+        done = run(personas.acme, write(tmp_path, "d.csv", "email\nx@a.test\nx@a.test\n"))
+    finally:
+        os.umask(previous)
+    modes = {
+        path: oct(path.stat().st_mode & 0o777)
+        for path in (
+            files.import_dir(queued.pk).parent,
+            files.import_dir(queued.pk),
+            files.source_path(queued.pk),
+            files.import_dir(done.pk),
+            files.report_path(done.pk),
+        )
+    }
+    assert set(modes.values()) == {"0o700", "0o600"}
+    assert {path for path, m in modes.items() if m == "0o600"} == {
+        files.source_path(queued.pk),
+        files.report_path(done.pk),
+    }
 
 
 def test_it_keeps_no_query_log_across_chunks(personas, news, tmp_path, settings):

@@ -11,8 +11,10 @@ from django.urls import reverse
 
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
+from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience.importing import files, jobs
 from mailmarketer.audience.models import Import, Subscriber
+from mailmarketer.conftest import make_member, make_user
 
 from .import_helpers import import_data_dir, run, start, write  # noqa: F401
 
@@ -184,6 +186,41 @@ def test_it_downloads_the_error_report(bob_client, finished):
         "line,reason,email,name",
         "3,invalid email address: An email address must have an @-sign.,'=cmd|x,Bad",
     ]
+
+
+def test_it_writes_one_audit_row_per_download_of_the_error_report(bob_client, finished):
+    for _ in range(2):
+        response = bob_client.get(url("audience-import-errors", import_id=finished.pk))
+        assert response.status_code == 200
+        assert b"=cmd" in b"".join(response.streaming_content)
+    rows = AuditEvent.objects.filter(event="import.report_downloaded")
+    assert rows.count() == 2
+    assert {(r.object_id, r.actor_user.email) for r in rows} == {
+        (str(finished.pk), "bob@acme.test")
+    }
+    assert not any("ann@" in f"{r.new} {r.object_repr}" for r in rows)
+
+
+@pytest.fixture
+def support_client(personas, client):
+    sam = make_user("sam@acme.test", "Sam")
+    make_member(personas.acme, sam, Role.SUPPORT)
+    client.force_login(sam)
+    return client
+
+
+def test_it_keeps_the_error_report_from_a_role_that_may_import_but_not_export(
+    support_client, finished
+):
+    # Support may import (audience.manage) and look people up, but the report is a download
+    # of other people's rows: an export, which support may not make.
+    response = support_client.get(url("audience-import-errors", import_id=finished.pk))
+    assert response.status_code == 403
+    assert "audience.export" in response.content.decode()
+    for page in (url("audience-imports"), url("audience-import", import_id=finished.pk)):
+        html = support_client.get(page).content.decode()
+        assert url("audience-import-errors", import_id=finished.pk) not in html, page
+    assert not AuditEvent.objects.filter(event="import.report_downloaded").exists()
 
 
 def test_it_cancels_resumes_and_deletes(bob_client, personas, news, tmp_path, monkeypatch):

@@ -4,11 +4,17 @@ later that references a subscriber fails these tests until it is registered."""
 import json
 
 from django.apps import apps
+from django.core.mail import EmailMessage
 from django.db import connection, models
 
 from mailmarketer.audience import actions, personal_data
 from mailmarketer.audience.actions import ConsentSource, Reason
-from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience.importing import files
+from mailmarketer.audience.models import Import, Subscriber
+from mailmarketer.lib import outbox
+from mailmarketer.lib.outbox import OutboxBackend
+
+from .import_helpers import report, run
 
 
 def models_referencing_subscribers():
@@ -84,3 +90,73 @@ def test_it_erases_every_row_naming_the_person(personas, staff, news):
         assert needle not in after, needle
     # The audit log keeps the fact of the erasure, by uuid only.
     assert uuid in after
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def files_naming(root, needle: bytes) -> list[str]:
+    """Every file under `root` whose bytes hold the needle, lower-cased."""
+    return [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and needle in path.read_bytes().lower()
+    ]
+
+
+def test_it_knows_every_kind_of_file_that_can_name_a_person():
+    # A new kind of file holding people's data registers its erasure, and is added to the
+    # erasure test below.
+    assert set(personal_data.FILES) == {"import error reports", "outbox"}
+
+
+def test_it_erases_the_person_from_every_registered_file(
+    personas, staff, news, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.DATA_DIR = tmp_path / "data"
+    sub = make_person(personas, staff, news)
+    # An import whose report names her: her row twice in the file (the second is skipped as
+    # a duplicate) beside someone else's invalid row, which must stay.
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "email,name\nzelda.unique@example.com,Zelda\nzelda.unique@example.com,Zelda again\n"
+        "not-an-address,Other Person\n"
+    )
+    imp = run(personas.acme, csv)
+    assert [row[0] for row in report(imp)] == ["3", "4"]
+    # Mail to her in the workspace's outbox, and mail to someone else.
+    scope = outbox.workspace_scope(personas.acme.pk)
+    for to in ("Zelda.Unique@example.com", "someone@example.com"):
+        message = EmailMessage("Your receipt", f"Hello {to}", "shop@acme.test", [to])
+        message.outbox_scope = scope
+        OutboxBackend().send_messages([message])
+    roots = [settings.DATA_DIR, settings.OUTBOX_DIR]
+    assert all(files_naming(root, b"zelda.unique") for root in roots)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_erase_subscriber(sub, actor=staff)
+
+    for root in roots:
+        assert files_naming(root, b"zelda") == [], root
+    assert [row[:3] for row in report(imp)] == [
+        ["4", "invalid email address: An email address must have an @-sign.", "not-an-address"]
+    ]
+    imp.refresh_from_db()
+    assert imp.report_size == files.report_path(imp.pk).stat().st_size  # what a resume cuts to
+    (left,) = outbox.list_messages(viewer=None)[0]
+    assert left.to == "someone@example.com"
+
+
+def test_it_leaves_a_going_imports_report_to_the_retention(
+    personas, staff, news, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.DATA_DIR = tmp_path / "data"
+    sub = make_person(personas, staff, news)
+    csv = tmp_path / "people.csv"
+    csv.write_text("email\nzelda.unique@example.com\nzelda.unique@example.com\n")
+    imp = run(personas.acme, csv)
+    Import.objects.filter(pk=imp.pk).update(status=Import.Status.RUNNING)
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_erase_subscriber(sub, actor=staff)
+    # Its job may still be appending to the report: not rewritten under it.
+    assert files_naming(settings.DATA_DIR, b"zelda")

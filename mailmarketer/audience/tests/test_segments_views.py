@@ -152,6 +152,18 @@ def test_it_lets_analysts_count_by_domain_but_not_single_out_a_person(people, ca
     assert count_in(by_domain) == 2
 
 
+def test_it_does_not_let_analysts_count_by_an_attribute_value(personas, people, carol_client):
+    Subscriber.objects.filter(email="ann@example.com").update(attributes={"phone": "+47 555"})
+    phone = {"type": "attribute", "name": "phone", "value_type": "string"}
+    guess = tree(DOMAIN, {**phone, "op": "starts_with", "value": "+47"})
+    response = carol_client.post(f"{BASE}count/", {"rules": json.dumps(guess)})
+    assert count_in(response) is None
+    assert "personal data (rules.root.children[1])" in response.content.decode()
+    # Whether someone has a phone at all is not their phone: that may be counted.
+    has_phone = tree({**phone, "op": "exists"})
+    assert count_in(carol_client.post(f"{BASE}count/", {"rules": json.dumps(has_phone)})) == 1
+
+
 # -- the builder without JavaScript ---------------------------------------------------------------
 
 
@@ -278,6 +290,18 @@ def test_it_shows_editors_the_builder_and_others_a_masked_summary(
     assert "ann@example.com" not in html
     assert "Email is “a•••@example.com”" in html
     assert "Email ends with “@example.com”" in html
+
+
+def test_it_masks_attribute_values_in_the_summary_for_analysts(
+    personas, staff, people, carol_client
+):
+    phone = {"type": "attribute", "name": "phone", "value_type": "string", "op": "eq"}
+    segment = do_create_segment(
+        personas.acme, name="One phone", rules=tree({**phone, "value": "+47 555 0009"}), actor=staff
+    )
+    html = carol_client.get(f"{BASE}{segment.pk}/").content.decode()
+    assert "555" not in html
+    assert "Attribute “phone” (string) is “•••”" in html
 
 
 def test_it_saves_changes_to_a_segment(segment, alice_client):

@@ -8,7 +8,9 @@ import pytest
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
-from mailmarketer.accounts.models import Workspace
+from mailmarketer.accounts import permissions as p
+from mailmarketer.accounts.models import AuditEvent, Workspace
+from mailmarketer.accounts.permissions import ROLE_PERMISSIONS, Role
 from mailmarketer.lib import outbox
 from mailmarketer.lib.outbox import OutboxBackend
 
@@ -189,3 +191,41 @@ def test_it_shows_system_mail_only_to_its_recipient(alice_client, personas):
     assert "Reset Alice" in page and "Reset Bob" not in page
     assert alice_client.get(detail_url(own)).status_code == 200
     assert alice_client.get(detail_url(other)).status_code == 404
+
+
+def test_it_writes_one_audit_row_per_look_at_the_outbox(alice_client):
+    message_id = store(subject="Your receipt", to="dave@acme.test")
+    assert alice_client.get(LIST).status_code == 200
+    assert alice_client.get(detail_url(message_id)).status_code == 200
+    assert alice_client.get(html_url(message_id)).status_code == 200
+    rows = list(AuditEvent.objects.filter(event__startswith="outbox.").order_by("id"))
+    assert [(r.event, r.object_id, r.new) for r in rows] == [
+        ("outbox.listed", "", {"count": 1}),
+        ("outbox.viewed", message_id, {"part": "message"}),
+        ("outbox.viewed", message_id, {"part": "html"}),
+    ]
+    assert all(r.actor_user.email == "alice@acme.test" and r.workspace.slug == "acme" for r in rows)
+    # The audit log names the message by id only, never its recipient or subject.
+    assert not any(
+        "dave@" in f"{r.object_repr} {r.new}" or "receipt" in r.object_repr for r in rows
+    )
+
+
+def test_it_writes_no_audit_row_for_a_message_not_found(alice_client):
+    assert alice_client.get(detail_url("20260101T000000.000000-0000abcd")).status_code == 404
+    assert not AuditEvent.objects.filter(event__startswith="outbox.").exists()
+
+
+def test_it_shows_the_outbox_only_with_permission_to_see_personal_data(alice_client, monkeypatch):
+    # No shipped role reads the outbox without seeing personal data; make one to prove the
+    # second permission is needed: messages name their recipients and carry transactional data.
+    monkeypatch.setitem(
+        ROLE_PERMISSIONS, Role.OWNER, ROLE_PERMISSIONS[Role.OWNER] - {p.VIEW_PERSONAL_DATA}
+    )
+    message_id = store(subject="Your receipt", to="dave@acme.test")
+    for url in (LIST, detail_url(message_id), html_url(message_id)):
+        response = alice_client.get(url)
+        assert response.status_code == 403, url
+        assert b"dave@acme.test" not in response.content and b"receipt" not in response.content
+        assert b"audience.view_personal_data" in response.content
+    assert not AuditEvent.objects.filter(event__startswith="outbox.").exists()

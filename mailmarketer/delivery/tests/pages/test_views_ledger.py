@@ -89,6 +89,16 @@ def test_it_masks_the_ledger_for_an_analyst_without_an_audit_row(carol_client, s
     assert not events("subscriber.listed")
 
 
+def test_it_masks_addresses_inside_the_relays_reply_for_an_analyst(carol_client, bob_client, sent):
+    reply = "550 5.1.1 <person1@acme-cust.test>: Recipient address rejected"
+    Delivery.objects.filter(campaign=sent, status="failed").update(smtp_reply=reply)
+    html = carol_client.get(url("campaign-ledger", campaign_id=sent.pk)).content.decode()
+    assert "person1@" not in html
+    assert "&lt;p•••@acme-cust.test&gt;: Recipient address rejected" in html
+    html = bob_client.get(url("campaign-ledger", campaign_id=sent.pk)).content.decode()
+    assert "&lt;person1@acme-cust.test&gt;: Recipient address rejected" in html
+
+
 def test_it_shows_an_erased_person_as_erased(bob_client, sent, people):
     audience.do_erase_subscriber(people[0], actor=SETUP)
     html = bob_client.get(url("campaign-ledger", campaign_id=sent.pk)).content.decode()
