@@ -436,6 +436,7 @@ def list_deliveries(request, campaign_id: str, filters: Query[DeliveryQuery]):
                 "attempts": d.attempts,
                 "sent_at": d.sent_at,
                 "smtp_reply": d.smtp_reply,
+                "skip_reason": d.skip_reason,
                 "server": d.server.name if d.server else None,
                 "message_id": d.message_id,
             }

@@ -540,3 +540,22 @@ def test_it_records_why_each_row_was_skipped(personas, staff, news, relay, posta
         people[3].pk: ("skipped", "excluded"),
         None: ("skipped", "erased"),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, news, settings):
+    import time
+
+    from mailmarketer.delivery import ledger
+
+    settings.DELIVERY_LEASE_S = 1
+    add_people(personas.acme, [news], 2, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    rows = ledger.claim(campaign.pk, "w1")
+    first = Delivery.objects.get(pk=rows[0].id).lease_expires_at
+    with engine.Heartbeat("w1", [r.id for r in rows]):
+        deadline = time.monotonic() + 10
+        while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.05)
