@@ -49,6 +49,9 @@ _TLS_MODES = ("none", "starttls", "implicit")
 
 # A reply line is "ddd" then "-" (more lines follow) or " " (last line) then the text.
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
+# Temporary refusals in a row after which a connection leaves the rest of its batch for later
+# (see SmtpConnection._give_up).
+GIVE_UP_AFTER = 5
 # 5.1.7 and 5.1.8 are about the sender's address, not the recipient's.
 _SENDER_SUBJECT_DETAILS = frozenset({7, 8})
 
@@ -528,6 +531,7 @@ class SmtpConnection:
         pending = -1  # the message whose DATA got 354 and whose body goes out next
         pending_dot = False  # a 354 came after a refused RCPT: send only the final dot
         need_rset = False
+        refused_in_a_row = 0
         index = 0
         count = len(messages)
         while True:
@@ -555,6 +559,7 @@ class SmtpConnection:
                     key = messages[pending].key
                     if code == 250:
                         results[pending] = Result(key, True, code, text, None)
+                        refused_in_a_row = 0
                     else:
                         error = _error_for(code, text, "BODY")
                         results[pending] = Result(key, False, code, text, error)
@@ -588,6 +593,37 @@ class SmtpConnection:
                 need_rset = True
             code = error.code or 0
             results[current] = Result(messages[current].key, False, code, error.message, error)
+            if isinstance(error, TransientError):
+                refused_in_a_row += 1
+            if isinstance(error, RelayBroken) or refused_in_a_row >= GIVE_UP_AFTER:
+                await self._give_up(messages, results, error, pending_dot, need_rset)
+                return
+
+    async def _give_up(self, messages, results, error, pending_dot, need_rset) -> None:
+        """Leave the rest of the batch unsent after the relay refused our sender, or refused
+        GIVE_UP_AFTER messages in a row for the time being: what follows would get the same
+        answer. Postfix slows down every reply after its 10th error in a session
+        (smtpd_soft_error_limit, smtpd_error_sleep_time 1 s) and hangs up after the 20th; going
+        on would only feed that tarpit. The session is left clean for the next batch."""
+        out = (b".\r\n" if pending_dot else b"") + (b"RSET\r\n" if need_rset else b"")
+        if out:
+            async with asyncio.timeout(self.config.timeout):
+                self._writer.write(out)
+                await self._writer.drain()
+                if pending_dot:
+                    await self._read_reply()
+                if need_rset:
+                    await self._read_reply()
+        if not isinstance(error, RelayBroken):
+            error = TransientError(
+                f"not tried: {self.config.host}:{self.config.port} refused the {GIVE_UP_AFTER} "
+                f"messages before it for now; the last: {error}",
+                error.code,
+                command="",
+            )
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
 
     async def _send_one_by_one(self, messages, payloads, results) -> None:
         timeout = self.config.timeout
