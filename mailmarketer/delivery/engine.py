@@ -544,14 +544,15 @@ _last_reclaim = 0.0
 
 def reclaim_one() -> bool:
     """Worker duty: return expired leases (rows of a worker that died) to the queue, looked for
-    a few times per lease period rather than every round; once an hour, forget old rate-limit
-    counters."""
+    ten times per lease period rather than every round (one read of the partial index of rows in
+    flight), so they wait at most a tenth of a lease after it ends; once an hour, forget old
+    rate-limit counters."""
     global _last_purge, _last_reclaim
     clock = time.monotonic()
     if clock - _last_purge > 3600:
         _last_purge = clock
         ratelimit.purge_old_windows()
-    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 4:
+    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 10:
         return False
     _last_reclaim = clock
     return ledger.reclaim_expired() > 0
