@@ -19,8 +19,9 @@ hung) loses its rows, and they are sending again within about a lease.
 
 Poison rows: a row whose lease expired DELIVERY_MAX_LEASE_EXPIRIES times (each time, the worker
 holding it died) becomes `dead` with its last reply kept, instead of killing workers forever.
-Rows that were in flight when a worker died are claimed one at a time afterwards, so a message
-that crashes its worker takes only itself down, not the 199 others of its batch.
+Rows taken back keep their place in the queue (their next attempt time), so they are the next to
+be claimed; a row that was in flight at two deaths is then claimed alone, so a message that
+crashes its worker takes only itself down, not the 199 others of its batch.
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ def claim(campaign_id: int, owner: str, limit: int | None = None) -> list[Claime
         due = Delivery.objects.select_for_update(skip_locked=True).filter(
             campaign_id=campaign_id, status=Status.QUEUED, next_attempt_at__lte=stamp
         )
-        # A row that was in flight when its worker died goes alone (a short index range of the
-        # delivery_suspect partial index, empty unless a worker died).
+        # A row that was in flight at two deaths of its worker goes alone (a short index range of
+        # the delivery_suspect partial index, empty unless that happened): if it is what kills
+        # workers, it takes only itself down from then on. Once is no sign: a killed worker
+        # leaves a whole batch of bystanders.
         ids = list(
-            due.filter(lease_expiries__gt=0)
+            due.filter(lease_expiries__gte=2)
             .order_by("next_attempt_at", "id")
             .values_list("id", flat=True)[:1]
         ) or list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
@@ -117,11 +120,11 @@ def reclaim_expired(campaign_id: int | None = None) -> int:
                 500,
             ),
         )
+        # next_attempt_at stays: the rows keep their place at the head of the queue.
         requeued = rows.filter(lease_expiries__lt=limit - 1).update(
             status=Status.QUEUED,
             lease_owner="",
             lease_expires_at=None,
-            next_attempt_at=stamp,
             lease_expiries=F("lease_expiries") + 1,
             attempts=F("attempts") - 1,
         )

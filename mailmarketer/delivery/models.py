@@ -135,12 +135,12 @@ class Delivery(models.Model):
                 name="delivery_inflight",
                 condition=models.Q(status="sending"),
             ),
-            # Rows that a dead worker held are claimed one at a time (ledger.claim): the few
-            # queued ones among them are found without reading the campaign's other rows.
+            # Rows in flight at two deaths of their worker are claimed one at a time
+            # (ledger.claim): found without reading the campaign's other rows.
             models.Index(
                 fields=["campaign", "next_attempt_at"],
                 name="delivery_suspect",
-                condition=models.Q(status="queued", lease_expiries__gt=0),
+                condition=models.Q(status="queued", lease_expiries__gte=2),
             ),
         ]
 
