@@ -4,7 +4,6 @@ worker processes (kill -9, SIGTERM, several workers) against it.
     python -m mailmarketer.delivery.testing.campaign seed --subscribers N --smtp-port P
     python -m mailmarketer.delivery.testing.campaign report      # one JSON line
     python -m mailmarketer.delivery.testing.campaign set-status paused|running
-    python -m mailmarketer.delivery.testing.campaign recovering --owner HOST:PID  # one JSON line
 
 The database is whatever MM_DATABASE_URL names (migrated beforehand). Seeding writes rows in bulk,
 not through the actions (a million subscribers through do_create_subscriber would take an hour),
@@ -152,17 +151,6 @@ def report() -> dict:
     }
 
 
-def recovering(owner: str) -> dict:
-    """Rows a dead worker still holds, and rows taken back from a dead worker that are waiting
-    to be sent again: both 0 once its rows are sending again."""
-    from mailmarketer.delivery.models import Delivery
-
-    return {
-        "held": Delivery.objects.filter(status="sending", lease_owner=owner).count(),
-        "waiting": Delivery.objects.filter(status="queued", lease_expiries__gt=0).count(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailmarketer.settings")
     import django
@@ -177,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--status", choices=["running", "draft"], default="running")
     s.add_argument("--dkim", action="store_true", help="sign with an RSA-2048 key")
     sub.add_parser("report")
-    rec = sub.add_parser("recovering")
-    rec.add_argument("--owner", required=True)
     st = sub.add_parser("set-status")
     st.add_argument("status", choices=["paused", "running", "cancelled"])
     args = parser.parse_args(argv)
@@ -186,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         print(seed(args.subscribers, args.smtp_port, args.body_kb, args.status, dkim=args.dkim))
     elif args.command == "report":
         print(json.dumps(report()))
-    elif args.command == "recovering":
-        print(json.dumps(recovering(args.owner)))
     else:
         from django.utils.timezone import now
 
