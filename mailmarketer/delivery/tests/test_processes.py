@@ -62,24 +62,27 @@ def database_url(tmp_path):
 
 
 class RecoveryWatch(threading.Thread):
-    HELD = "SELECT COUNT(*) FROM delivery_delivery WHERE status = 'sending' AND lease_owner = %s"
-    # Conservative when kills overlap: it counts the rows taken back from any dead worker.
-    WAITING = (
-        "SELECT COUNT(*) FROM delivery_delivery WHERE status = 'queued' AND lease_expiries > 0"
-    )
+    """How long, from its start (just after a kill), until every row the killed worker held is
+    sending again: held by another worker or final, none still held by it or waiting queued."""
 
     def __init__(self, setup: Setup, owner: str):
         super().__init__(daemon=True)
-        self.setup, self.owner = setup, owner
+        self.setup = setup
         self.started_at = time.monotonic()
+        self.ids = setup.ids(self.HELD, (owner,))
+        self.owner = owner
         self.seconds: float | None = None
         self.start()
+
+    HELD = "SELECT id FROM delivery_delivery WHERE status = 'sending' AND lease_owner = %s"
+    TAKEN_BACK = "SELECT id FROM delivery_delivery WHERE status = 'queued' AND lease_expiries > 0"
 
     def run(self) -> None:
         deadline = self.started_at + 120
         while time.monotonic() < deadline:
-            held = self.setup.query(self.HELD, (self.owner,))
-            if held == 0 and self.setup.query(self.WAITING) == 0:
+            waiting = set(self.setup.ids(self.HELD, (self.owner,)))
+            waiting |= set(self.setup.ids(self.TAKEN_BACK, ()))
+            if not waiting & set(self.ids):
                 self.seconds = time.monotonic() - self.started_at
                 return
             time.sleep(0.2)
@@ -185,18 +188,18 @@ class Setup:
         wait_for(lambda: self.lines_received() > before, 60, what="the worker to send")
         return worker
 
-    def query(self, sql: str, params: tuple = ()) -> int:
-        """One number from the test's own database, read directly (a Django process per poll
-        would cost a second of CPU each)."""
+    def ids(self, sql: str, params: tuple) -> list[int]:
+        """Ids from the test's own database, read directly (a Django process per poll would cost
+        a second of CPU each)."""
         if self.database_url.startswith("sqlite:///"):
             import sqlite3
 
             with sqlite3.connect(self.database_url.removeprefix("sqlite:///"), timeout=30) as db:
-                return db.execute(sql.replace("%s", "?"), params).fetchone()[0]
+                return [row[0] for row in db.execute(sql.replace("%s", "?"), params)]
         import psycopg
 
         with psycopg.connect(self.database_url) as db:
-            return db.execute(sql, params).fetchone()[0]
+            return [row[0] for row in db.execute(sql, params)]
 
     def watch_recovery(self, worker: subprocess.Popen) -> RecoveryWatch:
         """Measure, from now (just after `worker` was killed), how long until its rows are
