@@ -559,3 +559,19 @@ def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, ne
         while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
             assert time.monotonic() < deadline, "the lease was never renewed"
             time.sleep(0.05)
+
+
+def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):
+    from mailmarketer.campaigns.actions import do_retry_failed
+
+    add_people(personas.acme, [news], 1, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    Delivery.objects.filter(campaign=campaign).update(
+        status="dead", lease_expiries=3, attempts=3, smtp_reply="dead: ..."
+    )
+    assert do_retry_failed(Campaign.objects.get(pk=campaign.pk), actor=staff) == 1
+    row = Delivery.objects.get(campaign=campaign)
+    assert (row.status, row.attempts, row.lease_expiries) == ("queued", 0, 0)
+    run_until_idle()
+    assert statuses(campaign) == ["sent"]
