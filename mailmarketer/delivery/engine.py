@@ -495,8 +495,10 @@ def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str
         if waiting:
             Delivery.objects.filter(id__in=waiting).update(attempts=F("attempts") - 1)
     else:
-        if probing and any(r.ok for r in results):
-            logger.warning("%s accepts messages again", sender.label)
+        if probing and results:
+            # The probe got an answer that is not temporary trouble (while probing, any
+            # temporary failure is): the relay is back, even if it refused this one recipient.
+            logger.warning("%s answers again", sender.label)
             breaker.succeed()
         outcomes.extend(_retry_or_fail(row, reply) for row, reply in temporary)
 
