@@ -178,6 +178,22 @@ class Setup:
         self.procs.append(proc)
         return proc
 
+    def worker_started(self) -> subprocess.Popen:
+        """A worker past start-up (its SIGTERM handler installed: it logged that it started),
+        for the end of a test, when there may be nothing left for it to send."""
+        log = self.dir / f"worker-{len(self.procs)}.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(
+                [MAILMARKETER, "worker"],
+                env={**self.env, "MM_LOG_LEVEL": "INFO"},
+                cwd=self.dir,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        self.procs.append(proc)
+        wait_for(lambda: "started with duties" in log.read_text(), 60, what="the worker to start")
+        return proc
+
     def lines_received(self) -> int:
         return len(self.log.read_text().splitlines()) if self.log.exists() else 0
 
@@ -248,7 +264,7 @@ def test_it_skips_nobody_and_duplicates_only_in_flight_messages_across_kill_9(se
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         watches.append(setup.watch_recovery(worker))
-    worker = setup.worker()
+    worker = setup.worker_started()
     report = setup.wait_finished()
     for watch in watches:
         watch.join(130)
@@ -282,7 +298,7 @@ def test_it_sends_nothing_twice_across_sigterm_pause_and_resume(setup):
             setup.set_status("running")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-    worker = setup.worker()
+    worker = setup.worker_started()
     report = setup.wait_finished()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
@@ -295,7 +311,7 @@ def test_it_sends_nothing_twice_across_sigterm_pause_and_resume(setup):
 def test_it_shares_one_campaign_between_three_workers_without_duplicates(setup):
     subscribers = 6000
     setup.seed(subscribers)
-    workers = [setup.worker() for _ in range(3)]
+    workers = [setup.worker_started() for _ in range(3)]
     report = setup.wait_finished()
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
