@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-fast lint browser clean
+.PHONY: run test test-fast lint browser postfix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 
 # Lint and the layering contract (an upward import fails here, before the suite), then the
 # whole suite on SQLite and on PostgreSQL (see tools/test.sh).
-test: $(VENV)/.dev-installed browser
+test: $(VENV)/.dev-installed browser postfix
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	tools/test.sh
@@ -49,6 +49,20 @@ browser:
 	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || exit 1; \
 	  else \
 	    echo "chromium is missing: install Debian's chromium package for the browser tests"; \
+	  fi; \
+	fi
+
+# The delivery tests run a real Postfix (Debian's package) with their own configuration in a
+# temporary directory, never the system's service (mailmarketer/delivery/testing/postfix.py).
+postfix:
+	@if [ ! -x /usr/sbin/postfix ] || [ ! -x /usr/sbin/smtp-sink ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's postfix for the delivery tests"; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null)) || exit 1; \
+	  else \
+	    echo "postfix is missing: install Debian's postfix package for the delivery tests"; \
 	  fi; \
 	fi
 

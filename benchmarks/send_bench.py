@@ -2,15 +2,28 @@
 next to the limit of the same machine measured in the same run.
 
     .venv/bin/python benchmarks/send_bench.py [--recipients 100000] [--db sqlite,postgres]
-                                              [--workers 1,2] [--body-kb 5]
+                                              [--workers 1,2] [--body-kb 5] [--dkim]
+                                              [--postfix] [--postfix-recipients 20000]
 
 Sends a personalised ~5 KB HTML campaign with links and unsubscribe headers over SMTP to
 Postfix's `smtp-sink` on 127.0.0.1, with real `mailmarketer worker` processes, on SQLite (1
-worker) and PostgreSQL (each --workers count). The limit: Postfix's `smtp-source` into the same
-sink with the same message size and 8 sessions. Also prints each worker's peak RSS (VmHWM).
-Needs Debian's postfix package (`apt-get install --no-install-recommends postfix`; no daemon
-is started, only its two test programs are used) and, for PostgreSQL, a server on
-127.0.0.1:5432 where the benchmark may create and drop a database.
+worker) and PostgreSQL (each --workers count). Also prints each worker's peak RSS (VmHWM).
+
+The limits, in the same run:
+- Postfix's `smtp-source -d -s 8` (8 sessions, each kept open for the next message, as our
+  sender keeps its connections) into the same sink with the same message size, before and after
+  the cases: the ratio is against this one;
+- `smtp-source -s 8` without -d (a new connection per message), printed next to it;
+- with --dkim, a case that signs every message with an RSA-2048 key (production always signs),
+  whose limit is signing itself: `openssl speed -multi 2 -seconds 3 rsa2048` signatures/s;
+- with --postfix, a case through a real Postfix (Debian's, started with its own configuration in
+  a temporary directory, as the tests do; needs root) relaying to the sink: the rate a user gets
+  through a local MTA, next to `smtp-source -d -s 8` into that Postfix.
+
+Needs Debian's postfix package (`make postfix`; for the plain cases no daemon is started, only
+its two test programs are used), openssl for --dkim, and, for PostgreSQL, a server on
+127.0.0.1:5432 where the benchmark may create and drop a database. Runs in a `make run`
+virtualenv (no test extras).
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,15 +73,36 @@ def start_sink() -> tuple[subprocess.Popen, int]:
     raise SystemExit("smtp-sink did not start")
 
 
-def limit(port: int, messages: int, size: int) -> float:
+def limit(port: int, messages: int, size: int, *, keep: bool = True) -> float:
+    """smtp-source's rate with 8 sessions; keep: -d, each session's connection is kept for the
+    next message (as our sender keeps its pooled connections)."""
+    command = ["smtp-source", "-s", "8", "-m", str(messages), "-l", str(size)]
+    if keep:
+        command.insert(1, "-d")
     started = time.perf_counter()
     subprocess.run(
-        ["smtp-source", "-s", "8", "-m", str(messages), "-l", str(size), f"127.0.0.1:{port}"],
+        [*command, f"127.0.0.1:{port}"],
         check=True,
         timeout=900,
         stdout=subprocess.DEVNULL,
     )
     return messages / (time.perf_counter() - started)
+
+
+def signing_limit() -> float:
+    """RSA-2048 signatures a second on both cores: `openssl speed -multi 2 -seconds 3 rsa2048`."""
+    out = subprocess.run(
+        ["openssl", "speed", "-multi", "2", "-seconds", "3", "rsa2048"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    # "rsa 2048 bits 0.000548s 0.000016s   1824.7  62500.0": sign/s is the third number.
+    rows = re.findall(r"^rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)", out, re.MULTILINE)
+    if not rows:
+        raise SystemExit(f"cannot read openssl speed's output:\n{out[-1000:]}")
+    return float(rows[-1])
 
 
 def create_pg() -> str:
@@ -96,7 +131,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_case(db: str, workers: int, recipients: int, body_kb: int, sink_port: int) -> dict:
+def run_case(
+    db: str,
+    workers: int,
+    recipients: int,
+    body_kb: int,
+    sink_port: int,
+    *,
+    dkim: bool = False,
+    via: str = "sink",
+) -> dict:
     work = Path(tempfile.mkdtemp(prefix="mm-send-bench-"))
     pg_name = None
     if db == "postgres":
@@ -138,6 +182,7 @@ def run_case(db: str, workers: int, recipients: int, body_kb: int, sink_port: in
             str(body_kb),
             "--status",
             "draft",
+            *(["--dkim"] if dkim else []),
         )
         seed_s = time.perf_counter() - seeded
         procs = [
@@ -177,6 +222,8 @@ def run_case(db: str, workers: int, recipients: int, body_kb: int, sink_port: in
         return {
             "db": db,
             "workers": workers,
+            "dkim": dkim,
+            "via": via,
             "recipients": recipients,
             "seconds": seconds,
             "rate": report["counts"].get("sent", 0) / seconds if seconds else 0,
@@ -206,47 +253,86 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--workers", default="1,2", help="worker counts to try on PostgreSQL")
     parser.add_argument("--body-kb", type=int, default=5)
+    parser.add_argument("--dkim", action="store_true", help="add a signed case (2 workers)")
+    parser.add_argument("--postfix", action="store_true", help="add a case through Postfix")
+    parser.add_argument("--postfix-recipients", type=int, default=20_000)
     args = parser.parse_args()
     if not (shutil.which("smtp-sink") and shutil.which("smtp-source")):
-        print(
-            "Postfix's smtp-sink and smtp-source are needed: "
-            "apt-get install --no-install-recommends postfix",
-            file=sys.stderr,
-        )
+        print("Postfix's smtp-sink and smtp-source are needed: make postfix", file=sys.stderr)
         return 2
+    size = args.body_kb * 1024
+    sample = min(args.recipients, 50_000)
+    best_db = "postgres" if "postgres" in args.db.split(",") else "sqlite"
+    best_workers = 2 if best_db == "postgres" else 1
     sink, port = start_sink()
+    relay = None
     try:
-        limit_rate = limit(port, min(args.recipients, 50_000), args.body_kb * 1024)
+        kept_before = limit(port, sample, size)
+        fresh = limit(port, sample, size, keep=False)
         cases = []
         for db in args.db.split(","):
             counts = [1] if db == "sqlite" else [int(w) for w in args.workers.split(",")]
             for workers in counts:
-                result = run_case(db, workers, args.recipients, args.body_kb, port)
-                cases.append(result)
-                print(json.dumps(result), file=sys.stderr, flush=True)
-        limit_after = limit(port, min(args.recipients, 50_000), args.body_kb * 1024)
+                cases.append(run_case(db, workers, args.recipients, args.body_kb, port))
+                print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
+        signatures = None
+        if args.dkim:
+            signatures = signing_limit()
+            cases.append(
+                run_case(best_db, best_workers, args.recipients, args.body_kb, port, dkim=True)
+            )
+            print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
+        through = None
+        if args.postfix:
+            sys.path.insert(0, str(ROOT))
+            from mailmarketer.delivery.testing import postfix
+
+            if not postfix.available():
+                raise SystemExit("--postfix needs Debian's postfix package and root")
+            relay = postfix.PostfixRelay(sink_port=port).start()
+            through = limit(relay.port, min(args.postfix_recipients, sample), size)
+            n = args.postfix_recipients
+            cases.append(
+                run_case(best_db, best_workers, n, args.body_kb, relay.port, via="postfix")
+            )
+            print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
+        kept_after = limit(port, sample, size)
     finally:
+        if relay is not None:
+            relay.stop()
+            shutil.rmtree(relay.dir, ignore_errors=True)
         sink.terminate()
         sink.wait(timeout=10)
-    limit_rate = (limit_rate + limit_after) / 2
+    kept = (kept_before + kept_after) / 2
     print(
         f"\nsend benchmark: {args.recipients} recipients, ~{args.body_kb} KB personalised HTML, "
         f"smtp-sink on 127.0.0.1, {os.cpu_count()} cores"
     )
     print(
-        f"limit: smtp-source -s 8 -l {args.body_kb * 1024} into the same sink: "
-        f"{limit_rate:,.0f} msg/s (mean of before and after)\n"
+        f"limit: smtp-source -d -s 8 -l {size} (connections kept) into the same sink: "
+        f"{kept:,.0f} msg/s (mean of {kept_before:,.0f} before and {kept_after:,.0f} after)"
     )
+    print(f"       smtp-source -s 8 (a new connection per message): {fresh:,.0f} msg/s")
+    if signatures is not None:
+        print(f"       openssl speed -multi 2 -seconds 3 rsa2048: {signatures:,.0f} signatures/s")
+    if through is not None:
+        print(f"       smtp-source -d -s 8 through Postfix to the sink: {through:,.0f} msg/s")
     print(
-        f"{'database':<10} {'workers':>7} {'sent':>9} {'seconds':>8} {'msg/s':>9} "
-        f"{'x limit':>8} {'1st msg s':>9} {'peak RSS MB per worker':>24}"
+        f"\n{'database':<10} {'workers':>7} {'case':<14} {'sent':>9} {'seconds':>8} {'msg/s':>9} "
+        f"{'x limit':>8} {'limit':<22} {'1st msg s':>9} {'peak RSS MB':>12}"
     )
     for c in cases:
+        if c["dkim"]:
+            case, against, name = "DKIM 2048", signatures, "openssl rsa2048 sign/s"
+        elif c["via"] == "postfix":
+            case, against, name = "via Postfix", through, "smtp-source -d, Postfix"
+        else:
+            case, against, name = "to the sink", kept, "smtp-source -d -s 8"
         rss = ", ".join(f"{r:.0f}" for r in c["rss"])
         print(
-            f"{c['db']:<10} {c['workers']:>7} {c['counts'].get('sent', 0):>9} "
-            f"{c['seconds']:>8.1f} {c['rate']:>9,.0f} {c['rate'] / limit_rate:>8.2f} "
-            f"{c['first_after_s']:>9.2f} {rss:>24}"
+            f"{c['db']:<10} {c['workers']:>7} {case:<14} {c['counts'].get('sent', 0):>9} "
+            f"{c['seconds']:>8.1f} {c['rate']:>9,.0f} {c['rate'] / against:>8.2f} {name:<22} "
+            f"{c['first_after_s']:>9.2f} {rss:>12}"
         )
     return 0
 

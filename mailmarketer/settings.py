@@ -287,12 +287,18 @@ else:
 
 # Delivery engine (see mailmarketer/delivery/engine.py and docs/delivery.md).
 DELIVERY_BATCH = env_int("MM_DELIVERY_BATCH", 200, minimum=1, maximum=5000)
-DELIVERY_LEASE_S = env_int("MM_DELIVERY_LEASE_S", 120, minimum=1)
+# Workers renew the leases of the rows they hold every third of this (engine.Heartbeat), so it
+# bounds how long a killed worker's rows wait, not how long a batch may take.
+DELIVERY_LEASE_S = env_int("MM_DELIVERY_LEASE_S", 10, minimum=1)
 DELIVERY_RETRY_DEADLINE_S = env_int("MM_DELIVERY_RETRY_DEADLINE_S", 2 * 24 * 3600, minimum=60)
 DELIVERY_MAX_CONSECUTIVE_FAILURES = env_int("MM_DELIVERY_MAX_CONSECUTIVE_FAILURES", 50, minimum=1)
+DELIVERY_MAX_LEASE_EXPIRIES = env_int("MM_DELIVERY_MAX_LEASE_EXPIRIES", 3, minimum=1)
+DELIVERY_PROBE_MAX_S = env_int("MM_DELIVERY_PROBE_MAX_S", 60, minimum=1)
 DELIVERY_PLAN_CHUNK = 5000
-# The domain of VERP return paths (bounces+<token>@domain); default: the host of MM_BASE_URL.
-BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", _base.hostname or "localhost")
+# The domain of VERP return paths (bounces+<token>@domain); empty: the domain of the campaign's
+# From address, which a relay accepts as a sender (the host of MM_BASE_URL may be an IP address,
+# which is no valid address domain).
+BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", "")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

@@ -15,7 +15,10 @@ BodyFormat = Literal["markdown", "html", "text"]
 CampaignStatus = Literal[
     "draft", "scheduled", "running", "paused", "finished", "cancelled", "failed"
 ]
-DeliveryStatus = Literal["queued", "sending", "sent", "failed", "bounced", "skipped", "cancelled"]
+DeliveryStatus = Literal[
+    "queued", "sending", "sent", "failed", "bounced", "skipped", "cancelled", "dead"
+]
+SkipReason = Literal["", "unsubscribed", "blocklisted", "excluded", "suppressed", "erased"]
 Header = Annotated[list[StrictStr], Field(min_length=2, max_length=2)]  # [name, value]
 
 _TEMPLATE = "A Jinja2 template (docs/campaign-templates.md); checked when saved"
@@ -166,6 +169,9 @@ class DeliveryOut(Schema):
     attempts: int
     sent_at: datetime | None
     smtp_reply: str = Field(description="What the receiving server said, as it said it")
+    skip_reason: SkipReason = Field(
+        description="Why a skipped row was not sent (checked at send time); empty otherwise"
+    )
     server: str | None = Field(description="The relay's name; null for the outbox")
     message_id: str
 

@@ -449,6 +449,7 @@ def list_deliveries(request, campaign_id: str, filters: Query[DeliveryQuery]):
                 "sent_at": d.sent_at,
                 # A relay's reply may name the recipient ("550 <j@example.com>: unknown").
                 "smtp_reply": d.smtp_reply if reveal else mask_addresses_in(d.smtp_reply),
+                "skip_reason": d.skip_reason,
                 "server": d.server.name if d.server else None,
                 "message_id": d.message_id,
             }

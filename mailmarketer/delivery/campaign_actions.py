@@ -341,10 +341,13 @@ def do_retry_failed(campaign: Campaign, *, actor: Actor) -> int:
             "and finished campaigns do)"
         )
     count = Delivery.objects.filter(
-        workspace_id=locked.workspace_id, campaign_id=locked.pk, status=Delivery.Status.FAILED
+        workspace_id=locked.workspace_id,
+        campaign_id=locked.pk,
+        status__in=(Delivery.Status.FAILED, Delivery.Status.DEAD),
     ).update(
         status=Delivery.Status.QUEUED,
         attempts=0,
+        lease_expiries=0,
         next_attempt_at=now(),
         lease_owner="",
         lease_expires_at=None,

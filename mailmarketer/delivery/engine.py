@@ -10,11 +10,26 @@ One step of `send_one()`:
 4. hand the batch to the workspace's sender (pipelined SMTP connections kept open, or the
    outbox), and record every outcome in one transaction right after the relay's replies.
 
-Failures: a temporary one (4xx, a dropped connection) requeues the row with backoff until
-DELIVERY_RETRY_DEADLINE_S after it was planned, then fails it; a permanent one (5xx) fails the
-row, and a hard bounce (5.1.x) also suppresses the address and unsubscribes it; a broken relay
-(authentication or TLS refused) pauses the campaign with the reason and gives the batch back
-unsent; DELIVERY_MAX_CONSECUTIVE_FAILURES failures in a row pause it too.
+Failures, and who must act on them:
+- one recipient's temporary failure (a 4xx to its RCPT or its message) requeues its row with
+  backoff (1, 5, 15 ... minutes) until DELIVERY_RETRY_DEADLINE_S after it was planned, then
+  fails it;
+- the relay's temporary trouble (connections refused, lost or timed out, a 4xx to MAIL, or
+  DELIVERY_MAX_CONSECUTIVE_FAILURES temporary failures in a row, counted by message) is nobody's
+  fault among the recipients: the relay's circuit breaker opens (senders.Breaker), the rows go
+  back without counting an attempt, due when the next probe is, and the worker probes the relay
+  with one message at growing intervals until it accepts again; the campaign goes on by itself;
+- a permanent refusal (5xx) fails the row, and a hard bounce (5.1.x) also suppresses the address
+  and unsubscribes it; DELIVERY_MAX_CONSECUTIVE_FAILURES of them in a row pause the campaign;
+- what a person must fix pauses the campaign and gives the batch back unsent: authentication or
+  TLS refused, our envelope sender refused (any 5xx to MAIL, or 5.1.7/5.1.8), headers that cannot
+  be built (a sender name with a line break), a template that cannot render, and the retry
+  deadline passing while the relay was unavailable.
+Every pause reason names the relay and quotes its last reply.
+
+Leases: while a batch is being worked on, a heartbeat thread renews its rows' leases every third
+of DELIVERY_LEASE_S, so the lease can be short (10 s) and a killed worker's rows are sending again
+within about that, however long a relay makes a live worker wait.
 
 `finish_one()` marks a running campaign finished once planning is done and every row is final,
 and cancels the queued rows of a cancelled campaign.
@@ -24,11 +39,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.db.models import Case, F, When
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.timezone import now
@@ -45,7 +62,7 @@ from . import ledger, mime, ratelimit
 from .ledger import Outcome
 from .models import Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
-from .senders import SenderPool
+from .senders import BreakerState, SenderPool
 from .smtp import Outgoing, PermanentError, RelayBroken, check_address
 from .status import set_campaign_status
 
@@ -83,6 +100,7 @@ class PreparedCampaign:
     list_ids: set[int]
     single_optin_ids: set[int]
     version: tuple
+    bounce_domain: str
 
 
 @dataclass
@@ -125,7 +143,16 @@ def _dkim_signer(campaign: Campaign, from_email: str):
     return DkimSigner(domain=key.domain, selector=key.selector, private_pem=key.private_key)
 
 
+def bounce_domain(from_email: str) -> str:
+    """MM_BOUNCE_DOMAIN, or else the From address's domain: a relay accepts that as a sender's
+    domain, while the host of MM_BASE_URL may be an IP address, which is not an address domain
+    ("bounces+...@127.0.0.1" got "501 5.1.7 Bad sender address syntax" from Postfix)."""
+    return settings.BOUNCE_DOMAIN or mime.ascii_domain(from_email.rpartition("@")[2].lower())
+
+
 def prepare(campaign: Campaign) -> PreparedCampaign:
+    """Build what the campaign's messages share. Raises ValueError (HeaderInjection among
+    them) for a header that cannot be built, rendering.TemplateProblem for a bad template."""
     version = (campaign.pk, campaign.updated_at)
     cached = state().prepared.get(campaign.pk)
     if cached is not None and cached.version == version:
@@ -157,6 +184,7 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         list_ids={m.pk for m in lists},
         single_optin_ids={m.pk for m in lists if m.optin == "single"},
         version=version,
+        bounce_domain=bounce_domain(from_email),
     )
     state().prepared[campaign.pk] = prepared
     return prepared
@@ -173,24 +201,29 @@ TRANSACTIONAL_BLOCKING = (
 )
 
 
-def _mailable(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int, dict]:
-    """Recipients who may still be mailed, by subscriber id, with what rendering needs."""
+def _mailable(
+    prepared: PreparedCampaign, subscriber_ids: list[int]
+) -> tuple[dict[int, dict], dict[int, str]]:
+    """Recipients who may still be mailed, by subscriber id, with what rendering needs; and why
+    each of the others may not (a Delivery.SkipReason)."""
+    SkipReason = Delivery.SkipReason
     campaign = prepared.campaign
     people = {
         row["id"]: row
         for row in Subscriber.objects.filter(
-            pk__in=subscriber_ids,
-            workspace_id=campaign.workspace_id,
-            status=Subscriber.Status.ENABLED,
-        ).values("id", "uuid", "email", "name", "attributes")
+            pk__in=subscriber_ids, workspace_id=campaign.workspace_id
+        ).values("id", "uuid", "email", "name", "attributes", "status")
     }
+    reasons = {sid: SkipReason.ERASED for sid in subscriber_ids if sid not in people}
+    for sid, row in people.items():
+        if row["status"] != Subscriber.Status.ENABLED:
+            reasons[sid] = SkipReason.BLOCKLISTED
     hashes = {sid: suppression_hash(row["email"]) for sid, row in people.items()}
     suppressions = Suppression.objects.filter(
         workspace_id=campaign.workspace_id, email_hash__in=list(hashes.values())
     )
     if campaign.kind == Campaign.Kind.TRANSACTIONAL:
         suppressions = suppressions.filter(reason__in=TRANSACTIONAL_BLOCKING)
-        allowed = set(people)
     else:
         subscribed = set(
             mailable_subscriptions(campaign)
@@ -202,17 +235,18 @@ def _mailable(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int
             .filter(subscriber_id__in=people)
             .values_list("subscriber_id", flat=True)
         )
-        allowed = subscribed - excluded
+        for sid in people:
+            if sid in excluded:
+                reasons.setdefault(sid, SkipReason.EXCLUDED)
+            elif sid not in subscribed:
+                reasons.setdefault(sid, SkipReason.UNSUBSCRIBED)
     suppressed = set(suppressions.values_list("email_hash", flat=True))
-    return {
-        sid: row for sid, row in people.items() if sid in allowed and hashes[sid] not in suppressed
-    }
-
-
-def _skip_reason(subscriber_id: int | None) -> str:
-    if subscriber_id is None:
-        return "skipped: the person was erased"
-    return "skipped: unsubscribed, blocklisted, excluded or suppressed at send time"
+    for sid, digest in hashes.items():
+        # Suppression is the stronger statement: it holds whatever the lists say.
+        if digest in suppressed and reasons.get(sid) != SkipReason.BLOCKLISTED:
+            reasons[sid] = SkipReason.SUPPRESSED
+    mailable = {sid: row for sid, row in people.items() if sid not in reasons}
+    return mailable, reasons
 
 
 def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tuple[Outgoing, str]:
@@ -248,7 +282,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         list_unsubscribe_url=None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe,
         list_unsubscribe_mailto=None,
     )
-    mail_from = mime.verp_address("bounces", settings.BOUNCE_DOMAIN, verp_token(row.id))
+    mail_from = mime.verp_address("bounces", prepared.bounce_domain, verp_token(row.id))
     return Outgoing(key=row.id, mail_from=mail_from, rcpt=person["email"], data=data), message_id
 
 
@@ -294,16 +328,69 @@ def pause_campaign(campaign: Campaign, reason: str) -> None:
     logger.warning("campaign %s paused: %s", campaign.pk, reason)
 
 
-def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
+class Heartbeat:
+    """Renews the leases of a batch's rows every third of DELIVERY_LEASE_S while the worker
+    works on it, from a thread of its own (with its own database connection), so that a relay
+    that keeps a live worker waiting never makes its rows look abandoned."""
+
+    def __init__(self, owner: str, ids: list[int]):
+        self.owner = owner
+        self.ids = ids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.DELIVERY_LEASE_S / 3):
+                try:
+                    ledger.renew(self.ids, self.owner)
+                except DatabaseError:
+                    logger.warning("could not renew the leases of a batch", exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# A temporary failure at these steps is about the relay or our session, not one recipient.
+SESSION_STEPS = frozenset({"", "CONNECT", "EHLO", "STARTTLS", "AUTH", "MAIL", "REPLY"})
+
+
+def deliver(campaign: Campaign, rows: list[ledger.Claimed], sender=None) -> dict[str, int]:
     """Send one claimed batch and record every outcome; returns counts by status."""
+    st = state()
+    with Heartbeat(st.owner, [r.id for r in rows]):
+        try:
+            return _deliver(
+                campaign, rows, sender or st.senders.for_workspace(campaign.workspace_id)
+            )
+        except Exception as exc:
+            # Kept on the rows, which stay leased until their lease expires: if the same rows
+            # keep failing like this they become dead with this error (ledger.reclaim_expired).
+            Delivery.objects.filter(
+                id__in=[r.id for r in rows], status=Status.SENDING, lease_owner=st.owner
+            ).update(smtp_reply=f"worker error: {exc!r}"[:500])
+            raise
+
+
+def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str, int]:
     st = state()
     try:
         prepared = prepare(campaign)
-    except rendering.TemplateProblem as exc:
+    except (rendering.TemplateProblem, ValueError) as exc:
+        # Something every message shares is wrong (a sender name with a line break, a template
+        # that does not compile): a person must fix the campaign or the workspace's settings.
         ledger.release([r.id for r in rows], st.owner)
-        pause_campaign(campaign, f"the campaign cannot be rendered: {exc}")
+        what = "rendered" if isinstance(exc, rendering.TemplateProblem) else "built"
+        pause_campaign(campaign, f"the campaign's messages cannot be {what}: {exc}")
         return {}
-    people = _mailable(prepared, [r.subscriber_id for r in rows if r.subscriber_id])
+    people, reasons = _mailable(prepared, [r.subscriber_id for r in rows if r.subscriber_id])
     outcomes: list[Outcome] = []
     outgoing: list[Outgoing] = []
     message_ids: dict[int, str] = {}
@@ -311,7 +398,10 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
     for row in rows:
         person = people.get(row.subscriber_id)
         if person is None:
-            outcomes.append(Outcome(row.id, Status.SKIPPED, _skip_reason(row.subscriber_id)))
+            reason = reasons.get(row.subscriber_id, Delivery.SkipReason.ERASED)
+            outcomes.append(
+                Outcome(row.id, Status.SKIPPED, f"skipped: {reason.label}", skip_reason=reason)
+            )
             continue
         try:
             message, message_id = _build(prepared, row, person)
@@ -322,7 +412,6 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
         message_ids[row.id] = message_id
         by_row[row.id] = (row, person)
 
-    sender = st.senders.for_workspace(campaign.workspace_id)
     if sender.server is not None and outgoing:
         # The relay's limits hold across all workers: send what they allow now, requeue the
         # rest for when the window reopens (without counting it as an attempt).
@@ -340,37 +429,85 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
         outgoing = outgoing[:granted]
         if held:
             Delivery.objects.filter(id__in=held).update(attempts=F("attempts") - 1)
+    breaker = sender.breaker
+    probing = breaker.state is not BreakerState.CLOSED
+    envelope = {m.key: m.mail_from for m in outgoing}
     results = sender.send(outgoing)
-    broken = None
+
+    limit = settings.DELIVERY_MAX_CONSECUTIVE_FAILURES
+    refused_streak = st.consecutive_failures.get(campaign.pk, 0)
+    pause_reason = ""
+    broken: list[int] = []
+    temporary: list[tuple[ledger.Claimed, str]] = []
+    trouble = ""  # the relay's last words when the trouble is the relay's, not a recipient's
     for result in results:
         row, person = by_row[result.key]
         reply = f"{result.code} {result.reply}" if result.code else result.reply
+        error = result.error
         if result.ok:
             outcomes.append(
                 Outcome(row.id, Status.SENT, reply, message_ids[row.id], sender.server_id)
             )
-        elif isinstance(result.error, RelayBroken):
-            broken = result.error
-        elif isinstance(result.error, PermanentError):
+            refused_streak = breaker.failures = 0
+        elif isinstance(error, RelayBroken):
+            broken.append(row.id)
+            if not pause_reason and error.command in ("MAIL", "RCPT"):
+                pause_reason = (
+                    f"{sender.label} refused our envelope sender <{envelope[row.id]}>: {reply}"
+                )
+            elif not pause_reason:
+                pause_reason = f"{sender.label} refused us: {reply}"
+        elif isinstance(error, PermanentError):
             outcomes.append(Outcome(row.id, Status.FAILED, reply))
-            if result.error.hard_bounce:
+            if error.hard_bounce:
                 _hard_bounce(campaign, person)
+            refused_streak += 1
+            if refused_streak == limit and not pause_reason:
+                pause_reason = (
+                    f"{limit} messages in a row were refused by {sender.label}; "
+                    f"the last reply: {reply}"
+                )
         else:
-            outcomes.append(_retry_or_fail(row, reply))
+            temporary.append((row, reply))
+            breaker.failures += 1
+            if probing or error is None or error.command in SESSION_STEPS:
+                trouble = reply
+            elif breaker.failures >= limit:
+                trouble = f"{breaker.failures} temporary failures in a row, the last: {reply}"
+
+    if trouble:
+        # The relay's trouble, not the recipients': back off from it and probe it (the rows
+        # wait for the probe without counting an attempt), unless the deadline has passed.
+        probe_at = breaker.trip(trouble)
+        logger.warning("%s is in trouble, next probe at %s: %s", sender.label, probe_at, trouble)
+        waiting = []
+        for row, reply in temporary:
+            deadline = row.created_at + timedelta(seconds=settings.DELIVERY_RETRY_DEADLINE_S)
+            if probe_at > deadline:
+                outcomes.append(Outcome(row.id, Status.FAILED, f"gave up: {reply}"))
+                pause_reason = pause_reason or (
+                    f"the retry deadline passed while {sender.label} was unavailable; "
+                    f"its last reply: {trouble}"
+                )
+            else:
+                outcomes.append(Outcome(row.id, Status.QUEUED, reply, retry_at=probe_at))
+                waiting.append(row.id)
+        if waiting:
+            Delivery.objects.filter(id__in=waiting).update(attempts=F("attempts") - 1)
+    else:
+        if probing and results:
+            # The probe got an answer that is not temporary trouble (while probing, any
+            # temporary failure is): the relay is back, even if it refused this one recipient.
+            logger.warning("%s answers again", sender.label)
+            breaker.succeed()
+        outcomes.extend(_retry_or_fail(row, reply) for row, reply in temporary)
 
     ledger.record(outcomes)
-    if broken is not None:
-        unsent = [r.key for r in results if not r.ok and isinstance(r.error, RelayBroken)]
-        ledger.release(unsent, st.owner)
-        pause_campaign(campaign, f"the relay refused us: {broken}")
-
-    sent = sum(1 for o in outcomes if o.status == Status.SENT)
-    failed = sum(1 for o in outcomes if o.status in (Status.FAILED, Status.QUEUED))
-    streak = 0 if sent else st.consecutive_failures.get(campaign.pk, 0) + failed
-    st.consecutive_failures[campaign.pk] = streak
-    if streak >= settings.DELIVERY_MAX_CONSECUTIVE_FAILURES:
-        st.consecutive_failures[campaign.pk] = 0
-        pause_campaign(campaign, f"{streak} messages in a row could not be delivered")
+    if broken:
+        ledger.release(broken, st.owner)
+    st.consecutive_failures[campaign.pk] = 0 if pause_reason else refused_streak
+    if pause_reason:
+        pause_campaign(campaign, pause_reason)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -378,7 +515,9 @@ def deliver(campaign: Campaign, rows: list[ledger.Claimed]) -> dict[str, int]:
 
 
 def send_one() -> bool:
-    """Worker duty: claim and send one batch of the oldest running campaign with due rows."""
+    """Worker duty: claim and send one batch of the oldest running campaign with due rows.
+    A campaign whose relay's breaker is open waits; a half-open one sends one message, the
+    probe."""
     st = state()
     # Transactional messages first (someone is waiting for that receipt or reset), then
     # campaigns oldest first.
@@ -389,9 +528,14 @@ def send_one() -> bool:
         .order_by("marketing", "started_at", "pk")
     )
     for campaign in campaigns:
-        rows = ledger.claim(campaign.pk, st.owner)
+        sender = st.senders.for_workspace(campaign.workspace_id)
+        breaker = sender.breaker.state
+        if breaker is BreakerState.OPEN:
+            continue
+        limit = 1 if breaker is BreakerState.HALF_OPEN else None
+        rows = ledger.claim(campaign.pk, st.owner, limit=limit)
         if rows:
-            deliver(campaign, rows)
+            deliver(campaign, rows, sender)
             return True
     return False
 
@@ -402,14 +546,15 @@ _last_reclaim = 0.0
 
 def reclaim_one() -> bool:
     """Worker duty: return expired leases (rows of a worker that died) to the queue, looked for
-    a few times per lease period rather than every round; once an hour, forget old rate-limit
-    counters."""
+    ten times per lease period rather than every round (one read of the partial index of rows in
+    flight), so they wait at most a tenth of a lease after it ends; once an hour, forget old
+    rate-limit counters."""
     global _last_purge, _last_reclaim
     clock = time.monotonic()
     if clock - _last_purge > 3600:
         _last_purge = clock
         ratelimit.purge_old_windows()
-    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 4:
+    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 10:
         return False
     _last_reclaim = clock
     return ledger.reclaim_expired() > 0
@@ -460,7 +605,7 @@ def send_test_message(campaign: Campaign, rendered, to: str) -> None:
         list_unsubscribe_mailto=None,
     )
     sender = state().senders.for_workspace(campaign.workspace_id)
-    mail_from = mime.verp_address("bounces", settings.BOUNCE_DOMAIN, "test")
+    mail_from = mime.verp_address("bounces", prepared.bounce_domain, "test")
     (result,) = sender.send([Outgoing(key=0, mail_from=mail_from, rcpt=to, data=data)])
     if not result.ok:
         raise result.error or PermanentError(result.reply, result.code)

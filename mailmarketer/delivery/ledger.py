@@ -12,6 +12,16 @@ Recording: a row becomes `sent` only by its lease owner, right after the relay a
 worker whose lease expired meanwhile (it was presumed dead and the row was requeued) still
 records `sent` — the relay did accept it, and the truth beats the lease — so such a row can be
 sent twice, which is the "duplicates only for messages in flight" half of the guarantee.
+
+Leases are short (DELIVERY_LEASE_S, 10 s by default) because live workers renew theirs while
+they work (`renew`, called by the engine's heartbeat): only a worker that stopped renewing (killed,
+hung) loses its rows, and they are sending again within about a lease.
+
+Poison rows: a row whose lease expired DELIVERY_MAX_LEASE_EXPIRIES times (each time, the worker
+holding it died) becomes `dead` with its last reply kept, instead of killing workers forever.
+Rows taken back keep their place in the queue (their next attempt time), so they are the next to
+be claimed; a row that was in flight at two deaths is then claimed alone, so a message that
+crashes its worker takes only itself down, not the 199 others of its batch.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Concat, Left
 from django.utils.timezone import now
 
 from .models import Delivery
@@ -51,12 +62,18 @@ def claim(campaign_id: int, owner: str, limit: int | None = None) -> list[Claime
     limit = limit or settings.DELIVERY_BATCH
     stamp = now()
     with transaction.atomic():
-        ids = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(campaign_id=campaign_id, status=Status.QUEUED, next_attempt_at__lte=stamp)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[:limit]
+        due = Delivery.objects.select_for_update(skip_locked=True).filter(
+            campaign_id=campaign_id, status=Status.QUEUED, next_attempt_at__lte=stamp
         )
+        # A row that was in flight at two deaths of its worker goes alone (a short index range of
+        # the delivery_suspect partial index, empty unless that happened): if it is what kills
+        # workers, it takes only itself down from then on. Once is no sign: a killed worker
+        # leaves a whole batch of bystanders.
+        ids = list(
+            due.filter(lease_expiries__gte=2)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:1]
+        ) or list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
         if not ids:
             return []
         Delivery.objects.filter(id__in=ids).update(
@@ -71,15 +88,47 @@ def claim(campaign_id: int, owner: str, limit: int | None = None) -> list[Claime
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
+def renew(ids: list[int], owner: str) -> int:
+    """Extend the lease of rows `owner` still holds (the heartbeat of a worker at work)."""
+    if not ids:
+        return 0
+    return Delivery.objects.filter(id__in=ids, status=Status.SENDING, lease_owner=owner).update(
+        lease_expires_at=now() + timedelta(seconds=settings.DELIVERY_LEASE_S)
+    )
+
+
 def reclaim_expired(campaign_id: int | None = None) -> int:
-    """Return rows whose lease expired (their worker died) to the queue; the attempt a dead
-    worker counted is given back, since nobody knows whether it reached the relay."""
-    rows = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=now())
+    """Return rows whose lease expired (their worker died) to the queue, giving back the attempt
+    the dead worker counted, since nobody knows whether it reached the relay; a row whose lease
+    expired DELIVERY_MAX_LEASE_EXPIRIES times becomes dead instead. Returns how many rows moved."""
+    stamp = now()
+    rows = Delivery.objects.filter(status=Status.SENDING, lease_expires_at__lt=stamp)
     if campaign_id is not None:
         rows = rows.filter(campaign_id=campaign_id)
-    return rows.update(
-        status=Status.QUEUED, lease_owner="", lease_expires_at=None, next_attempt_at=now()
-    )
+    limit = settings.DELIVERY_MAX_LEASE_EXPIRIES
+    with transaction.atomic():
+        dead = rows.filter(lease_expiries__gte=limit - 1).update(
+            status=Status.DEAD,
+            lease_owner="",
+            lease_expires_at=None,
+            lease_expiries=F("lease_expiries") + 1,
+            smtp_reply=Left(
+                Concat(
+                    Value(f"dead: its worker stopped {limit} times while sending it; last: "),
+                    F("smtp_reply"),
+                ),
+                500,
+            ),
+        )
+        # next_attempt_at stays: the rows keep their place at the head of the queue.
+        requeued = rows.filter(lease_expiries__lt=limit - 1).update(
+            status=Status.QUEUED,
+            lease_owner="",
+            lease_expires_at=None,
+            lease_expiries=F("lease_expiries") + 1,
+            attempts=F("attempts") - 1,
+        )
+    return dead + requeued
 
 
 def release(ids: list[int], owner: str) -> int:
@@ -104,6 +153,7 @@ class Outcome:
     message_id: str = ""
     server_id: int | None = None
     retry_at: object = None  # for a requeue
+    skip_reason: str = ""  # a Delivery.SkipReason, for a skipped row
 
 
 # Recording a batch: one UPDATE ... FROM (VALUES ...) per kind of outcome, because the rows differ
@@ -125,7 +175,7 @@ RECORD_SQL = {
     ),
     "final": (
         "UPDATE delivery_delivery SET status = v.column3, smtp_reply = v.column2,"
-        " lease_owner = '', lease_expires_at = NULL"
+        " skip_reason = v.column4, lease_owner = '', lease_expires_at = NULL"
         " FROM (VALUES {values}) AS v WHERE delivery_delivery.id = CAST(v.column1 AS BIGINT)"
     ),
 }
@@ -138,7 +188,8 @@ def _run_record(kind: str, rows: list[tuple], leading: list) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(rows), RECORD_CHUNK):
             chunk = rows[start : start + RECORD_CHUNK]
-            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            row = "(" + ", ".join(["%s"] * len(chunk[0])) + ")"
+            values = ", ".join([row] * len(chunk))
             params = [*leading, *(value for row in chunk for value in row)]
             cursor.execute(RECORD_SQL[kind].format(values=values), params)
 
@@ -161,7 +212,7 @@ def record(outcomes: list[Outcome]) -> None:
         elif outcome.status == Status.QUEUED:
             queued.append((outcome.id, reply, adapt(outcome.retry_at or stamp)))
         else:
-            final.append((outcome.id, reply, str(outcome.status)))
+            final.append((outcome.id, reply, str(outcome.status), str(outcome.skip_reason)))
     with transaction.atomic():
         if sent:
             _run_record("sent", sent, [adapt(stamp), server_id])

@@ -65,8 +65,10 @@ class Delivery(models.Model):
     class Status(models.TextChoices):
         # queued -> sending (claimed with a lease) -> sent | failed | bounced | queued (retry,
         #   or lease expired) | skipped (suppressed or unsubscribed at send time)
+        # sending -> dead (its lease expired DELIVERY_MAX_LEASE_EXPIRIES times: a message that
+        #   keeps crashing or hanging its worker is set aside for a person, not claimed forever)
         # queued | sending -> cancelled (campaign cancelled)
-        # failed -> queued (staff retry)
+        # failed | dead -> queued (staff retry)
         # sent -> bounced (a bounce arrives later)
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
@@ -75,6 +77,15 @@ class Delivery(models.Model):
         BOUNCED = "bounced", "Bounced"
         SKIPPED = "skipped", "Skipped"
         CANCELLED = "cancelled", "Cancelled"
+        DEAD = "dead", "Dead"
+
+    class SkipReason(models.TextChoices):
+        # Why a row was skipped at send time; set with status skipped, empty otherwise.
+        UNSUBSCRIBED = "unsubscribed", "unsubscribed from the campaign's lists"
+        BLOCKLISTED = "blocklisted", "blocklisted"
+        EXCLUDED = "excluded", "on an excluded list"
+        SUPPRESSED = "suppressed", "suppressed (bounced, complained, erased or blocked)"
+        ERASED = "erased", "erased"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
@@ -84,6 +95,13 @@ class Delivery(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Leases that expired on this row (its worker died or hung while holding it); at
+    # DELIVERY_MAX_LEASE_EXPIRIES the row becomes dead instead of being claimed again.
+    # Database defaults too: the planner inserts rows with one INSERT ... SELECT.
+    lease_expiries = models.PositiveSmallIntegerField(default=0, db_default=0)
+    skip_reason = models.CharField(
+        max_length=20, choices=SkipReason.choices, blank=True, default="", db_default=""
+    )
     next_attempt_at = models.DateTimeField(default=now)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -117,6 +135,13 @@ class Delivery(models.Model):
                 name="delivery_inflight",
                 condition=models.Q(status="sending"),
             ),
+            # Rows in flight at two deaths of their worker are claimed one at a time
+            # (ledger.claim): found without reading the campaign's other rows.
+            models.Index(
+                fields=["campaign", "next_attempt_at"],
+                name="delivery_suspect",
+                condition=models.Q(status="queued", lease_expiries__gte=2),
+            ),
         ]
 
     def __str__(self):
@@ -130,6 +155,7 @@ FINAL_STATUSES = frozenset(
         Delivery.Status.BOUNCED,
         Delivery.Status.SKIPPED,
         Delivery.Status.CANCELLED,
+        Delivery.Status.DEAD,
     }
 )
 

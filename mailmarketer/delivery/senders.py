@@ -4,19 +4,42 @@ when it has none. Both take a list of `smtp.Outgoing` and answer one `smtp.Resul
 The SMTP sender keeps its connections open between batches (a TLS handshake per batch would cost
 more than the batch) in an event loop of its own, owned by the worker's one thread: the worker
 calls `send()` synchronously and the loop runs only inside that call, so the ORM, which must not
-run inside an event loop, is never called from one.
+run inside an event loop, is never called from one. A kept connection that turns out dead before
+answering anything (the relay restarted, or closed it as idle) is reopened and the same messages
+sent on the new one: nothing of them can have been accepted, so this costs no attempt.
+
+Each sender has a circuit breaker (`Breaker`): the engine trips it when the relay is in temporary
+trouble (connections refused or lost, 4xx to everything), and the worker then leaves the relay
+alone until a probe of one message is due, doubling the wait after each failed probe up to
+DELIVERY_PROBE_MAX_S. A probe that gets through closes the breaker and sending goes on, with
+nobody having to resume anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils.timezone import now
 
 from mailmarketer.lib import outbox
 
 from .models import SmtpServer
-from .smtp import Outgoing, Result, SmtpConfig, SmtpConnection, SmtpError, TransientError
+from .smtp import (
+    Outgoing,
+    Result,
+    SmtpConfig,
+    SmtpConnection,
+    SmtpError,
+    StaleConnection,
+    TransientError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +47,53 @@ logger = logging.getLogger(__name__)
 PIPELINE_CHUNK = 50
 
 
+class BreakerState(enum.Enum):
+    CLOSED = "closed"  # send as usual
+    OPEN = "open"  # leave the relay alone until the probe is due
+    HALF_OPEN = "half-open"  # send one message: the probe
+
+
+class Breaker:
+    """A relay's circuit breaker, in this worker's memory (each worker probes for itself)."""
+
+    FIRST_WAIT_S = 1.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.failures = 0  # temporary failures in a row, counted by message
+        self.open_until: float | None = None
+        self.wait = self.FIRST_WAIT_S
+        self.last_reply = ""
+
+    @property
+    def state(self) -> BreakerState:
+        if self.open_until is None:
+            return BreakerState.CLOSED
+        return BreakerState.OPEN if self.clock() < self.open_until else BreakerState.HALF_OPEN
+
+    def trip(self, reply: str) -> datetime:
+        """Open (again) after trouble; returns when the probe is due."""
+        self.last_reply = reply
+        self.failures = 0
+        self.open_until = self.clock() + self.wait
+        due = now() + timedelta(seconds=self.wait)
+        self.wait = min(float(settings.DELIVERY_PROBE_MAX_S), self.wait * 2)
+        return due
+
+    def succeed(self) -> None:
+        self.failures = 0
+        self.open_until = None
+        self.wait = self.FIRST_WAIT_S
+
+
 class OutboxSender:
     server = None
     server_id = None
+    label = "the outbox"
 
     def __init__(self, workspace_id: int):
         self.scope = outbox.workspace_scope(workspace_id)
+        self.breaker = Breaker()
 
     def send(self, messages: list[Outgoing]) -> list[Result]:
         results = []
@@ -59,10 +123,12 @@ class SmtpSender:
     def __init__(self, server: SmtpServer, loop: asyncio.AbstractEventLoop | None = None):
         self.server = server
         self.server_id = server.pk
+        self.label = f"the relay {server.name} ({server.host}:{server.port})"
         self.config = config_for(server)
         self.max_connections = max(1, server.max_connections)
         self.loop = loop or asyncio.new_event_loop()
         self.connections: list[SmtpConnection] = []
+        self.breaker = Breaker()
 
     async def _connection(self, index: int) -> SmtpConnection:
         while len(self.connections) <= index:
@@ -78,7 +144,12 @@ class SmtpSender:
             chunk = messages[start : start + PIPELINE_CHUNK]
             try:
                 connection = await self._connection(index)
-                results.extend(await connection.send_batch(chunk))
+                try:
+                    results.extend(await connection.send_batch(chunk))
+                except StaleConnection:
+                    # Dead before it answered anything: once more on a new connection.
+                    connection = await self._connection(index)
+                    results.extend(await connection.send_batch(chunk))
             except SmtpError as exc:
                 # Nothing of this chunk was confirmed: each gets the connection's error; later
                 # chunks of this connection are not tried (the relay is unwell or unreachable).
@@ -135,9 +206,24 @@ class SenderPool:
             if key not in self.senders:
                 self.senders[key] = OutboxSender(workspace_id)
             return self.senders[key]
-        server = random.choices(servers, weights=[max(1, s.weight) for s in servers])[0]
-        # A changed server (new password, host, limits) gets a fresh sender.
-        key = (
+        # A relay whose breaker is open is left alone while another one can take the batch.
+        ready = [s for s in servers if self._state(s) is not BreakerState.OPEN] or servers
+        server = random.choices(ready, weights=[max(1, s.weight) for s in ready])[0]
+        key = self._key(server)
+        if key not in self.senders:
+            # A changed server (new password, host, limits) gets a fresh sender.
+            for old_key in [k for k in self.senders if k[:2] == ("smtp", server.pk)]:
+                self.senders.pop(old_key).close()
+            self.senders[key] = SmtpSender(server)
+        return self.senders[key]
+
+    def _state(self, server: SmtpServer) -> BreakerState:
+        sender = self.senders.get(self._key(server))
+        return sender.breaker.state if sender is not None else BreakerState.CLOSED
+
+    @staticmethod
+    def _key(server: SmtpServer) -> tuple:
+        return (
             "smtp",
             server.pk,
             server.host,
@@ -151,11 +237,6 @@ class SenderPool:
             server.hourly_cap,
             server.daily_cap,
         )
-        if key not in self.senders:
-            for old_key in [k for k in self.senders if k[:2] == ("smtp", server.pk)]:
-                self.senders.pop(old_key).close()
-            self.senders[key] = SmtpSender(server)
-        return self.senders[key]
 
     def close(self) -> None:
         for sender in self.senders.values():

@@ -21,7 +21,13 @@ What each outcome means for the caller (the delivery engine):
 - `PermanentError`: a 5xx for this message. `hard_bounce` says whether the address itself is bad
   (see PermanentError for the rule).
 - `RelayBroken`: the relay refuses us (authentication, TLS, no STARTTLS, EHLO and HELO refused,
-  MAIL refused for want of authentication): pause the campaign; retrying will not help.
+  a 5xx to MAIL, which judges our sender, or a 5.1.7/5.1.8 "sender address rejected" at any
+  step): every message would get the same answer, so no recipient is at fault; pause the
+  campaign; retrying will not help.
+- `StaleConnection` (raised by send_batch, a TransientError): the connection failed before any
+  reply to the batch (a pooled connection whose relay restarted or timed it out). Nothing of the
+  batch can have been accepted (a body goes out only after its 354), so the caller reconnects and
+  sends the same batch again without counting an attempt.
 
 Bad input is refused before anything is written: an address with CR, LF, NUL, spaces, angle
 brackets or non-ASCII characters (SMTPUTF8 is not implemented), or data with a bare CR or LF
@@ -43,6 +49,9 @@ _TLS_MODES = ("none", "starttls", "implicit")
 
 # A reply line is "ddd" then "-" (more lines follow) or " " (last line) then the text.
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
+# Temporary refusals in a row after which a connection leaves the rest of its batch for later
+# (see SmtpConnection._give_up).
+GIVE_UP_AFTER = 5
 # 5.1.7 and 5.1.8 are about the sender's address, not the recipient's.
 _SENDER_SUBJECT_DETAILS = frozenset({7, 8})
 
@@ -131,8 +140,12 @@ class PermanentError(SmtpError):
 
 class RelayBroken(SmtpError):
     """The relay refuses us as a client: authentication refused, TLS failed or unavailable,
-    EHLO and HELO refused, or the relay wants authentication we did not give. The campaign must
-    pause and tell the staff; retrying will not help."""
+    EHLO and HELO refused, the relay wants authentication we did not give, or it refuses our
+    envelope sender. The campaign must pause and tell the staff; retrying will not help."""
+
+
+class StaleConnection(TransientError):
+    """The connection failed before any reply to this batch: nothing of it was sent."""
 
 
 @dataclass(frozen=True)
@@ -206,9 +219,15 @@ def prepare_data(data: bytes) -> bytes:
 def _error_for(code: int, text: str, command: str) -> SmtpError:
     if 400 <= code < 500:
         return TransientError(text, code, command=command)
-    if command == "MAIL" and (code == 530 or text.startswith("5.7.0")):
-        # "530 5.7.0 Authentication required" / "Must issue a STARTTLS command first": every
-        # message would get the same answer; the configuration is wrong.
+    if 500 <= code < 600 and command == "MAIL":
+        # "501 5.1.7 Bad sender address syntax", "530 5.7.0 Authentication required", "Must
+        # issue a STARTTLS command first": MAIL judges our sender and our session, never the
+        # recipient, and every message would get the same answer.
+        return RelayBroken(text, code, command=command)
+    enhanced = _ENHANCED.match(text)
+    if 500 <= code < 600 and enhanced and enhanced[2] == "1" and int(enhanced[3]) in (7, 8):
+        # Postfix delays a refusal of the sender to RCPT (smtpd_delay_reject): "553 5.1.8
+        # <bounces+...>: Sender address rejected: Domain not found" is about us too.
         return RelayBroken(text, code, command=command)
     if 500 <= code < 600:
         return PermanentError(text, code, command=command)
@@ -243,6 +262,7 @@ class SmtpConnection:
         self.extensions: dict[str, str] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._replies = 0  # replies read since the current batch began
 
     @property
     def connected(self) -> bool:
@@ -397,6 +417,7 @@ class SmtpConnection:
                 if code == 421:
                     # The server is closing the session: whatever follows gets no answer.
                     raise _ConnectionLost(TransientError("\n".join(lines), 421, command=""))
+                self._replies += 1
                 return code, "\n".join(lines)
 
     async def _command(self, line: bytes) -> tuple[int, str]:
@@ -443,9 +464,10 @@ class SmtpConnection:
         """Send each message over this session; one Result per message, in order.
 
         Raises ValueError (before sending anything) for bad input, RuntimeError when not
-        connected. Never raises SmtpError: failures are in the results. When the connection is
-        lost mid-batch, the messages not yet acknowledged are TransientError and the session is
-        closed (`connected` becomes False)."""
+        connected, and StaleConnection when the connection fails before any reply to the batch
+        (nothing was sent: connect again and send it again). Otherwise failures are in the
+        results: when the connection is lost mid-batch, the messages not yet acknowledged are
+        TransientError and the session is closed (`connected` becomes False)."""
         if self._writer is None:
             raise RuntimeError("not connected: call connect() first")
         payloads: list[bytes | None] = []
@@ -468,6 +490,7 @@ class SmtpConnection:
             else:
                 results.append(None)
                 payloads.append(payload)
+        self._replies = 0
         try:
             if self.supports_pipelining:
                 await self._send_pipelined(messages, payloads, results)
@@ -484,9 +507,8 @@ class SmtpConnection:
                 ),
             )
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            self._lost(
-                messages, results, TransientError(f"connection to {self.config.host} lost: {exc}")
-            )
+            where = f"{self.config.host}:{self.config.port}"
+            self._lost(messages, results, TransientError(f"connection to {where} lost: {exc}"))
         except asyncio.CancelledError:
             # Cancelled mid-conversation: the session's state is unknown, so it is not reused.
             self._abort()
@@ -495,6 +517,9 @@ class SmtpConnection:
 
     def _lost(self, messages, results, error: SmtpError) -> None:
         self._abort()
+        if self._replies == 0:
+            # Not even MAIL was answered, so no body went out: the batch is whole to resend.
+            raise StaleConnection(error.message, error.code, command=error.command)
         for i, result in enumerate(results):
             if result is None:
                 results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
@@ -506,6 +531,7 @@ class SmtpConnection:
         pending = -1  # the message whose DATA got 354 and whose body goes out next
         pending_dot = False  # a 354 came after a refused RCPT: send only the final dot
         need_rset = False
+        refused_in_a_row = 0
         index = 0
         count = len(messages)
         while True:
@@ -533,6 +559,7 @@ class SmtpConnection:
                     key = messages[pending].key
                     if code == 250:
                         results[pending] = Result(key, True, code, text, None)
+                        refused_in_a_row = 0
                     else:
                         error = _error_for(code, text, "BODY")
                         results[pending] = Result(key, False, code, text, error)
@@ -566,6 +593,37 @@ class SmtpConnection:
                 need_rset = True
             code = error.code or 0
             results[current] = Result(messages[current].key, False, code, error.message, error)
+            if isinstance(error, TransientError):
+                refused_in_a_row += 1
+            if isinstance(error, RelayBroken) or refused_in_a_row >= GIVE_UP_AFTER:
+                await self._give_up(messages, results, error, pending_dot, need_rset)
+                return
+
+    async def _give_up(self, messages, results, error, pending_dot, need_rset) -> None:
+        """Leave the rest of the batch unsent after the relay refused our sender, or refused
+        GIVE_UP_AFTER messages in a row for the time being: what follows would get the same
+        answer. Postfix slows down every reply after its 10th error in a session
+        (smtpd_soft_error_limit, smtpd_error_sleep_time 1 s) and hangs up after the 20th; going
+        on would only feed that tarpit. The session is left clean for the next batch."""
+        out = (b".\r\n" if pending_dot else b"") + (b"RSET\r\n" if need_rset else b"")
+        if out:
+            async with asyncio.timeout(self.config.timeout):
+                self._writer.write(out)
+                await self._writer.drain()
+                if pending_dot:
+                    await self._read_reply()
+                if need_rset:
+                    await self._read_reply()
+        if not isinstance(error, RelayBroken):
+            error = TransientError(
+                f"not tried: {self.config.host}:{self.config.port} refused the {GIVE_UP_AFTER} "
+                f"messages before it for now; the last: {error}",
+                error.code,
+                command="",
+            )
+        for i, result in enumerate(results):
+            if result is None:
+                results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
 
     async def _send_one_by_one(self, messages, payloads, results) -> None:
         timeout = self.config.timeout

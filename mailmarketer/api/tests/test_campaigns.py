@@ -455,13 +455,14 @@ def audience_person(workspace):
 @pytest.fixture
 def ledger(draft, people):
     launch(draft)
-    for person, status in zip(people, ["sent", "failed", "queued"], strict=True):
+    for person, status in zip(people, ["sent", "failed", "skipped"], strict=True):
         Delivery.objects.create(
             workspace=draft.workspace,
             campaign=draft,
             subscriber=person,
             status=status,
             smtp_reply="550 5.1.1 <b>no</b>" if status == "failed" else "",
+            skip_reason="unsubscribed" if status == "skipped" else "",
         )
     return draft
 
@@ -474,6 +475,7 @@ def test_it_lists_the_ledger_unmasked_with_an_audit_row(tokens, as_token, ledger
         "p2@example.com",
     ]
     assert body["deliveries"][1]["smtp_reply"] == "550 5.1.1 <b>no</b>"  # JSON: as it was said
+    assert [d["skip_reason"] for d in body["deliveries"]] == ["", "", "unsubscribed"]
     assert body["next_cursor"] is None
     (event,) = events("subscriber.listed")
     assert event.new == {"count": 3} and event.actor_token_id == tokens.owner.token.pk

@@ -40,6 +40,7 @@ def seed(
     body_kb: int,
     status: str = "running",
     batch: int = 5000,
+    dkim: bool = False,
 ) -> int:
     from django.db import transaction
     from django.utils.timezone import now
@@ -91,6 +92,18 @@ def seed(
                     for person in people
                 ]
             )
+    if dkim:
+        from mailmarketer.delivery.dkim import generate_key
+        from mailmarketer.delivery.models import DkimKey
+
+        private_pem, public_b64 = generate_key(bits=2048)
+        DkimKey.objects.create(
+            workspace=workspace,
+            domain="bench.example.com",
+            selector="bench",
+            private_key=private_pem,
+            public_key=public_b64,
+        )
     if smtp_port:
         SmtpServer.objects.create(
             workspace=workspace,
@@ -152,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--smtp-port", type=int)
     s.add_argument("--body-kb", type=int, default=5)
     s.add_argument("--status", choices=["running", "draft"], default="running")
+    s.add_argument("--dkim", action="store_true", help="sign with an RSA-2048 key")
     sub.add_parser("report")
     st = sub.add_parser("set-status")
     st.add_argument("status", choices=["paused", "running", "cancelled"])
     args = parser.parse_args(argv)
     if args.command == "seed":
-        print(seed(args.subscribers, args.smtp_port, args.body_kb, args.status))
+        print(seed(args.subscribers, args.smtp_port, args.body_kb, args.status, dkim=args.dkim))
     elif args.command == "report":
         print(json.dumps(report()))
     else:

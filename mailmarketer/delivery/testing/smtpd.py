@@ -295,6 +295,18 @@ class ScriptedSmtpServer:
         with self._lock:
             self._drop_after = n
 
+    def hang_up_all(self) -> None:
+        """Close every open connection now, without a word, as a relay that restarts does."""
+
+        def hang_up():
+            for protocol in list(self._live):
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+
+        done = threading.Event()
+        self._loop.call_soon_threadsafe(lambda: (hang_up(), done.set()))
+        done.wait(10)
+
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Wait until `count` messages were accepted in all (True), or `timeout` passes."""
         deadline = time.monotonic() + timeout

@@ -378,3 +378,200 @@ def test_it_clears_a_transactional_messages_data_when_its_person_is_erased(perso
     audience.do_erase_subscriber(person, actor=staff)
     receipt.refresh_from_db()
     assert receipt.data == {}
+
+
+def reason_of(campaign):
+    campaign.refresh_from_db()
+    return campaign.status, campaign.status_reason
+
+
+def relay_label(relay):
+    return f"the relay Local relay (127.0.0.1:{relay.port})"
+
+
+def test_it_uses_the_from_domain_for_the_return_path_by_default(
+    personas, staff, news, relay, postal, settings
+):
+    settings.BOUNCE_DOMAIN = ""
+    add_people(personas.acme, [news], 1, staff)
+    launch(personas.acme, [news], from_email="news@acme.test")
+    run_until_idle()
+    (received,) = relay.messages
+    local, _, domain = received.mail_from.partition("@")
+    assert domain == "acme.test" and local.startswith("bounces+")
+
+
+def test_it_pauses_without_failing_anyone_when_the_relay_refuses_our_sender(
+    personas, staff, news, relay, postal
+):
+    add_people(personas.acme, [news], 5, staff)
+    relay.script({"*": "501 5.1.7 Bad sender address syntax"}, stage="mail")
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    status, reason = reason_of(campaign)
+    assert status == "paused"
+    assert reason.startswith(f"{relay_label(relay)} refused our envelope sender <bounces+")
+    assert reason.endswith("501 5.1.7 Bad sender address syntax")
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}  # nobody failed
+
+
+def test_it_pauses_when_the_relay_refuses_our_sender_at_rcpt(personas, staff, news, relay, postal):
+    # Postfix delays a sender refusal to RCPT (smtpd_delay_reject): still about us.
+    add_people(personas.acme, [news], 3, staff)
+    relay.script({"*": "553 5.1.8 <x>: Sender address rejected: Domain not found"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert reason_of(campaign)[0] == "paused"
+    assert statuses(campaign) == ["queued"] * 3 and not Suppression.objects.exists()
+
+
+def test_it_backs_off_from_a_relay_answering_4xx_and_resumes_by_itself(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_MAX_CONSECUTIVE_FAILURES = 3
+    settings.DELIVERY_BATCH = 10
+    add_people(personas.acme, [news], 10, staff)
+    relay.script({"*": "450 4.7.1 Service unavailable, try again"})
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert reason_of(campaign)[0] == "running"  # nobody has to resume it
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}  # no attempt counted
+    # Until the probe is due the worker leaves the relay alone.
+    tried = len(relay.transcript) + relay.connections
+    assert engine.send_one() is False and len(relay.transcript) + relay.connections == tried
+    relay.script(None)  # the relay recovers
+    (sender,) = engine.state().senders.senders.values()
+    sender.breaker.open_until = 0.0  # the probe's time has come
+    Delivery.objects.filter(campaign=campaign).update(next_attempt_at=now())
+    assert engine.send_one()
+    assert statuses(campaign).count("sent") == 1  # the probe: one message
+    run_until_idle()
+    assert statuses(campaign) == ["sent"] * 10
+    assert reason_of(campaign)[0] == "finished"
+
+
+def test_it_counts_failures_in_a_row_by_message(personas, staff, news, relay, postal, settings):
+    settings.DELIVERY_MAX_CONSECUTIVE_FAILURES = 3
+    settings.DELIVERY_BATCH = 10
+    add_people(personas.acme, [news], 10, staff)
+    relay.script({"*": "554 5.7.1 refused"})
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    status, reason = reason_of(campaign)
+    assert status == "paused"
+    assert reason == (
+        f"3 messages in a row were refused by {relay_label(relay)}; "
+        "the last reply: 554 5.7.1 refused"
+    )
+
+
+def test_it_waits_for_a_relay_that_refuses_connections_without_pausing(
+    personas, staff, news, postal
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    SmtpServer.objects.create(
+        workspace=personas.acme, name="Down", host="127.0.0.1", port=port, tls_mode="none"
+    )
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    assert reason_of(campaign)[0] == "running"
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}
+    assert all(f"127.0.0.1:{port}" in r.smtp_reply for r in rows)
+
+
+def test_it_reopens_a_pooled_connection_the_relay_closed_and_sends_the_batch_on_it(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 4
+    add_people(personas.acme, [news], 8, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    opened = relay.connections
+    relay.hang_up_all()  # the relay restarts; our idle connections are dead
+    engine.send_one()
+    assert statuses(campaign) == ["sent"] * 8
+    assert relay.connections > opened
+    assert set(Delivery.objects.filter(campaign=campaign).values_list("attempts", flat=True)) == {1}
+
+
+def test_it_pauses_when_the_sender_name_cannot_go_into_a_header(
+    personas, staff, news, relay, postal
+):
+    add_people(personas.acme, [news], 2, staff)
+    personas.acme.sender_name = "Acme\r\nBcc: v@evil.example"
+    personas.acme.save()
+    campaign = launch(personas.acme, [news])
+    run_until_idle()
+    status, reason = reason_of(campaign)
+    assert status == "paused" and "cannot be built" in reason and "CR, LF" in reason
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert {(r.status, r.attempts) for r in rows} == {("queued", 0)}
+    assert relay.messages == []
+
+
+def test_it_records_why_each_row_was_skipped(personas, staff, news, relay, postal):
+    people = add_people(personas.acme, [news], 5, staff)
+    vip = audience.do_create_list(personas.acme, name="VIP", slug="vip", actor=staff)
+    audience.do_subscribe(people[3], [vip], actor=staff, reason=Reason.BY_ADMIN)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    campaign.exclude_lists.set([vip])  # changed after planning: checked again at send time
+    audience.do_unsubscribe(people[0], actor=staff, reason=Reason.BY_SUBSCRIBER)
+    audience.do_blocklist_subscriber(people[1], actor=staff)
+    audience.do_add_suppression(personas.acme, email=people[2].email, actor=staff)
+    audience.do_erase_subscriber(people[4], actor=staff)
+    run_until_idle()
+    rows = Delivery.objects.filter(campaign=campaign)
+    reasons = {r.subscriber_id: (r.status, r.skip_reason) for r in rows}
+    assert reasons == {
+        people[0].pk: ("skipped", "unsubscribed"),
+        people[1].pk: ("skipped", "blocklisted"),
+        people[2].pk: ("skipped", "suppressed"),
+        people[3].pk: ("skipped", "excluded"),
+        None: ("skipped", "erased"),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, news, settings):
+    import time
+
+    from mailmarketer.delivery import ledger
+
+    settings.DELIVERY_LEASE_S = 1
+    add_people(personas.acme, [news], 2, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    rows = ledger.claim(campaign.pk, "w1")
+    first = Delivery.objects.get(pk=rows[0].id).lease_expires_at
+    with engine.Heartbeat("w1", [r.id for r in rows]):
+        deadline = time.monotonic() + 10
+        while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.05)
+
+
+def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):
+    from mailmarketer.campaigns.actions import do_retry_failed
+
+    add_people(personas.acme, [news], 1, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    Delivery.objects.filter(campaign=campaign).update(
+        status="dead", lease_expiries=3, attempts=3, smtp_reply="dead: ..."
+    )
+    assert do_retry_failed(Campaign.objects.get(pk=campaign.pk), actor=staff) == 1
+    row = Delivery.objects.get(campaign=campaign)
+    assert (row.status, row.attempts, row.lease_expiries) == ("queued", 0, 0)
+    run_until_idle()
+    assert statuses(campaign) == ["sent"]

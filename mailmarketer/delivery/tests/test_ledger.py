@@ -35,15 +35,64 @@ def test_it_claims_disjoint_batches_with_a_lease(campaign, settings):
     assert ledger.claim(campaign.pk, "w4") == []
 
 
-def test_it_returns_expired_leases_to_the_queue(campaign):
+def expire(ids):
+    Delivery.objects.filter(pk__in=ids).update(lease_expires_at=now() - timedelta(seconds=1))
+
+
+def test_it_returns_expired_leases_to_the_queue_with_the_attempt_given_back(campaign):
     claimed = ledger.claim(campaign.pk, "dead", limit=3)
     assert ledger.reclaim_expired() == 0
-    Delivery.objects.filter(pk__in=[r.id for r in claimed]).update(
-        lease_expires_at=now() - timedelta(seconds=1)
-    )
+    expire([r.id for r in claimed])
     assert ledger.reclaim_expired() == 3
-    again = ledger.claim(campaign.pk, "alive", limit=10)
-    assert {r.id for r in claimed} <= {r.id for r in again}
+    rows = Delivery.objects.filter(pk__in=[r.id for r in claimed])
+    # Nobody knows whether the dead worker's attempt reached the relay: it does not count.
+    assert {(r.status, r.attempts, r.lease_expiries) for r in rows} == {("queued", 0, 1)}
+
+
+def test_it_hands_a_dead_workers_rows_out_first_and_alone_after_a_second_death(campaign):
+    claimed = ledger.claim(campaign.pk, "dead", limit=3)
+    expire([r.id for r in claimed])
+    ledger.reclaim_expired()
+    # Once: bystanders of a killed worker, back at the head of the queue in one batch.
+    again = ledger.claim(campaign.pk, "alive", limit=3)
+    assert [r.id for r in again] == [r.id for r in claimed]
+    expire([r.id for r in again])
+    ledger.reclaim_expired()
+    # Twice: one of them may be what kills workers, so each goes alone.
+    alone = [ledger.claim(campaign.pk, "alive", limit=10) for _ in range(3)]
+    assert [len(batch) for batch in alone] == [1, 1, 1]
+    assert {batch[0].id for batch in alone} == {r.id for r in claimed}
+    assert len(ledger.claim(campaign.pk, "alive", limit=10)) == 7
+
+
+def test_it_sets_a_row_aside_as_dead_after_its_lease_expired_too_often(campaign, settings):
+    settings.DELIVERY_MAX_LEASE_EXPIRIES = 2
+    (row,) = ledger.claim(campaign.pk, "w1", limit=1)
+    Delivery.objects.filter(pk=row.id).update(smtp_reply="worker error: MemoryError()")
+    expire([row.id])
+    ledger.reclaim_expired()
+    assert Delivery.objects.get(pk=row.id).status == "queued"
+    (again,) = ledger.claim(campaign.pk, "w2", limit=1)
+    assert again.id == row.id  # at the head of the queue
+    expire([row.id])
+    assert ledger.reclaim_expired() == 1
+    dead = Delivery.objects.get(pk=row.id)
+    assert dead.status == "dead" and dead.lease_expires_at is None
+    assert dead.smtp_reply.startswith("dead: its worker stopped 2 times")
+    assert dead.smtp_reply.endswith("worker error: MemoryError()")  # the error is kept
+    assert row.id not in {r.id for r in ledger.claim(campaign.pk, "w3", limit=100)}
+
+
+def test_it_renews_only_the_leases_their_owner_still_holds(campaign, settings):
+    settings.DELIVERY_LEASE_S = 10
+    mine = ledger.claim(campaign.pk, "w1", limit=2)
+    theirs = ledger.claim(campaign.pk, "w2", limit=2)
+    ids = [r.id for r in mine + theirs]
+    expire(ids)
+    assert ledger.renew(ids, "w1") == 2
+    assert ledger.reclaim_expired() == 2
+    kept = Delivery.objects.filter(pk__in=[r.id for r in mine])
+    assert {(r.status, r.lease_owner) for r in kept} == {("sending", "w1")}
 
 
 def test_it_gives_back_a_batch_unsent_without_counting_an_attempt(campaign):
@@ -62,7 +111,7 @@ def test_it_records_each_outcome_with_its_own_fields(campaign):
             Outcome(a.id, Status.SENT, "250 2.0.0 queued as A1", "<a@x>", None),
             Outcome(b.id, Status.QUEUED, "451 try later", retry_at=later),
             Outcome(c.id, Status.FAILED, "550 5.1.1 no such user"),
-            Outcome(d.id, Status.SKIPPED, "skipped: unsubscribed"),
+            Outcome(d.id, Status.SKIPPED, "skipped: unsubscribed", skip_reason="unsubscribed"),
         ]
     )
     rows = {r.pk: r for r in Delivery.objects.filter(pk__in=[a.id, b.id, c.id, d.id])}
@@ -75,6 +124,7 @@ def test_it_records_each_outcome_with_its_own_fields(campaign):
     assert rows[b.id].status == "queued" and abs(rows[b.id].next_attempt_at - later) < timedelta(1)
     assert rows[b.id].sent_at is None
     assert (rows[c.id].status, rows[d.id].status) == ("failed", "skipped")
+    assert (rows[c.id].skip_reason, rows[d.id].skip_reason) == ("", "unsubscribed")
     # A requeued row is claimed again only when its time comes.
     assert b.id not in {r.id for r in ledger.claim(campaign.pk, "w2", limit=10)}
 

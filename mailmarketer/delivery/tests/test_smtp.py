@@ -20,6 +20,7 @@ from mailmarketer.delivery.smtp import (
     RelayBroken,
     SmtpConfig,
     SmtpConnection,
+    StaleConnection,
     TransientError,
     prepare_data,
 )
@@ -494,3 +495,42 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_it_leaves_the_rest_of_a_batch_after_five_temporary_refusals_in_a_row(server):
+    server.script({"*": "450 4.7.1 Service unavailable"})
+    messages = [message(i) for i in range(12)]
+
+    async def twice():
+        async with SmtpConnection(config_for(server)) as conn:
+            first = await conn.send_batch(messages)
+            server.script(None)
+            return first, await conn.send_batch(messages[:2])
+
+    first, second = run(twice())
+    assert [r.code for r in first[:5]] == [450] * 5
+    assert all(r.reply.startswith("not tried:") for r in first[5:])
+    assert all(isinstance(r.error, TransientError) for r in first)
+    assert len([cmd for _, _, cmd in server.transcript if cmd == "RCPT"]) == 5 + 2
+    assert all(r.ok for r in second)  # the session was left clean
+
+
+def test_it_refuses_the_whole_batch_when_the_relay_refuses_our_sender(server):
+    server.script({"*": "501 5.1.7 Bad sender address syntax"}, stage="mail")
+    results, connected = run(send(config_for(server), [message(i) for i in range(4)]))
+    assert all(isinstance(r.error, RelayBroken) and r.code == 501 for r in results)
+    assert len([cmd for _, _, cmd in server.transcript if cmd == "MAIL"]) == 1
+    assert connected
+
+
+def test_it_tells_a_connection_that_died_idle_from_one_lost_mid_batch(server):
+    async def after_hang_up():
+        async with SmtpConnection(config_for(server)) as conn:
+            await conn.send_batch([message(0)])
+            server.hang_up_all()
+            with pytest.raises(StaleConnection):
+                await conn.send_batch([message(1), message(2)])
+            assert not conn.connected
+
+    run(after_hang_up())
+    assert server.recipients == ["r0@example.org"]

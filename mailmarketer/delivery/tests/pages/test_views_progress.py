@@ -15,7 +15,7 @@ from mailmarketer.delivery.models import Delivery
 from mailmarketer.testing import launched, ledger_rows, many_people, url
 
 pytestmark = pytest.mark.django_db
-STATUSES = ["queued", "sending", "sent", "failed", "bounced", "skipped", "cancelled"]
+STATUSES = ["queued", "sending", "sent", "failed", "bounced", "skipped", "cancelled", "dead"]
 
 
 @pytest.fixture
@@ -59,6 +59,7 @@ def test_it_shows_the_ledgers_counts_by_status(bob_client, sending):
         "bounced": 1,
         "skipped": 1,
         "cancelled": 1,
+        "dead": 0,
     }
 
 
