@@ -1,14 +1,21 @@
-"""Reads for the signup pages: what an unsubscribe link points at."""
+"""Reads for the signup pages: what an unsubscribe link points at, forms, their submissions
+and the confirmations they started."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.apps import apps
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils.timezone import now
 
 from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
+
+from .models import Confirmation, Form, Submission
 
 
 @dataclass
@@ -84,3 +91,126 @@ def is_suppressed(target: UnsubscribeTarget) -> bool:
     if target.subscriber is None:
         return False
     return suppression_for(target.subscriber.workspace, target.subscriber.email) is not None
+
+
+# -- forms -----------------------------------------------------------------------------------
+
+
+def slug_taken(workspace, slug: str, *, but: int | None = None) -> bool:
+    return Form.objects.filter(workspace=workspace, slug=slug).exclude(pk=but).exists()
+
+
+def forms_for(workspace) -> list[Form]:
+    """The workspace's forms by name, each with `submission_count` (all time)."""
+    return list(
+        Form.objects.filter(workspace=workspace)
+        .annotate(submission_count=Count("submissions"))
+        .order_by("name", "pk")
+    )
+
+
+def get_form(workspace, key) -> Form | None:
+    """A form of the workspace by id (API, staff pages) or slug."""
+    forms = Form.objects.filter(workspace=workspace).select_related("notice", "workspace")
+    if isinstance(key, int) or str(key).isdigit():
+        return forms.filter(pk=int(key)).first()
+    return forms.filter(slug=str(key)).first()
+
+
+def public_form(workspace_slug: str, form_slug: str) -> Form | None:
+    return (
+        Form.objects.filter(workspace__slug=workspace_slug, slug=form_slug)
+        .select_related("workspace", "notice")
+        .first()
+    )
+
+
+def offered_lists(form: Form) -> list[MailingList]:
+    return list(form.lists.order_by("name", "pk"))
+
+
+def form_lists(form: Form, list_ids: list[int]) -> list[MailingList]:
+    """The form's lists among these ids (all of them for a fixed-list form)."""
+    return list(form.lists.filter(pk__in=list_ids).order_by("pk"))
+
+
+def daily_submissions(form: Form, days: int = 30) -> list[tuple[date, int]]:
+    """Submissions per UTC day, the last `days` days, oldest first, days without any as 0."""
+    today = now().astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    counts = dict(
+        Submission.objects.filter(form=form, created_at__gte=datetime.combine(first, time(), UTC))
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    return [
+        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
+    ]
+
+
+def submissions_page(form: Form, *, before_id: int | None, limit: int):
+    """Newest first; (page, the id to pass as before_id for the next page or None)."""
+    rows = Submission.objects.filter(form=form).select_related("subscriber").order_by("-pk")
+    if before_id is not None:
+        rows = rows.filter(pk__lt=before_id)
+    page = list(rows[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (page[-1].pk if more and page else None)
+
+
+# -- submissions and confirmations -----------------------------------------------------------
+
+
+def subscriber_by_email(workspace, email: str) -> Subscriber | None:
+    # The audience's one rule of address equality; exact match on the normalised address
+    # until audience makes it case-insensitive (then this follows its lookup).
+    return Subscriber.objects.filter(workspace=workspace, email=email).first()
+
+
+def membership_statuses(subscriber: Subscriber, lists) -> dict[int, str]:
+    return dict(
+        Subscription.objects.filter(
+            subscriber=subscriber, mailing_list__in=list(lists)
+        ).values_list("mailing_list_id", "status")
+    )
+
+
+def unconfirmed_subscriptions(subscriber: Subscriber, lists) -> list[Subscription]:
+    return list(
+        Subscription.objects.filter(
+            subscriber=subscriber,
+            mailing_list__in=list(lists),
+            status=Subscription.Status.UNCONFIRMED,
+        ).order_by("pk")
+    )
+
+
+def pending_confirmation(workspace, email_hash: str, subscriber) -> Confirmation | None:
+    return (
+        Confirmation.objects.filter(
+            workspace=workspace,
+            email_hash=email_hash,
+            subscriber=subscriber,
+            status=Confirmation.Status.PENDING,
+            expires_at__gt=now(),
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def get_confirmation(confirmation_id: int) -> Confirmation | None:
+    return (
+        Confirmation.objects.filter(pk=confirmation_id)
+        .select_related("subscriber__workspace")
+        .first()
+    )
+
+
+def confirmation_language(confirmation: Confirmation) -> str:
+    """The language of the form that started the confirmation (its first list's)."""
+    item = confirmation.items.select_related("submission__form").order_by("pk").first()
+    return item.submission.form.language if item else "en"
