@@ -41,7 +41,7 @@ from mailmarketer.audience.models import (
 )
 
 from . import limits, queries
-from .fields import Submitted, clean_fields
+from .fields import FormError, Submitted, clean_fields
 from .models import Confirmation, ConfirmationList, Form, Submission
 from .texts import text
 from .tokens import CONFIRM_DAYS, make_confirm_token
@@ -65,14 +65,6 @@ MAX_ORIGINS = 20
 # Suppressions a confirmed sign-up lifts: the person's own "stop everything". The others (a
 # bounce, a complaint, erasure, staff) are not the person's to undo from a form.
 RENEWABLE = frozenset({Suppression.Reason.UNSUBSCRIBED_ALL})
-
-
-class FormError(ActionError):
-    """A form setting is not valid; `field` names it (the API's 422, the builder's field)."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid"):
-        super().__init__(message, code=code)
-        self.field = field
 
 
 # -- forms -----------------------------------------------------------------------------------

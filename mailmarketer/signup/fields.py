@@ -36,10 +36,19 @@ MAX_CHOICES = 50
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,49}")
 
 
-class FieldsError(ActionError):
-    """A form's field configuration is not valid; `field` is "fields"."""
+class FormError(ActionError):
+    """A form setting is not valid; `field` names it (the API's 422, the builder's field)."""
 
-    field = "fields"
+    def __init__(self, field: str, message: str, code: str = "invalid"):
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class FieldsError(FormError):
+    """The field configuration is not valid."""
+
+    def __init__(self, message: str):
+        super().__init__("fields", message)
 
 
 def clean_fields(specs) -> list[dict]:
