@@ -50,8 +50,10 @@ def _own_origin() -> str:
 
 def _origin_allowed(form: Form, origin: str | None) -> bool:
     """A post from a browser names its page's origin; only ours and the form's may post. No
-    Origin (older clients, scripts) is let through: the token and the limits still apply."""
-    if not origin:
+    Origin (scripts) and the opaque "null" (what Chromium sends from a page with
+    Referrer-Policy: no-referrer, as ours are) are let through: this check only keeps
+    browsers on unlisted sites out; the token and the limits apply to every post."""
+    if not origin or origin == "null":
         return True
     return origin == _own_origin() or origin in form.allowed_origins
 
