@@ -19,12 +19,13 @@ What a submission may do depends on who the address is, and the answer never say
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils.timezone import now
 
@@ -42,7 +43,7 @@ from mailmarketer.audience.models import (
 
 from . import limits, queries
 from .fields import FormError, Submitted, clean_fields
-from .models import Confirmation, ConfirmationList, Form, Submission
+from .models import Confirmation, ConfirmationList, Form, FormViews, Submission
 from .texts import text
 from .tokens import CONFIRM_DAYS, make_confirm_token
 
@@ -195,6 +196,19 @@ def do_delete_form(form: Form, *, actor: Actor) -> None:
 # -- submissions -----------------------------------------------------------------------------
 
 
+def count_form_view(form: Form) -> None:
+    """One more view of the hosted page today. A counter, not a change anyone made: no audit
+    row, and nothing about the visitor."""
+    day = now().astimezone(UTC).date()
+    if FormViews.objects.filter(form=form, day=day).update(views=F("views") + 1):
+        return
+    try:
+        with transaction.atomic():
+            FormViews.objects.create(form=form, day=day, views=1)
+    except IntegrityError:  # the day's row was made by a concurrent view meanwhile
+        FormViews.objects.filter(form=form, day=day).update(views=F("views") + 1)
+
+
 class Blocked(Exception):
     """A submission refused before anything is stored: `reason` is a texts.py key."""
 
@@ -267,6 +281,9 @@ def _confirmation_for(subscriber: Subscriber, email_hash: str, form: Form) -> Co
     """The confirmation this sign-up joins: a new one with its mail when the limits allow a
     mail, else the address's pending one (no mail), else None (no mail, nothing to confirm)."""
     workspace = form.workspace
+    # One address's sign-ups take turns here, so that two at once cannot both see "no mail
+    # today" and both send one.
+    Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
     if limits.may_mail(workspace, email_hash):
         stamp = now()
         confirmation = Confirmation.objects.create(
@@ -319,14 +336,22 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
         return submission
 
     if subscriber is None:
-        subscriber = audience.do_create_subscriber(
-            workspace,
-            email=submitted.email,
-            name=submitted.name,
-            attributes=submitted.attributes,
-            source=Subscriber.Source.FORM,
-            actor=actor,
-        )
+        try:
+            subscriber = audience.do_create_subscriber(
+                workspace,
+                email=submitted.email,
+                name=submitted.name,
+                attributes=submitted.attributes,
+                source=Subscriber.Source.FORM,
+                actor=actor,
+            )
+        except Conflict:
+            # A concurrent submission of the same address created them first (the insert
+            # waited for it to commit, so it is visible now): this one updates them instead.
+            subscriber = queries.subscriber_by_email(workspace, submitted.email)
+            if subscriber is None:
+                raise
+            _fill_profile(subscriber, submitted, actor)
     else:
         _fill_profile(subscriber, submitted, actor)
     submission.subscriber = subscriber

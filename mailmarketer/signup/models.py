@@ -62,6 +62,21 @@ class Form(models.Model):
         return self.name
 
 
+class FormViews(models.Model):
+    """How often a form's hosted page was shown per UTC day: the other half of the
+    views-to-submissions conversion. A count, nothing about who looked."""
+
+    form = models.ForeignKey(Form, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["form", "day"], name="form_views_unique")]
+
+    def __str__(self):
+        return f"form {self.form_id} {self.day}: {self.views} views"
+
+
 class Submission(models.Model):
     """One accepted submission of a form. Blocked ones (honeypot, rate limits, bad input) leave
     no row. The rows are what the per-address and per-IP limits count, so those limits hold

@@ -15,7 +15,7 @@ from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
 
-from .models import Confirmation, Form, Submission
+from .models import Confirmation, Form, FormViews, Submission
 
 
 @dataclass
@@ -134,20 +134,21 @@ def form_lists(form: Form, list_ids: list[int]) -> list[MailingList]:
     return list(form.lists.filter(pk__in=list_ids).order_by("pk"))
 
 
-def daily_submissions(form: Form, days: int = 30) -> list[tuple[date, int]]:
-    """Submissions per UTC day, the last `days` days, oldest first, days without any as 0."""
+def daily_counts(form: Form, days: int = 30) -> list[tuple[date, int, int]]:
+    """(day, page views, submissions) per UTC day for the last `days` days, oldest first,
+    days without any as zeros."""
     today = now().astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
-    counts = dict(
+    submissions = dict(
         Submission.objects.filter(form=form, created_at__gte=datetime.combine(first, time(), UTC))
         .annotate(day=TruncDate("created_at", tzinfo=UTC))
         .values_list("day")
         .annotate(n=Count("pk"))
         .values_list("day", "n")
     )
-    return [
-        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
-    ]
+    views = dict(FormViews.objects.filter(form=form, day__gte=first).values_list("day", "views"))
+    every = [first + timedelta(days=i) for i in range(days)]
+    return [(day, views.get(day, 0), submissions.get(day, 0)) for day in every]
 
 
 def submissions_page(form: Form, *, before_id: int | None, limit: int):

@@ -107,16 +107,22 @@ def form_edit(request, form_id: int):
 @require_GET
 def form_detail(request, form_id: int):
     form = _form_or_404(request, form_id)
-    days = queries.daily_submissions(form)
-    most = max((n for _, n in days), default=0)
+    days = queries.daily_counts(form)
+    most = max((n for _, _, n in days), default=0)
+    views = sum(v for _, v, _ in days)
+    submitted = sum(n for _, _, n in days)
     public = reverse("signup-form", args=[request.workspace.slug, form.slug])
     context = {
         "form": form,
         "lists": queries.offered_lists(form),
         "days": [
-            {"day": d, "count": n, "share": (100 * n // most) if most else 0} for d, n in days
+            {"day": d, "views": v, "count": n, "share": (100 * n // most) if most else 0}
+            for d, v, n in days
         ],
-        "total_30": sum(n for _, n in days),
+        "total_30": submitted,
+        "views_30": views,
+        # Of the page's own views: embed and JSON submissions have no view we could count.
+        "conversion": f"{100 * submitted / views:.1f}%" if views else "",
         "page_url": settings.BASE_URL + public,
         "json_url": settings.BASE_URL + public + ".json",
         "embed": embed_snippet(form, page_context(form)),

@@ -25,7 +25,14 @@ from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
 from . import queries
-from .actions import AVAILABLE_KINDS, Blocked, Visit, do_confirm_signup, do_submit_form
+from .actions import (
+    AVAILABLE_KINDS,
+    Blocked,
+    Visit,
+    count_form_view,
+    do_confirm_signup,
+    do_submit_form,
+)
 from .fields import CONSENT, EMAIL, HONEYPOT, LISTS, TOKEN, label_of, read_submission
 from .models import Form
 from .texts import text
@@ -214,6 +221,8 @@ def _submit(request, form: Form, data, *, as_json: bool):
 def form_page(request, ws: str, form_slug: str):
     form = _form_or_404(ws, form_slug)
     if request.method != "POST":
+        if request.method == "GET":
+            count_form_view(form)
         return _page(request, form, page_context(form))
     data = {}
     try:

@@ -212,13 +212,18 @@ def test_it_shows_another_workspace_nothing(mallory_client, newsletter):
     assert mallory_client.get(f"/app/evil/forms/{newsletter.pk}/").status_code == 404
 
 
-def test_it_counts_submissions_per_day_on_the_forms_page(alice_client, newsletter):
+def test_it_counts_views_and_submissions_per_day_on_the_forms_page(alice_client, newsletter):
+    for _ in range(4):
+        Client().get("/f/acme/newsletter")
+    Client().head("/f/acme/newsletter")
+    alice_client.get(f"/app/acme/forms/{newsletter.pk}/preview/")  # staff looking: not a view
     post(newsletter)
     post(newsletter, {"email": "bo@example.com", "company": "B", "consent": "1"})
     listing = alice_client.get("/app/acme/forms/").content.decode()
     assert ">Newsletter</a>" in listing
     page = alice_client.get(f"/app/acme/forms/{newsletter.pk}/").content.decode()
     assert "Submissions, last 30 days: 2" in page
+    assert "Views of the hosted page: 4 · submissions per view: 50.0%" in page
 
 
 def test_it_deletes_a_form_on_post_only(alice_client, newsletter):
