@@ -18,6 +18,7 @@ What a submission may do depends on who the address is, and the answer never say
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from urllib.parse import urlsplit
@@ -46,6 +47,8 @@ from .fields import FormError, Submitted, clean_fields
 from .models import Confirmation, ConfirmationList, Form, FormViews, Submission
 from .texts import text
 from .tokens import CONFIRM_DAYS, make_confirm_token
+
+logger = logging.getLogger(__name__)
 
 FORM_EDITABLE = (
     "name",
@@ -110,6 +113,12 @@ def _check(form: Form, lists: list[MailingList]) -> None:
             )
     if not lists:
         raise FormError("lists", "choose at least one list")
+    if not form.workspace.sender_email and any(m.optin == MailingList.OptIn.DOUBLE for m in lists):
+        raise FormError(
+            "lists",
+            "double opt-in lists need a confirmation mail: set the workspace's sender address "
+            "in the settings first",
+        )
     if any(m.workspace_id != form.workspace_id for m in lists):
         raise FormError("lists", "no such list in this workspace", code="not_found")
 
@@ -286,15 +295,22 @@ def _confirmation_for(subscriber: Subscriber, email_hash: str, form: Form) -> Co
     Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
     if limits.may_mail(workspace, email_hash):
         stamp = now()
-        confirmation = Confirmation.objects.create(
-            workspace=workspace,
-            subscriber=subscriber,
-            email_hash=email_hash,
-            created_at=stamp,
-            expires_at=stamp + timedelta(days=CONFIRM_DAYS),
-        )
-        _queue_mail(confirmation, subscriber, form)
-        return confirmation
+        try:
+            with transaction.atomic():
+                confirmation = Confirmation.objects.create(
+                    workspace=workspace,
+                    subscriber=subscriber,
+                    email_hash=email_hash,
+                    created_at=stamp,
+                    expires_at=stamp + timedelta(days=CONFIRM_DAYS),
+                )
+                _queue_mail(confirmation, subscriber, form)
+            return confirmation
+        except ActionError as exc:
+            # The workspace cannot send (its sender address was removed since the form was
+            # built): the sign-up stands, unconfirmed, and the person gets the same answer;
+            # the log tells the operator.
+            logger.warning("form %s: no confirmation mail could be queued: %s", form.pk, exc)
     return queries.pending_confirmation(workspace, email_hash, subscriber)
 
 

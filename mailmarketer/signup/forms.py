@@ -70,7 +70,10 @@ def _parse_custom(source: str) -> list[dict]:
 class FormBuilder(forms.Form):
     name = forms.CharField(max_length=150, help_text="For you; people see the title.")
     slug = forms.CharField(
-        max_length=50, help_text="Part of the form's address: /f/<workspace>/<slug>."
+        label="Short name",
+        max_length=50,
+        help_text="Part of the form's address, /f/<workspace>/<short name>: lower-case letters, "
+        "digits and hyphens.",
     )
     kind = forms.ChoiceField(
         choices=Form.Kind.choices,
@@ -87,7 +90,9 @@ class FormBuilder(forms.Form):
         "required or optional | help | options separated by ; (choice only). Each is kept "
         "as the subscriber attribute named by its key.",
     )
-    list_mode = forms.ChoiceField(choices=Form.ListMode.choices, initial=Form.ListMode.FIXED)
+    list_mode = forms.ChoiceField(
+        label="Lists offered", choices=Form.ListMode.choices, initial=Form.ListMode.FIXED
+    )
     lists = forms.ModelMultipleChoiceField(
         queryset=MailingList.objects.none(), widget=forms.CheckboxSelectMultiple
     )
@@ -104,6 +109,7 @@ class FormBuilder(forms.Form):
         "same whether the address was new or known.",
     )
     redirect_url = forms.URLField(
+        label="Redirect to",
         required=False,
         assume_scheme="https",
         max_length=500,

@@ -231,3 +231,11 @@ def test_it_deletes_a_form_on_post_only(alice_client, newsletter):
     assert Form.objects.exists()
     assert alice_client.post(f"/app/acme/forms/{newsletter.pk}/delete/").status_code == 302
     assert not Form.objects.exists()
+
+
+def test_it_refuses_double_opt_in_lists_without_a_sender_address(personas, weekly, staff):
+    personas.acme.sender_email = ""
+    personas.acme.save()
+    with pytest.raises(FormError, match="sender address") as refused:
+        make(personas.acme, [weekly], staff)
+    assert refused.value.field == "lists"

@@ -465,3 +465,13 @@ def test_it_refuses_json_from_another_origin_and_bad_bodies(newsletter):
     nested = post_json(newsletter, {**GOOD, "company": {"a": 1}})
     assert nested.status_code == 422
     assert nothing_stored()
+
+
+def test_it_keeps_the_sign_up_when_the_workspace_cannot_send(newsletter, personas):
+    personas.acme.sender_email = ""
+    personas.acme.save()
+    response = post(newsletter)
+    assert response.status_code == 200
+    assert statuses(ann(personas.acme)) == {"news": "confirmed", "weekly": "unconfirmed"}
+    assert not Confirmation.objects.exists()
+    assert not Campaign.objects.exists()
