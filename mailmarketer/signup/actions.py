@@ -213,7 +213,7 @@ def count_form_view(form: Form) -> None:
         return
     try:
         with transaction.atomic():
-            FormViews.objects.create(form=form, day=day, views=1)
+            FormViews.objects.create(workspace_id=form.workspace_id, form=form, day=day, views=1)
     except IntegrityError:  # the day's row was made by a concurrent view meanwhile
         FormViews.objects.filter(form=form, day=day).update(views=F("views") + 1)
 
@@ -411,6 +411,11 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
                     confirmation=confirmation,
                     mailing_list=mailing_list,
                     defaults={"submission": submission, "renew": mailing_list in renew},
+                    create_defaults={
+                        "workspace": workspace,
+                        "submission": submission,
+                        "renew": mailing_list in renew,
+                    },
                 )
     audit(
         "form.submitted",

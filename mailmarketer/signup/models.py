@@ -66,6 +66,7 @@ class FormViews(models.Model):
     """How often a form's hosted page was shown per UTC day: the other half of the
     views-to-submissions conversion. A count, nothing about who looked."""
 
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     form = models.ForeignKey(Form, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     views = models.PositiveIntegerField(default=0)
@@ -158,6 +159,7 @@ class ConfirmationList(models.Model):
     not written until the person confirms: they had left the list, or the address was on the
     do-not-mail list, and only they may undo that."""
 
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     confirmation = models.ForeignKey(Confirmation, on_delete=models.CASCADE, related_name="items")
     mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="+")
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="+")
