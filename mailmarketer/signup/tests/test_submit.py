@@ -475,3 +475,28 @@ def test_it_keeps_the_sign_up_when_the_workspace_cannot_send(newsletter, persona
     assert statuses(ann(personas.acme)) == {"news": "confirmed", "weekly": "unconfirmed"}
     assert not Confirmation.objects.exists()
     assert not Campaign.objects.exists()
+
+
+def test_it_exports_a_persons_submissions_and_blanks_them_on_erasure(newsletter, personas, staff):
+    post(
+        newsletter,
+        {**GOOD, "page_url": "https://www.acme.test/join"},
+        HTTP_USER_AGENT="Firefox/128",
+        HTTP_REFERER="https://search.test/?q=ann",
+    )
+    person = ann(personas.acme)
+    document = audience.do_export_personal_data(person, actor=staff)
+    (row,) = document["form_submissions"]
+    assert (row["form__name"], row["page_url"], row["ip"]) == (
+        "Newsletter",
+        "https://www.acme.test/join",
+        "127.0.0.1",
+    )
+    assert [c["status"] for c in document["confirmations"]] == ["pending"]
+
+    audience.do_erase_subscriber(person, actor=staff)
+    # The row stays for the form's counts, with nothing left that could name the person.
+    assert list(
+        Submission.objects.values_list("subscriber", "ip", "user_agent", "page_url", "referrer")
+    ) == [(None, None, "", "", "")]
+    assert not Confirmation.objects.exists()
