@@ -68,7 +68,9 @@ def _parse_custom(source: str) -> list[dict]:
 
 
 class FormBuilder(forms.Form):
-    name = forms.CharField(max_length=150, help_text="For you; people see the title.")
+    name = forms.CharField(
+        label="Form name", max_length=150, help_text="For you; people see the title."
+    )
     slug = forms.CharField(
         label="Short name",
         max_length=50,

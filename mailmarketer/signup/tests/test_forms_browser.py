@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.accounts.models import Workspace
+from mailmarketer.accounts.models import Membership, User, Workspace
+from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.models import ConsentRecord, Subscription
 from mailmarketer.signup.actions import do_create_form
@@ -27,6 +28,7 @@ from .support import confirm_path, run_engine, sent_messages
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser]
+PASSWORD = "correct horse battery staple"
 NOTICE = "I would like Acme's weekly news by email.\nI can unsubscribe at any time."
 
 
@@ -147,3 +149,43 @@ def test_it_signs_up_and_confirms_in_a_browser_from_the_page_and_an_embed(
     assert ConsentRecord.objects.filter(action="confirm").count() == 1
     hosts = {urlsplit(url).netloc for url in requests}
     assert hosts == {urlsplit(base).netloc, urlsplit(site.origin).netloc}, hosts
+
+
+def test_it_builds_a_form_in_the_browser_without_console_errors(
+    live_server, transactional_db, settings
+):
+    base = live_server.url
+    settings.BASE_URL = base
+    acme = Workspace.objects.create(
+        name="Acme", slug="acme", sender_name="Acme", sender_email="news@acme.test"
+    )
+    olga = User.objects.create_user(email="olga@acme.test", name="Olga", password=PASSWORD)
+    Membership.objects.create(workspace=acme, user=olga, role=Role.MARKETER)
+    audience.do_create_list(
+        acme, name="Weekly", slug="weekly", optin="double", actor=Actor.system("test setup")
+    )
+
+    with chromium_page() as (page, errors):
+        page.goto(f"{base}/login/")
+        page.get_by_label("Email address").fill("olga@acme.test")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/app/acme/")
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Forms").click()
+        page.get_by_role("link", name="New form").click()
+        page.get_by_label("Form name").fill("Spring")
+        page.get_by_label("Short name").fill("spring")
+        page.get_by_label("Title", exact=True).fill("Spring news")
+        page.get_by_label("Company").select_option("required")
+        page.get_by_label("Custom fields").fill("team_size | number | Team size | optional")
+        page.get_by_label("Weekly").check()
+        page.get_by_label("Consent notice").fill("Send me the spring news.")
+        page.get_by_role("button", name="Save form").click()
+        page.wait_for_url(f"{base}/app/acme/forms/*/")
+        assert page.get_by_role("heading", level=1).inner_text() == "Spring"
+        assert 'name="form_token"' in page.locator("#embed-code").inner_text()
+        page.get_by_role("button", name="Copy embed code").click()
+        page.get_by_role("link", name="Preview").click()
+        assert page.get_by_label("Team size (optional)").is_visible()
+        assert page.get_by_text("Send me the spring news.").is_visible()
+    assert errors == [], f"console errors: {errors}"
