@@ -44,7 +44,14 @@ from mailmarketer.audience.models import (
 
 from . import limits, queries
 from .fields import FormError, Submitted, clean_fields
-from .models import Confirmation, ConfirmationList, Form, FormViews, Submission
+from .models import (
+    Confirmation,
+    ConfirmationList,
+    Form,
+    FormViews,
+    Submission,
+    WelcomeMessage,
+)
 from .texts import text
 from .tokens import CONFIRM_DAYS, make_confirm_token
 
@@ -247,12 +254,12 @@ def _refuses(subscriber: Subscriber | None, suppression: Suppression | None) -> 
     return suppression.reason not in RENEWABLE or subscriber is None
 
 
-def _fill_profile(subscriber: Subscriber, submitted: Submitted, actor: Actor) -> None:
+def _fill_profile(subscriber: Subscriber, actor: Actor, *, name: str = "", attributes=None):
     """Fills in what the record lacks, never overwrites: anyone can type anyone's address into
     a public form, and must not be able to rename them."""
-    name = submitted.name if submitted.name and not subscriber.name else None
+    name = name if name and not subscriber.name else None
     attributes = {
-        k: v for k, v in submitted.attributes.items() if subscriber.attributes.get(k) in (None, "")
+        k: v for k, v in (attributes or {}).items() if subscriber.attributes.get(k) in (None, "")
     }
     if name or attributes:
         audience.do_update_subscriber(
@@ -356,7 +363,6 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
             subscriber = audience.do_create_subscriber(
                 workspace,
                 email=submitted.email,
-                name=submitted.name,
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,
@@ -367,9 +373,9 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
             subscriber = queries.subscriber_by_email(workspace, submitted.email)
             if subscriber is None:
                 raise
-            _fill_profile(subscriber, submitted, actor)
+            _fill_profile(subscriber, actor, attributes=submitted.attributes)
     else:
-        _fill_profile(subscriber, submitted, actor)
+        _fill_profile(subscriber, actor, attributes=submitted.attributes)
     submission.subscriber = subscriber
     statuses = queries.membership_statuses(subscriber, lists)
     # Only the person may undo their own opt-out, and only by confirming.
@@ -402,6 +408,12 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
         submission.outcome = Submission.Outcome.SUBSCRIBED
     else:
         submission.outcome = Submission.Outcome.ALREADY
+    if renew or unconfirmed:
+        # A confirmation mail goes out, and the engine writes the name into its To header:
+        # the name waits on the submission until the person confirms.
+        submission.name = submitted.name[:200]
+    else:
+        _fill_profile(subscriber, actor, name=submitted.name)
     submission.save()
     if renew or unconfirmed:
         confirmation = _confirmation_for(subscriber, email_hash, form)
@@ -439,6 +451,83 @@ def _consent_source(form: Form, submission: Submission) -> audience.ConsentSourc
     )
 
 
+# -- welcome messages ------------------------------------------------------------------------
+
+
+def _check_welcome(workspace, subject: str, body: str) -> None:
+    """Compiles the message as the engine will, so that a template that cannot render is
+    refused now, naming its field and line, not when someone confirms."""
+    from mailmarketer.campaigns import rendering
+    from mailmarketer.campaigns.content import TemplateProblem
+    from mailmarketer.campaigns.models import Campaign
+
+    draft = Campaign(
+        workspace=workspace,
+        kind=Campaign.Kind.TRANSACTIONAL,
+        name=subject,
+        subject=subject,
+        body=body,
+        body_format="markdown",
+    )
+    try:
+        rendering.compile_campaign(draft)
+    except TemplateProblem as problem:
+        raise FormError(problem.field, str(problem), code="template") from None
+
+
+@transaction.atomic
+def do_set_welcome_message(
+    mailing_list: MailingList, *, subject: str, body: str, actor: Actor
+) -> WelcomeMessage | None:
+    """Sets the list's welcome message; an empty subject and body remove it."""
+    subject, body = subject.strip(), body.strip()
+    existing = WelcomeMessage.objects.filter(mailing_list=mailing_list).first()
+    workspace = mailing_list.workspace
+    if not subject and not body:
+        if existing:
+            existing.delete()
+            audit("list.welcome_removed", actor=actor, workspace=workspace, obj=mailing_list)
+        return None
+    if not subject or not body:
+        field = "subject" if not subject else "body"
+        raise FormError(field, f"{field}: a welcome message needs a subject and a body")
+    if len(subject) > 200:
+        raise FormError("subject", "subject: at most 200 characters")
+    _check_welcome(workspace, subject, body)
+    message = existing or WelcomeMessage(workspace=workspace, mailing_list=mailing_list)
+    message.subject, message.body, message.updated_at = subject, body, now()
+    message.save()
+    audit(
+        "list.welcome_set",
+        actor=actor,
+        workspace=workspace,
+        obj=mailing_list,
+        new={"subject": subject},
+    )
+    return message
+
+
+def _send_welcomes(subscriber: Subscriber, lists: list[MailingList]) -> None:
+    """Each confirmed list's welcome message, if it has one. A message that cannot go (the
+    address suppressed meanwhile, a template broken since) is logged and skipped: the
+    confirmation stands."""
+    from mailmarketer.campaigns.actions import do_send_transactional
+
+    for message in WelcomeMessage.objects.filter(mailing_list__in=lists).order_by("pk"):
+        try:
+            with transaction.atomic():
+                do_send_transactional(
+                    subscriber.workspace,
+                    subscriber,
+                    actor=Actor.system("welcome message"),
+                    subject=message.subject,
+                    body=message.body,
+                    body_format="markdown",
+                )
+        except ActionError as exc:
+            logger.warning("welcome message %s not sent: %s", message.pk, exc)
+
+
 # -- confirmation ----------------------------------------------------------------------------
 
 
@@ -462,7 +551,9 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
         user_agent=user_agent if keep_ip else "",
     )
     items = list(
-        confirmation.items.select_related("mailing_list", "submission__form", "submission__notice")
+        confirmation.items.select_related(
+            "mailing_list", "submission__form", "submission__notice"
+        ).order_by("submission_id", "pk")
     )
     suppression = audience.suppression_for(workspace, subscriber.email)
     if subscriber.status == Subscriber.Status.BLOCKLISTED or (
@@ -483,15 +574,21 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
                 confirmed=False,
                 resubscribe=True,
             )
+    confirmed = []
     for subscription in queries.unconfirmed_subscriptions(
         subscriber, [item.mailing_list for item in items]
     ):
-        audience.do_confirm_subscription(
+        if audience.do_confirm_subscription(
             subscription,
             actor=actor,
             reason=Subscription.Reason.BY_SUBSCRIBER,
             source=confirm_source,
-        )
+        ):
+            confirmed.append(subscription.mailing_list)
+    typed = [item.submission.name for item in items if item.submission.name]
+    if typed:
+        _fill_profile(subscriber, actor, name=typed[-1])
+    _send_welcomes(subscriber, confirmed)
     confirmation.status = Confirmation.Status.CONFIRMED
     confirmation.confirmed_at = now()
     confirmation.save(update_fields=["status", "confirmed_at"])

@@ -14,13 +14,22 @@ class SignupConfig(AppConfig):
         def export_submissions(subscriber):
             return personal_data.rows_as_dicts(
                 Submission.objects.filter(subscriber=subscriber).order_by("created_at", "pk"),
-                ["form__name", "created_at", "outcome", "page_url", "referrer", "ip", "user_agent"],
+                [
+                    "form__name",
+                    "created_at",
+                    "outcome",
+                    "name",
+                    "page_url",
+                    "referrer",
+                    "ip",
+                    "user_agent",
+                ],
             )
 
         def erase_submissions(subscriber):
             # The rows stay for the form's counts, with nothing that could name the person.
             Submission.objects.filter(subscriber=subscriber).update(
-                subscriber=None, ip=None, user_agent="", page_url="", referrer=""
+                subscriber=None, ip=None, user_agent="", page_url="", referrer="", name=""
             )
 
         def export_confirmations(subscriber):

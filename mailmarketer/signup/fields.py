@@ -207,6 +207,12 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
             else:
                 result.attributes[spec["key"]] = value
 
+    if not result.name:
+        # A form asking first and last name still gives the person a name (what campaigns
+        # greet them by); the parts stay as attributes too.
+        parts = [result.attributes.get(k) for k in ("first_name", "last_name")]
+        result.name = " ".join(str(p) for p in parts if p)
+
     if not _truthy(_one(data, CONSENT)):
         result.errors[CONSENT] = text(language, "consent_required")
 

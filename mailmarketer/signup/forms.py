@@ -213,3 +213,14 @@ class FormBuilder(forms.Form):
             )
         }
         return settings, list(data["lists"]), data["notice_text"]
+
+
+class WelcomeForm(forms.Form):
+    subject = forms.CharField(max_length=200, required=False)
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        help_text="Markdown, with the personalisation of campaigns, e.g. "
+        "{{ subscriber.first_name }}. Sent once a person confirms joining the list through a "
+        "form. Leave subject and body empty to send none.",
+    )

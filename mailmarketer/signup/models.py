@@ -107,6 +107,10 @@ class Submission(models.Model):
     user_agent = models.CharField(max_length=400, blank=True)
     page_url = models.CharField(max_length=500, blank=True)
     referrer = models.CharField(max_length=500, blank=True)
+    # The name typed, held here until the person confirms by mail: the delivery engine puts a
+    # subscriber's name in the To header, and a confirmation mail must not carry words a
+    # stranger typed (actions.do_submit_form).
+    name = models.CharField(max_length=200, blank=True)
     via = models.CharField(max_length=8)  # "page", "embed" or "json"
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     created_at = models.DateTimeField(default=now)
@@ -174,3 +178,18 @@ class ConfirmationList(models.Model):
 
     def __str__(self):
         return f"confirmation {self.confirmation_id} list {self.mailing_list_id}"
+
+
+class WelcomeMessage(models.Model):
+    """What a list sends a person once they confirmed joining it through a form (optional).
+    A Markdown template with the same personalisation as campaigns ({{ subscriber.first_name }}),
+    sent as a transactional message."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    mailing_list = models.OneToOneField(MailingList, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    updated_at = models.DateTimeField(default=now)
+
+    def __str__(self):
+        return f"welcome message of list {self.mailing_list_id}"

@@ -15,7 +15,7 @@ from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
 
-from .models import Confirmation, Form, FormViews, Submission
+from .models import Confirmation, Form, FormViews, Submission, WelcomeMessage
 
 
 @dataclass
@@ -215,3 +215,18 @@ def confirmation_language(confirmation: Confirmation) -> str:
     """The language of the form that started the confirmation (its first list's)."""
     item = confirmation.items.select_related("submission__form").order_by("pk").first()
     return item.submission.form.language if item else "en"
+
+
+def welcome_message(mailing_list: MailingList) -> WelcomeMessage | None:
+    return WelcomeMessage.objects.filter(mailing_list=mailing_list).first()
+
+
+def lists_with_welcome(form: Form) -> list[dict]:
+    """The form's lists, each with whether it has a welcome message."""
+    lists = offered_lists(form)
+    welcomed = set(
+        WelcomeMessage.objects.filter(mailing_list__in=lists).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
+    return [{"list": m, "welcome": m.pk in welcomed} for m in lists]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:form_id>/edit/", views.form_edit, name="forms-edit"),
     path("<int:form_id>/preview/", views.form_preview, name="forms-preview"),
     path("<int:form_id>/delete/", views.form_delete, name="forms-delete"),
+    path("welcome/<int:list_id>/", views.welcome_edit, name="forms-welcome"),
 ]

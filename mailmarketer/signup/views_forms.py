@@ -19,10 +19,11 @@ from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.access import workspace_view
 from mailmarketer.accounts.actions import ActionError, Conflict
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.audience import queries as audience_queries
 
 from . import actions, queries
 from .embed import embed_snippet
-from .forms import FormBuilder
+from .forms import FormBuilder, WelcomeForm
 from .tokens import EMBED_TOKEN_DAYS
 from .views_public import page_context
 
@@ -114,7 +115,7 @@ def form_detail(request, form_id: int):
     public = reverse("signup-form", args=[request.workspace.slug, form.slug])
     context = {
         "form": form,
-        "lists": queries.offered_lists(form),
+        "lists": queries.lists_with_welcome(form),
         "days": [
             {"day": d, "views": v, "count": n, "share": (100 * n // most) if most else 0}
             for d, v, n in days
@@ -150,3 +151,34 @@ def form_delete(request, form_id: int):
         messages.success(request, f"The form “{name}” was deleted.")
         return redirect("forms-home", ws=request.workspace.slug)
     return render(request, "signup/form_delete.html", {"form": form})
+
+
+@workspace_view(p.FORMS_MANAGE)
+@require_http_methods(["GET", "POST"])
+def welcome_edit(request, list_id: int):
+    """A list's welcome message, sent after a confirmed sign-up (actions.do_set_welcome_message)."""
+    mailing_list = audience_queries.get_list(request.workspace, list_id)
+    if mailing_list is None:
+        raise Http404("No such list in this workspace")
+    current = queries.welcome_message(mailing_list)
+    status = 200
+    if request.method == "POST":
+        welcome = WelcomeForm(request.POST)
+        if welcome.is_valid():
+            try:
+                actions.do_set_welcome_message(
+                    mailing_list, **welcome.cleaned_data, actor=Actor.from_request(request)
+                )
+            except actions.FormError as exc:
+                welcome.add_error(exc.field if exc.field in welcome.fields else None, str(exc))
+            else:
+                messages.success(
+                    request, f"The welcome message of “{mailing_list.name}” was saved."
+                )
+                return redirect("forms-home", ws=request.workspace.slug)
+        status = 400
+    else:
+        initial = {"subject": current.subject, "body": current.body} if current else {}
+        welcome = WelcomeForm(initial=initial)
+    context = {"list": mailing_list, "welcome": welcome}
+    return render(request, "signup/welcome_edit.html", context, status=status)

@@ -239,3 +239,44 @@ def test_it_refuses_double_opt_in_lists_without_a_sender_address(personas, weekl
     with pytest.raises(FormError, match="sender address") as refused:
         make(personas.acme, [weekly], staff)
     assert refused.value.field == "lists"
+
+
+# -- welcome messages ------------------------------------------------------------------------
+
+WELCOME = {"subject": "Welcome, {{ subscriber.first_name }}", "body": "Glad you are here."}
+
+
+def test_it_sends_the_lists_welcome_message_once_the_person_confirms(
+    alice_client, newsletter, weekly, personas
+):
+    from .support import confirm_path, run_engine, sent_messages
+
+    response = alice_client.post(f"/app/acme/forms/welcome/{weekly.pk}/", WELCOME)
+    assert response.status_code == 302
+    post(newsletter)
+    run_engine()
+    (confirmation,) = sent_messages(personas.acme)
+    assert Client().post(confirm_path(confirmation)).status_code == 200
+    run_engine()
+    messages = sent_messages(personas.acme)
+    assert [m["Subject"] for m in messages][1:] == ["Welcome, Ann"]
+    # Confirming again sends nothing more.
+    Client().post(confirm_path(confirmation))
+    run_engine()
+    assert len(sent_messages(personas.acme)) == 2
+
+
+def test_it_refuses_a_welcome_template_that_cannot_render(alice_client, weekly):
+    from mailmarketer.signup.models import WelcomeMessage
+
+    response = alice_client.post(
+        f"/app/acme/forms/welcome/{weekly.pk}/", {"subject": "Hi", "body": "{% if %}"}
+    )
+    assert response.status_code == 400
+    assert "line 1" in response.content.decode()
+    assert not WelcomeMessage.objects.exists()
+
+
+def test_it_lets_only_form_managers_write_welcome_messages(carol_client, mallory_client, weekly):
+    assert carol_client.post(f"/app/acme/forms/welcome/{weekly.pk}/", WELCOME).status_code == 403
+    assert mallory_client.get(f"/app/evil/forms/welcome/{weekly.pk}/").status_code == 404

@@ -169,6 +169,26 @@ def test_it_echoes_nothing_the_submitter_typed_but_the_address(newsletter, perso
     assert "ann@example.com" in message.get_body(("plain",)).get_content()
 
 
+def test_it_keeps_a_typed_name_out_of_the_confirmation_mail_until_confirmed(newsletter, personas):
+    post(newsletter, {**GOOD, "first_name": "Buy cheap pills"})
+    person = ann(personas.acme)
+    assert person.name == ""
+    run_engine()
+    (message,) = sent_messages(personas.acme)
+    assert str(message["To"]) == "ann@example.com"
+    Client().post(confirm_path(message))
+    person.refresh_from_db()
+    assert person.name == "Buy cheap pills"
+
+
+def test_it_names_a_single_opt_in_subscriber_at_once(newsletter, personas, staff, news):
+    from mailmarketer.signup.actions import do_update_form
+
+    do_update_form(newsletter, {}, lists=[news], actor=staff)
+    post(newsletter)
+    assert ann(personas.acme).name == "Ann"
+
+
 def test_it_never_runs_an_address_as_a_template(newsletter, personas):
     post(newsletter, {**GOOD, "email": "{{7*7}}@example.com"})
     run_engine()
