@@ -1,5 +1,6 @@
 """The staff's form pages under /app/<ws>/forms/: the list, the builder (create, edit), a
-form's page (submissions per day, embed code, addresses), the preview and deletion.
+form's page (views and submissions per day, embed code, addresses), the preview, deletion,
+and the welcome message of a list.
 
 Reading needs forms.view, every change forms.manage (each a POST; the GET of the same URL
 shows the page). Forms named in a URL are looked up in request.workspace only, so another
