@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
+from django.conf import settings
 from django.core import signing
 from django.http import Http404
+from django.urls import reverse
 from ninja import Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
@@ -142,9 +144,6 @@ class SubmissionQuery(Schema):
 
 
 def form_out(form) -> dict:
-    from django.conf import settings
-    from django.urls import reverse
-
     return {
         **{
             k: getattr(form, k)
