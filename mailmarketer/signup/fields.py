@@ -34,6 +34,8 @@ VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30
 MAX_CHOICES = 50
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,49}")
+# Control characters have no place in a name or a company, and PostgreSQL cannot store NUL.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FormError(ActionError):
@@ -156,6 +158,8 @@ def _read_value(spec: dict, raw, language: str):
         return None, ""
     if len(value) > VALUE_LIMIT:
         return None, text(language, "too_long", limit=VALUE_LIMIT)
+    if CONTROL.search(value):
+        return None, text(language, "invalid_characters")
     if spec["type"] == "number":
         try:
             number = float(value.replace(",", "."))
@@ -235,5 +239,5 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
 
     page_url = _one(data, PAGE_URL)
     if isinstance(page_url, str):
-        result.page_url = page_url.strip()[:500]
+        result.page_url = CONTROL.sub("", page_url).strip()[:500]
     return result

@@ -27,6 +27,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "invalid_number": "Enter a number.",
         "invalid_date": "Enter a date as YYYY-MM-DD.",
         "invalid_choice": "Choose one of the options offered.",
+        "invalid_characters": "This contains characters that cannot be stored (control "
+        "characters).",
         "consent_required": "Please tick the box to agree.",
         "lists_required": "Choose at least one list.",
         "unknown_field": "This form has no field named “{name}”.",
@@ -69,6 +71,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "invalid_number": "Bitte geben Sie eine Zahl ein.",
         "invalid_date": "Bitte geben Sie ein Datum als JJJJ-MM-TT ein.",
         "invalid_choice": "Bitte wählen Sie eine der angebotenen Möglichkeiten.",
+        "invalid_characters": "Das enthält Zeichen, die nicht gespeichert werden können "
+        "(Steuerzeichen).",
         "consent_required": "Bitte setzen Sie das Häkchen, um zuzustimmen.",
         "lists_required": "Bitte wählen Sie mindestens eine Liste.",
         "unknown_field": "Dieses Formular hat kein Feld „{name}“.",

@@ -33,7 +33,7 @@ from .actions import (
     do_confirm_signup,
     do_submit_form,
 )
-from .fields import CONSENT, EMAIL, HONEYPOT, LISTS, TOKEN, label_of, read_submission
+from .fields import CONSENT, CONTROL, EMAIL, HONEYPOT, LISTS, TOKEN, label_of, read_submission
 from .models import Form
 from .texts import text
 from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_token
@@ -206,13 +206,18 @@ def _submit(request, form: Form, data, *, as_json: bool):
     visit = Visit(
         via="json" if as_json else ("embed" if via == EMBED else "page"),
         ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        referrer=request.headers.get("Referer", ""),
+        user_agent=_header(request, "User-Agent"),
+        referrer=_header(request, "Referer"),
     )
     try:
         do_submit_form(form, submitted, visit)
     except Blocked as blocked:
         raise Refusal(429, text(language, blocked.reason)) from None
+
+
+def _header(request, name: str) -> str:
+    # Kept as sent, less any control character (PostgreSQL cannot store NUL).
+    return CONTROL.sub("", request.headers.get(name, ""))
 
 
 @public_view
@@ -324,9 +329,7 @@ def confirm(request, token: str):
         }
         return _public(render(request, "signup/confirm.html", context))
     done = do_confirm_signup(
-        confirmation,
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
+        confirmation, ip=client_ip(request), user_agent=_header(request, "User-Agent")
     )
     key = "confirmed" if done else "confirm_invalid"
     context = {"message": text(language, key), "language": language, "sender": sender}
