@@ -27,6 +27,7 @@ from mailmarketer.audience.actions import record_subscribers_listed
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.signup import queries
 from mailmarketer.signup.actions import FormError, do_create_form, do_delete_form, do_update_form
+from mailmarketer.signup.tokens import EMBED, make_form_token
 
 from .access import require
 from .errors import ApiError, FieldErrors
@@ -112,6 +113,10 @@ class FormOut(Schema):
     allowed_origins: list[str]
     language: str
     url: str = Field(description="the hosted page")
+    embed_token: str = Field(
+        description="the form_token a script on an allowed origin sends to the JSON address "
+        "(public, like the embed code it is in; valid 400 days from this answer)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -172,6 +177,7 @@ def form_out(form) -> dict:
             "sha256": form.notice.sha256,
         },
         "url": settings.BASE_URL + reverse("signup-form", args=[form.workspace.slug, form.slug]),
+        "embed_token": make_form_token(form.pk, EMBED),
     }
 
 

@@ -3,7 +3,10 @@ masked without the personal-data permission; who may do what."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.test import Client
 
 from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.actors import Actor
@@ -72,6 +75,22 @@ def test_it_creates_a_form_with_its_notice(tokens, as_token, news):
     assert body["notice"]["version"] == 1
     assert body["url"].endswith("/f/acme/newsletter")
     assert [f["type"] for f in body["fields"]] == ["builtin", "number"]
+    # What a script on the allowed origin posts with.
+    posted = Client().post(
+        "/f/acme/newsletter.json",
+        data=json.dumps(
+            {
+                "form_token": body["embed_token"],
+                "email": "ann@example.com",
+                "seats": 3,
+                "consent": True,
+            }
+        ),
+        content_type="application/json",
+        HTTP_ORIGIN="https://www.acme.test",
+    )
+    assert posted.status_code == 200, posted.content
+    assert posted["Access-Control-Allow-Origin"] == "https://www.acme.test"
     assert AuditEvent.objects.filter(event="form.created").exists()
 
 
