@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("mailmarketer.campaigns.urls")),
     path("", include("mailmarketer.delivery.urls")),
     path("", include("mailmarketer.campaigns.urls_public")),
+    path("", include("mailmarketer.signup.urls_public_forms")),  # last: /f/<ws>/<form>
     path("api/v1/", api.urls),
 ]

@@ -13,6 +13,7 @@ AUDIENCE_VIEW = "audience.view"  # lists and subscribers, masked
 AUDIENCE_MANAGE = "audience.manage"  # add, edit, unsubscribe, import
 VIEW_PERSONAL_DATA = "audience.view_personal_data"  # emails, names and IPs unmasked (audited)
 AUDIENCE_EXPORT = "audience.export"  # exports leave the system: audited
+FORMS_VIEW = "forms.view"  # forms, their counts and embed code; no personal data
 FORMS_MANAGE = "forms.manage"
 CAMPAIGNS_VIEW = "campaigns.view"
 CAMPAIGNS_MANAGE = "campaigns.manage"  # write and schedule
@@ -37,6 +38,7 @@ CATALOGUE: dict[str, str] = {
         "the outbox (each look is audited)"
     ),
     AUDIENCE_EXPORT: "Export subscribers and personal data",
+    FORMS_VIEW: "See sign-up forms and how many people used them",
     FORMS_MANAGE: "Build and publish sign-up forms",
     CAMPAIGNS_VIEW: "See campaigns and their reports",
     CAMPAIGNS_MANAGE: "Write and schedule campaigns",
@@ -70,6 +72,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             AUDIENCE_MANAGE,
             VIEW_PERSONAL_DATA,
             AUDIENCE_EXPORT,
+            FORMS_VIEW,
             FORMS_MANAGE,
             CAMPAIGNS_VIEW,
             CAMPAIGNS_MANAGE,
@@ -81,7 +84,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     # Analysts read reports and never see who is who.
     Role.ANALYST: frozenset(
-        {WORKSPACE_VIEW, AUDIENCE_VIEW, CAMPAIGNS_VIEW, ANALYTICS_VIEW, TEAM_VIEW}
+        {WORKSPACE_VIEW, AUDIENCE_VIEW, FORMS_VIEW, CAMPAIGNS_VIEW, ANALYTICS_VIEW, TEAM_VIEW}
     ),
     # Support looks one person up and acts on their request (unsubscribe, erase), audited.
     Role.SUPPORT: frozenset(

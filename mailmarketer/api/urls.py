@@ -2,6 +2,7 @@
 
 from .base import build_api
 from .campaigns import router as campaigns_router
+from .forms import router as forms_router
 from .imports import router as imports_router
 from .lists import router as lists_router
 from .segments import router as segments_router
@@ -17,3 +18,4 @@ api.add_router("", segments_router)
 api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
+api.add_router("", forms_router)

@@ -17,6 +17,7 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.actions import Suppressed, do_create_subscriber, suppression_for
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience.queries import subscriber_by_email
 from mailmarketer.campaigns.actions import apply_fields, compile_checked, store_links
 from mailmarketer.campaigns.models import Campaign
 
@@ -88,7 +89,7 @@ def do_send_transactional(
             raise ActionError("the subscriber belongs to another workspace", code="not_found")
     else:
         email = _address(recipient)
-        subscriber = Subscriber.objects.filter(workspace=workspace, email=email).first()
+        subscriber = subscriber_by_email(workspace, email)
     if subscriber is not None and subscriber.status == Subscriber.Status.BLOCKLISTED:
         raise Conflict("the subscriber is blocklisted: nothing is sent to them", code="blocklisted")
     suppression = suppression_for(workspace, email)

@@ -5,3 +5,43 @@ class SignupConfig(AppConfig):
     name = "mailmarketer.signup"
     label = "signup"
     verbose_name = "Sign-up and unsubscribe"
+
+    def ready(self):
+        from mailmarketer.audience import personal_data
+
+        from .models import Confirmation, Submission
+
+        def export_submissions(subscriber):
+            return personal_data.rows_as_dicts(
+                Submission.objects.filter(subscriber=subscriber).order_by("created_at", "pk"),
+                [
+                    "form__name",
+                    "created_at",
+                    "outcome",
+                    "name",
+                    "page_url",
+                    "referrer",
+                    "ip",
+                    "user_agent",
+                ],
+            )
+
+        def erase_submissions(subscriber):
+            # The rows stay for the form's counts, with nothing that could name the person.
+            Submission.objects.filter(subscriber=subscriber).update(
+                subscriber=None, ip=None, user_agent="", page_url="", referrer="", name=""
+            )
+
+        def export_confirmations(subscriber):
+            return personal_data.rows_as_dicts(
+                Confirmation.objects.filter(subscriber=subscriber).order_by("created_at", "pk"),
+                ["created_at", "status", "confirmed_at", "expires_at"],
+            )
+
+        personal_data.register(
+            Submission,
+            section="form_submissions",
+            export=export_submissions,
+            erase=erase_submissions,
+        )
+        personal_data.register(Confirmation, section="confirmations", export=export_confirmations)

@@ -1,13 +1,22 @@
-"""Reads for the signup pages: what an unsubscribe link points at."""
+"""Reads for the signup pages: what an unsubscribe link points at, forms, their submissions
+and the confirmations they started."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils.timezone import now
+
+from mailmarketer.audience import queries as audience_queries
 from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.models import MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
 from mailmarketer.campaigns.models import Campaign
+
+from .models import Confirmation, Form, FormViews, Submission, WelcomeMessage
 
 
 @dataclass
@@ -75,3 +84,141 @@ def is_suppressed(target: UnsubscribeTarget) -> bool:
     if target.subscriber is None:
         return False
     return suppression_for(target.subscriber.workspace, target.subscriber.email) is not None
+
+
+# -- forms -----------------------------------------------------------------------------------
+
+
+def slug_taken(workspace, slug: str, *, but: int | None = None) -> bool:
+    return Form.objects.filter(workspace=workspace, slug=slug).exclude(pk=but).exists()
+
+
+def forms_for(workspace) -> list[Form]:
+    """The workspace's forms by name, each with `submission_count` (all time)."""
+    return list(
+        Form.objects.filter(workspace=workspace)
+        .annotate(submission_count=Count("submissions"))
+        .order_by("name", "pk")
+    )
+
+
+def get_form(workspace, key) -> Form | None:
+    """A form of the workspace by id (API, staff pages) or slug."""
+    forms = Form.objects.filter(workspace=workspace).select_related("notice", "workspace")
+    if isinstance(key, int) or str(key).isdigit():
+        return forms.filter(pk=int(key)).first()
+    return forms.filter(slug=str(key)).first()
+
+
+def public_form(workspace_slug: str, form_slug: str) -> Form | None:
+    return (
+        Form.objects.filter(workspace__slug=workspace_slug, slug=form_slug)
+        .select_related("workspace", "notice")
+        .first()
+    )
+
+
+def offered_lists(form: Form) -> list[MailingList]:
+    return list(form.lists.order_by("name", "pk"))
+
+
+def form_lists(form: Form, list_ids: list[int]) -> list[MailingList]:
+    """The form's lists among these ids (all of them for a fixed-list form)."""
+    return list(form.lists.filter(pk__in=list_ids).order_by("pk"))
+
+
+def daily_counts(form: Form, days: int = 30) -> list[tuple[date, int, int]]:
+    """(day, page views, submissions) per UTC day for the last `days` days, oldest first,
+    days without any as zeros."""
+    today = now().astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    submissions = dict(
+        Submission.objects.filter(form=form, created_at__gte=datetime.combine(first, time(), UTC))
+        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    views = dict(FormViews.objects.filter(form=form, day__gte=first).values_list("day", "views"))
+    every = [first + timedelta(days=i) for i in range(days)]
+    return [(day, views.get(day, 0), submissions.get(day, 0)) for day in every]
+
+
+def submissions_page(form: Form, *, before_id: int | None, limit: int):
+    """Newest first; (page, the id to pass as before_id for the next page or None)."""
+    rows = Submission.objects.filter(form=form).select_related("subscriber").order_by("-pk")
+    if before_id is not None:
+        rows = rows.filter(pk__lt=before_id)
+    page = list(rows[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (page[-1].pk if more and page else None)
+
+
+# -- submissions and confirmations -----------------------------------------------------------
+
+
+def subscriber_by_email(workspace, email: str) -> Subscriber | None:
+    # The audience's one rule of address equality: the whole address, whatever its case.
+    return audience_queries.subscriber_by_email(workspace, email)
+
+
+def membership_statuses(subscriber: Subscriber, lists) -> dict[int, str]:
+    return dict(
+        Subscription.objects.filter(
+            subscriber=subscriber, mailing_list__in=list(lists)
+        ).values_list("mailing_list_id", "status")
+    )
+
+
+def unconfirmed_subscriptions(subscriber: Subscriber, lists) -> list[Subscription]:
+    return list(
+        Subscription.objects.filter(
+            subscriber=subscriber,
+            mailing_list__in=list(lists),
+            status=Subscription.Status.UNCONFIRMED,
+        ).order_by("pk")
+    )
+
+
+def pending_confirmation(workspace, email_hash: str, subscriber) -> Confirmation | None:
+    return (
+        Confirmation.objects.filter(
+            workspace=workspace,
+            email_hash=email_hash,
+            subscriber=subscriber,
+            status=Confirmation.Status.PENDING,
+            expires_at__gt=now(),
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def get_confirmation(confirmation_id: int) -> Confirmation | None:
+    return (
+        Confirmation.objects.filter(pk=confirmation_id)
+        .select_related("subscriber__workspace")
+        .first()
+    )
+
+
+def confirmation_language(confirmation: Confirmation) -> str:
+    """The language of the form that started the confirmation (its first list's)."""
+    item = confirmation.items.select_related("submission__form").order_by("pk").first()
+    return item.submission.form.language if item else "en"
+
+
+def welcome_message(mailing_list: MailingList) -> WelcomeMessage | None:
+    return WelcomeMessage.objects.filter(mailing_list=mailing_list).first()
+
+
+def lists_with_welcome(form: Form) -> list[dict]:
+    """The form's lists, each with whether it has a welcome message."""
+    lists = offered_lists(form)
+    welcomed = set(
+        WelcomeMessage.objects.filter(mailing_list__in=lists).values_list(
+            "mailing_list_id", flat=True
+        )
+    )
+    return [{"list": m, "welcome": m.pk in welcomed} for m in lists]

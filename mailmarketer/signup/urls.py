@@ -1,10 +1,13 @@
-"""Public signup routes, under /f/ (DESIGN.md section 3)."""
+"""Signup routes: the public pages under /f/ (DESIGN.md section 3) and the staff's form
+pages under /app/<ws>/forms/."""
 
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import views, views_public
 
 urlpatterns = [
+    path("app/<slug:ws>/forms/", include("mailmarketer.signup.urls_forms")),
+    path("f/c/<str:token>", views_public.confirm, name="signup-confirm"),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
     path("f/u/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]

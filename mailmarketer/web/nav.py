@@ -20,7 +20,7 @@ class Section:
 SECTIONS = [
     Section("Dashboard", "app-dashboard", p.WORKSPACE_VIEW),
     Section("Audience", "audience-home", p.AUDIENCE_VIEW),
-    Section("Forms", "forms-home", p.FORMS_MANAGE),
+    Section("Forms", "forms-home", p.FORMS_VIEW),
     Section("Campaigns", "campaigns-home", p.CAMPAIGNS_VIEW),
     Section("Analytics", "analytics-home", p.ANALYTICS_VIEW),
     Section("Outbox", "outbox", p.OUTBOX_VIEW),

@@ -12,7 +12,7 @@ from mailmarketer.accounts import actions
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import ApiToken, AuditEvent, Membership
 from mailmarketer.accounts.permissions import Role
-from mailmarketer.conftest import make_member, make_user
+from mailmarketer.testing import make_member, make_user
 
 pytestmark = pytest.mark.django_db
 ME = "/api/v1/me"

@@ -14,7 +14,7 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience.importing import files, jobs
 from mailmarketer.audience.models import Import, Subscriber
-from mailmarketer.conftest import make_member, make_user
+from mailmarketer.testing import make_member, make_user
 
 from .import_helpers import import_data_dir, run, start, write  # noqa: F401
 

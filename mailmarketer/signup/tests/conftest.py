@@ -37,3 +37,54 @@ def campaign(personas, news):
     campaign = Campaign.objects.create(workspace=personas.acme, name="April", subject="Hello")
     campaign.lists.add(news)
     return campaign
+
+
+# -- forms -----------------------------------------------------------------------------------
+
+NOTICE = (
+    "I agree that Acme may email me its newsletter.\n"
+    "I can unsubscribe at any time with the link in every message — see acme.test/privacy."
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine():
+    from mailmarketer.delivery import engine
+
+    engine.reset_state()
+    yield
+    engine.reset_state()
+
+
+@pytest.fixture
+def weekly(personas, staff):
+    """A double opt-in list."""
+    return actions.do_create_list(
+        personas.acme, name="Weekly", slug="weekly", optin="double", actor=staff
+    )
+
+
+@pytest.fixture
+def newsletter(personas, staff, news, weekly):
+    """A newsletter form subscribing to News (single opt-in) and Weekly (double opt-in)."""
+    from mailmarketer.signup.actions import do_create_form
+
+    return do_create_form(
+        personas.acme,
+        name="Newsletter",
+        slug="newsletter",
+        title="Get our newsletter",
+        intro="Once a week.",
+        fields=[
+            {"key": "first_name", "type": "builtin"},
+            {"key": "company", "type": "builtin", "required": True},
+            {"key": "employees", "type": "number"},
+            {"key": "founded", "type": "date"},
+            {"key": "topic", "type": "choice", "choices": ["Coffee", "Tea"]},
+            {"key": "vip", "type": "checkbox"},
+        ],
+        allowed_origins=["http://127.0.0.1:9999"],
+        lists=[news, weekly],
+        notice_text=NOTICE,
+        actor=staff,
+    )

@@ -19,6 +19,12 @@ CSRF_ALLOWLIST = {
     # RFC 8058 one-click unsubscribe: mail clients POST with no cookie and so no CSRF token. The
     # signed token in the URL is the only authority, and all it can do is unsubscribe its person.
     r"^f/u/",
+    # Public sign-up forms, posted cross-site from embed snippets and by scripts, where no
+    # CSRF cookie can be sent; a public form has no ambient credential to ride, and each post
+    # carries a signed per-form token instead (signup/tokens.py). The double opt-in link, like
+    # the unsubscribe link, has its signed token in the URL as its only authority.
+    r"^f/<slug:ws>/<slug:form_slug>",
+    r"^f/c/",
 }
 
 SAMPLE_VALUES = {

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audience', '0005_lean_tenant_keys'),
+        ('audience', '0006_audience_email_key'),
     ]
 
     operations = [

@@ -1,0 +1,599 @@
+"""Every write of the signup package: forms, submissions and confirmations. One transaction
+each, an audit row each (people named by uuid only).
+
+Subscribing goes through audience.actions, the one writer of subscriptions and consent records;
+the confirmation mail through the delivery engine as a transactional message (`_queue_mail`,
+the one place that calls it), so it is in the ledger like any other message.
+
+What a submission may do depends on who the address is, and the answer never says which:
+- new, or on none of the lists: subscribed at once on single opt-in lists; unconfirmed on double
+  opt-in lists, with a confirmation mail;
+- left one of the lists earlier, or on the do-not-mail list for having unsubscribed from
+  everything: nothing changes until the person confirms by mail (only they may undo their own
+  opt-out); confirming lifts that suppression and renews the memberships;
+- blocklisted, erased, or suppressed for a bounce, a complaint or by staff: nothing is
+  subscribed and nothing is mailed (erased people cannot be mailed a confirmation: see
+  docs/forms.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils.timezone import now
+
+from mailmarketer.accounts.actions import ActionError, Conflict, audit
+from mailmarketer.accounts.actors import Actor
+from mailmarketer.audience import actions as audience
+from mailmarketer.audience.emails import suppression_hash
+from mailmarketer.audience.models import (
+    ConsentRecord,
+    MailingList,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+from mailmarketer.delivery.transactional import do_send_transactional
+
+from . import limits, queries
+from .fields import FormError, Submitted, clean_fields
+from .models import (
+    Confirmation,
+    ConfirmationList,
+    Form,
+    FormViews,
+    Submission,
+    WelcomeMessage,
+)
+from .texts import text
+from .tokens import CONFIRM_DAYS, make_confirm_token
+
+logger = logging.getLogger(__name__)
+
+FORM_EDITABLE = (
+    "name",
+    "slug",
+    "kind",
+    "title",
+    "intro",
+    "fields",
+    "list_mode",
+    "success_message",
+    "redirect_url",
+    "allowed_origins",
+    "language",
+)
+# Kinds that can be built and submitted; the others are refused until they are built.
+AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER})
+MAX_ORIGINS = 20
+# Suppressions a confirmed sign-up lifts: the person's own "stop everything". The others (a
+# bounce, a complaint, erasure, staff) are not the person's to undo from a form.
+RENEWABLE = frozenset({Suppression.Reason.UNSUBSCRIBED_ALL})
+
+
+# -- forms -----------------------------------------------------------------------------------
+
+
+def clean_origin(raw: str) -> str:
+    parts = urlsplit(str(raw).strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FormError("allowed_origins", f"{raw!r} is not an origin like https://example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise FormError("allowed_origins", f"{raw!r}: an origin has no path, query or user")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _check(form: Form, lists: list[MailingList]) -> None:
+    if form.kind not in Form.Kind.values:
+        raise FormError("kind", f"unknown kind {form.kind!r}")
+    if form.kind not in AVAILABLE_KINDS:
+        raise FormError(
+            "kind",
+            f"{Form.Kind(form.kind).label} forms are not available yet: only newsletter forms "
+            "can be built for now",
+            code="not_available",
+        )
+    try:
+        form.full_clean(exclude=["workspace", "notice", "fields", "allowed_origins"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise FormError(field, f"{field}: {' '.join(messages)}") from None
+    form.fields = clean_fields(form.fields)
+    if not isinstance(form.allowed_origins, list) or len(form.allowed_origins) > MAX_ORIGINS:
+        raise FormError("allowed_origins", f"a list of at most {MAX_ORIGINS} origins")
+    form.allowed_origins = sorted({clean_origin(o) for o in form.allowed_origins})
+    if form.redirect_url:
+        host = urlsplit(form.redirect_url).netloc.lower()
+        allowed = {urlsplit(o).netloc for o in form.allowed_origins}
+        allowed.add(urlsplit(settings.BASE_URL).netloc.lower())
+        if urlsplit(form.redirect_url).scheme not in ("http", "https") or host not in allowed:
+            raise FormError(
+                "redirect_url",
+                "the redirect must go to one of the allowed origins' hosts (or this server)",
+            )
+    if not lists:
+        raise FormError("lists", "choose at least one list")
+    if not form.workspace.sender_email and any(m.optin == MailingList.OptIn.DOUBLE for m in lists):
+        raise FormError(
+            "lists",
+            "double opt-in lists need a confirmation mail: set the workspace's sender address "
+            "in the settings first",
+        )
+    if any(m.workspace_id != form.workspace_id for m in lists):
+        raise FormError("lists", "no such list in this workspace", code="not_found")
+
+
+def _set_notice(form: Form, notice_text: str) -> None:
+    try:
+        form.notice = audience.notice_for_text(form.workspace, f"Form {form.slug}", notice_text)
+    except ActionError as exc:
+        raise FormError("notice_text", str(exc), code=exc.code) from None
+
+
+def _snapshot(form: Form) -> dict:
+    return {
+        **{k: getattr(form, k) for k in FORM_EDITABLE},
+        "lists": sorted(form.lists.values_list("pk", flat=True)),
+        "notice": form.notice_id,
+    }
+
+
+@transaction.atomic
+def do_create_form(workspace, *, lists, notice_text: str, actor: Actor, **fields) -> Form:
+    unknown = set(fields) - set(FORM_EDITABLE)
+    if unknown:
+        raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
+    form = Form(workspace=workspace, **fields)
+    lists = list(lists)
+    _check(form, lists)
+    if queries.slug_taken(workspace, form.slug):
+        raise Conflict(f"a form with the slug {form.slug!r} already exists")
+    _set_notice(form, notice_text)
+    form.save()
+    form.lists.set(lists)
+    audit("form.created", actor=actor, workspace=workspace, obj=form, new=_snapshot(form))
+    return form
+
+
+@transaction.atomic
+def do_update_form(
+    form: Form,
+    changes: dict,
+    *,
+    lists=None,
+    notice_text: str | None = None,
+    actor: Actor,
+) -> Form:
+    unknown = set(changes) - set(FORM_EDITABLE)
+    if unknown:
+        raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
+    form = Form.objects.select_for_update().get(pk=form.pk)
+    old = _snapshot(form)
+    for key, value in changes.items():
+        setattr(form, key, value)
+    lists = list(form.lists.all()) if lists is None else list(lists)
+    _check(form, lists)
+    if "slug" in changes and queries.slug_taken(form.workspace, form.slug, but=form.pk):
+        raise Conflict(f"a form with the slug {form.slug!r} already exists")
+    if notice_text is not None:
+        _set_notice(form, notice_text)
+    form.updated_at = now()
+    form.save()
+    form.lists.set(lists)
+    new = _snapshot(form)
+    diff = {k for k in new if new[k] != old[k]}
+    if diff:
+        audit(
+            "form.updated",
+            actor=actor,
+            workspace=form.workspace,
+            obj=form,
+            old={k: old[k] for k in sorted(diff)},
+            new={k: new[k] for k in sorted(diff)},
+        )
+    return form
+
+
+@transaction.atomic
+def do_delete_form(form: Form, *, actor: Actor) -> None:
+    """The form and its submissions go; the people, their subscriptions and consent records
+    (which name the form's notice, not the form) stay."""
+    audit("form.deleted", actor=actor, workspace=form.workspace, obj=form, old={"slug": form.slug})
+    form.delete()
+
+
+# -- submissions -----------------------------------------------------------------------------
+
+
+def count_form_view(form: Form) -> None:
+    """One more view of the hosted page today. A counter, not a change anyone made: no audit
+    row, and nothing about the visitor."""
+    day = now().astimezone(UTC).date()
+    if FormViews.objects.filter(form=form, day=day).update(views=F("views") + 1):
+        return
+    try:
+        with transaction.atomic():
+            FormViews.objects.create(workspace_id=form.workspace_id, form=form, day=day, views=1)
+    except IntegrityError:  # the day's row was made by a concurrent view meanwhile
+        FormViews.objects.filter(form=form, day=day).update(views=F("views") + 1)
+
+
+class Blocked(Exception):
+    """A submission refused before anything is stored: `reason` is a texts.py key."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Where a submission came from, as the request told it."""
+
+    via: str  # "page", "embed" or "json"
+    ip: str | None = None
+    user_agent: str = ""
+    referrer: str = ""
+
+
+def _refuses(subscriber: Subscriber | None, suppression: Suppression | None) -> bool:
+    if subscriber is not None and subscriber.status == Subscriber.Status.BLOCKLISTED:
+        return True
+    if suppression is None:
+        return False
+    # An address suppressed for any reason but the person's own opt-out cannot be signed up by
+    # a form; one without a record left (erased, or deleted by staff after opting out) cannot
+    # be created while it is suppressed (audience refuses, and so would the mail).
+    return suppression.reason not in RENEWABLE or subscriber is None
+
+
+def _fill_profile(subscriber: Subscriber, actor: Actor, *, name: str = "", attributes=None):
+    """Fills in what the record lacks, never overwrites: anyone can type anyone's address into
+    a public form, and must not be able to rename them."""
+    name = name if name and not subscriber.name else None
+    attributes = {
+        k: v for k, v in (attributes or {}).items() if subscriber.attributes.get(k) in (None, "")
+    }
+    if name or attributes:
+        audience.do_update_subscriber(
+            subscriber, name=name, attributes=attributes or None, actor=actor
+        )
+
+
+def _queue_mail(confirmation: Confirmation, subscriber: Subscriber, form: Form) -> None:
+    """The confirmation mail, through the delivery engine. It echoes nothing the submitter
+    typed but the address (spam is injected through name fields), and the address and link go
+    in as template values, never into the template's source: an address may hold braces."""
+    url = settings.BASE_URL + reverse("signup-confirm", args=[make_confirm_token(confirmation.pk)])
+    workspace = form.workspace
+    body = text(
+        form.language,
+        "mail_body",
+        address="{{ subscriber.email }}",
+        sender="{{ data.sender }}",
+        url="{{ data.url }}",
+    )
+    do_send_transactional(
+        workspace,
+        subscriber,
+        actor=Actor.system(f"form {form.slug}"),
+        subject=text(form.language, "mail_subject"),
+        body=body,
+        body_format="text",
+        data={"url": url, "sender": workspace.sender_name or workspace.name},
+    )
+
+
+def _confirmation_for(subscriber: Subscriber, email_hash: str, form: Form) -> Confirmation | None:
+    """The confirmation this sign-up joins: a new one with its mail when the limits allow a
+    mail, else the address's pending one (no mail), else None (no mail, nothing to confirm)."""
+    workspace = form.workspace
+    # One address's sign-ups take turns here, so that two at once cannot both see "no mail
+    # today" and both send one.
+    Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+    if limits.may_mail(workspace, email_hash):
+        stamp = now()
+        try:
+            with transaction.atomic():
+                confirmation = Confirmation.objects.create(
+                    workspace=workspace,
+                    subscriber=subscriber,
+                    email_hash=email_hash,
+                    created_at=stamp,
+                    expires_at=stamp + timedelta(days=CONFIRM_DAYS),
+                )
+                _queue_mail(confirmation, subscriber, form)
+            return confirmation
+        except ActionError as exc:
+            # The workspace cannot send (its sender address was removed since the form was
+            # built): the sign-up stands, unconfirmed, and the person gets the same answer;
+            # the log tells the operator.
+            logger.warning("form %s: no confirmation mail could be queued: %s", form.pk, exc)
+    return queries.pending_confirmation(workspace, email_hash, subscriber)
+
+
+@transaction.atomic
+def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission:
+    """One accepted submission, all or nothing. Raises Blocked (nothing stored) when the
+    per-IP or per-address limits are reached. `submitted` has been read without errors."""
+    workspace = form.workspace
+    email_hash = suppression_hash(submitted.email)
+    if limits.over_limit(workspace, email_hash=email_hash, ip=visit.ip):
+        raise Blocked("too_many")
+    keep_ip = workspace.consent_store_ip
+    actor = Actor.system(f"form {form.slug}")
+    lists = queries.form_lists(form, submitted.lists)
+    subscriber = queries.subscriber_by_email(workspace, submitted.email)
+    suppression = audience.suppression_for(workspace, submitted.email)
+    submission = Submission(
+        workspace=workspace,
+        form=form,
+        notice=form.notice,
+        email_hash=email_hash,
+        ip_key=limits.ip_key(visit.ip),
+        ip=visit.ip if keep_ip else None,
+        user_agent=visit.user_agent[:400] if keep_ip else "",
+        page_url=submitted.page_url[:500],
+        referrer=visit.referrer[:500],
+        via=visit.via,
+    )
+    if _refuses(subscriber, suppression):
+        submission.outcome = Submission.Outcome.REFUSED
+        submission.save()
+        audit(
+            "form.submitted",
+            actor=actor,
+            workspace=workspace,
+            obj=form,
+            new={"outcome": submission.outcome, "via": visit.via},
+        )
+        return submission
+
+    if subscriber is None:
+        try:
+            subscriber = audience.do_create_subscriber(
+                workspace,
+                email=submitted.email,
+                attributes=submitted.attributes,
+                source=Subscriber.Source.FORM,
+                actor=actor,
+            )
+        except Conflict:
+            # A concurrent submission of the same address created them first (the insert
+            # waited for it to commit, so it is visible now): this one updates them instead.
+            subscriber = queries.subscriber_by_email(workspace, submitted.email)
+            if subscriber is None:
+                raise
+            _fill_profile(subscriber, actor, attributes=submitted.attributes)
+    else:
+        _fill_profile(subscriber, actor, attributes=submitted.attributes)
+    submission.subscriber = subscriber
+    statuses = queries.membership_statuses(subscriber, lists)
+    # Only the person may undo their own opt-out, and only by confirming.
+    renew = [
+        m
+        for m in lists
+        if suppression is not None or statuses.get(m.pk) == Subscription.Status.UNSUBSCRIBED
+    ]
+    direct = [m for m in lists if m not in renew]
+    outcomes = []
+    if direct:
+        outcomes = audience.do_subscribe(
+            subscriber,
+            direct,
+            actor=actor,
+            reason=Subscription.Reason.BY_SUBSCRIBER,
+            source=_consent_source(form, submission),
+            notice=form.notice,
+        )
+    statuses = queries.membership_statuses(subscriber, direct)
+    unconfirmed = [
+        m
+        for m in direct
+        if m.optin == MailingList.OptIn.DOUBLE
+        and statuses.get(m.pk) == Subscription.Status.UNCONFIRMED
+    ]
+    if renew or unconfirmed:
+        submission.outcome = Submission.Outcome.CONFIRMING
+    elif any(o.result == "subscribed" for o in outcomes):
+        submission.outcome = Submission.Outcome.SUBSCRIBED
+    else:
+        submission.outcome = Submission.Outcome.ALREADY
+    if renew or unconfirmed:
+        # A confirmation mail goes out, and the engine writes the name into its To header:
+        # the name waits on the submission until the person confirms.
+        submission.name = submitted.name[:200]
+    else:
+        _fill_profile(subscriber, actor, name=submitted.name)
+    submission.save()
+    if renew or unconfirmed:
+        confirmation = _confirmation_for(subscriber, email_hash, form)
+        if confirmation is not None:
+            for mailing_list in [*unconfirmed, *renew]:
+                ConfirmationList.objects.update_or_create(
+                    confirmation=confirmation,
+                    mailing_list=mailing_list,
+                    defaults={"submission": submission, "renew": mailing_list in renew},
+                    create_defaults={
+                        "workspace": workspace,
+                        "submission": submission,
+                        "renew": mailing_list in renew,
+                    },
+                )
+    audit(
+        "form.submitted",
+        actor=actor,
+        workspace=workspace,
+        obj=form,
+        new={"subscriber": str(subscriber.uuid), "outcome": submission.outcome, "via": visit.via},
+    )
+    return submission
+
+
+def _consent_source(form: Form, submission: Submission) -> audience.ConsentSource:
+    # Page URL and referrer have no place on the consent record (ConsentSource has none): they
+    # stay on the submission, which the record's source id names through the form.
+    return audience.ConsentSource(
+        type=ConsentRecord.SourceType.FORM,
+        id=str(form.pk),
+        label=f"Form: {form.name}",
+        ip=submission.ip,
+        user_agent=submission.user_agent,
+    )
+
+
+# -- welcome messages ------------------------------------------------------------------------
+
+
+def _check_welcome(workspace, subject: str, body: str) -> None:
+    """Compiles the message as the engine will, so that a template that cannot render is
+    refused now, naming its field and line, not when someone confirms."""
+    from mailmarketer.campaigns import rendering
+    from mailmarketer.campaigns.content import TemplateProblem
+    from mailmarketer.campaigns.models import Campaign
+
+    draft = Campaign(
+        workspace=workspace,
+        kind=Campaign.Kind.TRANSACTIONAL,
+        name=subject,
+        subject=subject,
+        body=body,
+        body_format="markdown",
+    )
+    try:
+        rendering.compile_campaign(draft)
+    except TemplateProblem as problem:
+        raise FormError(problem.field, str(problem), code="template") from None
+
+
+@transaction.atomic
+def do_set_welcome_message(
+    mailing_list: MailingList, *, subject: str, body: str, actor: Actor
+) -> WelcomeMessage | None:
+    """Sets the list's welcome message; an empty subject and body remove it."""
+    subject, body = subject.strip(), body.strip()
+    existing = WelcomeMessage.objects.filter(mailing_list=mailing_list).first()
+    workspace = mailing_list.workspace
+    if not subject and not body:
+        if existing:
+            existing.delete()
+            audit("list.welcome_removed", actor=actor, workspace=workspace, obj=mailing_list)
+        return None
+    if not subject or not body:
+        field = "subject" if not subject else "body"
+        raise FormError(field, f"{field}: a welcome message needs a subject and a body")
+    if len(subject) > 200:
+        raise FormError("subject", "subject: at most 200 characters")
+    _check_welcome(workspace, subject, body)
+    message = existing or WelcomeMessage(workspace=workspace, mailing_list=mailing_list)
+    message.subject, message.body, message.updated_at = subject, body, now()
+    message.save()
+    audit(
+        "list.welcome_set",
+        actor=actor,
+        workspace=workspace,
+        obj=mailing_list,
+        new={"subject": subject},
+    )
+    return message
+
+
+def _send_welcomes(subscriber: Subscriber, lists: list[MailingList]) -> None:
+    """Each confirmed list's welcome message, if it has one. A message that cannot go (the
+    address suppressed meanwhile, a template broken since) is logged and skipped: the
+    confirmation stands."""
+    for message in WelcomeMessage.objects.filter(mailing_list__in=lists).order_by("pk"):
+        try:
+            with transaction.atomic():
+                do_send_transactional(
+                    subscriber.workspace,
+                    subscriber,
+                    actor=Actor.system("welcome message"),
+                    subject=message.subject,
+                    body=message.body,
+                    body_format="markdown",
+                )
+        except ActionError as exc:
+            logger.warning("welcome message %s not sent: %s", message.pk, exc)
+
+
+# -- confirmation ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent: str) -> bool:
+    """The person pressed Confirm. Renews what they had opted out of (lifting their own
+    "unsubscribe from everything"), confirms the unconfirmed memberships, each with a consent
+    record. False when there is nothing (left) to confirm."""
+    confirmation = Confirmation.objects.select_for_update().get(pk=confirmation.pk)
+    if confirmation.status != Confirmation.Status.PENDING or confirmation.expires_at <= now():
+        return False
+    subscriber = confirmation.subscriber
+    workspace = subscriber.workspace
+    actor = Actor.system("double opt-in confirmation")
+    keep_ip = workspace.consent_store_ip
+    confirm_source = audience.ConsentSource(
+        type=ConsentRecord.SourceType.SUBSCRIBER,
+        id=str(confirmation.pk),
+        label="Confirmation link",
+        ip=ip if keep_ip else None,
+        user_agent=user_agent if keep_ip else "",
+    )
+    items = list(
+        confirmation.items.select_related(
+            "mailing_list", "submission__form", "submission__notice"
+        ).order_by("submission_id", "pk")
+    )
+    suppression = audience.suppression_for(workspace, subscriber.email)
+    if subscriber.status == Subscriber.Status.BLOCKLISTED or (
+        suppression is not None and suppression.reason not in RENEWABLE
+    ):
+        return False  # suppressed since (a bounce, a complaint, staff): not ours to undo
+    if suppression is not None and any(item.renew for item in items):
+        audience.do_remove_suppression(suppression, actor=actor)
+    for item in items:
+        if item.renew:
+            audience.do_subscribe(
+                subscriber,
+                [item.mailing_list],
+                actor=actor,
+                reason=Subscription.Reason.BY_SUBSCRIBER,
+                source=_consent_source(item.submission.form, item.submission),
+                notice=item.submission.notice,
+                confirmed=False,
+                resubscribe=True,
+            )
+    confirmed = []
+    for subscription in queries.unconfirmed_subscriptions(
+        subscriber, [item.mailing_list for item in items]
+    ):
+        if audience.do_confirm_subscription(
+            subscription,
+            actor=actor,
+            reason=Subscription.Reason.BY_SUBSCRIBER,
+            source=confirm_source,
+        ):
+            confirmed.append(subscription.mailing_list)
+    typed = [item.submission.name for item in items if item.submission.name]
+    if typed:
+        _fill_profile(subscriber, actor, name=typed[-1])
+    _send_welcomes(subscriber, confirmed)
+    confirmation.status = Confirmation.Status.CONFIRMED
+    confirmation.confirmed_at = now()
+    confirmation.save(update_fields=["status", "confirmed_at"])
+    audit(
+        "form.confirmed",
+        actor=actor,
+        workspace=workspace,
+        obj=subscriber,
+        new={"lists": sorted(item.mailing_list.slug for item in items)},
+    )
+    return True

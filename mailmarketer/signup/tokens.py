@@ -1,0 +1,65 @@
+"""The two signed tokens of the signup pages.
+
+**Form tokens.** The public form is posted from other sites (the embed snippet) and by scripts,
+where Django's CSRF cookie cannot work: a cross-site POST carries no SameSite=Lax cookie, and
+the pages set no cookie at all. CSRF guards an ambient credential, and a public form has none
+(no session, no cookie): what a forged post could do is what anyone can do by filling the form.
+So the routes are CSRF-exempt and each post carries instead a token signed for that one form,
+with its time: the hosted page's token expires after FORM_TOKEN_HOURS (a page left open
+overnight asks to be sent again); the embed snippet's token, pasted into another site's HTML
+where nothing can renew it, lasts EMBED_TOKEN_DAYS, and the builder says so. A token of another
+form, altered or expired, is refused and nothing is stored.
+
+**Confirmation tokens** name one Confirmation row; they expire with it (CONFIRM_DAYS). They
+carry an id only, never the address.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core import signing
+
+FORM_TOKEN_HOURS = 24
+EMBED_TOKEN_DAYS = 400
+CONFIRM_DAYS = 7
+
+_FORM_SALT = "mailmarketer.signup.form"
+_CONFIRM_SALT = "mailmarketer.signup.confirm"
+PAGE, EMBED = "page", "embed"
+_MAX_AGE = {PAGE: timedelta(hours=FORM_TOKEN_HOURS), EMBED: timedelta(days=EMBED_TOKEN_DAYS)}
+
+
+def make_form_token(form_id: int, via: str = PAGE) -> str:
+    return signing.TimestampSigner(salt=_FORM_SALT).sign(f"{form_id}.{via}")
+
+
+def read_form_token(token: str, form_id: int) -> str | None:
+    """ "page" or "embed" for a current token of this form, None for anything else."""
+    signer = signing.TimestampSigner(salt=_FORM_SALT)
+    try:
+        value = signer.unsign(token or "")
+    except signing.BadSignature:
+        return None
+    form_part, _, via = value.partition(".")
+    if form_part != str(form_id) or via not in _MAX_AGE:
+        return None
+    try:
+        signer.unsign(token, max_age=_MAX_AGE[via])
+    except signing.SignatureExpired:
+        return None
+    return via
+
+
+def make_confirm_token(confirmation_id: int) -> str:
+    return signing.TimestampSigner(salt=_CONFIRM_SALT).sign(str(confirmation_id))
+
+
+def read_confirm_token(token: str) -> int | None:
+    try:
+        value = signing.TimestampSigner(salt=_CONFIRM_SALT).unsign(
+            token or "", max_age=timedelta(days=CONFIRM_DAYS)
+        )
+    except signing.BadSignature:  # altered, forged or expired (SignatureExpired is one)
+        return None
+    return int(value) if value.isdigit() else None
