@@ -15,16 +15,19 @@ import os
 import shutil
 from contextlib import contextmanager
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils.timezone import now
 
+from mailmarketer.accounts.actions import do_create_api_token
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent, Membership, User, Workspace
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
+from mailmarketer.audience.models import Subscriber
 from mailmarketer.campaigns import actions
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import campaign_actions
@@ -189,3 +192,52 @@ def evil_draft(personas):
     return actions.do_create_campaign(
         personas.evil, actor=SETUP, name="Evil plan", subject="Hi", body="Evil"
     )
+
+
+# -- the delivery engine's tests: people and a campaign launched as do_start_campaign leaves it
+
+
+def add_people(workspace, lists, count, staff, prefix="p", confirmed=None):
+    """`count` people subscribed to `lists` by `staff`, addressed <prefix><i>@example.com."""
+    people = []
+    for i in range(count):
+        sub = audience.do_create_subscriber(
+            workspace, email=f"{prefix}{i}@example.com", name=f"Person {i}", actor=staff
+        )
+        audience.do_subscribe(sub, lists, actor=staff, reason=Reason.BY_ADMIN, confirmed=confirmed)
+        people.append(sub)
+    return people
+
+
+def launch(workspace, lists, *, exclude=(), status=Campaign.Status.RUNNING, **fields):
+    """A running campaign as do_start_campaign leaves it (launch snapshot taken now)."""
+    campaign = Campaign.objects.create(
+        workspace=workspace,
+        name=fields.pop("name", "Autumn news"),
+        subject=fields.pop("subject", "Hello {{ subscriber.first_name }}"),
+        body=fields.pop("body", "Hi {{ subscriber.name }}, [read more](https://acme.test/a)."),
+        status=status,
+        started_at=now(),
+        audience_max_id=Subscriber.objects.order_by("-pk").values_list("pk", flat=True).first()
+        or 0,
+        **fields,
+    )
+    campaign.lists.set(lists)
+    campaign.exclude_lists.set(exclude)
+    return campaign
+
+
+def make_token(workspace, role, name=None):
+    """An API token of `role` in `workspace`, made by the operator: `.token` and its `.raw`."""
+    token, raw = do_create_api_token(
+        workspace, name=name or f"{role} token", role=role, actor=Actor.system()
+    )
+    return SimpleNamespace(token=token, raw=raw)
+
+
+# -- sign-up forms: the consent notice the form tests show
+
+FORM_NOTICE = (
+    "I agree that Acme may email me its newsletter.\n"
+    "I can unsubscribe at any time with the link in every message — see acme.test/privacy."
+)

@@ -51,7 +51,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.audience.emails import suppression_hash
+from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
 from mailmarketer.audience.links import unsubscribe_url, view_url
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.campaigns import rendering
@@ -315,13 +315,17 @@ def _hard_bounce(campaign: Campaign, person: dict) -> None:
 
 def pause_campaign(campaign: Campaign, reason: str) -> None:
     """Pause a running campaign for a reason staff must act on (a broken relay); nothing when it
-    is no longer running (staff paused or cancelled it meanwhile)."""
+    is no longer running (staff paused or cancelled it meanwhile).
+
+    A reason quotes the relay, and a relay's reply may name a recipient ("550 <j@example.com>:
+    ..."). The status reason is shown to every role that sees the campaign, so addresses in it
+    are masked here; the ledger row keeps the whole reply for the roles that may read it."""
     set_campaign_status(
         campaign,
         Campaign.Status.PAUSED,
         from_status=Campaign.Status.RUNNING,
         actor=ENGINE,
-        reason=reason,
+        reason=mask_addresses_in(reason),
         event="campaign.paused",
         fields={"updated_at": now()},
     )

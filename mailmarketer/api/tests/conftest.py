@@ -9,9 +9,8 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from mailmarketer.accounts.actions import do_create_api_token
-from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.permissions import Role
+from mailmarketer.testing import make_token
 
 
 @pytest.fixture(autouse=True)
@@ -20,13 +19,6 @@ def _fresh_rate_counts():
     cache.clear()
     yield
     cache.clear()
-
-
-def make_token(workspace, role, name=None):
-    token, raw = do_create_api_token(
-        workspace, name=name or f"{role} token", role=role, actor=Actor.system()
-    )
-    return SimpleNamespace(token=token, raw=raw)
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from hypothesis import settings as hypothesis_settings
 from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience.segments.actions import do_create_segment
 from mailmarketer.campaigns import actions as campaigns
+from mailmarketer.testing import make_token
 from mailmarketer.wsgi import application
 
 from .audience_data import SETUP, make_list, make_person
-from .conftest import make_token
 
 MAX_EXAMPLES = 5
 # Opens an SMTP connection to the host it is given: not something to point at random hosts.

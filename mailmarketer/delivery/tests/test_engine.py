@@ -18,8 +18,7 @@ from mailmarketer.delivery import engine, planner
 from mailmarketer.delivery.models import Delivery, SmtpServer
 from mailmarketer.delivery.testing.smtpd import ScriptedSmtpServer
 from mailmarketer.lib import outbox
-
-from .conftest import add_people, launch
+from mailmarketer.testing import add_people, launch
 
 Status = Delivery.Status
 

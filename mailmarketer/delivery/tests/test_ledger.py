@@ -8,8 +8,7 @@ from django.utils.timezone import now
 from mailmarketer.delivery import ledger, planner
 from mailmarketer.delivery.ledger import Outcome
 from mailmarketer.delivery.models import Delivery
-
-from .conftest import add_people, launch
+from mailmarketer.testing import add_people, launch
 
 Status = Delivery.Status
 

@@ -2,8 +2,7 @@ from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
 from mailmarketer.delivery import planner
 from mailmarketer.delivery.models import Delivery
-
-from .conftest import add_people, launch
+from mailmarketer.testing import add_people, launch
 
 
 def planned(campaign):

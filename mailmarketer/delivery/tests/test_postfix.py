@@ -22,8 +22,7 @@ from mailmarketer.delivery import engine, planner
 from mailmarketer.delivery.models import Delivery, SmtpServer
 from mailmarketer.delivery.testing import postfix
 from mailmarketer.delivery.testing.smtpd import ScriptedSmtpServer
-
-from .conftest import launch
+from mailmarketer.testing import launch
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,8 +11,7 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import engine
 from mailmarketer.delivery.status import MOVES, TRANSITIONS, moves_for, set_campaign_status
-
-from .conftest import launch
+from mailmarketer.testing import launch
 
 pytestmark = pytest.mark.django_db
 Status = Campaign.Status
@@ -79,3 +78,16 @@ def test_it_leaves_a_campaign_staff_cancelled_when_the_engine_would_pause_it(per
     campaign.refresh_from_db()
     assert campaign.status == Status.CANCELLED
     assert not AuditEvent.objects.filter(event="campaign.paused").exists()
+
+
+def test_it_masks_addresses_the_relay_quoted_in_the_engines_pause_reason(personas, news):
+    # The status reason is shown to every role that sees the campaign (the analyst too); the
+    # ledger row keeps the whole reply for the roles that may read it.
+    campaign = launch(personas.acme, [news])
+    engine.pause_campaign(
+        campaign, "the relay refused 3 in a row; the last reply: 550 <anna.schmidt@acme.test>"
+    )
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "anna.schmidt" not in campaign.status_reason
+    assert "@acme.test>" in campaign.status_reason

@@ -4,6 +4,7 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions
 from mailmarketer.audience.actions import Reason
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.testing import FORM_NOTICE as NOTICE
 
 
 @pytest.fixture
@@ -40,11 +41,6 @@ def campaign(personas, news):
 
 
 # -- forms -----------------------------------------------------------------------------------
-
-NOTICE = (
-    "I agree that Acme may email me its newsletter.\n"
-    "I can unsubscribe at any time with the link in every message — see acme.test/privacy."
-)
 
 
 @pytest.fixture(autouse=True)

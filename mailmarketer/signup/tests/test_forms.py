@@ -11,8 +11,8 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience.models import ConsentNotice, ConsentRecord
 from mailmarketer.signup.actions import FormError, do_create_form, do_update_form
 from mailmarketer.signup.models import Form
+from mailmarketer.testing import FORM_NOTICE as NOTICE
 
-from .conftest import NOTICE
 from .support import post
 
 pytestmark = pytest.mark.django_db

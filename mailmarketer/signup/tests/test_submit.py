@@ -27,8 +27,8 @@ from mailmarketer.delivery.models import Delivery
 from mailmarketer.signup import limits
 from mailmarketer.signup.models import Confirmation, Submission
 from mailmarketer.signup.tokens import EMBED, make_form_token
+from mailmarketer.testing import FORM_NOTICE as NOTICE
 
-from .conftest import NOTICE
 from .support import GOOD, confirm_path, form_url, notice_shown, post, run_engine, sent_messages
 
 pytestmark = pytest.mark.django_db
