@@ -561,7 +561,7 @@ def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, ne
 
 
 def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):
-    from mailmarketer.campaigns.actions import do_retry_failed
+    from mailmarketer.delivery.campaign_actions import do_retry_failed
 
     add_people(personas.acme, [news], 1, staff)
     campaign = launch(personas.acme, [news])
