@@ -99,9 +99,15 @@ def mask_email(address: str) -> str:
 _ADDRESS_IN_TEXT = re.compile(r"""(?:"[^"\r\n]*"|[^\s<>()\[\],;:"'@]+)@[^\s<>()\[\],;:"'@]+""")
 
 
-def mask_addresses_in(text: str) -> str:
+def mask_addresses_in(text: str, keep=None) -> str:
     """Free text with every address in it masked as mask_email does, the rest kept: "550
-    <j•••@example.com>: Recipient address rejected" still says why the message failed."""
+    <j•••@example.com>: Recipient address rejected" still says why the message failed.
+    `keep(address)`, when given, spares the addresses that name nobody (our own return path)."""
     if not text or "@" not in text:
         return text
-    return _ADDRESS_IN_TEXT.sub(lambda match: mask_email(match.group()), text)
+
+    def masked(match) -> str:
+        address = match.group()
+        return address if keep is not None and keep(address) else mask_email(address)
+
+    return _ADDRESS_IN_TEXT.sub(masked, text)

@@ -313,19 +313,25 @@ def _hard_bounce(campaign: Campaign, person: dict) -> None:
         )
 
 
+def _our_return_path(address: str) -> bool:
+    # The VERP return path names nobody, and a refused sender is diagnosed by it.
+    return address.lower().startswith("bounces+")
+
+
 def pause_campaign(campaign: Campaign, reason: str) -> None:
     """Pause a running campaign for a reason staff must act on (a broken relay); nothing when it
     is no longer running (staff paused or cancelled it meanwhile).
 
     A reason quotes the relay, and a relay's reply may name a recipient ("550 <j@example.com>:
     ..."). The status reason is shown to every role that sees the campaign, so addresses in it
-    are masked here; the ledger row keeps the whole reply for the roles that may read it."""
+    are masked here (our own return path kept); the ledger row keeps the whole reply for the
+    roles that may read it."""
     set_campaign_status(
         campaign,
         Campaign.Status.PAUSED,
         from_status=Campaign.Status.RUNNING,
         actor=ENGINE,
-        reason=mask_addresses_in(reason),
+        reason=mask_addresses_in(reason, keep=_our_return_path),
         event="campaign.paused",
         fields={"updated_at": now()},
     )

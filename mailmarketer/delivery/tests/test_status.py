@@ -91,3 +91,12 @@ def test_it_masks_addresses_the_relay_quoted_in_the_engines_pause_reason(persona
     assert campaign.status == Campaign.Status.PAUSED
     assert "anna.schmidt" not in campaign.status_reason
     assert "@acme.test>" in campaign.status_reason
+
+
+def test_it_keeps_our_own_return_path_in_the_engines_pause_reason(personas, news):
+    campaign = launch(personas.acme, [news])
+    engine.pause_campaign(
+        campaign, "refused our envelope sender <bounces+x.y@acme.test>: 501 5.1.7 Bad sender"
+    )
+    campaign.refresh_from_db()
+    assert "<bounces+x.y@acme.test>" in campaign.status_reason
