@@ -26,7 +26,13 @@ from mailmarketer.audience import queries as audience_queries
 from mailmarketer.audience.actions import record_subscribers_listed
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.signup import queries
-from mailmarketer.signup.actions import FormError, do_create_form, do_delete_form, do_update_form
+from mailmarketer.signup.actions import (
+    FORM_EDITABLE,
+    FormError,
+    do_create_form,
+    do_delete_form,
+    do_update_form,
+)
 from mailmarketer.signup.tokens import EMBED, make_form_token
 
 from .access import require
@@ -150,25 +156,7 @@ class SubmissionQuery(Schema):
 
 def form_out(form) -> dict:
     return {
-        **{
-            k: getattr(form, k)
-            for k in (
-                "id",
-                "name",
-                "slug",
-                "kind",
-                "title",
-                "intro",
-                "fields",
-                "list_mode",
-                "success_message",
-                "redirect_url",
-                "allowed_origins",
-                "language",
-                "created_at",
-                "updated_at",
-            )
-        },
+        **{k: getattr(form, k) for k in ("id", *FORM_EDITABLE, "created_at", "updated_at")},
         "lists": sorted(form.lists.values_list("pk", flat=True)),
         "notice": {
             "name": form.notice.name,
