@@ -164,6 +164,7 @@ INSTALLED_APPS = [
     "mailmarketer.accounts",
     "mailmarketer.audience",
     "mailmarketer.signup",
+    "mailmarketer.tracking",
     "mailmarketer.campaigns",
     "mailmarketer.delivery",
     "mailmarketer.web",
