@@ -7,7 +7,9 @@ accounts; run, web and worker in web; import in audience). This module only:
    (the argument definitions live beside the commands, in each package's cli_args.py, and
    this parser reuses them, so `mailmarketer createuser` and `mailmarketer manage createuser`
    accept exactly the same options);
-2. loads `.env` from the current directory (variables already in the environment win);
+2. loads `.env` from the current directory, then the `.env` that `mailmarketer run` writes into
+   the data directory for a local evaluation (variables already set win: the environment
+   first, then the current directory's file);
 3. sets Django up, turning a configuration error into one line naming the variable and exit
    status 2 (no traceback: the operator has a setting to fix, not a bug to report);
 4. runs the command, printing a CommandError as one line.
@@ -114,8 +116,18 @@ def load_dotenv(path: Path, environ=None) -> list[str]:
 # -- running -------------------------------------------------------------------------------------
 
 
+def local_env_path(environ=None) -> Path:
+    """The data directory's .env (see lib.datafiles.LOCAL_ENV_NAME): MM_DATA_DIR as the
+    environment or the current directory's .env gives it, else the checkout's var/."""
+    from mailmarketer.lib.datafiles import DEFAULT_DATA_DIR, LOCAL_ENV_NAME
+    from mailmarketer.lib.env import env_path
+
+    return env_path("MM_DATA_DIR", DEFAULT_DATA_DIR, environ) / LOCAL_ENV_NAME
+
+
 def _setup_django() -> None:
     load_dotenv(Path.cwd() / ".env")
+    load_dotenv(local_env_path())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailmarketer.settings")
     import django
 

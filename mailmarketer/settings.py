@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from cryptography.fernet import Fernet
 
-from mailmarketer.lib.datafiles import private_dir, private_sqlite
+from mailmarketer.lib.datafiles import DEFAULT_DATA_DIR, private_dir, private_sqlite
 from mailmarketer.lib.env import (
     ConfigError,
     env_bool,
@@ -29,7 +29,7 @@ BASE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BASE_DIR.parent
 
 DEBUG = env_bool("MM_DEBUG", False)
-DATA_DIR = env_path("MM_DATA_DIR", PROJECT_DIR / "var")
+DATA_DIR = env_path("MM_DATA_DIR", DEFAULT_DATA_DIR)
 # People's data lives under it (database, imports, outbox, keys): the service's user only.
 private_dir(DATA_DIR)
 OUTBOX_DIR = DATA_DIR / "outbox"

@@ -15,6 +15,14 @@ from pathlib import Path
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
+# The checkout's var/ (an editable install, as `make run` makes): where a bare checkout keeps its
+# data when MM_DATA_DIR is not set. settings.py and the command line both start from it.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "var"
+
+# Settings `mailmarketer run` wrote for a local evaluation (MM_DEBUG=true), read by every later
+# command (cli.py), so `mailmarketer token create` in a second terminal works as the README says.
+LOCAL_ENV_NAME = ".env"
+
 
 def private_dir(path: Path, *, existing_too: bool = True) -> Path:
     """Makes the directory 0700 (creating it and any missing parents). With existing_too=False

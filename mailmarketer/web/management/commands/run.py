@@ -1,6 +1,9 @@
 """`mailmarketer run` (what `make run` starts): everything on one machine, in one terminal.
 
-1. Applies migrations (SQLite under var/ unless MM_DATABASE_URL says otherwise).
+1. Applies migrations (SQLite under var/ unless MM_DATABASE_URL says otherwise). With MM_DEBUG
+   on (what `make run` sets) it writes `MM_DEBUG=true` into the data directory's `.env` the
+   first time, so every later command run from a fresh shell (`mailmarketer token create`, ...)
+   finds the same local-evaluation settings; the keys it needs are generated files beside it.
 2. While no user exists, prints the one-time link where the first owner sets a password.
 3. Starts `mailmarketer web` and `mailmarketer worker` as child processes and watches them.
 
@@ -28,10 +31,19 @@ from django.db import connections
 
 from mailmarketer.accounts.setup import setup_needed, setup_url
 from mailmarketer.lib import env
+from mailmarketer.lib.datafiles import LOCAL_ENV_NAME, open_private
 from mailmarketer.web.cli_args import COMMANDS, run_arguments
 
 from .web import default_bind, split_bind
 
+LOCAL_ENV_TEXT = """\
+# Written by `mailmarketer run` (what `make run` starts) for a local evaluation: every
+# `mailmarketer` command reads this file, so the command line works in a fresh shell. The
+# secret and encryption keys are the generated files beside it (secret.key, encryption.key).
+# Variables set in the environment win. For production, delete this file and configure the
+# environment instead (README, "Production deployment").
+MM_DEBUG=true
+"""
 STOP_TIMEOUT = 12.0  # gunicorn's graceful timeout is 10 s
 POLL = 0.2
 
@@ -63,6 +75,8 @@ class Command(BaseCommand):
             settings.BASE_URL = local_base_url(bind)
             child_env["MM_BASE_URL"] = settings.BASE_URL
 
+        if settings.DEBUG:
+            self.remember_local_settings()
         self.stdout.write("Applying database migrations...")
         call_command("migrate", interactive=False, verbosity=1)
         if setup_needed():
@@ -78,6 +92,15 @@ class Command(BaseCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def remember_local_settings(self) -> None:
+        path = settings.DATA_DIR / LOCAL_ENV_NAME
+        try:
+            with open_private(path, "xb") as out:
+                out.write(LOCAL_ENV_TEXT.encode())
+        except FileExistsError:
+            return  # the operator's own edits stay
+        self.stdout.write(f"Local evaluation settings written to {path} (commands read them too).")
 
     def on_signal(self, signum, frame):
         self.signals.append(signum)
