@@ -150,6 +150,12 @@ LOG_LEVEL = env_str("MM_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
     raise ConfigError("MM_LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
 
+# plain: one readable line a record; json: one JSON object a line with the request id and the
+# workspace, and no personal data (lib/logs.py), for a log collector.
+LOG_FORMAT = env_str("MM_LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ConfigError("MM_LOG_FORMAT", f"expected plain or json, got {LOG_FORMAT!r}")
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -172,6 +178,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mailmarketer.lib.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mailmarketer.lib.http.ContentSecurityPolicyMiddleware",
     "mailmarketer.lib.http.PrivateByDefaultMiddleware",
@@ -308,11 +315,31 @@ NINJA_PAGINATION_PER_PAGE = 50
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "mailmarketer.lib.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "mailmarketer.lib.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # gunicorn logs through the same handler (web.py hands it this dict); its access lines
+    # (the client's address, the query string) give way to our request events. In plain mode
+    # gunicorn keeps its own handlers, so nothing is logged twice.
+    LOGGING["loggers"]["gunicorn.error"] = {
+        "handlers": ["console"],
+        "level": LOG_LEVEL,
+        "propagate": False,
+    }
+    LOGGING["loggers"]["gunicorn.access"] = {"handlers": [], "propagate": False}
 
 # REST API: requests per minute per token (api/throttling.py); counted per process unless CACHES
 # points at a shared cache.

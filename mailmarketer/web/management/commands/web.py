@@ -43,7 +43,10 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict:
         # process; Django is thread-safe and opens a database connection per thread.
         "worker_class": "gthread",
         "threads": threads,
-        "accesslog": "-",
+        # In JSON mode the request events of lib/logs.py replace the access log (its lines
+        # hold the client's address and the query string) and gunicorn logs through our
+        # formatter.
+        "accesslog": None if settings.LOG_FORMAT == "json" else "-",
         "errorlog": "-",
         "loglevel": settings.LOG_LEVEL.lower(),
         "graceful_timeout": GRACEFUL_TIMEOUT,
@@ -55,6 +58,8 @@ def gunicorn_options(bind: str, workers: int, threads: int) -> dict:
         # nothing here uses it.
         "control_socket_disable": True,
     }
+    if settings.LOG_FORMAT == "json":
+        options["logconfig_dict"] = settings.LOGGING
     if settings.TLS_CERT:
         options["certfile"] = settings.TLS_CERT
         options["keyfile"] = settings.TLS_KEY
