@@ -15,14 +15,19 @@ from mailmarketer.lib import emails
 
 from .actors import Actor
 from .models import (
+    RECOVERY_ALPHABET,
+    RECOVERY_LENGTH,
     ApiToken,
     AuditEvent,
     Invitation,
     Membership,
+    RecoveryCode,
     TotpDevice,
     User,
     Workspace,
+    hash_recovery_code,
     hash_token,
+    normalise_recovery_code,
 )
 from .permissions import OWNER_ONLY_ROLES, Role, permissions_for
 
@@ -249,9 +254,48 @@ def do_confirm_totp(device: TotpDevice, token: str, *, actor: Actor) -> bool:
     return True
 
 
+RECOVERY_CODES = 10
+
+
+def _new_recovery_code() -> str:
+    raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+@transaction.atomic
+def do_make_recovery_codes(user: User, *, actor: Actor) -> list[str]:
+    """Ten new single-use codes, replacing any old ones; returned once, stored hashed."""
+    codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
+    RecoveryCode.objects.filter(user=user).delete()
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, code_hash=hash_recovery_code(user.pk, c.replace("-", "")))
+        for c in codes
+    )
+    audit("auth.recovery_codes_made", actor=actor, obj=user, new={"count": RECOVERY_CODES})
+    return codes
+
+
+@transaction.atomic
+def do_use_recovery_code(user: User, entered: str, *, actor: Actor) -> bool:
+    """Spends one unused code: a conditional UPDATE, so two sign-ins racing with the same code
+    cannot both succeed. The audit row says how many are left (never which code)."""
+    code = normalise_recovery_code(entered)
+    if code is None:
+        return False
+    spent = RecoveryCode.objects.filter(
+        user=user, code_hash=hash_recovery_code(user.pk, code), used_at__isnull=True
+    ).update(used_at=timezone.now())
+    if spent != 1:
+        return False
+    left = RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+    audit("auth.recovery_code_used", actor=actor, obj=user, new={"left": left})
+    return True
+
+
 @transaction.atomic
 def do_disable_totp(user: User, *, actor: Actor) -> None:
     TotpDevice.objects.filter(user=user).delete()
+    RecoveryCode.objects.filter(user=user).delete()
     _bump_stamp(user)
     audit("auth.2fa_disabled", actor=actor, obj=user)
 

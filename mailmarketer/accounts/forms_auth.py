@@ -10,7 +10,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
-from .models import User, Workspace, slug_validator
+from .models import RECOVERY_LENGTH, User, Workspace, normalise_recovery_code, slug_validator
 
 MISMATCH_MESSAGE = "The two passwords differ: type the same new password in both fields."
 
@@ -50,8 +50,19 @@ class TotpCodeForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, autofocus: bool = True, **kwargs):
+    def __init__(self, *args, autofocus: bool = True, recovery: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        # Where a code proves who is signing in (not where an app is being set up), one of the
+        # recovery codes given at set-up may stand in for the app's code.
+        self.recovery = recovery
+        if recovery:
+            field = self.fields["code"]
+            field.label = "6-digit code, or a recovery code"
+            field.help_text = (
+                "The code your authenticator app shows for Mail Marketer right now. Lost the "
+                "app? Enter one of your recovery codes (like abcde-fghjk); each works once."
+            )
+            field.widget.attrs["inputmode"] = "text"
         if not autofocus:
             # Where instructions come before the field (the set-up page), a screen reader must
             # not be moved past them.
@@ -59,9 +70,20 @@ class TotpCodeForm(forms.Form):
 
     def clean_code(self):
         code = self.cleaned_data["code"].replace(" ", "").replace("-", "")
+        if self.recovery and normalise_recovery_code(code) is not None:
+            return normalise_recovery_code(code)
         if not code.isdigit() or len(code) != 6:
+            if self.recovery:
+                raise ValidationError(
+                    "Enter the 6 digits your authenticator app shows, or a recovery code of "
+                    "10 letters and digits."
+                )
             raise ValidationError("Enter the 6 digits your authenticator app shows (no letters).")
         return code
+
+    @property
+    def is_recovery_code(self) -> bool:
+        return len(self.cleaned_data["code"]) == RECOVERY_LENGTH
 
 
 class CurrentPasswordForm(forms.Form):

@@ -354,3 +354,40 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("the audit log is append-only")
+
+
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
+RECOVERY_LENGTH = 10  # ~49 bits each: far beyond guessing within the sign-in throttle
+
+
+def normalise_recovery_code(text: str) -> str | None:
+    """The code as stored (lower case, no spaces or dashes), or None if it cannot be one."""
+    code = text.strip().lower().replace(" ", "").replace("-", "")
+    if len(code) != RECOVERY_LENGTH or any(c not in RECOVERY_ALPHABET for c in code):
+        return None
+    return code
+
+
+def hash_recovery_code(user_id: int, code: str) -> str:
+    # Random codes, like API tokens: a fast hash is enough; the user id keeps two people's
+    # equal codes (never expected) from sharing a row's meaning.
+    return hashlib.sha256(f"{user_id}:{code}".encode()).hexdigest()
+
+
+class RecoveryCode(models.Model):
+    """One of the ten single-use codes given when two-factor authentication is set up, for the
+    day the phone is lost. Stored hashed; shown once; each use audited; making new ones
+    replaces all the old; turning two-factor off deletes them."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recovery_once"),
+        ]
+
+    def __str__(self):
+        return f"recovery code of user {self.user_id}"

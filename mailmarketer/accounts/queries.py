@@ -8,7 +8,16 @@ from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from .models import ApiToken, AuditEvent, Invitation, Membership, TotpDevice, User, hash_token
+from .models import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    RecoveryCode,
+    TotpDevice,
+    User,
+    hash_token,
+)
 
 
 def memberships_for_user(user) -> list[Membership]:
@@ -72,6 +81,10 @@ def get_token_by_raw(raw: str) -> ApiToken | None:
         )
     )
     return found[0] if found else None
+
+
+def recovery_codes_left(user: User) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
 
 
 def confirmed_device(user: User) -> TotpDevice | None:

@@ -13,6 +13,11 @@ urlpatterns = [
     path("account/", views_auth.account, name="account"),
     path("account/2fa/", views_auth.account_2fa, name="account-2fa"),
     path("account/2fa/disable/", views_auth.account_2fa_disable, name="account-2fa-disable"),
+    path(
+        "account/2fa/recovery-codes/",
+        views_auth.account_recovery_codes,
+        name="account-recovery-codes",
+    ),
     path("account/password/", views_auth.account_password, name="account-password"),
     path("password-reset/", views_auth.password_reset, name="password-reset"),
     path("password-reset/sent/", views_auth.password_reset_sent, name="password-reset-sent"),

@@ -73,7 +73,12 @@ BAD_CODE = (
     "That code is not right, or it has been used already. Enter the code your app shows now; "
     "if it keeps failing, check that your phone's clock is set automatically."
 )
+BAD_RECOVERY_CODE = (
+    "That recovery code is not right, or it has been used already: each code works once."
+)
 WRONG_CURRENT_MESSAGE = "That is not your current password."
+# New recovery codes wait here for the one page that shows them, once.
+CODES_TO_SHOW_KEY = "mm_recovery_codes_to_show"
 
 # The password step of a two-factor sign-in: {"user": id, "at": unix time, "next": url}.
 PENDING_KEY = "mm_login_pending"
@@ -93,6 +98,20 @@ def _safe_next(request) -> str:
     ):
         return url
     return ""
+
+
+def _with_next(name: str, next_url: str) -> str:
+    url = reverse(name)
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
+def _warn_codes_left(request, user) -> None:
+    left = queries.recovery_codes_left(user)
+    messages.warning(
+        request,
+        f"You signed in with a recovery code; {left} of them left. If your authenticator app "
+        "is gone, set it up again and make new recovery codes on your account page.",
+    )
 
 
 def _throttled(email: str, ip: str | None) -> bool:
@@ -231,21 +250,28 @@ def login_2fa(request):
         del request.session[PENDING_KEY]
         _finish_login(request, user, method="password")
         return redirect(next_url or settings.LOGIN_REDIRECT_URL)
-    form = TotpCodeForm(request.POST if request.method == "POST" else None)
+    form = TotpCodeForm(request.POST if request.method == "POST" else None, recovery=True)
     if form.is_valid():
         ip = client_ip(request)
         if _throttled(user.email, ip):
             return _throttled_response(request)
-        refused = _code_refused_message(device)
+        refused = None if form.is_recovery_code else _code_refused_message(device)
         if refused:
             form.add_error("code", refused)
-        elif device.verify_token(form.cleaned_data["code"]):
+        elif form.is_recovery_code and actions.do_use_recovery_code(
+            user, form.cleaned_data["code"], actor=Actor.for_user(user, ip)
+        ):
+            del request.session[PENDING_KEY]
+            _finish_login(request, user, method="password+recovery_code", device=device)
+            _warn_codes_left(request, user)
+            return redirect(next_url or settings.LOGIN_REDIRECT_URL)
+        elif not form.is_recovery_code and device.verify_token(form.cleaned_data["code"]):
             del request.session[PENDING_KEY]
             _finish_login(request, user, method="password+totp", device=device)
             return redirect(next_url or settings.LOGIN_REDIRECT_URL)
         else:
             actions.record_login_failed(user.email, ip=ip, reason="bad_2fa_code")
-            form.add_error("code", BAD_CODE)
+            form.add_error("code", BAD_RECOVERY_CODE if form.is_recovery_code else BAD_CODE)
     return render(request, "accounts/login_2fa.html", {"form": form, "email": user.email})
 
 
@@ -270,7 +296,41 @@ def account(request):
     return render(
         request,
         "accounts/account.html",
-        {"device": device, "verified": _otp_verified(request)},
+        {
+            "device": device,
+            "verified": _otp_verified(request),
+            "codes_left": queries.recovery_codes_left(request.user) if device else 0,
+        },
+    )
+
+
+@account_view
+@never_cache
+@require_http_methods(["GET", "POST"])
+def account_recovery_codes(request):
+    """Shows new recovery codes once (after set-up, or after making new ones), else how many are
+    left with a button to replace them all. Making new ones needs a session that has used the
+    second factor, like every other change to it."""
+    user = request.user
+    if queries.confirmed_device(user) is None:
+        return redirect("account")
+    next_url = _safe_next(request)
+    if request.method == "POST":
+        if not _otp_verified(request):
+            return redirect(_with_next("account-2fa", reverse("account-recovery-codes")))
+        actor = Actor.from_request(request)
+        request.session[CODES_TO_SHOW_KEY] = actions.do_make_recovery_codes(user, actor=actor)
+        return redirect("account-recovery-codes")
+    codes = request.session.pop(CODES_TO_SHOW_KEY, None)
+    return render(
+        request,
+        "accounts/account_recovery_codes.html",
+        {
+            "codes": codes,
+            "left": queries.recovery_codes_left(user),
+            "next": next_url,
+            "verified": _otp_verified(request),
+        },
     )
 
 
@@ -309,7 +369,9 @@ def account_2fa(request):
     required_workspace = membership.workspace if membership is not None else None
     device = queries.confirmed_device(user)
     form = TotpCodeForm(
-        request.POST if request.method == "POST" else None, autofocus=device is not None
+        request.POST if request.method == "POST" else None,
+        autofocus=device is not None,
+        recovery=device is not None,
     )
     context = {"form": form, "next": next_url, "required_workspace": required_workspace}
 
@@ -320,15 +382,21 @@ def account_2fa(request):
             ip = client_ip(request)
             if _throttled(user.email, ip):
                 return _throttled_response(request)
-            refused = _code_refused_message(device)
+            refused = None if form.is_recovery_code else _code_refused_message(device)
             if refused:
                 form.add_error("code", refused)
-            elif device.verify_token(form.cleaned_data["code"]):
+            elif form.is_recovery_code and actions.do_use_recovery_code(
+                user, form.cleaned_data["code"], actor=Actor.from_request(request)
+            ):
+                django_otp.login(request, device)
+                _warn_codes_left(request, user)
+                return redirect(next_url or "account")
+            elif not form.is_recovery_code and device.verify_token(form.cleaned_data["code"]):
                 django_otp.login(request, device)
                 return redirect(next_url or "account")
             else:
                 actions.record_login_failed(user.email, ip=ip, reason="bad_2fa_code")
-                form.add_error("code", BAD_CODE)
+                form.add_error("code", BAD_RECOVERY_CODE if form.is_recovery_code else BAD_CODE)
         return render(request, "accounts/account_2fa_verify.html", context)
 
     # Setting up: the device waits unconfirmed (reused across reloads, so a scanned QR code
@@ -342,12 +410,13 @@ def account_2fa(request):
         elif actions.do_confirm_totp(pending, form.cleaned_data["code"], actor=actor):
             _keep_this_session(request)
             django_otp.login(request, pending)
+            request.session[CODES_TO_SHOW_KEY] = actions.do_make_recovery_codes(user, actor=actor)
             messages.success(
                 request,
                 "Two-factor authentication is on. You were signed out everywhere else; "
                 "from now on, signing in asks for a code from your app.",
             )
-            return redirect(next_url or "account")
+            return redirect(_with_next("account-recovery-codes", next_url))
         else:
             form.add_error("code", BAD_CODE)
     context.update(qr_svg=_qr_svg(pending), secret=_grouped_secret(pending))

@@ -185,7 +185,7 @@ def test_it_turns_two_factor_on_and_ends_other_sessions(alice, personas):
     this.get("/account/2fa/")
     pending = TotpDevice.objects.get(user=alice)
     response = this.post("/account/2fa/", {"code": code(pending)})
-    assert response["Location"] == "/account/"
+    assert response["Location"] == "/account/2fa/recovery-codes/"  # shown once, then the account
     pending.refresh_from_db()
     assert pending.confirmed
     assert signed_in_as(this) == "alice@acme.test"
@@ -255,7 +255,9 @@ def test_it_sets_up_two_factor_when_a_workspace_requires_it(alice_client, alice,
     done = alice_client.post(
         "/account/2fa/", {"code": code(pending), "next": "/app/acme/", "required": "acme"}
     )
-    assert done["Location"] == "/app/acme/"
+    # The recovery codes are shown once first; their page leads on to where the person was going.
+    assert done["Location"] == "/account/2fa/recovery-codes/?next=%2Fapp%2Facme%2F"
+    assert 'href="/app/acme/"' in alice_client.get(done["Location"]).content.decode()
     assert alice_client.get("/app/acme/").status_code == 200
 
 
