@@ -6,6 +6,7 @@ A bare checkout runs on SQLite under var/ with no configuration (with MM_DEBUG=t
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,14 @@ DATA_DIR = env_path("MM_DATA_DIR", DEFAULT_DATA_DIR)
 # People's data lives under it (database, imports, outbox, keys): the service's user only.
 private_dir(DATA_DIR)
 OUTBOX_DIR = DATA_DIR / "outbox"
+
+# /metrics (web/metrics.py) answers only with `Authorization: Bearer <MM_METRICS_TOKEN>`; unset,
+# it is not there at all. The processes of one host share their counters through files in
+# METRICS_DIR (prometheus_client's multiprocess mode reads the variable when it is imported, so
+# it is set here, before anything imports it).
+METRICS_TOKEN = env_str("MM_METRICS_TOKEN")
+METRICS_DIR = DATA_DIR / "metrics"
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(private_dir(METRICS_DIR)))
 
 
 def _key_file(path: Path, make) -> str:

@@ -6,7 +6,8 @@ never personal data.
   token, else a new one), answers with it, names the workspace from the URL (`<ws>`), and in
   JSON mode logs one "request" event per request with the route pattern (never the path: paths
   carry tokens), the status and the duration. Those events replace gunicorn's access log,
-  whose lines hold the client's address and the query string.
+  whose lines hold the client's address and the query string. The same middleware times the
+  request for /metrics (lib/metrics.py).
 - ContextFilter puts the request id and the workspace on every record, wherever it is logged.
 - JsonFormatter writes the line. Addresses in a message are masked (`***@example.com`): a
   message may quote a relay's reply or an exception that names a recipient, and a log is
@@ -22,6 +23,8 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
+
+from . import metrics
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -92,15 +95,18 @@ class RequestContextMiddleware:
         try:
             response = self.get_response(request)
             response["X-Request-Id"] = request_id
+            seconds = time.monotonic() - started
+            match = getattr(request, "resolver_match", None)
+            route = "/" + match.route if match else None
+            metrics.observe_request(route, request.method, response.status_code, seconds)
             if self.log_requests:
-                match = getattr(request, "resolver_match", None)
                 access_log.info(
                     "request",
                     extra={
                         "method": request.method,
-                        "route": "/" + match.route if match else None,
+                        "route": route,
                         "status": response.status_code,
-                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                        "duration_ms": round(seconds * 1000, 1),
                     },
                 )
             return response

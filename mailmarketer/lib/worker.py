@@ -31,6 +31,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, close_old_connections
 
+from . import metrics
+
 logger = logging.getLogger("mailmarketer.worker")
 
 Duty = Callable[[], bool]
@@ -114,13 +116,20 @@ class Worker:
         for duty in self.duties:
             if self.stopping:
                 break
+            started = time.monotonic()
             try:
-                found = bool(duty()) or found
+                if duty():
+                    found = True
+                    metrics.DUTY_DURATION.labels(duty_name(duty)).observe(
+                        time.monotonic() - started
+                    )
             except DatabaseError:
                 failed = True
+                metrics.DUTY_FAILURES.labels(duty_name(duty)).inc()
                 logger.exception("database error in duty %s; going on", duty_name(duty))
             except Exception:
                 failed = True
+                metrics.DUTY_FAILURES.labels(duty_name(duty)).inc()
                 logger.exception("duty %s failed; going on", duty_name(duty))
         if failed:
             self.backoff = min(BACKOFF_MAX, self.backoff * 2 or BACKOFF_FIRST)
@@ -129,6 +138,7 @@ class Worker:
         return found
 
     def run(self) -> None:
+        metrics.forget_dead_processes()
         logger.info(
             "worker %s started with duties: %s",
             worker_id(),

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views, views_outbox
+from . import metrics, views, views_outbox
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("app/", views.app_home, name="app-home"),
     path("app/switch/", views.app_switch, name="app-switch"),
     path("app/<slug:ws>/", views.dashboard, name="app-dashboard"),

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from gunicorn.app.base import BaseApplication
 
+from mailmarketer.lib import metrics
 from mailmarketer.lib.env import env_int
 from mailmarketer.web.cli_args import COMMANDS, web_arguments
 
@@ -99,4 +100,5 @@ class Command(BaseCommand):
             f"Web server on {scheme}://{bind} ({workers} processes x {threads} threads)"
         )
         self.stdout.flush()
+        metrics.forget_dead_processes()
         WebServer(gunicorn_options(bind, workers, threads)).run()

@@ -1,0 +1,1 @@
+from mailmarketer.testing import news, people, ws  # noqa: F401 (fixtures)
