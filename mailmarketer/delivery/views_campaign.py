@@ -49,6 +49,7 @@ from mailmarketer.campaigns.views_preview import (
 from . import campaign_actions as actions
 from . import queries as ledger
 from .forms import CampaignFilterForm, CancelForm, ScheduleForm
+from .send_check import send_check
 from .status import MOVES, allowed_from, moves_for
 
 Status = Campaign.Status
@@ -205,9 +206,21 @@ def _done(request, campaign, text: str):
 
 
 @workspace_view(MOVES["start"].permission)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def campaign_start(request, campaign_id: int):
+    """GET: the page before sending (send_check: who gets it, what they see, where it goes);
+    its one button POSTs here and starts."""
     campaign = campaign_or_404(request, campaign_id)
+    if request.method == "GET":
+        if campaign.status not in MOVES["start"].starts_from:
+            return redirect("campaign", ws=request.workspace.slug, campaign_id=campaign.pk)
+        context = {
+            "subnav": subnav(request, "campaigns"),
+            "campaign": campaign,
+            "check": send_check(campaign),
+            "lists": list(campaign.lists.order_by("name")),
+        }
+        return render(request, "delivery/start.html", context)
     try:
         actions.do_start_campaign(campaign, actor=Actor.from_request(request))
     except ActionError as exc:

@@ -86,8 +86,12 @@ def test_it_writes_previews_starts_and_follows_a_campaign(live_server, transacti
         page.get_by_text("Test sent to boss@acme.test.").wait_for()
 
         # Start, then let a "worker" send while the page polls its progress block.
+        # The page before sending says who gets it; its count is what the ledger holds after.
         page.goto(campaign_url)
-        page.get_by_role("button", name="Start sending").click()
+        page.get_by_role("link", name="Start sending…").click()
+        assert "the local outbox: nobody receives it" in page.content()
+        promised = int(page.locator("#send-count").get_attribute("data-count"))
+        page.get_by_role("button", name=f"Send to {promised} people now").click()
         page.get_by_text("Sending has started.").wait_for()
         assert page.locator("#campaign-live[hx-trigger='every 2s']").count() == 1
         worker = threading.Thread(target=run_worker)
@@ -111,3 +115,4 @@ def test_it_writes_previews_starts_and_follows_a_campaign(live_server, transacti
     assert set(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
         "sent"
     }
+    assert Delivery.objects.filter(campaign=campaign).count() == promised == 3

@@ -73,8 +73,9 @@ def test_it_shows_mallory_none_of_acmes_campaigns(mallory_client, draft, evil_dr
 
 def buttons(html: str) -> set[str]:
     names = set(re.findall(r'action="/app/acme/campaigns/\d+/(\w+)/"', html))
-    if re.search(r'href="/app/acme/campaigns/\d+/cancel/"', html):
-        names.add("cancel")
+    for link in ("cancel", "start"):  # pages of their own: a form, a confirmation
+        if re.search(rf'href="/app/acme/campaigns/\d+/{link}/"', html):
+            names.add(link)
     return names
 
 
