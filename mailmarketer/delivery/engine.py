@@ -52,7 +52,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
-from mailmarketer.audience.links import unsubscribe_url, view_url
+from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
@@ -261,7 +261,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         subscriber=person,
         urls={
             "unsubscribe_url": unsubscribe,
-            "manage_url": unsubscribe,
+            "manage_url": manage_url(campaign.workspace_id, person["id"]),
             "view_in_browser_url": view_url(campaign.workspace_id, person["id"], campaign.pk),
         },
         data=campaign.data,
