@@ -24,7 +24,16 @@ from .models import (
     Subscription,
     Suppression,
 )
-from .subscribing import CHANGED, Person, Result, Terms, subscribe_people
+from .subscribing import (
+    CHANGED,
+    RECONSENT_REASONS,
+    Person,
+    Result,
+    Terms,
+    confirm_reconsent,
+    open_reconsent,
+    subscribe_people,
+)
 
 Status = Subscription.Status
 Reason = Subscription.Reason
@@ -255,9 +264,17 @@ def do_create_subscriber(
     attributes: dict | None = None,
     source: str = Subscriber.Source.ADMIN,
     actor: Actor,
+    pending_reconsent: bool = False,
 ) -> Subscriber:
+    """`pending_reconsent`: a form keeping a record of an address suppressed as erased or
+    unsubscribed from everything (subscribing.RECONSENT_REASONS), to mail it a confirmation:
+    the suppression stays until the person confirms (do_confirm_reconsent)."""
     email = valid_email(email)
-    _refuse_if_suppressed(workspace, email)
+    suppression = suppression_for(workspace, email)
+    if suppression is not None and not (
+        pending_reconsent and suppression.reason in RECONSENT_REASONS
+    ):
+        raise _suppressed(suppression.reason)
     if _same_address(workspace.pk, email).exists():
         raise Conflict("a subscriber with this email address already exists")
     subscriber = Subscriber(
@@ -277,7 +294,7 @@ def do_create_subscriber(
         actor=actor,
         workspace=workspace,
         obj=subscriber,
-        new={"source": source},
+        new={"source": source, **({"pending_reconsent": True} if suppression else {})},
     )
     return subscriber
 
@@ -573,6 +590,40 @@ def do_export_personal_data(subscriber: Subscriber, *, actor: Actor) -> dict:
 
 
 # -- suppression -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def do_open_reconsent(subscriber: Subscriber, *, campaign_id: int, actor: Actor):
+    """The confirmation mail `campaign_id` goes to a suppressed address signing up again: the
+    engine may send exactly that message to it (subscribing.open_reconsent)."""
+    reconsent = open_reconsent(subscriber, campaign_id=campaign_id, at=now())
+    audit(
+        "subscriber.reconsent_mailed",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"campaign": campaign_id},
+    )
+    return reconsent
+
+
+@transaction.atomic
+def do_confirm_reconsent(subscriber: Subscriber, *, actor: Actor) -> bool:
+    """The person confirmed signing up again: their own suppression (erasure, or unsubscribe
+    from everything) is lifted. False when there was none of those to lift."""
+    lifted = confirm_reconsent(subscriber, at=now())
+    if lifted is None:
+        return False
+    audit(
+        "suppression.removed",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        old={"reason": lifted},
+        new={"by": "the person's confirmed sign-up"},
+    )
+    return True
+
 
 
 @transaction.atomic

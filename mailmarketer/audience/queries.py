@@ -13,7 +13,7 @@ from django.db.models import CharField, Count, F, Func, Q
 from django.db.models.fields.json import KeyTransform, compile_json_path
 
 from .emails import email_key, mask_email
-from .models import ConsentRecord, MailingList, Subscriber, Subscription, Suppression
+from .models import ConsentRecord, MailingList, Reconsent, Subscriber, Subscription, Suppression
 
 HIDDEN = "•••"
 
@@ -400,3 +400,13 @@ def search_subscribers_by_text(
     page = list(qs.order_by("-pk")[: limit + 1])
     cursor = page[limit - 1].pk if len(page) > limit else None
     return page[:limit], cursor
+
+
+def reconsent_hashes(workspace_id: int, campaign_id: int) -> set[str]:
+    """The suppressed addresses (as hashes) that this transactional message asks to sign up
+    again (models.Reconsent): the engine sends it to them despite their erasure."""
+    return set(
+        Reconsent.objects.filter(
+            workspace_id=workspace_id, campaign_id=campaign_id, status=Reconsent.Status.PENDING
+        ).values_list("email_hash", flat=True)
+    )

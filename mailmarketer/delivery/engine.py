@@ -54,6 +54,7 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
 from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
 from mailmarketer.audience.models import Subscriber, Suppression
+from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.lib.worker import worker_id
@@ -224,6 +225,13 @@ def _mailable(
     )
     if campaign.kind == Campaign.Kind.TRANSACTIONAL:
         suppressions = suppressions.filter(reason__in=TRANSACTIONAL_BLOCKING)
+        # A person signing up again after their erasure gets this one confirmation mail
+        # (audience.Reconsent names it), and no other message.
+        asked = reconsent_hashes(campaign.workspace_id, campaign.pk)
+        if asked:
+            suppressions = suppressions.exclude(
+                reason=Suppression.Reason.ERASED, email_hash__in=asked
+            )
     else:
         subscribed = set(
             mailable_subscriptions(campaign)

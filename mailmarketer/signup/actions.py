@@ -8,12 +8,13 @@ the one place that calls it), so it is in the ledger like any other message.
 What a submission may do depends on who the address is, and the answer never says which:
 - new, or on none of the lists: subscribed at once on single opt-in lists; unconfirmed on double
   opt-in lists, with a confirmation mail;
-- left one of the lists earlier, or on the do-not-mail list for having unsubscribed from
-  everything: nothing changes until the person confirms by mail (only they may undo their own
-  opt-out); confirming lifts that suppression and renews the memberships;
-- blocklisted, erased, or suppressed for a bounce, a complaint or by staff: nothing is
-  subscribed and nothing is mailed (erased people cannot be mailed a confirmation: see
-  docs/forms.md).
+- left one of the lists earlier, on the do-not-mail list for having unsubscribed from
+  everything, or erased at their request: nothing changes until the person confirms by mail
+  (only they may undo their own opt-out or erasure); confirming lifts that suppression and
+  renews the memberships. An erased address gets a record again (pending re-consent, still
+  suppressed) so that the delivery engine can send it this one confirmation mail;
+- blocklisted, or suppressed for a bounce, a complaint or by staff: nothing is subscribed and
+  nothing is mailed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.emails import suppression_hash
+from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.audience.models import (
     ConsentRecord,
     MailingList,
@@ -74,9 +76,9 @@ FORM_EDITABLE = (
 # Kinds that can be built and submitted; the others are refused until they are built.
 AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER})
 MAX_ORIGINS = 20
-# Suppressions a confirmed sign-up lifts: the person's own "stop everything". The others (a
-# bounce, a complaint, erasure, staff) are not the person's to undo from a form.
-RENEWABLE = frozenset({Suppression.Reason.UNSUBSCRIBED_ALL})
+# Suppressions a confirmed sign-up lifts: the person's own "stop everything" and their own
+# erasure. The others (a bounce, a complaint, staff) are not the person's to undo from a form.
+RENEWABLE = RECONSENT_REASONS
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -249,10 +251,9 @@ def _refuses(subscriber: Subscriber | None, suppression: Suppression | None) -> 
         return True
     if suppression is None:
         return False
-    # An address suppressed for any reason but the person's own opt-out cannot be signed up by
-    # a form; one without a record left (erased, or deleted by staff after opting out) cannot
-    # be created while it is suppressed (audience refuses, and so would the mail).
-    return suppression.reason not in RENEWABLE or subscriber is None
+    # An address suppressed for any reason but the person's own opt-out or erasure cannot be
+    # signed up by a form.
+    return suppression.reason not in RENEWABLE
 
 
 def _fill_profile(subscriber: Subscriber, actor: Actor, *, name: str = "", attributes=None):
@@ -289,6 +290,7 @@ def _queue_mail(confirmation: Confirmation, subscriber: Subscriber, form: Form) 
         body=body,
         body_format="text",
         data={"url": url, "sender": workspace.sender_name or workspace.name},
+        confirmation=True,
     )
 
 
@@ -365,6 +367,9 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,
+                # Erased (or deleted after opting out): a record to send the confirmation to,
+                # suppressed until the person confirms.
+                pending_reconsent=suppression is not None,
             )
         except Conflict:
             # A concurrent submission of the same address created them first (the insert
@@ -558,7 +563,7 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
     ):
         return False  # suppressed since (a bounce, a complaint, staff): not ours to undo
     if suppression is not None and any(item.renew for item in items):
-        audience.do_remove_suppression(suppression, actor=actor)
+        audience.do_confirm_reconsent(subscriber, actor=actor)
     for item in items:
         if item.renew:
             audience.do_subscribe(
