@@ -24,6 +24,7 @@ from .models import (
     Subscription,
     Suppression,
 )
+from .queries import latest_tracking_record
 from .subscribing import (
     CHANGED,
     RECONSENT_REASONS,
@@ -32,6 +33,7 @@ from .subscribing import (
     Terms,
     confirm_reconsent,
     open_reconsent,
+    record_tracking_consent,
     subscribe_people,
 )
 
@@ -589,6 +591,94 @@ def do_export_personal_data(subscriber: Subscriber, *, actor: Actor) -> dict:
     return document
 
 
+# -- activity-tracking consent ---------------------------------------------------------------
+
+
+@transaction.atomic
+def do_grant_tracking_consent(
+    subscriber: Subscriber,
+    *,
+    notice: ConsentNotice,
+    source: ConsentSource,
+    confirmed: bool,
+    actor: Actor,
+) -> ConsentRecord:
+    """The person agreed to activity tracking with the words of `notice`. `confirmed=False`
+    when it rides on a sign-up still to be confirmed by mail (do_confirm_tracking_consent)."""
+    if notice.workspace_id != subscriber.workspace_id:
+        raise ActionError("that notice belongs to another workspace", code="not_found")
+    record = record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.GRANT,
+        source.terms(reason=Reason.BY_SUBSCRIBER, notice_id=notice.pk),
+        at=now(),
+        confirmed=confirmed,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "grant", "confirmed": confirmed, "notice": notice.pk},
+    )
+    return record
+
+
+@transaction.atomic
+def do_confirm_tracking_consent(
+    subscriber: Subscriber, *, source: ConsentSource, actor: Actor
+) -> bool:
+    """The sign-up that carried an unconfirmed tracking grant was confirmed. False when the
+    newest tracking record is not such a grant (withdrawn since, or confirmed already)."""
+    latest = _latest_tracking(subscriber)
+    if latest is None or latest.action != ConsentRecord.Action.GRANT or latest.confirmed_at:
+        return False
+    record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.CONFIRM,
+        source.terms(reason=Reason.BY_SUBSCRIBER, notice_id=latest.notice_id),
+        at=now(),
+        confirmed=True,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "confirm"},
+    )
+    return True
+
+
+@transaction.atomic
+def do_withdraw_tracking_consent(
+    subscriber: Subscriber, *, source: ConsentSource, actor: Actor
+) -> bool:
+    """False when there was nothing to withdraw (no tracking record, or withdrawn already)."""
+    latest = _latest_tracking(subscriber)
+    if latest is None or latest.action == ConsentRecord.Action.WITHDRAW:
+        return False
+    record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.WITHDRAW,
+        source.terms(reason=Reason.BY_SUBSCRIBER),
+        at=now(),
+        confirmed=False,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "withdraw"},
+    )
+    return True
+
+
+def _latest_tracking(subscriber: Subscriber) -> ConsentRecord | None:
+    return latest_tracking_record(subscriber.workspace, subscriber)
+
+
 # -- suppression -----------------------------------------------------------------------------
 
 
@@ -623,7 +713,6 @@ def do_confirm_reconsent(subscriber: Subscriber, *, actor: Actor) -> bool:
         new={"by": "the person's confirmed sign-up"},
     )
     return True
-
 
 
 @transaction.atomic

@@ -47,7 +47,8 @@ def manage_url(workspace_id: int, subscriber_id: int) -> str:
     """The absolute preference-centre URL ("Manage your subscription" in the footer): the
     person's lists, name, unsubscribe from everything, their data and its erasure. Signed, no
     expiry, like the unsubscribe link; the page changes nothing on GET."""
-    return f"{settings.BASE_URL}{_manage_path_prefix()}{make_manage_token(workspace_id, subscriber_id)}"
+    token = make_manage_token(workspace_id, subscriber_id)
+    return f"{settings.BASE_URL}{_manage_path_prefix()}{token}"
 
 
 def view_url(workspace_id: int, subscriber_id: int, campaign_id: int) -> str:

@@ -410,3 +410,29 @@ def reconsent_hashes(workspace_id: int, campaign_id: int) -> set[str]:
             workspace_id=workspace_id, campaign_id=campaign_id, status=Reconsent.Status.PENDING
         ).values_list("email_hash", flat=True)
     )
+
+
+def latest_tracking_record(workspace, subscriber) -> ConsentRecord | None:
+    """The person's newest activity-tracking consent record (purpose "tracking"), or None."""
+    return (
+        ConsentRecord.objects.filter(
+            workspace_id=workspace.pk, subscriber_id=subscriber.pk, purpose="tracking"
+        )
+        .order_by("-at", "-pk")
+        .first()
+    )
+
+
+def has_tracking_consent(workspace, subscriber) -> bool:
+    """Whether this person's activity may be tracked as theirs (identified tracking, DESIGN.md
+    section 5): their newest tracking record is a confirmation, or a grant that needed none
+    (given where no confirmation mail was due). A grant waiting on its sign-up's confirmation,
+    a withdrawal, or no record at all: no. Someone of another workspace: no."""
+    if subscriber is None or subscriber.workspace_id != workspace.pk:
+        return False
+    latest = latest_tracking_record(workspace, subscriber)
+    if latest is None:
+        return False
+    if latest.action == ConsentRecord.Action.CONFIRM:
+        return True
+    return latest.action == ConsentRecord.Action.GRANT and latest.confirmed_at is not None

@@ -301,3 +301,32 @@ def confirm_reconsent(subscriber: Subscriber, *, at: datetime) -> str | None:
         status=Reconsent.Status.CONFIRMED, confirmed_at=at
     )
     return suppression.reason
+
+
+# -- activity tracking -----------------------------------------------------------------------
+
+TRACKING = "tracking"  # the purpose of activity-tracking consent records (no list)
+
+
+def record_tracking_consent(
+    subscriber: Subscriber, action: str, terms: Terms, *, at: datetime, confirmed: bool
+) -> ConsentRecord:
+    """One activity-tracking consent record (grant, confirm or withdraw), with the terms'
+    notice (the words shown) and source. A grant waiting on a confirmation mail has no
+    confirmed_at; queries.has_tracking_consent reads the newest record."""
+    keep_ip = subscriber.workspace.consent_store_ip
+    return ConsentRecord.objects.create(
+        workspace_id=subscriber.workspace_id,
+        subscriber=subscriber,
+        purpose=TRACKING,
+        mailing_list=None,
+        action=action,
+        notice_id=terms.notice_id,
+        source_type=terms.source_type,
+        source_id=terms.source_id[:64],
+        source_label=terms.source_label[:200],
+        ip=terms.ip if keep_ip else None,
+        user_agent=terms.user_agent[:400] if keep_ip else "",
+        at=at,
+        confirmed_at=at if confirmed else None,
+    )

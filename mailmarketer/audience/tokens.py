@@ -1,8 +1,8 @@
 """Signed tokens that put a person's choice in a link: unsubscribe (one click, from any message)
-and the preference centre (the "manage your subscription" link). They are HMACs with the secret key (lib/idtokens.py), never
-stored; altering one byte makes it worthless. They do not expire (a person may unsubscribe from a
-years-old message; RFC 8058 asks that the link keep working), and they carry no personal data:
-ids only.
+and the preference centre (the "manage your subscription" link). They are HMACs with the
+secret key (lib/idtokens.py), never stored; altering one byte makes it worthless. They do not
+expire (a person may unsubscribe from a years-old message; RFC 8058 asks that the link keep
+working), and they carry no personal data: ids only.
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.emails import suppression_hash
-from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.audience.models import (
     ConsentRecord,
     MailingList,
@@ -43,6 +42,7 @@ from mailmarketer.audience.models import (
     Subscription,
     Suppression,
 )
+from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
 from . import limits, queries
@@ -145,11 +145,35 @@ def _snapshot(form: Form) -> dict:
         **{k: getattr(form, k) for k in FORM_EDITABLE},
         "lists": sorted(form.lists.values_list("pk", flat=True)),
         "notice": form.notice_id,
+        "tracking_notice": form.tracking_notice_id,
     }
 
 
+def _set_tracking_notice(form: Form, tracking_text: str | None) -> None:
+    """None leaves it; empty removes the tracking box; words make (or find) a version."""
+    if tracking_text is None:
+        return
+    if not str(tracking_text).strip():
+        form.tracking_notice = None
+        return
+    try:
+        form.tracking_notice = audience.notice_for_text(
+            form.workspace, f"Form {form.slug}: activity tracking", str(tracking_text)
+        )
+    except ActionError as exc:
+        raise FormError("tracking_notice_text", str(exc), code=exc.code) from None
+
+
 @transaction.atomic
-def do_create_form(workspace, *, lists, notice_text: str, actor: Actor, **fields) -> Form:
+def do_create_form(
+    workspace,
+    *,
+    lists,
+    notice_text: str,
+    actor: Actor,
+    tracking_notice_text: str | None = None,
+    **fields,
+) -> Form:
     unknown = set(fields) - set(FORM_EDITABLE)
     if unknown:
         raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
@@ -159,6 +183,7 @@ def do_create_form(workspace, *, lists, notice_text: str, actor: Actor, **fields
     if queries.slug_taken(workspace, form.slug):
         raise Conflict(f"a form with the slug {form.slug!r} already exists")
     _set_notice(form, notice_text)
+    _set_tracking_notice(form, tracking_notice_text)
     form.save()
     form.lists.set(lists)
     audit("form.created", actor=actor, workspace=workspace, obj=form, new=_snapshot(form))
@@ -173,7 +198,12 @@ def do_update_form(
     lists=None,
     notice_text: str | None = None,
     actor: Actor,
+    tracking_notice_text: str | None = None,
 ) -> Form:
+    changes = dict(changes)
+    # The builder passes it with the settings; the API as its own argument.
+    if "tracking_notice_text" in changes:
+        tracking_notice_text = changes.pop("tracking_notice_text")
     unknown = set(changes) - set(FORM_EDITABLE)
     if unknown:
         raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
@@ -187,6 +217,7 @@ def do_update_form(
         raise Conflict(f"a form with the slug {form.slug!r} already exists")
     if notice_text is not None:
         _set_notice(form, notice_text)
+    _set_tracking_notice(form, tracking_notice_text)
     form.updated_at = now()
     form.save()
     form.lists.set(lists)
@@ -418,6 +449,17 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
         submission.name = submitted.name[:200]
     else:
         _fill_profile(subscriber, actor, name=submitted.name)
+    if submitted.tracking and form.tracking_notice_id:
+        # Its own record with the words of the second box; confirmed with the sign-up when a
+        # confirmation mail goes out (a stranger may have typed this address).
+        submission.tracking = True
+        audience.do_grant_tracking_consent(
+            subscriber,
+            notice=form.tracking_notice,
+            source=_consent_source(form, submission),
+            confirmed=not (renew or unconfirmed),
+            actor=actor,
+        )
     submission.save()
     if renew or unconfirmed:
         confirmation = _confirmation_for(subscriber, email_hash, form)
@@ -587,6 +629,8 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
             source=confirm_source,
         ):
             confirmed.append(subscription.mailing_list)
+    if any(item.submission.tracking for item in items):
+        audience.do_confirm_tracking_consent(subscriber, source=confirm_source, actor=actor)
     typed = [item.submission.name for item in items if item.submission.name]
     if typed:
         _fill_profile(subscriber, actor, name=typed[-1])

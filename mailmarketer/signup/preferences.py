@@ -24,6 +24,7 @@ from django.utils.timezone import now
 from mailmarketer.accounts.actions import ActionError, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience
+from mailmarketer.audience import queries as audience_queries
 from mailmarketer.audience.models import (
     ConsentNotice,
     ConsentRecord,
@@ -94,17 +95,49 @@ class Changed:
     left: list[str]
     name: bool
     refused: str = ""  # why the lists could not be joined (a suppression not theirs to lift)
+    tracking: str = ""  # "granted" or "withdrawn" when it changed
+
+
+def tracking_notice_of(subscriber: Subscriber) -> ConsentNotice | None:
+    """The activity-tracking words the person agreed to last (None: never asked)."""
+    for record in queries.tracking_records(subscriber):
+        if record.notice_id:
+            return record.notice
+    return None
+
+
+def _set_tracking(subscriber, wanted: bool, visitor: Visitor, actor: Actor) -> str:
+    has = audience_queries.has_tracking_consent(subscriber.workspace, subscriber)
+    source = _source("Preference centre", visitor)
+    if has and not wanted:
+        audience.do_withdraw_tracking_consent(subscriber, source=source, actor=actor)
+        return "withdrawn"
+    notice = tracking_notice_of(subscriber)
+    if wanted and not has and notice is not None:
+        audience.do_grant_tracking_consent(
+            subscriber, notice=notice, source=source, confirmed=True, actor=actor
+        )
+        return "granted"
+    return ""
 
 
 @transaction.atomic
 def do_update_preferences(
-    subscriber: Subscriber, *, wanted: list[MailingList], name: str | None, visitor: Visitor
+    subscriber: Subscriber,
+    *,
+    wanted: list[MailingList],
+    name: str | None,
+    visitor: Visitor,
+    tracking: bool | None = None,
 ) -> Changed:
     """The person's public lists become exactly `wanted` (public lists of their workspace; the
     caller reads them), and their name `name` (None: unchanged). Joining a list is their own
     consent (the page's notice, source "the subscriber") and confirmed: the link reached them
     at this address. Joining lifts their own "unsubscribe from everything"; a suppression for a
-    bounce, a complaint, erasure or by staff is not theirs to lift, and nothing is joined."""
+    bounce, a complaint, erasure or by staff is not theirs to lift, and nothing is joined.
+
+    `tracking` (None: not on the page): keep or withdraw their activity-tracking consent; ticked
+    again, it is granted with the words they agreed to last (the page shows them)."""
     workspace = subscriber.workspace
     actor = _actor()
     public = queries.public_lists(workspace)
@@ -119,7 +152,11 @@ def do_update_preferences(
         changed.name = True
     if leaving:
         audience.do_unsubscribe(
-            subscriber, leaving, actor=actor, reason=REASON, source=_source("Preference centre", visitor)
+            subscriber,
+            leaving,
+            actor=actor,
+            reason=REASON,
+            source=_source("Preference centre", visitor),
         )
         changed.left = [m.slug for m in leaving]
     if joining:
@@ -142,13 +179,20 @@ def do_update_preferences(
                 resubscribe=True,
             )
             changed.joined = [m.slug for m in joining]
-    if changed.joined or changed.left or changed.name:
+    if tracking is not None:
+        changed.tracking = _set_tracking(subscriber, tracking, visitor, actor)
+    if changed.joined or changed.left or changed.name or changed.tracking:
         audit(
             "preferences.updated",
             actor=actor,
             workspace=workspace,
             obj=subscriber,
-            new={"joined": changed.joined, "left": changed.left, "name": changed.name},
+            new={
+                "joined": changed.joined,
+                "left": changed.left,
+                "name": changed.name,
+                **({"tracking": changed.tracking} if changed.tracking else {}),
+            },
         )
     return changed
 
@@ -199,15 +243,17 @@ def _mail(subscriber: Subscriber, *, subject: str, body: str, url: str, kind: st
 DATA_SUBJECT = "Your data"
 DATA_BODY = (
     "You asked for a copy of the data {{ data.sender }} keeps about {{ subscriber.email }}.\n\n"
-    "Download it from this link (it works for %(hours)s hours):\n\n{{ data.url }}\n\n"
+    f"Download it from this link (it works for {SELF_SERVICE_HOURS} hours):\n\n"
+    "{{ data.url }}\n\n"
     "If it was not you, ignore this message: the data goes only to this address."
-) % {"hours": SELF_SERVICE_HOURS}
+)
 ERASE_SUBJECT = "Confirm the erasure of your data"
 ERASE_BODY = (
     "You asked {{ data.sender }} to erase everything it keeps about {{ subscriber.email }}.\n\n"
-    "To confirm, open this link and press Erase (within %(hours)s hours):\n\n{{ data.url }}\n\n"
+    f"To confirm, open this link and press Erase (within {SELF_SERVICE_HOURS} hours):\n\n"
+    "{{ data.url }}\n\n"
     "If it was not you, ignore this message: nothing is erased without your confirmation."
-) % {"hours": SELF_SERVICE_HOURS}
+)
 
 
 def self_service_url(kind: str, subscriber: Subscriber) -> str:

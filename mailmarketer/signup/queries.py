@@ -13,7 +13,7 @@ from django.utils.timezone import now
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import queries as audience_queries
 from mailmarketer.audience.actions import suppression_for
-from mailmarketer.audience.models import MailingList, Subscriber, Subscription
+from mailmarketer.audience.models import ConsentRecord, MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
 from mailmarketer.campaigns.models import Campaign
 
@@ -114,7 +114,7 @@ def get_form(workspace, key) -> Form | None:
 def public_form(workspace_slug: str, form_slug: str) -> Form | None:
     return (
         Form.objects.filter(workspace__slug=workspace_slug, slug=form_slug)
-        .select_related("workspace", "notice")
+        .select_related("workspace", "notice", "tracking_notice")
         .first()
     )
 
@@ -275,3 +275,14 @@ def self_service_mails_since(subscriber: Subscriber, event: str, since) -> int:
         object_id=str(subscriber.pk),
         at__gte=since,
     ).count()
+
+
+def tracking_records(subscriber: Subscriber) -> list[ConsentRecord]:
+    """The person's activity-tracking consent records, newest first, with their notices."""
+    return list(
+        ConsentRecord.objects.filter(
+            workspace_id=subscriber.workspace_id, subscriber=subscriber, purpose="tracking"
+        )
+        .select_related("notice")
+        .order_by("-at", "-pk")
+    )

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods
 from mailmarketer.accounts.access import public_view
 from mailmarketer.accounts.actions import ActionError
 from mailmarketer.audience.emails import mask_email
+from mailmarketer.audience.queries import has_tracking_consent
 from mailmarketer.audience.tokens import read_manage_token
 from mailmarketer.lib.http import client_ip
 
@@ -42,7 +43,9 @@ ACTIONS = ("save", "everything", "data", "erase")
 
 
 def _page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
-    response = _public(render(request, template, {"referrer_policy": "same-origin", **context}, status=status))
+    response = _public(
+        render(request, template, {"referrer_policy": "same-origin", **context}, status=status)
+    )
     response.headers["Referrer-Policy"] = "same-origin"
     return response
 
@@ -78,10 +81,13 @@ def _context(subscriber, *, ticked=None, name=None, **more) -> dict:
             for m in queries.public_lists(workspace)
         ],
         "others": queries.other_active_lists(subscriber),
-        "suppressed": preferences.audience.suppression_for(workspace, subscriber.email)
-        is not None,
+        "suppressed": preferences.audience.suppression_for(workspace, subscriber.email) is not None,
         "notice": preferences.notice_words(workspace),
         "hours": SELF_SERVICE_HOURS,
+        "tracking_words": notice.text
+        if (notice := preferences.tracking_notice_of(subscriber))
+        else "",
+        "tracking": has_tracking_consent(workspace, subscriber),
         **more,
     }
 
@@ -103,8 +109,11 @@ def manage(request, token: str):
         return _save(request, subscriber, visitor)
     if action == "everything":
         preferences.do_unsubscribe_everything(subscriber, visitor=visitor)
-        context = _context(subscriber, done="You are unsubscribed from every list, and no more "
-                           "marketing mail will be sent to this address.")
+        context = _context(
+            subscriber,
+            done="You are unsubscribed from every list, and no more "
+            "marketing mail will be sent to this address.",
+        )
         return _page(request, "signup/manage.html", context)
     try:
         if action == "data":
@@ -112,13 +121,25 @@ def manage(request, token: str):
             done = "We have sent a link to your data to your address. It works for 24 hours."
         else:
             preferences.do_request_erasure_mail(subscriber, visitor=visitor)
-            done = ("We have sent a link to your address: open it and press Erase to erase "
-                    "your data. Nothing is erased until then.")
+            done = (
+                "We have sent a link to your address: open it and press Erase to erase "
+                "your data. Nothing is erased until then."
+            )
     except TooManyMails as exc:
-        return _page(request, "signup/manage.html", _context(subscriber, problem=str(exc).capitalize() + "."), status=429)
+        return _page(
+            request,
+            "signup/manage.html",
+            _context(subscriber, problem=str(exc).capitalize() + "."),
+            status=429,
+        )
     except ActionError:
-        problem = "We cannot send mail to this address (it bounced or was blocked): ask the sender to help."
-        return _page(request, "signup/manage.html", _context(subscriber, problem=problem), status=409)
+        problem = (
+            "We cannot send mail to this address (it bounced or was blocked): ask the sender "
+            "to help."
+        )
+        return _page(
+            request, "signup/manage.html", _context(subscriber, problem=problem), status=409
+        )
     return _page(request, "signup/manage.html", _context(subscriber, done=done))
 
 
@@ -134,11 +155,20 @@ def _save(request, subscriber, visitor: Visitor) -> HttpResponse:
     if errors:
         problem = "Please correct the marked fields."
         ticked = {int(c) for c in chosen if c in public}
-        context = _context(subscriber, ticked=ticked, name=name or "", problem=problem, errors=errors)
+        context = _context(
+            subscriber, ticked=ticked, name=name or "", problem=problem, errors=errors
+        )
         return _page(request, "signup/manage.html", context, status=422)
     try:
         changed = preferences.do_update_preferences(
-            subscriber, wanted=[public[c] for c in dict.fromkeys(chosen)], name=name, visitor=visitor
+            subscriber,
+            wanted=[public[c] for c in dict.fromkeys(chosen)],
+            name=name,
+            visitor=visitor,
+            # Only when the page showed the box (the person has agreed to tracking before).
+            tracking=request.POST.get("tracking") == "1"
+            if "tracking_shown" in request.POST
+            else None,
         )
     except ActionError as exc:
         context = _context(subscriber, problem=str(exc), errors={exc.field or "name": str(exc)})
@@ -151,7 +181,9 @@ def _save(request, subscriber, visitor: Visitor) -> HttpResponse:
             "can lift (a bounce, a complaint or their own decision): no list was joined.",
         )
         return _page(request, "signup/manage.html", context, status=409)
-    return _page(request, "signup/manage.html", _context(subscriber, done="Your choices are saved."))
+    return _page(
+        request, "signup/manage.html", _context(subscriber, done="Your choices are saved.")
+    )
 
 
 def _self_service(kind: str, token: str):

@@ -25,9 +25,9 @@ from mailmarketer.audience.models import (
     Subscription,
     Suppression,
 )
+from mailmarketer.audience.tokens import make_manage_token
 from mailmarketer.signup.actions import do_create_form
 from mailmarketer.signup.models import Confirmation, Submission
-from mailmarketer.audience.tokens import make_manage_token
 from mailmarketer.signup.tokens import ERASE, make_confirm_token, make_self_service_token
 
 from .support import form_url, notice_shown, post
@@ -132,9 +132,7 @@ def check(workspace, shown: set[str]):
         if sub.mailing_list.optin == MailingList.OptIn.DOUBLE:
             assert last.action == "confirm" or last.confirmed_at is not None
     # An erased address that signed up again is on no list until it confirms.
-    erased = set(
-        Suppression.objects.filter(reason="erased").values_list("email_hash", flat=True)
-    )
+    erased = set(Suppression.objects.filter(reason="erased").values_list("email_hash", flat=True))
     for sub in Subscription.objects.exclude(status="unsubscribed").select_related("subscriber"):
         assert suppression_hash(sub.subscriber.email) not in erased, sub.subscriber.email
     for record in ConsentRecord.objects.filter(source_type="form").select_related("notice"):

@@ -16,10 +16,15 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions
 from mailmarketer.audience.emails import suppression_hash
 from mailmarketer.audience.links import manage_url
-from mailmarketer.audience.models import ConsentNotice, ConsentRecord, Subscriber, Subscription
-from mailmarketer.audience.models import Suppression
+from mailmarketer.audience.models import (
+    ConsentNotice,
+    ConsentRecord,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 from mailmarketer.audience.tokens import make_manage_token, make_unsubscribe_token
-from mailmarketer.signup.tokens import DATA, ERASE, make_self_service_token
+from mailmarketer.signup.tokens import ERASE, make_self_service_token
 
 from .support import run_engine, sent_messages
 
@@ -72,7 +77,10 @@ def test_it_makes_a_manage_url_apart_from_the_unsubscribe_link(ann):
     assert "/f/m/" in url
     assert make_unsubscribe_token(ann.workspace_id, ann.pk, None) not in url
     # An unsubscribe token is not a manage token.
-    assert Client().get(f"/f/m/{make_unsubscribe_token(ann.workspace_id, ann.pk, None)}").status_code == 400
+    assert (
+        Client().get(f"/f/m/{make_unsubscribe_token(ann.workspace_id, ann.pk, None)}").status_code
+        == 400
+    )
 
 
 def test_it_shows_the_public_lists_ticked_where_the_person_is_on_them(ann, public, news):
@@ -88,7 +96,10 @@ def test_it_shows_the_public_lists_ticked_where_the_person_is_on_them(ann, publi
 
 def test_it_changes_nothing_on_get(ann, public):
     before = (ConsentRecord.objects.count(), AuditEvent.objects.count(), statuses(ann))
-    for path in (page_of(ann), f"/f/m/erase/{make_self_service_token(ERASE, ann.workspace_id, ann.pk)}"):
+    for path in (
+        page_of(ann),
+        f"/f/m/erase/{make_self_service_token(ERASE, ann.workspace_id, ann.pk)}",
+    ):
         Client().get(path)
         Client().head(path)
     assert (ConsentRecord.objects.count(), AuditEvent.objects.count(), statuses(ann)) == before
@@ -101,7 +112,9 @@ def test_it_refuses_a_post_without_a_csrf_token(ann, public):
     assert statuses(ann) == {"news": "confirmed", "offers": "confirmed"}
 
 
-def test_it_leaves_and_joins_public_lists_with_consent_records_and_audit_rows(ann, public, news, offers):
+def test_it_leaves_and_joins_public_lists_with_consent_records_and_audit_rows(
+    ann, public, news, offers
+):
     response = press(page_of(ann), action="save", lists=[str(news.pk)], name="Ann Example")
     assert response.status_code == 200, response.content
     assert "Your choices are saved" in response.content.decode()
@@ -111,7 +124,9 @@ def test_it_leaves_and_joins_public_lists_with_consent_records_and_audit_rows(an
     ann.refresh_from_db()
     assert ann.name == "Ann Example"
 
-    response = press(page_of(ann), action="save", lists=[str(news.pk), str(offers.pk)], name="Ann Example")
+    response = press(
+        page_of(ann), action="save", lists=[str(news.pk), str(offers.pk)], name="Ann Example"
+    )
     assert statuses(ann) == {"news": "confirmed", "offers": "confirmed"}
     grant = ConsentRecord.objects.filter(subscriber=ann, mailing_list=offers).last()
     assert (grant.action, grant.source_type) == ("grant", "subscriber")
@@ -119,7 +134,11 @@ def test_it_leaves_and_joins_public_lists_with_consent_records_and_audit_rows(an
     # The words next to the boxes are the notice the record names.
     assert grant.notice.text in response.content.decode()
     assert grant.notice.sha256 == ConsentNotice.hash_text(grant.notice.text)
-    events = list(AuditEvent.objects.filter(event="preferences.updated").order_by("pk").values_list("new", flat=True))
+    events = list(
+        AuditEvent.objects.filter(event="preferences.updated")
+        .order_by("pk")
+        .values_list("new", flat=True)
+    )
     assert events == [
         {"joined": [], "left": ["offers"], "name": True},
         {"joined": ["offers"], "left": [], "name": False},
@@ -146,7 +165,9 @@ def test_it_unsubscribes_from_everything(ann, public):
     response = press(page_of(ann), action="everything")
     assert response.status_code == 200
     assert set(statuses(ann).values()) == {"unsubscribed"}
-    assert Suppression.objects.get(email_hash=suppression_hash(ann.email)).reason == "unsubscribed_all"
+    assert (
+        Suppression.objects.get(email_hash=suppression_hash(ann.email)).reason == "unsubscribed_all"
+    )
     assert AuditEvent.objects.filter(event="preferences.unsubscribed_all").count() == 1
 
 
@@ -231,7 +252,10 @@ def test_it_erases_only_after_the_mailed_link_is_confirmed_by_post(ann, public):
     assert response.status_code == 200
     assert "Your data is erased" in response.content.decode()
     assert not Subscriber.objects.filter(pk=ann.pk).exists()
-    assert Suppression.objects.get(email_hash=suppression_hash("ann.example@example.com")).reason == "erased"
+    assert (
+        Suppression.objects.get(email_hash=suppression_hash("ann.example@example.com")).reason
+        == "erased"
+    )
     assert AuditEvent.objects.filter(event="subscriber.erased").count() == 1
     # The person is gone: the links say so, without an error.
     assert Client().get(path).status_code == 400

@@ -352,9 +352,7 @@ def test_it_sends_an_erased_address_only_its_confirmation(newsletter, personas, 
     person = ann(personas.acme)
     # Any other transactional message (a receipt through the API) is still refused.
     with pytest.raises(Exception, match="suppressed"):
-        do_send_transactional(
-            personas.acme, person, actor=staff, subject="Receipt", body="Thanks"
-        )
+        do_send_transactional(personas.acme, person, actor=staff, subject="Receipt", body="Thanks")
     run_engine()
     assert [m["Subject"] for m in sent_messages(personas.acme)][-1:] == [
         "Please confirm your subscription"
