@@ -569,7 +569,11 @@ def do_erase_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
     every file too (personal_data.FILES); what stays is the hashed suppression (so they are
     never imported and mailed again) and anonymous aggregates."""
     workspace, address = subscriber.workspace, subscriber.email
-    _suppress(workspace, address, Suppression.Reason.ERASED)
+    suppression = _suppress(workspace, address, Suppression.Reason.ERASED)
+    if suppression.reason == Suppression.Reason.UNSUBSCRIBED_ALL:
+        # Erasure says more than "no marketing": no transactional mail either, until the person
+        # signs up again and confirms. A bounce, a complaint or staff's block stay as they are.
+        Suppression.objects.filter(pk=suppression.pk).update(reason=Suppression.Reason.ERASED)
     personal_data.erase_hooks(subscriber)
     # After the commit (a file cannot be rolled back); robust: the rows are erased by then, and
     # a file that cannot be rewritten is logged for the operator rather than failing the call.

@@ -275,3 +275,14 @@ def test_it_puts_the_manage_link_in_every_marketing_message(ann, personas, news,
     assert expected in html
     path = "/" + expected.split("://", 1)[1].split("/", 1)[1]
     assert Client().get(path).status_code == 200
+
+
+def test_it_erases_someone_who_had_unsubscribed_from_everything_as_erased(ann, public):
+    press(page_of(ann), action="everything")
+    press(page_of(ann), action="erase")
+    run_engine()
+    path = link_in(sent_messages(ann.workspace)[-1], "/f/m/erase/")
+    client, csrf = browser(path)
+    client.post(path, {"csrfmiddlewaretoken": csrf})
+    suppression = Suppression.objects.get(email_hash=suppression_hash("ann.example@example.com"))
+    assert suppression.reason == "erased"
