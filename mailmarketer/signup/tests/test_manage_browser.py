@@ -136,10 +136,9 @@ def test_it_manages_unsubscribes_downloads_and_erases_in_a_browser(
 
     with chromium_page() as (page, errors):
         page.on("request", lambda request: requests.append(request.url))
-        with page.expect_download() as info:
-            # "Download is starting": the answer is an attachment, not a page.
-            with contextlib.suppress(PlaywrightError):
-                page.goto(data)
+        # "Download is starting": the answer is an attachment, not a page.
+        with page.expect_download() as info, contextlib.suppress(PlaywrightError):
+            page.goto(data)
         document = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
         page.goto(erase)
         page.get_by_role("button", name="Erase").click()
