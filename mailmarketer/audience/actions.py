@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
@@ -20,6 +21,7 @@ from .models import (
     ConsentNotice,
     ConsentRecord,
     MailingList,
+    Reconsent,
     Subscriber,
     Subscription,
     Suppression,
@@ -593,6 +595,38 @@ def do_export_personal_data(subscriber: Subscriber, *, actor: Actor) -> dict:
     }
     audit("subscriber.exported", actor=actor, workspace=subscriber.workspace, obj=subscriber)
     return document
+
+
+# The confirmation link a form mails lasts 7 days (signup.tokens.CONFIRM_DAYS); a day more, and
+# a record made for an erased address that nobody confirmed is erased again.
+RECONSENT_WAIT = timedelta(days=8)
+
+
+def expire_reconsent_one() -> bool:
+    """Worker duty: an erased address signed up again on a form and nobody confirmed within
+    RECONSENT_WAIT: the record the form made goes again (the same erasure, the suppression
+    stays), so that a form cannot hold an address its owner asked to erase and did not give
+    back. A record with a newer pending mail waits for that one."""
+    cutoff = now() - RECONSENT_WAIT
+    row = (
+        Reconsent.objects.filter(status=Reconsent.Status.PENDING, created_at__lt=cutoff)
+        .select_related("subscriber__workspace")
+        .order_by("pk")
+        .first()
+    )
+    if row is None:
+        return False
+    with transaction.atomic():
+        subscriber = row.subscriber
+        waiting = Reconsent.objects.filter(
+            subscriber=subscriber, status=Reconsent.Status.PENDING, created_at__gte=cutoff
+        ).exists()
+        suppression = suppression_for(subscriber.workspace, subscriber.email)
+        if waiting or suppression is None or suppression.reason != Suppression.Reason.ERASED:
+            Reconsent.objects.filter(pk=row.pk).update(status=Reconsent.Status.EXPIRED)
+        else:
+            do_erase_subscriber(subscriber, actor=Actor.system("sign-up again not confirmed"))
+    return True
 
 
 # -- activity-tracking consent ---------------------------------------------------------------

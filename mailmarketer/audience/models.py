@@ -310,12 +310,14 @@ class Reconsent(models.Model):
     confirmed. Only confirming lifts the suppression (subscribing.confirm_reconsent); until
     then nothing but this mail reaches the address.
 
-    Status: pending -> confirmed.
+    Status: pending -> confirmed (the person confirmed) | expired (they did not, in time: the
+    worker erases the record again, actions.expire_reconsent_one).
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for the person to confirm"
         CONFIRMED = "confirmed", "Confirmed: the suppression was lifted"
+        EXPIRED = "expired", "Not confirmed in time"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="+")

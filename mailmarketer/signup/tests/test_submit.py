@@ -359,6 +359,21 @@ def test_it_sends_an_erased_address_only_its_confirmation(newsletter, personas, 
     ]
 
 
+def test_it_erases_again_an_erased_address_nobody_confirmed(newsletter, personas, staff):
+    from mailmarketer.audience.actions import expire_reconsent_one
+    from mailmarketer.audience.models import Reconsent
+
+    post(newsletter)
+    audience.do_erase_subscriber(ann(personas.acme), actor=staff)
+    post(newsletter)
+    assert not expire_reconsent_one()  # the link is still valid: nothing to do
+    Reconsent.objects.update(created_at=now() - timedelta(days=8, minutes=1))
+    assert expire_reconsent_one()
+    assert not Subscriber.objects.filter(email="ann@example.com").exists()
+    assert Suppression.objects.get().reason == "erased"
+    assert not expire_reconsent_one()
+
+
 def test_it_keeps_a_bounced_address_out_of_forms(newsletter, personas, staff):
     audience.do_add_suppression(
         personas.acme, email="ann@example.com", reason="hard_bounce", actor=staff
