@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods
 
 from mailmarketer.accounts.access import public_view
 from mailmarketer.accounts.actions import ActionError
+from mailmarketer.audience.actions import suppression_for
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.audience.queries import has_tracking_consent
 from mailmarketer.audience.tokens import read_manage_token
@@ -71,6 +72,7 @@ def _person(token: str):
 def _context(subscriber, *, ticked=None, name=None, **more) -> dict:
     workspace = subscriber.workspace
     active = queries.active_list_ids(subscriber) if ticked is None else ticked
+    tracking = preferences.tracking_notice_of(subscriber)  # the words they agreed to last
     return {
         "sender": preferences.sender_of(workspace),
         "address": mask_email(subscriber.email),
@@ -81,12 +83,10 @@ def _context(subscriber, *, ticked=None, name=None, **more) -> dict:
             for m in queries.public_lists(workspace)
         ],
         "others": queries.other_active_lists(subscriber),
-        "suppressed": preferences.audience.suppression_for(workspace, subscriber.email) is not None,
+        "suppressed": suppression_for(workspace, subscriber.email) is not None,
         "notice": preferences.notice_words(workspace),
         "hours": SELF_SERVICE_HOURS,
-        "tracking_words": notice.text
-        if (notice := preferences.tracking_notice_of(subscriber))
-        else "",
+        "tracking_words": tracking.text if tracking else "",
         "tracking": has_tracking_consent(workspace, subscriber),
         **more,
     }
