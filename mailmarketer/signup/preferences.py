@@ -30,8 +30,8 @@ from mailmarketer.audience.models import (
     ConsentRecord,
     MailingList,
     Subscriber,
-    Suppression,
 )
+from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
 from . import queries
@@ -134,7 +134,7 @@ def do_update_preferences(
     caller reads them), and their name `name` (None: unchanged). Joining a list is their own
     consent (the page's notice, source "the subscriber") and confirmed: the link reached them
     at this address. Joining lifts their own "unsubscribe from everything"; a suppression for a
-    bounce, a complaint, erasure or by staff is not theirs to lift, and nothing is joined.
+    bounce, a complaint or by staff is not theirs to lift, and nothing is joined.
 
     `tracking` (None: not on the page): keep or withdraw their activity-tracking consent; ticked
     again, it is granted with the words they agreed to last (the page shows them)."""
@@ -161,13 +161,15 @@ def do_update_preferences(
         changed.left = [m.slug for m in leaving]
     if joining:
         suppression = audience.suppression_for(workspace, subscriber.email)
-        if suppression is not None and suppression.reason != Suppression.Reason.UNSUBSCRIBED_ALL:
+        if suppression is not None and suppression.reason not in RECONSENT_REASONS:
             changed.refused = "suppressed"
         elif subscriber.status == Subscriber.Status.BLOCKLISTED:
             changed.refused = "blocklisted"
         else:
             if suppression is not None:
-                audience.do_remove_suppression(suppression, actor=actor)
+                # Their own "stop everything" (the one writer lifts the person's own
+                # suppressions; an erased person has no manage link until they confirm).
+                audience.do_confirm_reconsent(subscriber, actor=actor)
             audience.do_subscribe(
                 subscriber,
                 joining,

@@ -177,8 +177,8 @@ def _save(request, subscriber, visitor: Visitor) -> HttpResponse:
     if changed.refused:
         context = _context(
             subscriber,
-            problem="This address is on the sender's do-not-mail list for a reason only they "
-            "can lift (a bounce, a complaint or their own decision): no list was joined.",
+            problem="This address is on the sender's do-not-mail list for a reason only the sender "
+            "can lift (a bounce, a complaint, or their decision): no list was joined.",
         )
         return _page(request, "signup/manage.html", context, status=409)
     return _page(
