@@ -74,6 +74,11 @@ class FormIn(_Body):
     list_mode: Literal["fixed", "choice"] = "fixed"
     lists: list[StrictStr | int] = Field(description="list ids or slugs", min_length=1)
     notice_text: StrictStr = Field(description="the consent notice shown, word for word")
+    tracking_notice_text: StrictStr = Field(
+        "",
+        description="optional second notice, for activity tracking: its own box and consent "
+        "record; empty for none",
+    )
     success_message: StrictStr = ""
     redirect_url: StrictStr = ""
     allowed_origins: list[StrictStr] = []
@@ -90,6 +95,7 @@ class FormPatch(_Patch):
     list_mode: Literal["fixed", "choice"] = None  # type: ignore[assignment]
     lists: list[StrictStr | int] = None  # type: ignore[assignment]
     notice_text: StrictStr = None  # type: ignore[assignment]
+    tracking_notice_text: StrictStr = None  # type: ignore[assignment]
     success_message: StrictStr = None  # type: ignore[assignment]
     redirect_url: StrictStr = None  # type: ignore[assignment]
     allowed_origins: list[StrictStr] = None  # type: ignore[assignment]
@@ -114,6 +120,7 @@ class FormOut(Schema):
     list_mode: str
     lists: list[int]
     notice: NoticeOut
+    tracking_notice: NoticeOut | None = None
     success_message: str
     redirect_url: str
     allowed_origins: list[str]
@@ -164,9 +171,14 @@ def form_out(form) -> dict:
             "text": form.notice.text,
             "sha256": form.notice.sha256,
         },
+        "tracking_notice": _notice_out(form.tracking_notice) if form.tracking_notice_id else None,
         "url": settings.BASE_URL + reverse("signup-form", args=[form.workspace.slug, form.slug]),
         "embed_token": make_form_token(form.pk, EMBED),
     }
+
+
+def _notice_out(notice) -> dict:
+    return {k: getattr(notice, k) for k in ("name", "version", "text", "sha256")}
 
 
 def form_or_404(request, form_id: str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
@@ -20,11 +21,23 @@ from .models import (
     ConsentNotice,
     ConsentRecord,
     MailingList,
+    Reconsent,
     Subscriber,
     Subscription,
     Suppression,
 )
-from .subscribing import CHANGED, Person, Result, Terms, subscribe_people
+from .queries import latest_tracking_record
+from .subscribing import (
+    CHANGED,
+    RECONSENT_REASONS,
+    Person,
+    Result,
+    Terms,
+    confirm_reconsent,
+    open_reconsent,
+    record_tracking_consent,
+    subscribe_people,
+)
 
 Status = Subscription.Status
 Reason = Subscription.Reason
@@ -255,9 +268,17 @@ def do_create_subscriber(
     attributes: dict | None = None,
     source: str = Subscriber.Source.ADMIN,
     actor: Actor,
+    pending_reconsent: bool = False,
 ) -> Subscriber:
+    """`pending_reconsent`: a form keeping a record of an address suppressed as erased or
+    unsubscribed from everything (subscribing.RECONSENT_REASONS), to mail it a confirmation:
+    the suppression stays until the person confirms (do_confirm_reconsent)."""
     email = valid_email(email)
-    _refuse_if_suppressed(workspace, email)
+    suppression = suppression_for(workspace, email)
+    if suppression is not None and not (
+        pending_reconsent and suppression.reason in RECONSENT_REASONS
+    ):
+        raise _suppressed(suppression.reason)
     if _same_address(workspace.pk, email).exists():
         raise Conflict("a subscriber with this email address already exists")
     subscriber = Subscriber(
@@ -277,7 +298,7 @@ def do_create_subscriber(
         actor=actor,
         workspace=workspace,
         obj=subscriber,
-        new={"source": source},
+        new={"source": source, **({"pending_reconsent": True} if suppression else {})},
     )
     return subscriber
 
@@ -550,7 +571,11 @@ def do_erase_subscriber(subscriber: Subscriber, *, actor: Actor) -> None:
     every file too (personal_data.FILES); what stays is the hashed suppression (so they are
     never imported and mailed again) and anonymous aggregates."""
     workspace, address = subscriber.workspace, subscriber.email
-    _suppress(workspace, address, Suppression.Reason.ERASED)
+    suppression = _suppress(workspace, address, Suppression.Reason.ERASED)
+    if suppression.reason == Suppression.Reason.UNSUBSCRIBED_ALL:
+        # Erasure says more than "no marketing": no transactional mail either, until the person
+        # signs up again and confirms. A bounce, a complaint or staff's block stay as they are.
+        Suppression.objects.filter(pk=suppression.pk).update(reason=Suppression.Reason.ERASED)
     personal_data.erase_hooks(subscriber)
     # After the commit (a file cannot be rolled back); robust: the rows are erased by then, and
     # a file that cannot be rewritten is logged for the operator rather than failing the call.
@@ -572,7 +597,160 @@ def do_export_personal_data(subscriber: Subscriber, *, actor: Actor) -> dict:
     return document
 
 
+# The confirmation link a form mails lasts 7 days (signup.tokens.CONFIRM_DAYS); a day more, and
+# a record made for an erased address that nobody confirmed is erased again.
+RECONSENT_WAIT = timedelta(days=8)
+
+
+def expire_reconsent_one() -> bool:
+    """Worker duty: an erased address signed up again on a form and nobody confirmed within
+    RECONSENT_WAIT: the record the form made goes again (the same erasure, the suppression
+    stays), so that a form cannot hold an address its owner asked to erase and did not give
+    back. A record with a newer pending mail waits for that one."""
+    cutoff = now() - RECONSENT_WAIT
+    row = (
+        Reconsent.objects.filter(status=Reconsent.Status.PENDING, created_at__lt=cutoff)
+        .select_related("subscriber__workspace")
+        .order_by("pk")
+        .first()
+    )
+    if row is None:
+        return False
+    with transaction.atomic():
+        subscriber = row.subscriber
+        waiting = Reconsent.objects.filter(
+            subscriber=subscriber, status=Reconsent.Status.PENDING, created_at__gte=cutoff
+        ).exists()
+        suppression = suppression_for(subscriber.workspace, subscriber.email)
+        if waiting or suppression is None or suppression.reason != Suppression.Reason.ERASED:
+            Reconsent.objects.filter(pk=row.pk).update(status=Reconsent.Status.EXPIRED)
+        else:
+            do_erase_subscriber(subscriber, actor=Actor.system("sign-up again not confirmed"))
+    return True
+
+
+# -- activity-tracking consent ---------------------------------------------------------------
+
+
+@transaction.atomic
+def do_grant_tracking_consent(
+    subscriber: Subscriber,
+    *,
+    notice: ConsentNotice,
+    source: ConsentSource,
+    confirmed: bool,
+    actor: Actor,
+) -> ConsentRecord:
+    """The person agreed to activity tracking with the words of `notice`. `confirmed=False`
+    when it rides on a sign-up still to be confirmed by mail (do_confirm_tracking_consent)."""
+    if notice.workspace_id != subscriber.workspace_id:
+        raise ActionError("that notice belongs to another workspace", code="not_found")
+    record = record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.GRANT,
+        source.terms(reason=Reason.BY_SUBSCRIBER, notice_id=notice.pk),
+        at=now(),
+        confirmed=confirmed,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "grant", "confirmed": confirmed, "notice": notice.pk},
+    )
+    return record
+
+
+@transaction.atomic
+def do_confirm_tracking_consent(
+    subscriber: Subscriber, *, source: ConsentSource, actor: Actor
+) -> bool:
+    """The sign-up that carried an unconfirmed tracking grant was confirmed. False when the
+    newest tracking record is not such a grant (withdrawn since, or confirmed already)."""
+    latest = _latest_tracking(subscriber)
+    if latest is None or latest.action != ConsentRecord.Action.GRANT or latest.confirmed_at:
+        return False
+    record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.CONFIRM,
+        source.terms(reason=Reason.BY_SUBSCRIBER, notice_id=latest.notice_id),
+        at=now(),
+        confirmed=True,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "confirm"},
+    )
+    return True
+
+
+@transaction.atomic
+def do_withdraw_tracking_consent(
+    subscriber: Subscriber, *, source: ConsentSource, actor: Actor
+) -> bool:
+    """False when there was nothing to withdraw (no tracking record, or withdrawn already)."""
+    latest = _latest_tracking(subscriber)
+    if latest is None or latest.action == ConsentRecord.Action.WITHDRAW:
+        return False
+    record_tracking_consent(
+        subscriber,
+        ConsentRecord.Action.WITHDRAW,
+        source.terms(reason=Reason.BY_SUBSCRIBER),
+        at=now(),
+        confirmed=False,
+    )
+    audit(
+        "subscriber.tracking_consent",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"action": "withdraw"},
+    )
+    return True
+
+
+def _latest_tracking(subscriber: Subscriber) -> ConsentRecord | None:
+    return latest_tracking_record(subscriber.workspace, subscriber)
+
+
 # -- suppression -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def do_open_reconsent(subscriber: Subscriber, *, campaign_id: int, actor: Actor):
+    """The confirmation mail `campaign_id` goes to a suppressed address signing up again: the
+    engine may send exactly that message to it (subscribing.open_reconsent)."""
+    reconsent = open_reconsent(subscriber, campaign_id=campaign_id, at=now())
+    audit(
+        "subscriber.reconsent_mailed",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        new={"campaign": campaign_id},
+    )
+    return reconsent
+
+
+@transaction.atomic
+def do_confirm_reconsent(subscriber: Subscriber, *, actor: Actor) -> bool:
+    """The person confirmed signing up again: their own suppression (erasure, or unsubscribe
+    from everything) is lifted. False when there was none of those to lift."""
+    lifted = confirm_reconsent(subscriber, at=now())
+    if lifted is None:
+        return False
+    audit(
+        "suppression.removed",
+        actor=actor,
+        workspace=subscriber.workspace,
+        obj=subscriber,
+        old={"reason": lifted},
+        new={"by": "the person's confirmed sign-up"},
+    )
+    return True
 
 
 @transaction.atomic

@@ -10,8 +10,10 @@ class AudienceConfig(AppConfig):
         from mailmarketer.lib.worker import register_duty
 
         from . import personal_data
+        from .actions import expire_reconsent_one
         from .importing.jobs import expire_import_files_one, purge_abandoned_one
 
         personal_data.register_core()
         register_duty(purge_abandoned_one)
         register_duty(expire_import_files_one)
+        register_duty(expire_reconsent_one)

@@ -16,7 +16,7 @@ from functools import cache
 from django.conf import settings
 from django.urls import reverse
 
-from mailmarketer.audience.tokens import make_unsubscribe_token
+from mailmarketer.audience.tokens import make_manage_token, make_unsubscribe_token
 from mailmarketer.lib.idtokens import make_token, read_token
 
 VIEW_SALT = "mailmarketer.campaigns.view-in-browser"
@@ -34,6 +34,21 @@ def unsubscribe_url(workspace_id: int, subscriber_id: int, campaign_id: int | No
     """The absolute one-click unsubscribe URL (List-Unsubscribe and the message footer)."""
     token = make_unsubscribe_token(workspace_id, subscriber_id, campaign_id)
     return f"{settings.BASE_URL}{_unsubscribe_path_prefix()}{token}"
+
+
+@cache
+def _manage_path_prefix() -> str:
+    marker = "TOKEN"
+    path = reverse("signup-manage", args=[marker])
+    return path[: -len(marker)]
+
+
+def manage_url(workspace_id: int, subscriber_id: int) -> str:
+    """The absolute preference-centre URL ("Manage your subscription" in the footer): the
+    person's lists, name, unsubscribe from everything, their data and its erasure. Signed, no
+    expiry, like the unsubscribe link; the page changes nothing on GET."""
+    token = make_manage_token(workspace_id, subscriber_id)
+    return f"{settings.BASE_URL}{_manage_path_prefix()}{token}"
 
 
 def view_url(workspace_id: int, subscriber_id: int, campaign_id: int) -> str:

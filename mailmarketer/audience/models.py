@@ -303,6 +303,39 @@ class Suppression(models.Model):
         return f"suppression {self.email_hash[:12]}… ({self.reason})"
 
 
+class Reconsent(models.Model):
+    """A person whose address is suppressed as erased (or as "unsubscribed from everything")
+    signing up again: the confirmation mail that asks them, the one message the delivery engine
+    may send to that address (it names the transactional message by id), and whether they
+    confirmed. Only confirming lifts the suppression (subscribing.confirm_reconsent); until
+    then nothing but this mail reaches the address.
+
+    Status: pending -> confirmed (the person confirmed) | expired (they did not, in time: the
+    worker erases the record again, actions.expire_reconsent_one).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the person to confirm"
+        CONFIRMED = "confirmed", "Confirmed: the suppression was lifted"
+        EXPIRED = "expired", "Not confirmed in time"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="+")
+    email_hash = models.CharField(max_length=64)
+    # The transactional message (campaigns.Campaign) carrying the confirmation link. An id, not
+    # a foreign key: campaigns sits above audience.
+    campaign_id = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "campaign_id"], name="reconsent_campaign")]
+
+    def __str__(self):
+        return f"reconsent {self.pk} ({self.status})"
+
+
 class Import(models.Model):
     """A subscriber import: the uploaded file (kept under DATA_DIR/imports/<id>/ while the job
     needs it), how its columns map, what it does, and the job's progress (importing/)."""

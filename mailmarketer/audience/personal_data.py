@@ -87,7 +87,7 @@ def register_core() -> None:
     from mailmarketer.lib import outbox
 
     from .importing.jobs import erase_from_reports
-    from .models import ConsentRecord, Subscriber, Subscription
+    from .models import ConsentRecord, Reconsent, Subscriber, Subscription
 
     register_files("import error reports", erase=erase_from_reports)
     register_files(
@@ -140,5 +140,13 @@ def register_core() -> None:
                 "user_agent",
                 "confirmed_at",
             ],
+        ),
+    )
+    register(
+        Reconsent,
+        section="sign_up_again",
+        export=lambda s: rows_as_dicts(
+            Reconsent.objects.filter(subscriber=s).order_by("created_at", "id"),
+            ["created_at", "status", "confirmed_at"],
         ),
     )

@@ -13,7 +13,7 @@ from django.db.models import CharField, Count, F, Func, Q
 from django.db.models.fields.json import KeyTransform, compile_json_path
 
 from .emails import email_key, mask_email
-from .models import ConsentRecord, MailingList, Subscriber, Subscription, Suppression
+from .models import ConsentRecord, MailingList, Reconsent, Subscriber, Subscription, Suppression
 
 HIDDEN = "•••"
 
@@ -400,3 +400,39 @@ def search_subscribers_by_text(
     page = list(qs.order_by("-pk")[: limit + 1])
     cursor = page[limit - 1].pk if len(page) > limit else None
     return page[:limit], cursor
+
+
+def reconsent_hashes(workspace_id: int, campaign_id: int) -> set[str]:
+    """The suppressed addresses (as hashes) that this transactional message asks to sign up
+    again (models.Reconsent): the engine sends it to them despite their erasure."""
+    return set(
+        Reconsent.objects.filter(
+            workspace_id=workspace_id, campaign_id=campaign_id, status=Reconsent.Status.PENDING
+        ).values_list("email_hash", flat=True)
+    )
+
+
+def latest_tracking_record(workspace, subscriber) -> ConsentRecord | None:
+    """The person's newest activity-tracking consent record (purpose "tracking"), or None."""
+    return (
+        ConsentRecord.objects.filter(
+            workspace_id=workspace.pk, subscriber_id=subscriber.pk, purpose="tracking"
+        )
+        .order_by("-at", "-pk")
+        .first()
+    )
+
+
+def has_tracking_consent(workspace, subscriber) -> bool:
+    """Whether this person's activity may be tracked as theirs (identified tracking, DESIGN.md
+    section 5): their newest tracking record is a confirmation, or a grant that needed none
+    (given where no confirmation mail was due). A grant waiting on its sign-up's confirmation,
+    a withdrawal, or no record at all: no. Someone of another workspace: no."""
+    if subscriber is None or subscriber.workspace_id != workspace.pk:
+        return False
+    latest = latest_tracking_record(workspace, subscriber)
+    if latest is None:
+        return False
+    if latest.action == ConsentRecord.Action.CONFIRM:
+        return True
+    return latest.action == ConsentRecord.Action.GRANT and latest.confirmed_at is not None

@@ -26,6 +26,14 @@ The status a list's new memberships get: confirmed when the terms say the consen
 (`confirmed=False`), and each list's opt-in when they say nothing (`confirmed=None`: a double
 opt-in list waits for the confirmation link).
 
+Pending re-consent (RECONSENT_REASONS): an address suppressed as erased or as "unsubscribed
+from everything" may sign up again, but only by confirming. A form may then keep a record of the
+address (actions.do_create_subscriber with pending_reconsent) and send one confirmation mail,
+which open_reconsent records (the delivery engine sends exactly that message to the suppressed
+address, nothing else); confirm_reconsent, on the person's confirmation, lifts the suppression,
+and only then can subscribe_people add them to lists. Suppressions for a bounce, a complaint or
+by staff are not the person's to lift and have no such path.
+
 Audit rows are the caller's: each action writes the one that suits it (per person, per call or
 per import chunk).
 """
@@ -41,7 +49,7 @@ from django.db import models
 
 from .emails import email_key, suppression_hash
 from .importing.store import Consent, Store, json_text
-from .models import ConsentRecord, MailingList, Subscriber, Subscription
+from .models import ConsentRecord, MailingList, Reconsent, Subscriber, Subscription, Suppression
 
 Status = Subscription.Status
 SourceType = ConsentRecord.SourceType
@@ -260,3 +268,65 @@ def _subscribe_known(store, known, lists, terms, outcome, confirmed_at, consent,
             updated_at=at,
         )
     store.insert_consents(consents, consent=consent, at=at)
+
+
+# Suppressions a person lifts by signing up again and confirming it: their own "stop
+# everything" and their own erasure. Not a bounce, a complaint or staff's decision.
+RECONSENT_REASONS = frozenset({Suppression.Reason.UNSUBSCRIBED_ALL, Suppression.Reason.ERASED})
+
+
+def open_reconsent(subscriber: Subscriber, *, campaign_id: int, at: datetime) -> Reconsent:
+    """Records that the confirmation mail `campaign_id` asks this suppressed address to sign
+    up again: the one message the engine sends it."""
+    return Reconsent.objects.create(
+        workspace_id=subscriber.workspace_id,
+        subscriber=subscriber,
+        email_hash=suppression_hash(subscriber.email),
+        campaign_id=campaign_id,
+        created_at=at,
+    )
+
+
+def confirm_reconsent(subscriber: Subscriber, *, at: datetime) -> str | None:
+    """The person confirmed signing up again: their own suppression (RECONSENT_REASONS) goes,
+    and their pending re-consents are confirmed. Returns the reason lifted, or None when there
+    was none to lift (a suppression of another reason stays, and nothing is confirmed)."""
+    suppression = Suppression.objects.filter(
+        workspace_id=subscriber.workspace_id, email_hash=suppression_hash(subscriber.email)
+    ).first()
+    if suppression is None or suppression.reason not in RECONSENT_REASONS:
+        return None
+    suppression.delete()
+    Reconsent.objects.filter(subscriber=subscriber, status=Reconsent.Status.PENDING).update(
+        status=Reconsent.Status.CONFIRMED, confirmed_at=at
+    )
+    return suppression.reason
+
+
+# -- activity tracking -----------------------------------------------------------------------
+
+TRACKING = "tracking"  # the purpose of activity-tracking consent records (no list)
+
+
+def record_tracking_consent(
+    subscriber: Subscriber, action: str, terms: Terms, *, at: datetime, confirmed: bool
+) -> ConsentRecord:
+    """One activity-tracking consent record (grant, confirm or withdraw), with the terms'
+    notice (the words shown) and source. A grant waiting on a confirmation mail has no
+    confirmed_at; queries.has_tracking_consent reads the newest record."""
+    keep_ip = subscriber.workspace.consent_store_ip
+    return ConsentRecord.objects.create(
+        workspace_id=subscriber.workspace_id,
+        subscriber=subscriber,
+        purpose=TRACKING,
+        mailing_list=None,
+        action=action,
+        notice_id=terms.notice_id,
+        source_type=terms.source_type,
+        source_id=terms.source_id[:64],
+        source_label=terms.source_label[:200],
+        ip=terms.ip if keep_ip else None,
+        user_agent=terms.user_agent[:400] if keep_ip else "",
+        at=at,
+        confirmed_at=at if confirmed else None,
+    )

@@ -906,7 +906,7 @@ def sample_urls() -> dict:
     # Inert links: the preview token is not a valid signature, so following one changes nothing.
     return {
         "unsubscribe_url": f"{settings.BASE_URL}/f/u/preview",
-        "manage_url": f"{settings.BASE_URL}/f/u/preview",
+        "manage_url": f"{settings.BASE_URL}/f/m/preview",
         "view_in_browser_url": f"{settings.BASE_URL}/f/archive/preview",
     }
 

@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts.access import public_view
-from mailmarketer.audience.links import read_view_token, unsubscribe_url
+from mailmarketer.audience.links import manage_url, read_view_token, unsubscribe_url
 from mailmarketer.audience.models import Subscriber
 
 from . import rendering
@@ -84,7 +84,7 @@ def view_in_browser(request, token: str):
         },
         urls={
             "unsubscribe_url": unsubscribe,
-            "manage_url": unsubscribe,
+            "manage_url": manage_url(workspace_id, subscriber_id),
             "view_in_browser_url": settings.BASE_URL + request.path,
         },
         data=campaign.data,

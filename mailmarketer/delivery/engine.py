@@ -52,8 +52,9 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
-from mailmarketer.audience.links import unsubscribe_url, view_url
+from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
 from mailmarketer.audience.models import Subscriber, Suppression
+from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.lib.worker import worker_id
@@ -224,6 +225,13 @@ def _mailable(
     )
     if campaign.kind == Campaign.Kind.TRANSACTIONAL:
         suppressions = suppressions.filter(reason__in=TRANSACTIONAL_BLOCKING)
+        # A person signing up again after their erasure gets this one confirmation mail
+        # (audience.Reconsent names it), and no other message.
+        asked = reconsent_hashes(campaign.workspace_id, campaign.pk)
+        if asked:
+            suppressions = suppressions.exclude(
+                reason=Suppression.Reason.ERASED, email_hash__in=asked
+            )
     else:
         subscribed = set(
             mailable_subscriptions(campaign)
@@ -261,7 +269,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         subscriber=person,
         urls={
             "unsubscribe_url": unsubscribe,
-            "manage_url": unsubscribe,
+            "manage_url": manage_url(campaign.workspace_id, person["id"]),
             "view_in_browser_url": view_url(campaign.workspace_id, person["id"], campaign.pk),
         },
         data=campaign.data,

@@ -14,9 +14,14 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.audience.actions import Suppressed, do_create_subscriber, suppression_for
+from mailmarketer.audience.actions import (
+    Suppressed,
+    do_create_subscriber,
+    do_open_reconsent,
+    suppression_for,
+)
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
-from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import subscriber_by_email
 from mailmarketer.campaigns.actions import apply_fields, compile_checked, store_links
 from mailmarketer.campaigns.models import Campaign
@@ -64,7 +69,7 @@ def _record_for(workspace, email: str, *, actor: Actor) -> Subscriber:
 
 @transaction.atomic
 def do_send_transactional(
-    workspace, recipient: Subscriber | str, *, actor: Actor, **fields
+    workspace, recipient: Subscriber | str, *, actor: Actor, confirmation: bool = False, **fields
 ) -> Campaign:
     """One message to one person through the delivery engine: a campaign of kind transactional,
     created running with its single ledger row and its planning done (there is no audience to
@@ -79,7 +84,12 @@ def do_send_transactional(
     with its line) and nothing is created, the new record neither. Transactional mail reaches
     people who unsubscribed from marketing; a blocklisted person, and an address suppressed for
     a bounce, a complaint, erasure or by hand, are refused here as the engine would skip them at
-    send time."""
+    send time.
+
+    `confirmation=True` (signup's double opt-in mail, and nothing else): the message asks the
+    person to confirm a sign-up, and may go to an address suppressed as erased, which is how an
+    erased person signs up again. The audience records it (do_open_reconsent) and the engine
+    sends exactly this message to that address; the erasure stays until they confirm."""
     unknown = set(fields) - set(TRANSACTIONAL_FIELDS)
     if unknown:
         raise ActionError(f"unknown message fields: {', '.join(sorted(unknown))}")
@@ -93,7 +103,13 @@ def do_send_transactional(
     if subscriber is not None and subscriber.status == Subscriber.Status.BLOCKLISTED:
         raise Conflict("the subscriber is blocklisted: nothing is sent to them", code="blocklisted")
     suppression = suppression_for(workspace, email)
-    if suppression is not None and suppression.reason in TRANSACTIONAL_BLOCKING:
+    reconsent = (
+        confirmation
+        and subscriber is not None
+        and suppression is not None
+        and suppression.reason == Suppression.Reason.ERASED
+    )
+    if suppression is not None and suppression.reason in TRANSACTIONAL_BLOCKING and not reconsent:
         raise Conflict(
             f"the address is suppressed ({suppression.get_reason_display().lower()}): nothing is "
             "sent to it",
@@ -124,6 +140,8 @@ def do_send_transactional(
     campaign.save()
     store_links(campaign, compiled.links)
     Delivery.objects.create(workspace=workspace, campaign=campaign, subscriber=subscriber)
+    if reconsent:
+        do_open_reconsent(subscriber, campaign_id=campaign.pk, actor=actor)
     audit(
         "campaign.transactional_queued",
         actor=actor,

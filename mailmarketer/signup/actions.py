@@ -8,12 +8,13 @@ the one place that calls it), so it is in the ledger like any other message.
 What a submission may do depends on who the address is, and the answer never says which:
 - new, or on none of the lists: subscribed at once on single opt-in lists; unconfirmed on double
   opt-in lists, with a confirmation mail;
-- left one of the lists earlier, or on the do-not-mail list for having unsubscribed from
-  everything: nothing changes until the person confirms by mail (only they may undo their own
-  opt-out); confirming lifts that suppression and renews the memberships;
-- blocklisted, erased, or suppressed for a bounce, a complaint or by staff: nothing is
-  subscribed and nothing is mailed (erased people cannot be mailed a confirmation: see
-  docs/forms.md).
+- left one of the lists earlier, on the do-not-mail list for having unsubscribed from
+  everything, or erased at their request: nothing changes until the person confirms by mail
+  (only they may undo their own opt-out or erasure); confirming lifts that suppression and
+  renews the memberships. An erased address gets a record again (pending re-consent, still
+  suppressed) so that the delivery engine can send it this one confirmation mail;
+- blocklisted, or suppressed for a bounce, a complaint or by staff: nothing is subscribed and
+  nothing is mailed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mailmarketer.audience.models import (
     Subscription,
     Suppression,
 )
+from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
 from . import limits, queries
@@ -74,9 +76,9 @@ FORM_EDITABLE = (
 # Kinds that can be built and submitted; the others are refused until they are built.
 AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER})
 MAX_ORIGINS = 20
-# Suppressions a confirmed sign-up lifts: the person's own "stop everything". The others (a
-# bounce, a complaint, erasure, staff) are not the person's to undo from a form.
-RENEWABLE = frozenset({Suppression.Reason.UNSUBSCRIBED_ALL})
+# Suppressions a confirmed sign-up lifts: the person's own "stop everything" and their own
+# erasure. The others (a bounce, a complaint, staff) are not the person's to undo from a form.
+RENEWABLE = RECONSENT_REASONS
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -143,11 +145,35 @@ def _snapshot(form: Form) -> dict:
         **{k: getattr(form, k) for k in FORM_EDITABLE},
         "lists": sorted(form.lists.values_list("pk", flat=True)),
         "notice": form.notice_id,
+        "tracking_notice": form.tracking_notice_id,
     }
 
 
+def _set_tracking_notice(form: Form, tracking_text: str | None) -> None:
+    """None leaves it; empty removes the tracking box; words make (or find) a version."""
+    if tracking_text is None:
+        return
+    if not str(tracking_text).strip():
+        form.tracking_notice = None
+        return
+    try:
+        form.tracking_notice = audience.notice_for_text(
+            form.workspace, f"Form {form.slug}: activity tracking", str(tracking_text)
+        )
+    except ActionError as exc:
+        raise FormError("tracking_notice_text", str(exc), code=exc.code) from None
+
+
 @transaction.atomic
-def do_create_form(workspace, *, lists, notice_text: str, actor: Actor, **fields) -> Form:
+def do_create_form(
+    workspace,
+    *,
+    lists,
+    notice_text: str,
+    actor: Actor,
+    tracking_notice_text: str | None = None,
+    **fields,
+) -> Form:
     unknown = set(fields) - set(FORM_EDITABLE)
     if unknown:
         raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
@@ -157,6 +183,7 @@ def do_create_form(workspace, *, lists, notice_text: str, actor: Actor, **fields
     if queries.slug_taken(workspace, form.slug):
         raise Conflict(f"a form with the slug {form.slug!r} already exists")
     _set_notice(form, notice_text)
+    _set_tracking_notice(form, tracking_notice_text)
     form.save()
     form.lists.set(lists)
     audit("form.created", actor=actor, workspace=workspace, obj=form, new=_snapshot(form))
@@ -171,7 +198,12 @@ def do_update_form(
     lists=None,
     notice_text: str | None = None,
     actor: Actor,
+    tracking_notice_text: str | None = None,
 ) -> Form:
+    changes = dict(changes)
+    # The builder passes it with the settings; the API as its own argument.
+    if "tracking_notice_text" in changes:
+        tracking_notice_text = changes.pop("tracking_notice_text")
     unknown = set(changes) - set(FORM_EDITABLE)
     if unknown:
         raise FormError(sorted(unknown)[0], f"unknown form fields: {', '.join(sorted(unknown))}")
@@ -185,6 +217,7 @@ def do_update_form(
         raise Conflict(f"a form with the slug {form.slug!r} already exists")
     if notice_text is not None:
         _set_notice(form, notice_text)
+    _set_tracking_notice(form, tracking_notice_text)
     form.updated_at = now()
     form.save()
     form.lists.set(lists)
@@ -249,10 +282,9 @@ def _refuses(subscriber: Subscriber | None, suppression: Suppression | None) -> 
         return True
     if suppression is None:
         return False
-    # An address suppressed for any reason but the person's own opt-out cannot be signed up by
-    # a form; one without a record left (erased, or deleted by staff after opting out) cannot
-    # be created while it is suppressed (audience refuses, and so would the mail).
-    return suppression.reason not in RENEWABLE or subscriber is None
+    # An address suppressed for any reason but the person's own opt-out or erasure cannot be
+    # signed up by a form.
+    return suppression.reason not in RENEWABLE
 
 
 def _fill_profile(subscriber: Subscriber, actor: Actor, *, name: str = "", attributes=None):
@@ -289,6 +321,7 @@ def _queue_mail(confirmation: Confirmation, subscriber: Subscriber, form: Form) 
         body=body,
         body_format="text",
         data={"url": url, "sender": workspace.sender_name or workspace.name},
+        confirmation=True,
     )
 
 
@@ -365,6 +398,9 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,
+                # Erased (or deleted after opting out): a record to send the confirmation to,
+                # suppressed until the person confirms.
+                pending_reconsent=suppression is not None,
             )
         except Conflict:
             # A concurrent submission of the same address created them first (the insert
@@ -413,6 +449,17 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
         submission.name = submitted.name[:200]
     else:
         _fill_profile(subscriber, actor, name=submitted.name)
+    if submitted.tracking and form.tracking_notice_id:
+        # Its own record with the words of the second box; confirmed with the sign-up when a
+        # confirmation mail goes out (a stranger may have typed this address).
+        submission.tracking = True
+        audience.do_grant_tracking_consent(
+            subscriber,
+            notice=form.tracking_notice,
+            source=_consent_source(form, submission),
+            confirmed=not (renew or unconfirmed),
+            actor=actor,
+        )
     submission.save()
     if renew or unconfirmed:
         confirmation = _confirmation_for(subscriber, email_hash, form)
@@ -558,7 +605,7 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
     ):
         return False  # suppressed since (a bounce, a complaint, staff): not ours to undo
     if suppression is not None and any(item.renew for item in items):
-        audience.do_remove_suppression(suppression, actor=actor)
+        audience.do_confirm_reconsent(subscriber, actor=actor)
     for item in items:
         if item.renew:
             audience.do_subscribe(
@@ -582,6 +629,8 @@ def do_confirm_signup(confirmation: Confirmation, *, ip: str | None, user_agent:
             source=confirm_source,
         ):
             confirmed.append(subscription.mailing_list)
+    if any(item.submission.tracking for item in items):
+        audience.do_confirm_tracking_consent(subscriber, source=confirm_source, actor=actor)
     typed = [item.submission.name for item in items if item.submission.name]
     if typed:
         _fill_profile(subscriber, actor, name=typed[-1])

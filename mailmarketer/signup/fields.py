@@ -28,7 +28,9 @@ EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL = "email", "lists", "consent", "form_toke
 # The honeypot: hidden from people (hidden attribute, off the tab order); bots that fill every
 # field fill it. Named like a field bots like to fill.
 HONEYPOT = "website"
-RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT})
+# The second, optional box: consent to activity tracking (a form with a tracking notice).
+TRACKING = "tracking_consent"
+RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT, TRACKING})
 
 VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30
@@ -121,6 +123,7 @@ class Submitted:
     attributes: dict = field(default_factory=dict)
     lists: list[int] = field(default_factory=list)  # ids the person ticked (choice forms)
     page_url: str = ""
+    tracking: bool = False  # ticked the activity-tracking box of a form that has one
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -236,6 +239,9 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
         result.lists = sorted(set(chosen))
     else:
         result.lists = list(offered_list_ids)
+
+    # Ticked on a form without a tracking notice means nothing: there were no words to agree to.
+    result.tracking = bool(form.tracking_notice_id) and _truthy(_one(data, TRACKING))
 
     page_url = _one(data, PAGE_URL)
     if isinstance(page_url, str):

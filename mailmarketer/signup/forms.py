@@ -104,6 +104,13 @@ class FormBuilder(forms.Form):
         help_text="Shown next to the consent box, word for word; each consent record keeps "
         "the version the person saw. Changing it makes a new version.",
     )
+    tracking_notice_text = forms.CharField(
+        label="Activity-tracking notice (optional)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="When set, the form shows a second, optional box with these words; ticking "
+        "it records consent to activity tracking (its own consent record). Empty: no box.",
+    )
     success_message = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
@@ -147,6 +154,7 @@ class FormBuilder(forms.Form):
             custom_fields=_custom_lines(form.fields),
             lists=list(form.lists.all()),
             notice_text=form.notice.text,
+            tracking_notice_text=form.tracking_notice.text if form.tracking_notice_id else "",
             success_message=form.success_message,
             redirect_url=form.redirect_url,
             allowed_origins="\n".join(form.allowed_origins),
@@ -210,6 +218,7 @@ class FormBuilder(forms.Form):
                 "redirect_url",
                 "allowed_origins",
                 "fields",
+                "tracking_notice_text",
             )
         }
         return settings, list(data["lists"]), data["notice_text"]

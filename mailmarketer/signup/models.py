@@ -44,6 +44,12 @@ class Form(models.Model):
     # The words next to the consent box. Notices are immutable: editing the words makes a new
     # version and points the form at it, so old consent records keep the words they were given.
     notice = models.ForeignKey(ConsentNotice, on_delete=models.PROTECT, related_name="+")
+    # An optional second notice, for activity tracking (purpose "tracking"): its own box on the
+    # page, its own consent record with these exact words; audience.queries.has_tracking_consent
+    # is what the tracking package reads.
+    tracking_notice = models.ForeignKey(
+        ConsentNotice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     success_message = models.TextField(blank=True)
     redirect_url = models.URLField(max_length=500, blank=True)
     # Origins ("https://www.example.com") whose pages may post to the form and read the JSON
@@ -112,6 +118,8 @@ class Submission(models.Model):
     # stranger typed (actions.do_submit_form).
     name = models.CharField(max_length=200, blank=True)
     via = models.CharField(max_length=8)  # "page", "embed" or "json"
+    # The activity-tracking box was ticked; confirmed with the sign-up when one is mailed.
+    tracking = models.BooleanField(default=False)
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     created_at = models.DateTimeField(default=now)
 

@@ -10,9 +10,10 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils.timezone import now
 
+from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import queries as audience_queries
 from mailmarketer.audience.actions import suppression_for
-from mailmarketer.audience.models import MailingList, Subscriber, Subscription
+from mailmarketer.audience.models import ConsentRecord, MailingList, Subscriber, Subscription
 from mailmarketer.audience.tokens import UnsubscribeRequest
 from mailmarketer.campaigns.models import Campaign
 
@@ -113,7 +114,7 @@ def get_form(workspace, key) -> Form | None:
 def public_form(workspace_slug: str, form_slug: str) -> Form | None:
     return (
         Form.objects.filter(workspace__slug=workspace_slug, slug=form_slug)
-        .select_related("workspace", "notice")
+        .select_related("workspace", "notice", "tracking_notice")
         .first()
     )
 
@@ -222,3 +223,66 @@ def lists_with_welcome(form: Form) -> list[dict]:
         )
     )
     return [{"list": m, "welcome": m.pk in welcomed} for m in lists]
+
+
+# -- preference centre -----------------------------------------------------------------------
+
+
+def manage_subscriber(workspace_id: int, subscriber_id: int) -> Subscriber | None:
+    """The person a preference-centre or self-service token names, in the workspace it names;
+    None when they are gone (erased or deleted since)."""
+    return (
+        Subscriber.objects.select_related("workspace")
+        .filter(workspace_id=workspace_id, pk=subscriber_id)
+        .first()
+    )
+
+
+def public_lists(workspace) -> list[MailingList]:
+    return list(
+        MailingList.objects.filter(
+            workspace=workspace, visibility=MailingList.Visibility.PUBLIC
+        ).order_by("name", "pk")
+    )
+
+
+def active_list_ids(subscriber: Subscriber) -> set[int]:
+    """The lists the person is on (confirmed or waiting for confirmation)."""
+    return set(
+        Subscription.objects.filter(subscriber=subscriber)
+        .exclude(status=Subscription.Status.UNSUBSCRIBED)
+        .values_list("mailing_list_id", flat=True)
+    )
+
+
+def other_active_lists(subscriber: Subscriber) -> list[str]:
+    """Names of the lists the person is on that the page does not offer (private lists): the
+    page says they exist, since "unsubscribe from everything" ends them too."""
+    return list(
+        Subscription.objects.filter(subscriber=subscriber)
+        .exclude(status=Subscription.Status.UNSUBSCRIBED)
+        .exclude(mailing_list__visibility=MailingList.Visibility.PUBLIC)
+        .order_by("mailing_list__name")
+        .values_list("mailing_list__name", flat=True)
+    )
+
+
+def self_service_mails_since(subscriber: Subscriber, event: str, since) -> int:
+    return AuditEvent.objects.filter(
+        workspace_id=subscriber.workspace_id,
+        event=event,
+        object_type="subscriber",
+        object_id=str(subscriber.pk),
+        at__gte=since,
+    ).count()
+
+
+def tracking_records(subscriber: Subscriber) -> list[ConsentRecord]:
+    """The person's activity-tracking consent records, newest first, with their notices."""
+    return list(
+        ConsentRecord.objects.filter(
+            workspace_id=subscriber.workspace_id, subscriber=subscriber, purpose="tracking"
+        )
+        .select_related("notice")
+        .order_by("-at", "-pk")
+    )

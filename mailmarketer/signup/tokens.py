@@ -63,3 +63,37 @@ def read_confirm_token(token: str) -> int | None:
     except signing.BadSignature:  # altered, forged or expired (SignatureExpired is one)
         return None
     return int(value) if value.isdigit() else None
+
+
+# -- self-service links (the preference centre's mails) ---------------------------------------
+#
+# The preference centre mails two links to the person's own address: their data, and the
+# erasure of it. Each names one (workspace, subscriber) and is stamped with its time; both
+# expire after SELF_SERVICE_HOURS, so a link left in a mailbox stops working the next day.
+
+SELF_SERVICE_HOURS = 24
+DATA, ERASE = "data", "erase"
+_SELF_SERVICE_SALT = {
+    DATA: "mailmarketer.signup.data-download",
+    ERASE: "mailmarketer.signup.erase",
+}
+
+
+def make_self_service_token(kind: str, workspace_id: int, subscriber_id: int) -> str:
+    signer = signing.TimestampSigner(salt=_SELF_SERVICE_SALT[kind])
+    return signer.sign(f"{int(workspace_id)}.{int(subscriber_id)}")
+
+
+def read_self_service_token(kind: str, token: str) -> tuple[int, int] | None:
+    """(workspace id, subscriber id) of a current token of this kind; None when altered,
+    forged, of the other kind or older than SELF_SERVICE_HOURS."""
+    try:
+        value = signing.TimestampSigner(salt=_SELF_SERVICE_SALT[kind]).unsign(
+            token or "", max_age=timedelta(hours=SELF_SERVICE_HOURS)
+        )
+    except signing.BadSignature:
+        return None
+    workspace_part, _, subscriber_part = value.partition(".")
+    if not (workspace_part.isdigit() and subscriber_part.isdigit()):
+        return None
+    return int(workspace_part), int(subscriber_part)

@@ -33,7 +33,17 @@ from .actions import (
     do_confirm_signup,
     do_submit_form,
 )
-from .fields import CONSENT, CONTROL, EMAIL, HONEYPOT, LISTS, TOKEN, label_of, read_submission
+from .fields import (
+    CONSENT,
+    CONTROL,
+    EMAIL,
+    HONEYPOT,
+    LISTS,
+    TOKEN,
+    TRACKING,
+    label_of,
+    read_submission,
+)
 from .models import Form
 from .texts import text
 from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_token
@@ -98,7 +108,15 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
         "form": form,
         "t": {
             key: text(form.language, key)
-            for key in ("email", "lists", "consent", "submit", "optional", "honeypot")
+            for key in (
+                "email",
+                "lists",
+                "consent",
+                "submit",
+                "optional",
+                "honeypot",
+                "tracking",
+            )
         },
         "language": form.language,
         "sender": form.workspace.sender_name or form.workspace.name,
@@ -118,7 +136,11 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
         "problem": problem,
         # Rendered exactly as stored: the words a consent record points at are these words.
         "notice_text": form.notice.text,
+        # The optional second box (activity tracking), its words likewise exact.
+        "tracking_text": form.tracking_notice.text if form.tracking_notice_id else "",
+        "tracking_ticked": str(values.get(TRACKING, "")).lower() in ("1", "true", "on", "yes"),
         "names": {
+            "tracking": TRACKING,
             "email": EMAIL,
             "consent": CONSENT,
             "lists": LISTS,

@@ -25,9 +25,10 @@ from mailmarketer.audience.models import (
     Subscription,
     Suppression,
 )
+from mailmarketer.audience.tokens import make_manage_token
 from mailmarketer.signup.actions import do_create_form
 from mailmarketer.signup.models import Confirmation, Submission
-from mailmarketer.signup.tokens import make_confirm_token
+from mailmarketer.signup.tokens import ERASE, make_confirm_token, make_self_service_token
 
 from .support import form_url, notice_shown, post
 
@@ -46,6 +47,9 @@ steps = st.lists(
         ),
         st.tuples(st.just("stop_all"), st.sampled_from(PEOPLE)),
         st.tuples(st.just("erase"), st.sampled_from(PEOPLE)),
+        # The person themselves, through the preference centre's mailed link.
+        st.tuples(st.just("self_erase"), st.sampled_from(PEOPLE)),
+        st.tuples(st.just("manage_stop_all"), st.sampled_from(PEOPLE)),
         st.tuples(st.just("wait")),
     ),
     min_size=1,
@@ -70,11 +74,24 @@ def run(step, workspace, forms):
         )
         if pending:
             Client().post(f"/f/c/{make_confirm_token(pending.pk)}")
-    elif kind in ("unsubscribe", "stop_all", "erase"):
+    elif kind in ("unsubscribe", "stop_all", "erase", "self_erase", "manage_stop_all"):
         person = subscriber(workspace, args[0])
         if person is None:
             return
-        if kind == "erase":
+        if kind == "self_erase":
+            path = f"/f/m/erase/{make_self_service_token(ERASE, workspace.pk, person.pk)}"
+            client = Client(enforce_csrf_checks=True)
+            client.get(path)
+            client.post(path, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+        elif kind == "manage_stop_all":
+            path = f"/f/m/{make_manage_token(workspace.pk, person.pk)}"
+            client = Client(enforce_csrf_checks=True)
+            client.get(path)
+            client.post(
+                path,
+                {"action": "everything", "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+            )
+        elif kind == "erase":
             audience.do_erase_subscriber(person, actor=STAFF)
         elif kind == "stop_all":
             audience.do_unsubscribe(
@@ -114,6 +131,10 @@ def check(workspace, shown: set[str]):
         assert last.action in ("grant", "confirm"), (person.email, sub.mailing_list.slug)
         if sub.mailing_list.optin == MailingList.OptIn.DOUBLE:
             assert last.action == "confirm" or last.confirmed_at is not None
+    # An erased address that signed up again is on no list until it confirms.
+    erased = set(Suppression.objects.filter(reason="erased").values_list("email_hash", flat=True))
+    for sub in Subscription.objects.exclude(status="unsubscribed").select_related("subscriber"):
+        assert suppression_hash(sub.subscriber.email) not in erased, sub.subscriber.email
     for record in ConsentRecord.objects.filter(source_type="form").select_related("notice"):
         notice = record.notice
         assert notice.text in shown

@@ -28,6 +28,7 @@ from mailmarketer.signup import limits
 from mailmarketer.signup.models import Confirmation, Submission
 from mailmarketer.signup.tokens import EMBED, make_form_token
 from mailmarketer.testing import FORM_NOTICE as NOTICE
+from mailmarketer.testing import launch
 
 from .support import GOOD, confirm_path, form_url, notice_shown, post, run_engine, sent_messages
 
@@ -308,8 +309,80 @@ def test_it_cannot_bring_back_an_erased_person_without_them(newsletter, personas
     Confirmation.objects.all().delete()  # gone with the person already; make sure
     response = post(newsletter)
     assert response.status_code == 200
-    assert not Subscriber.objects.filter(email="ann@example.com").exists()
+    # A record to send the confirmation to, on no list, with no consent, still suppressed.
+    person = ann(personas.acme)
+    assert statuses(person) == {}
     assert not ConsentRecord.objects.exists()
+    assert Suppression.objects.get().reason == "erased"
+    assert Submission.objects.last().outcome == "confirming"
+    # A campaign meanwhile does not reach them.
+    campaign = launch(personas.acme, list(newsletter.lists.all()))
+    run_engine()
+    assert not Delivery.objects.filter(campaign=campaign, subscriber=person, status="sent").exists()
+    (message,) = [m for m in sent_messages(personas.acme) if "confirm" in m["Subject"].lower()]
+    assert message["To"].addresses[0].addr_spec == "ann@example.com"
+
+
+def test_it_brings_back_an_erased_person_who_confirms(newsletter, personas, staff):
+    post(newsletter)
+    audience.do_erase_subscriber(ann(personas.acme), actor=staff)
+    post(newsletter)
+    response = confirm(personas.acme)
+    assert response.status_code == 200
+    person = ann(personas.acme)
+    assert statuses(person) == {"news": "confirmed", "weekly": "confirmed"}
+    assert not Suppression.objects.exists()
+    actions = list(
+        ConsentRecord.objects.filter(subscriber=person)
+        .order_by("pk")
+        .values_list("mailing_list__slug", "action")
+    )
+    assert ("news", "grant") in actions and ("weekly", "confirm") in actions
+    assert AuditEvent.objects.filter(
+        event="suppression.removed", new__by="the person's confirmed sign-up"
+    ).exists()
+
+
+def test_it_sends_an_erased_address_only_its_confirmation(newsletter, personas, staff):
+    from mailmarketer.delivery.transactional import do_send_transactional
+
+    post(newsletter)
+    audience.do_erase_subscriber(ann(personas.acme), actor=staff)
+    post(newsletter)
+    person = ann(personas.acme)
+    # Any other transactional message (a receipt through the API) is still refused.
+    with pytest.raises(Exception, match="suppressed"):
+        do_send_transactional(personas.acme, person, actor=staff, subject="Receipt", body="Thanks")
+    run_engine()
+    assert [m["Subject"] for m in sent_messages(personas.acme)][-1:] == [
+        "Please confirm your subscription"
+    ]
+
+
+def test_it_erases_again_an_erased_address_nobody_confirmed(newsletter, personas, staff):
+    from mailmarketer.audience.actions import expire_reconsent_one
+    from mailmarketer.audience.models import Reconsent
+
+    post(newsletter)
+    audience.do_erase_subscriber(ann(personas.acme), actor=staff)
+    post(newsletter)
+    assert not expire_reconsent_one()  # the link is still valid: nothing to do
+    Reconsent.objects.update(created_at=now() - timedelta(days=8, minutes=1))
+    assert expire_reconsent_one()
+    assert not Subscriber.objects.filter(email="ann@example.com").exists()
+    assert Suppression.objects.get().reason == "erased"
+    assert not expire_reconsent_one()
+
+
+def test_it_keeps_a_bounced_address_out_of_forms(newsletter, personas, staff):
+    audience.do_add_suppression(
+        personas.acme, email="ann@example.com", reason="hard_bounce", actor=staff
+    )
+    post(newsletter)
+    assert not Subscriber.objects.filter(email="ann@example.com").exists()
+    assert Submission.objects.get().outcome == "refused"
+    run_engine()
+    assert sent_messages(personas.acme) == []
 
 
 # -- refused, nothing stored -----------------------------------------------------------------
