@@ -41,8 +41,10 @@ CULPRITS = """(limit) => {
   for (const el of document.querySelectorAll("body *")) {
     if (clipped(el)) continue;
     const r = el.getBoundingClientRect();
-    if (r.right > limit + 1 && ![...el.children].some(c => c.getBoundingClientRect().right > limit + 1)) {
-      out.push(el.tagName.toLowerCase() + (el.className ? "." + String(el.className).split(" ").join(".") : "") + ":" + Math.round(r.right));
+    const past = (e) => e.getBoundingClientRect().right > limit + 1;
+    if (past(el) && ![...el.children].some(past)) {
+      const cls = el.className ? "." + String(el.className).split(" ").join(".") : "";
+      out.push(el.tagName.toLowerCase() + cls + ":" + Math.round(r.right));
     }
     if (out.length >= 4) break;
   }
