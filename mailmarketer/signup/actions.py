@@ -43,7 +43,7 @@ from mailmarketer.audience.models import (
 )
 from mailmarketer.delivery.transactional import do_send_transactional
 
-from . import limits, queries
+from . import altcha, limits, queries
 from .fields import FormError, Submitted, clean_fields
 from .models import (
     Confirmation,
@@ -321,10 +321,15 @@ def _confirmation_for(subscriber: Subscriber, email_hash: str, form: Form) -> Co
 
 
 @transaction.atomic
-def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission:
+def do_submit_form(
+    form: Form, submitted: Submitted, visit: Visit, *, solved: altcha.Solved | None = None
+) -> Submission:
     """One accepted submission, all or nothing. Raises Blocked (nothing stored) when the
-    per-IP or per-address limits are reached. `submitted` has been read without errors."""
+    per-IP or per-address limits are reached, altcha.AltchaRefused when the proof of work
+    `solved` was spent before. `submitted` has been read without errors."""
     workspace = form.workspace
+    if solved is not None:
+        altcha.spend(workspace, solved)
     email_hash = suppression_hash(submitted.email)
     if limits.over_limit(workspace, email_hash=email_hash, ip=visit.ip):
         raise Blocked("too_many")

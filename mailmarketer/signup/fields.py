@@ -28,7 +28,8 @@ EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL = "email", "lists", "consent", "form_toke
 # The honeypot: hidden from people (hidden attribute, off the tab order); bots that fill every
 # field fill it. Named like a field bots like to fill.
 HONEYPOT = "website"
-RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT})
+ALTCHA = "altcha"  # the proof-of-work solution (altcha.py), checked before the fields
+RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT, ALTCHA})
 
 VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30

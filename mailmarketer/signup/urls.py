@@ -3,9 +3,19 @@ pages under /app/<ws>/forms/."""
 
 from django.urls import include, path
 
-from . import views, views_public
+from . import views, views_altcha, views_public
 
 urlpatterns = [
+    path(
+        "app/<slug:ws>/settings/forms/",
+        views_altcha.protection,
+        name="settings-forms-protection",
+    ),
+    path(
+        "app/<slug:ws>/settings/forms/save/",
+        views_altcha.protection_save,
+        name="settings-forms-protection-save",
+    ),
     path("app/<slug:ws>/forms/", include("mailmarketer.signup.urls_forms")),
     path("f/c/<str:token>", views_public.confirm, name="signup-confirm"),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
