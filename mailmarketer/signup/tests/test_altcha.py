@@ -246,7 +246,7 @@ def test_it_asks_for_nothing_when_the_workspace_switches_it_off(newsletter, pers
 
 def test_it_shows_the_widget_on_the_page_and_in_the_embed_code(newsletter, alice_client):
     page = Client().get(form_url(newsletter)).content.decode()
-    assert '<altcha-widget name="altcha"' in page and "hidefooter" in page
+    assert '<altcha-widget name="altcha"' in page and "hidefooter hidelogo" in page
     detail = alice_client.get(f"/app/acme/forms/{newsletter.pk}/").content.decode()
     assert "http://testserver/static/signup/altcha/altcha.js" in detail
     assert f"http://testserver/f/acme/{newsletter.slug}/challenge" in detail
