@@ -1,6 +1,7 @@
 """Signup routes: the public pages under /f/ (DESIGN.md section 3) and the staff's form
 pages under /app/<ws>/forms/."""
 
+from django.conf import settings
 from django.urls import include, path
 
 from . import views, views_altcha, views_public
@@ -21,3 +22,6 @@ urlpatterns = [
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
     path("f/u/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]
+
+if settings.BENCH_CONSTANT_VIEW:  # benchmarks/signup_bench.py only (off unless set)
+    urlpatterns.append(path("bench/constant", views_altcha.bench_constant))

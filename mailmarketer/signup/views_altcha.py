@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -92,3 +92,11 @@ def protection_save(request):
         return _page(request, form, status=400)
     messages.success(request, "Forms protection saved.")
     return redirect("settings-forms-protection", ws=request.workspace.slug)
+
+
+@public_view
+@require_GET
+def bench_constant(request):
+    """The limit of benchmarks/signup_bench.py: the same server, the same middleware, a
+    constant answer and no database. Routed only with MM_BENCH_CONSTANT_VIEW=true."""
+    return HttpResponse(b'{"status":"ok"}', content_type="application/json")
