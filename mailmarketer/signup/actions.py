@@ -364,9 +364,14 @@ def do_submit_form(
 
     if subscriber is None:
         try:
+            # A new address has nothing to renew: only a double opt-in list makes this
+            # sign-up wait for a confirmation mail, and the name with it (see below). Set
+            # now, it saves an update and its audit row.
+            no_mail = all(m.optin != MailingList.OptIn.DOUBLE for m in lists)
             subscriber = audience.do_create_subscriber(
                 workspace,
                 email=submitted.email,
+                name=submitted.name if no_mail else "",
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,

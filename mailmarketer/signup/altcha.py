@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from altcha import create_challenge_v1, verify_solution_v1
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils.crypto import salted_hmac
 from django.utils.timezone import now
 
@@ -143,13 +143,18 @@ def check(form, payload) -> Solved:
 def spend(workspace, solved: Solved) -> None:
     """Marks the challenge used, in the caller's transaction. Raises AltchaRefused when it was
     used before (by any process, at any time before its row was pruned)."""
-    try:
-        with transaction.atomic():  # a savepoint: PostgreSQL aborts the transaction otherwise
-            SolvedChallenge.objects.create(
-                workspace=workspace, challenge=solved.challenge, expires_at=solved.expires_at
-            )
-    except IntegrityError:
-        raise AltchaRefused("altcha_used") from None
+    # One statement, no savepoint: a conflicting row that is committed, or that a concurrent
+    # transaction is about to commit (the insert waits for it), makes it insert nothing.
+    assert SolvedChallenge._meta.db_table == "signup_solvedchallenge"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO signup_solvedchallenge (workspace_id, challenge, expires_at, created_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (challenge) DO NOTHING",
+            [workspace.pk, solved.challenge, solved.expires_at, now()],
+        )
+        inserted = cursor.rowcount
+    if inserted != 1:
+        raise AltchaRefused("altcha_used")
     if random.randrange(PRUNE_ONE_IN) == 0:  # not for security: spreads the cleanup
         SolvedChallenge.objects.filter(expires_at__lt=now() - PRUNE_AFTER).delete()
 
