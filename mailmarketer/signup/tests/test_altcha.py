@@ -302,3 +302,50 @@ def test_it_lets_only_settings_managers_change_the_protection(personas, who, get
     assert AuditEvent.objects.filter(event="forms.protection_changed").exists() == (
         post_status == 302
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_only_one_of_two_racing_posts_spend_a_solution(newsletter):
+    """Two processes spending the same solution at once: the second insert waits for the
+    first transaction and then inserts nothing (one connection per thread, as per process)."""
+    import threading
+
+    if connections["default"].vendor == "sqlite":
+        # SQLite runs one writer at a time (the second waits out the busy timeout on the file
+        # database), but the test database is in memory with a shared cache, whose table
+        # locks fail at once instead of waiting: nothing to learn here.
+        pytest.skip("needs PostgreSQL (the in-memory SQLite test database cannot wait)")
+
+    solved = altcha.check(newsletter, altcha_payload(newsletter))
+    first_in = threading.Event()
+    outcome: dict[str, str] = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                altcha.spend(newsletter.workspace, solved)
+                first_in.set()
+                threading.Event().wait(0.5)  # holds its transaction open meanwhile
+            outcome["first"] = "spent"
+        finally:
+            first_in.set()
+            connections.close_all()
+
+    def second():
+        first_in.wait(10)
+        try:
+            with transaction.atomic():
+                altcha.spend(newsletter.workspace, solved)
+            outcome["second"] = "spent"
+        except altcha.AltchaRefused as refused:
+            outcome["second"] = refused.reason
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome == {"first": "spent", "second": "altcha_used"}
+    assert SolvedChallenge.objects.count() == 1
