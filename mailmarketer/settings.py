@@ -270,6 +270,8 @@ if HTTPS:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 USE_X_FORWARDED_FOR = env_bool("MM_BEHIND_PROXY", False)
+# benchmarks/signup_bench.py's limit: GET /bench/constant answers without the database.
+BENCH_CONSTANT_VIEW = env_bool("MM_BENCH_CONSTANT_VIEW", False)
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

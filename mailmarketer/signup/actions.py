@@ -45,7 +45,7 @@ from mailmarketer.audience.models import (
 from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
-from . import limits, queries
+from . import altcha, limits, queries
 from .fields import FormError, Submitted, clean_fields
 from .models import (
     Confirmation,
@@ -354,10 +354,15 @@ def _confirmation_for(subscriber: Subscriber, email_hash: str, form: Form) -> Co
 
 
 @transaction.atomic
-def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission:
+def do_submit_form(
+    form: Form, submitted: Submitted, visit: Visit, *, solved: altcha.Solved | None = None
+) -> Submission:
     """One accepted submission, all or nothing. Raises Blocked (nothing stored) when the
-    per-IP or per-address limits are reached. `submitted` has been read without errors."""
+    per-IP or per-address limits are reached, altcha.AltchaRefused when the proof of work
+    `solved` was spent before. `submitted` has been read without errors."""
     workspace = form.workspace
+    if solved is not None:
+        altcha.spend(workspace, solved)
     email_hash = suppression_hash(submitted.email)
     if limits.over_limit(workspace, email_hash=email_hash, ip=visit.ip):
         raise Blocked("too_many")
@@ -392,9 +397,14 @@ def do_submit_form(form: Form, submitted: Submitted, visit: Visit) -> Submission
 
     if subscriber is None:
         try:
+            # A new address has nothing to renew: only a double opt-in list makes this
+            # sign-up wait for a confirmation mail, and the name with it (see below). Set
+            # now, it saves an update and its audit row.
+            no_mail = all(m.optin != MailingList.OptIn.DOUBLE for m in lists)
             subscriber = audience.do_create_subscriber(
                 workspace,
                 email=submitted.email,
+                name=submitted.name if no_mail else "",
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,

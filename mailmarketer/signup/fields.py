@@ -30,7 +30,8 @@ EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL = "email", "lists", "consent", "form_toke
 HONEYPOT = "website"
 # The second, optional box: consent to activity tracking (a form with a tracking notice).
 TRACKING = "tracking_consent"
-RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT, TRACKING})
+ALTCHA = "altcha"  # the proof-of-work solution (altcha.py), checked before the fields
+RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT, TRACKING, ALTCHA})
 
 VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Count, Q
 from django.utils.crypto import salted_hmac
 from django.utils.timezone import now
 
@@ -35,11 +36,17 @@ def ip_key(ip: str | None) -> str:
 
 
 def over_limit(workspace, *, email_hash: str, ip: str | None) -> bool:
-    since = now() - WINDOW
-    recent = Submission.objects.filter(workspace=workspace, created_at__gte=since)
-    if recent.filter(ip_key=ip_key(ip)).count() >= PER_IP:
-        return True
-    return recent.filter(email_hash=email_hash).count() >= PER_ADDRESS
+    # Both counts in one query (one round trip on every submission).
+    key = ip_key(ip)
+    counts = Submission.objects.filter(
+        Q(ip_key=key) | Q(email_hash=email_hash),
+        workspace=workspace,
+        created_at__gte=now() - WINDOW,
+    ).aggregate(
+        from_ip=Count("pk", filter=Q(ip_key=key)),
+        for_address=Count("pk", filter=Q(email_hash=email_hash)),
+    )
+    return counts["from_ip"] >= PER_IP or counts["for_address"] >= PER_ADDRESS
 
 
 def may_mail(workspace, email_hash: str) -> bool:

@@ -201,3 +201,6 @@ class WelcomeMessage(models.Model):
 
     def __str__(self):
         return f"welcome message of list {self.mailing_list_id}"
+
+
+from .models_altcha import FormProtection, SolvedChallenge  # noqa: E402, F401  (ALTCHA)

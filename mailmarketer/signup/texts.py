@@ -38,6 +38,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "too_many": "Too many sign-ups from here or for this address: please try again later.",
         "too_big": "The form sent too much data.",
         "problem": "Please correct the marked fields.",
+        "altcha_missing": "One more step: press “Sign up” once more. Your browser then does "
+        "a moment of work that shows it is not a robot (this needs JavaScript).",
+        "altcha_invalid": "The check that you are not a robot did not work: please send the "
+        "form again.",
+        "altcha_expired": "The check that you are not a robot has expired: please send the "
+        "form again.",
+        "altcha_used": "This check that you are not a robot was already used: please send the "
+        "form again.",
+        "noscript": "This form needs JavaScript: your browser does a moment of work to show it "
+        "is not a robot. Nothing is sent anywhere else.",
         "confirm_title": "Confirm your subscription",
         "confirm_intro": "Press the button to confirm the subscription of {address}.",
         "confirm_button": "Confirm",
@@ -84,6 +94,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "es später erneut.",
         "too_big": "Das Formular hat zu viele Daten gesendet.",
         "problem": "Bitte korrigieren Sie die markierten Felder.",
+        "altcha_missing": "Noch ein Schritt: bitte drücken Sie noch einmal „Anmelden“. Ihr "
+        "Browser rechnet dann kurz, um zu zeigen, dass er kein Roboter ist (dafür ist "
+        "JavaScript nötig).",
+        "altcha_invalid": "Die Prüfung, dass Sie kein Roboter sind, hat nicht geklappt: bitte "
+        "senden Sie das Formular erneut.",
+        "altcha_expired": "Die Prüfung, dass Sie kein Roboter sind, ist abgelaufen: bitte senden "
+        "Sie das Formular erneut.",
+        "altcha_used": "Diese Prüfung, dass Sie kein Roboter sind, wurde schon verwendet: bitte "
+        "senden Sie das Formular erneut.",
+        "noscript": "Dieses Formular braucht JavaScript: Ihr Browser rechnet kurz, um zu zeigen, "
+        "dass er kein Roboter ist. Dabei wird nichts anderswohin gesendet.",
         "confirm_title": "Anmeldung bestätigen",
         "confirm_intro": "Drücken Sie die Schaltfläche, um die Anmeldung von {address} zu "
         "bestätigen.",

@@ -1,11 +1,22 @@
 """Signup routes: the public pages under /f/ (DESIGN.md section 3) and the staff's form
 pages under /app/<ws>/forms/."""
 
+from django.conf import settings
 from django.urls import include, path
 
-from . import views, views_manage, views_public
+from . import views, views_altcha, views_manage, views_public
 
 urlpatterns = [
+    path(
+        "app/<slug:ws>/settings/forms/",
+        views_altcha.protection,
+        name="settings-forms-protection",
+    ),
+    path(
+        "app/<slug:ws>/settings/forms/save/",
+        views_altcha.protection_save,
+        name="settings-forms-protection-save",
+    ),
     path("app/<slug:ws>/forms/", include("mailmarketer.signup.urls_forms")),
     path("f/c/<str:token>", views_public.confirm, name="signup-confirm"),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
@@ -15,3 +26,6 @@ urlpatterns = [
     path("f/m/data/<str:token>", views_manage.data_download, name="signup-manage-data"),
     path("f/m/erase/<str:token>", views_manage.erase, name="signup-manage-erase"),
 ]
+
+if settings.BENCH_CONSTANT_VIEW:  # benchmarks/signup_bench.py only (off unless set)
+    urlpatterns.append(path("bench/constant", views_altcha.bench_constant))

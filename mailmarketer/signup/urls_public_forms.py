@@ -4,9 +4,14 @@ win over a workspace of the same name."""
 
 from django.urls import path
 
-from . import views_public
+from . import views_altcha, views_public
 
 urlpatterns = [
     path("f/<slug:ws>/<slug:form_slug>", views_public.form_page, name="signup-form"),
     path("f/<slug:ws>/<slug:form_slug>.json", views_public.form_json, name="signup-form-json"),
+    path(
+        "f/<slug:ws>/<slug:form_slug>/challenge",
+        views_altcha.challenge,
+        name="signup-form-challenge",
+    ),
 ]

@@ -24,7 +24,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
-from . import queries
+from . import altcha, queries
 from .actions import (
     AVAILABLE_KINDS,
     Blocked,
@@ -116,6 +116,7 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
                 "optional",
                 "honeypot",
                 "tracking",
+                "noscript",
             )
         },
         "language": form.language,
@@ -127,11 +128,15 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
         "email_value": values.get(EMAIL, "") if isinstance(values.get(EMAIL), str) else "",
         "email_error": errors.get(EMAIL, ""),
         "consent_error": errors.get(CONSENT, ""),
+        # Kept ticked when the page comes back (e.g. a no-JavaScript embed's post landing here
+        # for the proof of work): the person ticked it next to these same words.
+        "consent_checked": str(values.get(CONSENT, "")).lower() in ("1", "true", "on", "yes"),
+        "altcha": _altcha_context(form),
         "lists_error": errors.get(LISTS, ""),
         "other_errors": [
             f"{key}: {message}"
             for key, message in errors.items()
-            if key not in {EMAIL, CONSENT, LISTS, *(s["key"] for s in form.fields)}
+            if key not in {EMAIL, CONSENT, LISTS, altcha.FIELD, *(s["key"] for s in form.fields)}
         ],
         "problem": problem,
         # Rendered exactly as stored: the words a consent record points at are these words.
@@ -147,6 +152,16 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
             "token": TOKEN,
             "honeypot": HONEYPOT,
         },
+    }
+
+
+def _altcha_context(form: Form) -> dict | None:
+    """What the templates need for the proof-of-work widget, or None when it is off."""
+    if not altcha.protection_for(form.workspace).required:
+        return None
+    return {
+        "name": altcha.FIELD,
+        "challenge_url": reverse("signup-form-challenge", args=[form.workspace.slug, form.slug]),
     }
 
 
@@ -225,6 +240,12 @@ def _submit(request, form: Form, data, *, as_json: bool):
     submitted = read_submission(form, data, offered_list_ids=offered, language=language)
     if submitted.errors:
         raise Refusal(422, text(language, "problem"), errors=submitted.errors)
+    solved = None
+    if altcha.protection_for(form.workspace).required:
+        try:
+            solved = altcha.check(form, data.get(altcha.FIELD))
+        except altcha.AltchaRefused as refused:
+            raise Refusal(422, text(language, refused.reason), field=altcha.FIELD) from None
     visit = Visit(
         via="json" if as_json else ("embed" if via == EMBED else "page"),
         ip=client_ip(request),
@@ -232,9 +253,11 @@ def _submit(request, form: Form, data, *, as_json: bool):
         referrer=_header(request, "Referer"),
     )
     try:
-        do_submit_form(form, submitted, visit)
+        do_submit_form(form, submitted, visit, solved=solved)
     except Blocked as blocked:
         raise Refusal(429, text(language, blocked.reason)) from None
+    except altcha.AltchaRefused as refused:
+        raise Refusal(422, text(language, refused.reason), field=altcha.FIELD) from None
 
 
 def _header(request, name: str) -> str:

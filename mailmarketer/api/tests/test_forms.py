@@ -17,6 +17,7 @@ from mailmarketer.audience.actions import do_create_list
 from mailmarketer.signup.actions import Visit, do_create_form, do_submit_form
 from mailmarketer.signup.fields import Submitted
 from mailmarketer.signup.models import Form
+from mailmarketer.signup.testing import altcha_payload
 
 pytestmark = pytest.mark.django_db
 SETUP = Actor.system("test setup")
@@ -81,6 +82,7 @@ def test_it_creates_a_form_with_its_notice(tokens, as_token, news):
         data=json.dumps(
             {
                 "form_token": body["embed_token"],
+                "altcha": altcha_payload(Form.objects.get(pk=body["id"])),
                 "email": "ann@example.com",
                 "seats": 3,
                 "consent": True,

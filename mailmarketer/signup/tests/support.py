@@ -12,6 +12,7 @@ from django.test import Client
 
 from mailmarketer.delivery import engine, planner
 from mailmarketer.lib import outbox
+from mailmarketer.signup.testing import altcha_payload
 from mailmarketer.signup.tokens import PAGE, make_form_token
 
 GOOD = {"email": "ann@example.com", "first_name": "Ann", "company": "Beans Ltd", "consent": "1"}
@@ -22,8 +23,12 @@ def form_url(form) -> str:
 
 
 def post(form, data=None, *, client=None, token=None, **extra):
-    """A POST of the hosted page with a fresh page token (unless given)."""
-    body = {"form_token": token if token is not None else make_form_token(form.pk, PAGE)}
+    """A POST of the hosted page with a fresh page token (unless given) and a solved proof of
+    work (unless `data` has its own "altcha")."""
+    body = {
+        "form_token": token if token is not None else make_form_token(form.pk, PAGE),
+        "altcha": altcha_payload(form),
+    }
     body.update(GOOD if data is None else data)
     client = client or Client(enforce_csrf_checks=True)
     return client.post(form_url(form), data=body, **extra)

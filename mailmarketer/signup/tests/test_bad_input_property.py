@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mailmarketer.audience.models import ConsentRecord, Subscriber
 from mailmarketer.signup.models import Submission
+from mailmarketer.signup.testing import altcha_payload
 from mailmarketer.signup.tokens import EMBED, make_form_token
 
 from .support import form_url
@@ -69,7 +70,11 @@ def test_it_answers_any_post_without_a_500_and_stores_nothing_it_refuses(newslet
     @given(body=bodies, as_json=st.booleans())
     def holds(body, as_json):
         with transaction.atomic():
-            body = {"form_token": make_form_token(newsletter.pk, EMBED), **body}
+            body = {
+                "form_token": make_form_token(newsletter.pk, EMBED),
+                "altcha": altcha_payload(newsletter),
+                **body,
+            }
             if as_json:
                 response = client.post(
                     url + ".json", data=json.dumps(body), content_type="application/json"

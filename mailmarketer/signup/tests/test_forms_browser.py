@@ -1,7 +1,8 @@
 """A sign-up as a person makes it, in a real browser: the hosted form filled and sent, the
 confirmation mail read from the outbox, its link opened and confirmed; and the embed snippet on
-a page of another origin (a second loopback port), sent with JavaScript on and off. The
-browser asks no host but these two for anything.
+a page of another origin (a second loopback port), sent with JavaScript on (the vendored ALTCHA
+widget solves the proof of work) and off (the post lands on the hosted page, which asks for the
+proof of work). The browser asks no host but these two for anything.
 
 Drives Debian's Chromium through Playwright (see web/tests/test_browser_login.py)."""
 
@@ -20,7 +21,10 @@ from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.models import ConsentRecord, Subscription
 from mailmarketer.signup.actions import do_create_form
+from mailmarketer.signup.altcha import do_set_form_protection
 from mailmarketer.signup.embed import embed_snippet
+from mailmarketer.signup.models_altcha import SolvedChallenge
+from mailmarketer.signup.testing import EASY
 from mailmarketer.signup.views_public import page_context
 from mailmarketer.testing import chromium_page
 
@@ -79,6 +83,8 @@ def test_it_signs_up_and_confirms_in_a_browser_from_the_page_and_an_embed(
     weekly = audience.do_create_list(
         acme, name="Weekly", slug="weekly", optin="double", actor=staff
     )
+    # Proof of work is on (the default), at a difficulty the test solves at once.
+    do_set_form_protection(acme, required=True, maxnumber=EASY, actor=staff)
     with EmbedSite() as site:
         form = do_create_form(
             acme,
@@ -103,9 +109,13 @@ def test_it_signs_up_and_confirms_in_a_browser_from_the_page_and_an_embed(
             page.get_by_label("First name").fill("Ann")
             page.get_by_label("I agree").check()
             page.get_by_role("button", name="Sign up").click()
+            # The widget fetched a challenge, solved it and sent the form with the solution.
             assert "check your inbox" in page.get_by_role("status").inner_text()
+            assert any(url.endswith("/f/acme/weekly/challenge") for url in requests)
+            assert any(url.endswith("/static/signup/altcha/worker.js") for url in requests)
 
-            # The embed on the other origin, JavaScript on: a plain post to the hosted result.
+            # The embed on the other origin, JavaScript on: the widget (loaded from us) solves
+            # the challenge there, and the post lands on the hosted result.
             page.goto(site.origin + "/")
             page.get_by_label("Email address").fill("bo@example.com")
             page.get_by_label("I agree").check()
@@ -115,21 +125,28 @@ def test_it_signs_up_and_confirms_in_a_browser_from_the_page_and_an_embed(
         assert errors == [], f"console errors: {errors}"
 
         with chromium_page() as (page, errors):
-            # JavaScript off: the snippet is plain HTML and works the same.
+            # JavaScript off: the snippet's plain post cannot carry a solution; it lands on
+            # the hosted page, which keeps what was typed and asks for one more press (with
+            # JavaScript, which the widget needs). Nothing is stored meanwhile.
             context = page.context.browser.new_context(java_script_enabled=False)
             quiet = context.new_page()
             record_requests(quiet, requests)
             quiet.goto(site.origin + "/")
             quiet.get_by_label("Email address").fill("cy@example.com")
+            quiet.get_by_label("First name").fill("Cy")
             quiet.get_by_label("I agree").check()
             quiet.get_by_role("button", name="Sign up").click()
             quiet.wait_for_url(f"{base}/f/acme/weekly")
-            assert "check your inbox" in quiet.get_by_role("status").inner_text()
+            assert "One more step" in quiet.get_by_role("alert").first.inner_text()
+            assert quiet.get_by_label("Email address").input_value() == "cy@example.com"
+            assert quiet.get_by_label("First name").input_value() == "Cy"
+            assert quiet.get_by_label("I agree").is_checked()
+            assert "needs JavaScript" in quiet.get_by_role("main").inner_text()
             context.close()
 
     run_engine()
     messages = {m["To"].addresses[0].addr_spec: m for m in sent_messages(acme)}
-    assert sorted(messages) == ["ann@example.com", "bo@example.com", "cy@example.com"]
+    assert sorted(messages) == ["ann@example.com", "bo@example.com"]
     link = base + confirm_path(messages["ann@example.com"])
 
     with chromium_page() as (page, errors):
@@ -141,13 +158,12 @@ def test_it_signs_up_and_confirms_in_a_browser_from_the_page_and_an_embed(
     assert errors == [], f"console errors: {errors}"
 
     statuses = dict(Subscription.objects.values_list("subscriber__email", "status"))
-    assert statuses == {
-        "ann@example.com": "confirmed",
-        "bo@example.com": "unconfirmed",
-        "cy@example.com": "unconfirmed",
-    }
+    assert statuses == {"ann@example.com": "confirmed", "bo@example.com": "unconfirmed"}
+    assert SolvedChallenge.objects.count() == 2
     assert ConsentRecord.objects.filter(action="confirm").count() == 1
-    hosts = {urlsplit(url).netloc for url in requests}
+    # A blob: URL is the embed's worker made on the partner's page (signup/static/signup/
+    # altcha-embed.js): no request leaves the browser for it; it names its page's origin.
+    hosts = {urlsplit(url.removeprefix("blob:")).netloc for url in requests}
     assert hosts == {urlsplit(base).netloc, urlsplit(site.origin).netloc}, hosts
 
 

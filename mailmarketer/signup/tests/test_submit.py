@@ -26,6 +26,7 @@ from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.signup import limits
 from mailmarketer.signup.models import Confirmation, Submission
+from mailmarketer.signup.testing import altcha_payload
 from mailmarketer.signup.tokens import EMBED, make_form_token
 from mailmarketer.testing import FORM_NOTICE as NOTICE
 from mailmarketer.testing import launch
@@ -516,6 +517,7 @@ def test_it_has_no_page_for_an_unknown_form_or_workspace(newsletter):
 def post_json(form, data=None, *, origin="http://127.0.0.1:9999", token=None, raw=None):
     body = {
         "form_token": token or make_form_token(form.pk, EMBED),
+        "altcha": altcha_payload(form),
         **(GOOD if data is None else data),
     }
     return Client(enforce_csrf_checks=True).post(
