@@ -242,6 +242,28 @@ def _compact_json(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _shown(value) -> str:
+    return value if isinstance(value, str) else _compact_json(value)
+
+
+def _changes(old, new) -> list[dict] | None:
+    """Each field an event changed, as "field: old → new" lines for people (the raw JSON only
+    where an event's old or new value is not a set of fields)."""
+    if not isinstance(old or {}, dict) or not isinstance(new or {}, dict):
+        return None
+    old, new = old or {}, new or {}
+    return [
+        {
+            "field": key,
+            "had_old": key in old,
+            "old": _shown(old.get(key)),
+            "has_new": key in new,
+            "new": _shown(new.get(key)),
+        }
+        for key in sorted(set(old) | set(new))
+    ]
+
+
 class BadCursor(ValueError):
     pass
 
@@ -313,7 +335,12 @@ def audit(request):
     context.update(
         {
             "rows": [
-                {"event": e, "old": _compact_json(e.old), "new": _compact_json(e.new)}
+                {
+                    "event": e,
+                    "old": _compact_json(e.old),
+                    "new": _compact_json(e.new),
+                    "changes": _changes(e.old, e.new),
+                }
                 for e in events
             ],
             "filtered": bool(filter_params),

@@ -196,10 +196,12 @@ class SubscriberFilterForm(Form):
     )
     created_from = forms.DateField(label="Added from", required=False, widget=DateInput)
     created_to = forms.DateField(label="Added until", required=False, widget=DateInput)
+    segment = forms.ChoiceField(label="Segment", required=False)
 
-    def __init__(self, *args, lists, tz: str, can_search: bool, **kwargs):
+    def __init__(self, *args, lists, tz: str, can_search: bool, segments=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.lists = list(lists)
+        self.fields["segment"].choices = [("", "Anyone"), *((str(s.pk), s.name) for s in segments)]
         self.tz = zoneinfo.ZoneInfo(tz)
         self.can_search = can_search
         self.fields["list"].choices = list_choices(self.lists, "Any list")
@@ -258,6 +260,7 @@ class SubscriberFilterForm(Form):
                 status=data.get("status") or "",
                 created_from=self._day(data.get("created_from")),
                 created_to=self._day(data.get("created_to"), next_day=True),
+                segment_id=int(data["segment"]) if data.get("segment") else None,
             ),
             rules,
         )

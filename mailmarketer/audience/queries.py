@@ -13,7 +13,15 @@ from django.db.models import CharField, Count, F, Func, Q
 from django.db.models.fields.json import KeyTransform, compile_json_path
 
 from .emails import email_key, mask_email
-from .models import ConsentRecord, MailingList, Reconsent, Subscriber, Subscription, Suppression
+from .models import (
+    ConsentRecord,
+    MailingList,
+    Reconsent,
+    Segment,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 
 HIDDEN = "•••"
 
@@ -74,6 +82,7 @@ class SubscriberFilter:
     attributes: list[AttributeRule] = field(default_factory=list)
     created_from: datetime | None = None
     created_to: datetime | None = None
+    segment_id: int | None = None  # the members of this segment of the workspace
 
 
 ATTRIBUTE_LOOKUPS = {
@@ -105,6 +114,13 @@ def filter_subscribers(workspace, f: SubscriberFilter):
         qs = qs.filter(created_at__gte=f.created_from)
     if f.created_to:
         qs = qs.filter(created_at__lt=f.created_to)
+    if f.segment_id:
+        from .segments import segment_queryset
+
+        segment = Segment.objects.filter(workspace=workspace, pk=f.segment_id).first()
+        if segment is None:  # another workspace's, or deleted: nobody
+            return qs.none()
+        qs = qs.filter(pk__in=segment_queryset(workspace, segment.rules).values("pk"))
     return qs
 
 

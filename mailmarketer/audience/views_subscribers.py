@@ -41,7 +41,7 @@ from .forms import (
     SubscriberFilterForm,
     attribute_formset,
 )
-from .models import ConsentRecord, Subscriber
+from .models import ConsentRecord, Segment, Subscriber
 from .views_lists import audience_subnav, forbidden, sees_personal_data
 from .views_lists import status_for as _status_for
 
@@ -67,6 +67,7 @@ def _filter_form(request, lists):
         lists=lists,
         tz=request.workspace.timezone,
         can_search=sees_personal_data(request),
+        segments=Segment.objects.filter(workspace=request.workspace).order_by("name"),
     )
 
 

@@ -39,12 +39,12 @@ def test_it_lists_events_with_actor_object_ip_and_changes(alice_client, personas
     )
     assert row, html
     row = row.group(0)
-    assert "<code>member.role_changed</code>" in row
+    assert '<code class="event-name">member.role_changed</code>' in row
     assert "bob@acme.test" in row
     assert f"#{personas.bob.pk}" in row
     assert "203.0.113.9" in row
-    assert "<code>{&quot;role&quot;:&quot;marketer&quot;}</code>" in row
-    assert "<code>{&quot;role&quot;:&quot;admin&quot;}</code>" in row
+    # A change reads as its fields, not as JSON.
+    assert '<span class="change-field">role</span>: <del>marketer</del> → <ins>admin</ins>' in row
 
 
 def test_it_escapes_what_an_attacker_typed_at_sign_in(alice_client, personas):

@@ -28,7 +28,7 @@ def test_it_shows_the_setup_form_while_no_user_exists(client, db):
     html = response.content.decode()
     for field in FORM:
         assert f'<label for="id_{field}">' in html
-    assert "accounts/setup.js" in html
+    assert 'data-slug-from="id_workspace_name"' in html
 
 
 def test_it_creates_the_first_owner_and_workspace_and_signs_in(client, db):

@@ -345,3 +345,24 @@ def test_it_never_counts_acme_for_mallory_even_naming_acmes_list(
         "/app/evil/audience/segments/count/", {"rules": json.dumps(tree())}
     )
     assert count_in(everyone) == 1  # zed, never acme's three
+
+
+# -- the members of a segment on the subscribers page ---------------------------------------------
+
+
+def test_it_links_a_segment_to_its_members_on_the_subscribers_page(segment, alice_client):
+    detail = alice_client.get(f"{BASE}{segment.pk}/").content.decode()
+    link = f"/app/acme/audience/subscribers/?segment={segment.pk}"
+    assert f'href="{link}"' in detail
+    members = alice_client.get(link).content.decode()
+    assert "ann@example.com" in members and "bob@example.com" in members
+    assert "cy@other.test" not in members
+    assert f'<option value="{segment.pk}" selected>Example.com people</option>' in members
+
+
+def test_it_shows_nobody_for_another_workspaces_segment(personas, staff, alice_client):
+    theirs = do_create_segment(personas.evil, name="Theirs", rules=tree(DOMAIN), actor=staff)
+    Subscriber.objects.create(workspace=personas.acme, email="ann@example.com")
+    page = alice_client.get(f"/app/acme/audience/subscribers/?segment={theirs.pk}")
+    assert page.status_code == 400  # not a choice of this workspace's segments
+    assert "ann@example.com" not in page.content.decode()

@@ -23,7 +23,7 @@ def test_it_sets_up_the_first_owner_then_signs_out_and_in(live_server, transacti
         page.goto(setup_link)
         assert page.title().startswith("Set up Mail Marketer")
         page.get_by_label("Workspace name").fill("Acme Ltd")
-        # setup.js suggests the address from the name.
+        # app.js suggests the address from the name.
         assert page.get_by_label("Workspace address").input_value() == "acme-ltd"
         page.get_by_label("Your name").fill("Olivia Owner")
         page.get_by_label("Your email address").fill("olivia@acme.test")
@@ -50,6 +50,11 @@ def test_it_sets_up_the_first_owner_then_signs_out_and_in(live_server, transacti
         page.wait_for_url(f"{base}/app/acme-ltd/")
         account_link = page.get_by_role("link", name="Olivia Owner")
         assert account_link.is_visible()
+
+        # A new list's short name follows its name the same way, until edited.
+        page.goto(f"{base}/app/acme-ltd/audience/")
+        page.get_by_label("Name", exact=True).fill("Café News – Weekly")
+        assert page.get_by_label("Short name (slug)").input_value() == "cafe-news-weekly"
 
         # The two-factor set-up draws its QR code as inline SVG: no inline style may sneak in.
         account_link.click()

@@ -17,3 +17,25 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+// A short name (the address part of a URL) suggested from the name until the person edits it
+// themselves: first-run setup's workspace, a new list. The server checks it either way.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("form[data-slug-from]").forEach(function (form) {
+    var source = document.getElementById(form.getAttribute("data-slug-from"));
+    var target = document.getElementById(form.getAttribute("data-slug-to"));
+    if (!source || !target) { return; }
+    var edited = target.value !== "";
+    target.addEventListener("input", function () { edited = target.value !== ""; });
+    source.addEventListener("input", function () {
+      if (edited) { return; }
+      target.value = source.value
+        .normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, "-")
+        .replace(/^-+|-+$/g, "")
+        .slice(0, 50)
+        .replace(/-+$/, "");
+    });
+  });
+});
