@@ -19,7 +19,7 @@ from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import Subscriber
 from mailmarketer.audience.queries import subscriber_by_email
 from mailmarketer.campaigns.actions import apply_fields, compile_checked, store_links
-from mailmarketer.campaigns.models import Campaign
+from mailmarketer.campaigns.models import Attachment, Campaign
 
 from .engine import TRANSACTIONAL_BLOCKING
 from .models import Delivery
@@ -64,7 +64,12 @@ def _record_for(workspace, email: str, *, actor: Actor) -> Subscriber:
 
 @transaction.atomic
 def do_send_transactional(
-    workspace, recipient: Subscriber | str, *, actor: Actor, **fields
+    workspace,
+    recipient: Subscriber | str,
+    *,
+    actor: Actor,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+    **fields,
 ) -> Campaign:
     """One message to one person through the delivery engine: a campaign of kind transactional,
     created running with its single ledger row and its planning done (there is no audience to
@@ -79,7 +84,11 @@ def do_send_transactional(
     with its line) and nothing is created, the new record neither. Transactional mail reaches
     people who unsubscribed from marketing; a blocklisted person, and an address suppressed for
     a bounce, a complaint, erasure or by hand, are refused here as the engine would skip them at
-    send time."""
+    send time.
+
+    `attachments` are (filename, content type, bytes) the system made for this one message (a
+    webinar's .ics invitation), stored with it like a campaign's attachments; never a file
+    someone uploaded (those go through campaigns.actions.do_add_attachment and its checks)."""
     unknown = set(fields) - set(TRANSACTIONAL_FIELDS)
     if unknown:
         raise ActionError(f"unknown message fields: {', '.join(sorted(unknown))}")
@@ -123,6 +132,14 @@ def do_send_transactional(
     campaign.planning_done = True
     campaign.save()
     store_links(campaign, compiled.links)
+    for filename, content_type, data in attachments or ():
+        Attachment.objects.create(
+            campaign=campaign,
+            filename=filename,
+            content_type=content_type,
+            data=data,
+            size=len(data),
+        )
     Delivery.objects.create(workspace=workspace, campaign=campaign, subscriber=subscriber)
     audit(
         "campaign.transactional_queued",

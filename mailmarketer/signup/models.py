@@ -193,3 +193,6 @@ class WelcomeMessage(models.Model):
 
     def __str__(self):
         return f"welcome message of list {self.mailing_list_id}"
+
+
+from .models_webinars import Event, Registration, Reminder, WebinarForm  # noqa: E402, F401

@@ -3,11 +3,13 @@ pages under /app/<ws>/forms/."""
 
 from django.urls import include, path
 
-from . import views, views_public
+from . import views, views_public, views_webinars
 
 urlpatterns = [
     path("app/<slug:ws>/forms/", include("mailmarketer.signup.urls_forms")),
     path("f/c/<str:token>", views_public.confirm, name="signup-confirm"),
+    path("app/<slug:ws>/events/", include("mailmarketer.signup.urls_webinars")),
+    path("f/w/<str:token>", views_webinars.cancel, name="webinar-cancel"),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
     path("f/u/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]
