@@ -384,3 +384,53 @@ def test_it_does_not_plan_reminders_already_past(personas, staff):
     register(form, "a@example.com")
 
     assert not Reminder.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_sends_a_reminder_once_when_two_worker_threads_race_for_it(personas, staff):
+    """Two workers, each with its own database connection, both read the same due reminder
+    before either claims it (a barrier holds them there); only one claim changes the row."""
+    import threading
+
+    from django.db import connection
+
+    event = make_event(personas.acme, staff)
+    form = make_form(event, staff)
+    register(form, "a@example.com", client=Client())
+    due_time = BERLIN_START_UTC - timedelta(minutes=30)
+    before = Campaign.objects.count()
+    original = webinars._due_reminder_id
+    barrier = threading.Barrier(2, timeout=20)
+    results, failures = [], []
+
+    def seen_by_both(stamp):
+        found = original(stamp)
+        barrier.wait()
+        return found
+
+    def worker():
+        try:
+            results.append(webinars.send_reminder_one())
+        except Exception as exc:  # reported below, in the test's thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    with (
+        mock.patch("mailmarketer.signup.webinars.now", return_value=due_time),
+        mock.patch.object(webinars, "_due_reminder_id", side_effect=seen_by_both),
+    ):
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    # On PostgreSQL the loser's UPDATE waits for the winner's row lock, then matches nothing.
+    # Django's SQLite test database is an in-memory shared cache, where the loser is refused
+    # with "table is locked" instead of waiting: its transaction rolls back whole, as a
+    # worker's would (logged, retried next round). Either way one message, never two.
+    assert all("locked" in str(exc) for exc in failures), failures
+    assert len(results) + len(failures) == 2 and all(results) and results
+    assert Campaign.objects.count() == before + 1
+    assert Reminder.objects.filter(sent_at=due_time).count() == 1
