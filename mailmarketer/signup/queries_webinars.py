@@ -21,11 +21,19 @@ def events_for(workspace):
     )
 
 
-def get_event(workspace, event_id) -> Event | None:
+def _id(value) -> int | None:
     try:
-        return events_for(workspace).select_related("workspace").filter(pk=int(event_id)).first()
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if 0 < number < 2**63 else None  # beyond a bigint: no such row
+
+
+def get_event(workspace, event_id) -> Event | None:
+    key = _id(event_id)
+    if key is None:
+        return None
+    return events_for(workspace).select_related("workspace").filter(pk=key).first()
 
 
 def registrations_of(event: Event, status: str | None = None):
@@ -37,7 +45,5 @@ def registrations_of(event: Event, status: str | None = None):
 
 
 def get_registration(event: Event, registration_id) -> Registration | None:
-    try:
-        return registrations_of(event).filter(pk=int(registration_id)).first()
-    except (TypeError, ValueError):
-        return None
+    key = _id(registration_id)
+    return registrations_of(event).filter(pk=key).first() if key else None

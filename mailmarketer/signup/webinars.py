@@ -100,7 +100,10 @@ def starts_at_from_local(local: datetime, zone: str) -> datetime:
     saving change is read as the first of its kind, fold=0)."""
     if zone not in _zones():
         raise FormError("timezone", f"unknown time zone {zone!r}: use a name like Europe/Berlin")
-    return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise FormError("starts_at", "starts_at: a time between 2000 and 9000") from None
 
 
 def _clean_offsets(raw) -> list[int]:
@@ -117,6 +120,19 @@ def _clean_offsets(raw) -> list[int]:
     return sorted(offsets, reverse=True)
 
 
+def _within_years(field: str, value: datetime) -> datetime:
+    """The UTC instant, refused outside 2000-9000: far enough for any event, and far from the
+    ends of datetime, where moving to another zone (or a day earlier for a reminder)
+    overflows."""
+    try:
+        value = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        value = None
+    if value is None or not 2000 <= value.year <= 9000:
+        raise FormError(field, f"{field}: a time between the years 2000 and 9000")
+    return value
+
+
 def _check_event(event: Event) -> None:
     title = (event.title or "").strip()
     if not title:
@@ -130,7 +146,7 @@ def _check_event(event: Event) -> None:
         raise FormError("timezone", f"unknown time zone {event.timezone!r}")
     if not isinstance(event.starts_at, datetime) or event.starts_at.tzinfo is None:
         raise FormError("starts_at", "starts_at: a date and time with its zone")
-    event.starts_at = event.starts_at.astimezone(UTC)
+    event.starts_at = _within_years("starts_at", event.starts_at)
     for field, top in (("duration_minutes", MAX_DURATION), ("capacity", MAX_CAPACITY)):
         value = getattr(event, field)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
@@ -148,6 +164,7 @@ def _check_event(event: Event) -> None:
     if closes is not None:
         if not isinstance(closes, datetime) or closes.tzinfo is None:
             raise FormError("registration_closes_at", "registration_closes_at: a date and time")
+        event.registration_closes_at = closes = _within_years("registration_closes_at", closes)
         if closes > event.starts_at + timedelta(minutes=event.duration_minutes):
             raise FormError(
                 "registration_closes_at", "registration cannot close after the event has ended"

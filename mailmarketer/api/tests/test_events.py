@@ -59,6 +59,8 @@ def test_it_creates_moves_and_cancels_an_event(tokens, as_token):
         ({"capacity": 0}, "capacity"),
         ({"join_url": "ftp://x.test/"}, "join_url"),
         ({"reminder_offsets": [0]}, "reminder_offsets"),
+        ({"starts_at": "9999-12-31T23:59:59-12:00"}, "starts_at"),
+        ({"registration_closes_at": "0001-01-01T00:00:00+14:00"}, "registration_closes_at"),
         ({"unknown": 1}, "unknown"),
     ],
 )
