@@ -6,7 +6,8 @@ icalendar.
 - UID is the registration's (`<uuid>@<our host>`): stable for that person's place, so a move
   or a cancellation replaces the entry their calendar already holds instead of adding one.
 - SEQUENCE is the event's: it grows each time the event moves and when it is cancelled, and a
-  calendar ignores an update whose SEQUENCE is not above the one it has.
+  calendar ignores an update whose SEQUENCE is not above the one it has (a person's own
+  cancellation goes one above: `sequence_of`).
 - DTSTART/DTEND carry the event's time zone (TZID) with its VTIMEZONE, so the entry stays at
   the right local time across daylight saving changes; the UTC instant is the stored one.
 - The join URL (LOCATION and URL) only in invitations to people with a seat.
@@ -34,6 +35,16 @@ def uid_of(registration: Registration) -> str:
     return f"{registration.uuid}@{host}"
 
 
+def sequence_of(event: Event, method: str) -> int:
+    """The event's SEQUENCE; one more for a person's own cancellation while the event stands,
+    so that calendars (Outlook among them) take it over the invitation of the same SEQUENCE
+    they hold. That UID gets nothing after it: registering again makes a new registration
+    uuid, so a new UID."""
+    if method == CANCEL and event.status != Event.Status.CANCELLED:
+        return event.sequence + 1
+    return event.sequence
+
+
 def local_start(event: Event):
     return event.starts_at.astimezone(ZoneInfo(event.timezone))
 
@@ -48,7 +59,7 @@ def invitation(event: Event, registration: Registration, *, method: str = REQUES
     calendar.add("method", method)
     entry = icalendar.Event()
     entry.add("uid", uid_of(registration))
-    entry.add("sequence", event.sequence)
+    entry.add("sequence", sequence_of(event, method))
     entry.add("dtstamp", now().astimezone(UTC))
     entry.add("dtstart", start)
     entry.add("dtend", start + timedelta(minutes=event.duration_minutes))

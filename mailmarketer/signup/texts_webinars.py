@@ -1,5 +1,8 @@
 """The built-in words of webinar pages and mails, per language (as texts.py for forms).
 
+The engine renders text bodies with trim_blocks (campaigns/rendering.py): the newline right
+after a block tag is dropped, hence the doubled newlines after `{% if %}` and `{% endif %}`.
+
 Mail bodies are Jinja templates for the delivery engine: what varies (the title, the time, the
 links) goes in as `data` values, never into the template's source, since a title may hold
 braces."""
@@ -11,13 +14,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "when": "When",
         "duration": "{minutes} minutes",
         "register": "Register",
-        "webinar_full": "This webinar is full: no places are left, on the waiting list neither.",
+        "webinar_full": "This webinar is full: no seats are left, and the waiting list is "
+        "full too.",
         "webinar_closed": "Registration for this webinar is closed.",
         "webinar_cancelled": "This webinar has been cancelled.",
         "thanks": "Thank you for registering. We have sent you an email with the details.",
         "cancel_title": "Cancel your registration",
         "cancel_intro": "Press the button to cancel the registration of {address} for "
-        "“{title}” ({when}).",
+        "“{title}” on {when}.",
         "cancel_button": "Cancel my registration",
         "cancel_done": "Your registration is cancelled.",
         "cancel_invalid": "This link is not valid or has expired.",
@@ -25,28 +29,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "registered_subject": "You are registered: {{ data.title }}",
         "registered_body": "You are registered for “{{ data.title }}”.\n\n"
         "When: {{ data.when }}\n{% if data.join_url %}Join here: {{ data.join_url }}\n{% endif %}"
-        "\nThe attached invitation adds it to your calendar.\n\n"
+        "\n\nThe attached invitation adds it to your calendar.\n\n"
         "Cannot come? Cancel your registration and free your seat for someone else:\n"
         "{{ data.cancel_url }}\n",
         "waitlisted_subject": "You are on the waiting list: {{ data.title }}",
-        "waitlisted_body": "“{{ data.title }}” ({{ data.when }}) is full, and you are on its "
+        "waitlisted_body": "“{{ data.title }}” on {{ data.when }} is full, and you are on its "
         "waiting list. If a seat frees up, you get it, and we send you the invitation.\n\n"
         "To leave the waiting list:\n{{ data.cancel_url }}\n",
-        "reminder_subject": "Reminder: {{ data.title }} starts {{ data.when }}",
-        "reminder_body": "“{{ data.title }}” starts {{ data.when }}.\n\n"
+        "reminder_subject": "Reminder: {{ data.title }} starts on {{ data.when }}",
+        "reminder_body": "“{{ data.title }}” starts on {{ data.when }}.\n\n"
         "{% if data.join_url %}Join here: {{ data.join_url }}\n\n{% endif %}"
         "Cannot come? Cancel your registration:\n{{ data.cancel_url }}\n",
         "moved_subject": "Changed: {{ data.title }}",
         "moved_body": "“{{ data.title }}” has changed.\n\nWhen: {{ data.when }}\n"
         "{% if data.join_url %}Join here: {{ data.join_url }}\n{% endif %}"
-        "{% if data.invitation %}\nThe attached invitation updates your calendar.\n{% endif %}"
-        "\nCannot come? Cancel your registration:\n{{ data.cancel_url }}\n",
+        "{% if data.invitation %}\n\nThe attached invitation updates your calendar.\n"
+        "{% endif %}\n\nCannot come? Cancel your registration:\n{{ data.cancel_url }}\n",
         "cancelled_subject": "Cancelled: {{ data.title }}",
-        "cancelled_body": "“{{ data.title }}” ({{ data.when }}) has been cancelled. "
+        "cancelled_body": "“{{ data.title }}” on {{ data.when }} has been cancelled. "
         "We are sorry.{% if data.invitation %} The attached notice removes it from your "
         "calendar.{% endif %}\n",
         "left_subject": "Registration cancelled: {{ data.title }}",
-        "left_body": "Your registration for “{{ data.title }}” ({{ data.when }}) is cancelled."
+        "left_body": "Your registration for “{{ data.title }}” on {{ data.when }} is cancelled."
         "{% if data.invitation %} The attached notice removes it from your calendar."
         "{% endif %}\n",
     },
@@ -62,7 +66,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "Einzelheiten geschickt.",
         "cancel_title": "Anmeldung stornieren",
         "cancel_intro": "Drücken Sie die Schaltfläche, um die Anmeldung von {address} zu "
-        "„{title}“ ({when}) zu stornieren.",
+        "„{title}“ am {when} zu stornieren.",
         "cancel_button": "Meine Anmeldung stornieren",
         "cancel_done": "Ihre Anmeldung ist storniert.",
         "cancel_invalid": "Dieser Link ist ungültig oder abgelaufen.",
@@ -70,29 +74,29 @@ TEXTS: dict[str, dict[str, str]] = {
         "registered_subject": "Sie sind angemeldet: {{ data.title }}",
         "registered_body": "Sie sind für „{{ data.title }}“ angemeldet.\n\n"
         "Wann: {{ data.when }}\n{% if data.join_url %}Teilnehmen: {{ data.join_url }}\n"
-        "{% endif %}\nDie angehängte Einladung trägt den Termin in Ihren Kalender ein.\n\n"
+        "{% endif %}\n\nDie angehängte Einladung trägt den Termin in Ihren Kalender ein.\n\n"
         "Sie können nicht teilnehmen? Stornieren Sie Ihre Anmeldung und geben Sie Ihren Platz "
         "frei:\n{{ data.cancel_url }}\n",
         "waitlisted_subject": "Sie stehen auf der Warteliste: {{ data.title }}",
-        "waitlisted_body": "„{{ data.title }}“ ({{ data.when }}) ist ausgebucht, und Sie "
+        "waitlisted_body": "„{{ data.title }}“ am {{ data.when }} ist ausgebucht, und Sie "
         "stehen auf der Warteliste. Wird ein Platz frei, erhalten Sie ihn und die Einladung."
         "\n\nUm die Warteliste zu verlassen:\n{{ data.cancel_url }}\n",
-        "reminder_subject": "Erinnerung: {{ data.title }} beginnt {{ data.when }}",
-        "reminder_body": "„{{ data.title }}“ beginnt {{ data.when }}.\n\n"
+        "reminder_subject": "Erinnerung: {{ data.title }} beginnt am {{ data.when }}",
+        "reminder_body": "„{{ data.title }}“ beginnt am {{ data.when }}.\n\n"
         "{% if data.join_url %}Teilnehmen: {{ data.join_url }}\n\n{% endif %}"
         "Sie können nicht teilnehmen? Stornieren Sie Ihre Anmeldung:\n{{ data.cancel_url }}\n",
         "moved_subject": "Geändert: {{ data.title }}",
         "moved_body": "„{{ data.title }}“ wurde geändert.\n\nWann: {{ data.when }}\n"
         "{% if data.join_url %}Teilnehmen: {{ data.join_url }}\n{% endif %}"
-        "{% if data.invitation %}\nDie angehängte Einladung aktualisiert Ihren Kalender.\n"
-        "{% endif %}\nSie können nicht teilnehmen? Stornieren Sie Ihre Anmeldung:\n"
+        "{% if data.invitation %}\n\nDie angehängte Einladung aktualisiert Ihren Kalender.\n"
+        "{% endif %}\n\nSie können nicht teilnehmen? Stornieren Sie Ihre Anmeldung:\n"
         "{{ data.cancel_url }}\n",
         "cancelled_subject": "Abgesagt: {{ data.title }}",
-        "cancelled_body": "„{{ data.title }}“ ({{ data.when }}) wurde abgesagt. Es tut uns "
+        "cancelled_body": "„{{ data.title }}“ am {{ data.when }} wurde abgesagt. Es tut uns "
         "leid.{% if data.invitation %} Die angehängte Nachricht entfernt den Termin aus Ihrem "
         "Kalender.{% endif %}\n",
         "left_subject": "Anmeldung storniert: {{ data.title }}",
-        "left_body": "Ihre Anmeldung zu „{{ data.title }}“ ({{ data.when }}) ist storniert."
+        "left_body": "Ihre Anmeldung zu „{{ data.title }}“ am {{ data.when }} ist storniert."
         "{% if data.invitation %} Die angehängte Nachricht entfernt den Termin aus Ihrem "
         "Kalender.{% endif %}\n",
     },

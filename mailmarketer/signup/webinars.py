@@ -22,7 +22,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from urllib.parse import urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
@@ -366,6 +366,10 @@ def register(
         registration = Registration(
             workspace_id=event.workspace_id, event=event, subscriber=subscriber
         )
+    else:
+        # A new registration: a new UID for the calendar, whose old entry was cancelled (and
+        # old cancel links name the old uuid, so they no longer work).
+        registration.uuid = uuid4()
     registration.status = status
     registration.name = name[:200]
     registration.form = form

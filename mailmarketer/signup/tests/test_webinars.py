@@ -219,12 +219,30 @@ def test_it_cancels_by_link_only_on_post_and_promotes_the_first_waiting(form, pe
     # The seat's reminders moved with it.
     assert Reminder.objects.filter(registration__subscriber__email="c@example.com").count() == 2
     assert not Reminder.objects.filter(registration__subscriber__email="a@example.com").exists()
-    # The person who left gets a notice that removes the entry from their calendar.
+    # The person who left gets a notice that removes the entry from their calendar: same
+    # UID, a SEQUENCE above the invitation's.
     left = mails_to(personas.acme, "a@example.com")[-1]
     assert invitation(left)["method"] == "CANCEL"
+    assert vevent(invitation(left))["uid"] == vevent(invitation(first))["uid"]
+    assert int(vevent(invitation(left))["sequence"]) == 1
     # A second post changes nothing.
     Client().post(path)
     assert Registration.objects.filter(status=Status.REGISTERED).count() == 2
+
+
+def test_it_gives_a_new_uid_and_link_to_someone_registering_again(form, personas):
+    register(form, "a@example.com")
+    [first] = mails_to(personas.acme, "a@example.com")
+    old_link = cancel_path(first)
+    Client().post(old_link)
+
+    register(form, "a@example.com")
+
+    again = mails_to(personas.acme, "a@example.com")[-1]
+    assert registration("a@example.com").status == Status.REGISTERED
+    assert vevent(invitation(again))["uid"] != vevent(invitation(first))["uid"]
+    assert Client().post(old_link).status_code == 400
+    assert registration("a@example.com").status == Status.REGISTERED
 
 
 def test_it_refuses_forged_altered_and_expired_cancel_links(form, personas):
