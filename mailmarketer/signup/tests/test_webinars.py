@@ -452,3 +452,33 @@ def test_it_sends_a_reminder_once_when_two_worker_threads_race_for_it(personas, 
     assert len(results) + len(failures) == 2 and all(results) and results
     assert Campaign.objects.count() == before + 1
     assert Reminder.objects.filter(sent_at=due_time).count() == 1
+
+
+# -- personal data -------------------------------------------------------------------------------
+
+
+def test_it_exports_registrations_and_erases_them_with_the_invitation(form, staff, personas):
+    from mailmarketer.audience import actions as audience
+    from mailmarketer.campaigns.models import Attachment
+
+    register(form, "zelda@example.com", name="Zelda")
+    mails(personas.acme)
+    zelda = Subscriber.objects.get(email="zelda@example.com")
+    unfolded = bytes(Attachment.objects.get().data).replace(b"\r\n ", b"")
+    assert b"mailto:zelda@example.com" in unfolded
+
+    document = audience.do_export_personal_data(zelda, actor=staff)
+    [row] = document["webinar_registrations"]
+    assert (row["event__title"], row["status"], row["name"]) == (
+        "Roasting {{ beans }} live",
+        "registered",
+        "Zelda",
+    )
+
+    audience.do_erase_subscriber(zelda, actor=staff)
+
+    assert not Registration.objects.exists()
+    assert not Reminder.objects.exists()
+    assert not any(
+        b"zelda" in bytes(a.data).replace(b"\r\n ", b"") for a in Attachment.objects.all()
+    )
