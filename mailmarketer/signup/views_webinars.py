@@ -372,6 +372,12 @@ def attendance_import(request, event_id: int):
     return redirect("events-detail", ws=request.workspace.slug, event_id=event.pk)
 
 
+def _as_text(cell: str) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet (and "=x@example.com" is a
+    # valid address): quote it as text.
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
+
+
 def registrants_csv(event: Event, *, unmasked: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -381,12 +387,10 @@ def registrants_csv(event: Event, *, unmasked: bool) -> str:
         name = registration.name
         if not unmasked:
             email, name = mask_email(email), ""
-        # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
-        name = "'" + name if name[:1] in ("=", "+", "-", "@") else name
         writer.writerow(
             [
-                email,
-                name,
+                _as_text(email),
+                _as_text(name),
                 registration.status,
                 registration.registered_at.isoformat(),
                 "yes" if registration.attended else "no",

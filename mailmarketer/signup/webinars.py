@@ -231,7 +231,9 @@ def do_update_event(event: Event, changes: dict, *, actor: Actor) -> Event:
         old={k: old[k] for k in diff},
         new={k: new[k] for k in diff} | ({"sequence": event.sequence} if changed_calendar else {}),
     )
-    if "starts_at" in diff or "reminder_offsets" in diff:
+    if changed_calendar or "reminder_offsets" in diff:
+        # Unsent reminders follow the event's new SEQUENCE (a reminder of an older one is
+        # skipped when claimed); one whose time has passed is not planned again.
         _replan_reminders(event)
     if changed_calendar:
         for registration in _active(event):
@@ -588,6 +590,13 @@ def send_reminder_one() -> bool:
             or event.status != Event.Status.SCHEDULED
             or reminder.sequence != event.sequence
             or event.starts_at <= stamp
+            # A later reminder is due too (the workers were stopped): that one goes alone.
+            or Reminder.objects.filter(
+                registration=registration,
+                sent_at__isnull=True,
+                due_at__lte=stamp,
+                offset_minutes__lt=reminder.offset_minutes,
+            ).exists()
         ):
             Reminder.objects.filter(pk=candidate).update(skipped=True)
             return True

@@ -367,7 +367,7 @@ def test_it_sends_each_reminder_once_at_its_offset(form, event, personas):
 
 def test_it_sends_a_reminder_once_when_two_workers_race_for_it(form, event, personas):
     register(form, "a@example.com")
-    due_time = BERLIN_START_UTC - timedelta(minutes=30)
+    due_time = BERLIN_START_UTC - timedelta(hours=23)  # the day-before reminder is due
     sent_before = Campaign.objects.count()
     with mock.patch("mailmarketer.signup.webinars.now", return_value=due_time):
         first = webinars._due_reminder_id(due_time)
@@ -378,6 +378,24 @@ def test_it_sends_a_reminder_once_when_two_workers_race_for_it(form, event, pers
 
     assert Campaign.objects.count() == sent_before + 1
     assert Reminder.objects.get(pk=first).sent_at == due_time
+
+
+def test_it_still_reminds_after_staff_retitle_the_event(form, event, staff, personas):
+    register(form, "a@example.com")
+    webinars.do_update_event(event, {"title": "Roasting, live"}, actor=staff)
+
+    with mock.patch(
+        "mailmarketer.signup.webinars.now", return_value=BERLIN_START_UTC - timedelta(minutes=59)
+    ):
+        while webinars.send_reminder_one():
+            pass
+
+    # Both were due (the day-before one late): only the latest goes, under the new title.
+    assert Reminder.objects.filter(sent_at__isnull=False, skipped=False).count() == 1
+    assert Reminder.objects.get(skipped=True).offset_minutes == 1440
+    reminders = [m for m in mails_to(personas.acme, "a@example.com") if "Reminder" in m["Subject"]]
+    assert len(reminders) == 1
+    assert "Roasting, live" in reminders[0]["Subject"]
 
 
 def test_it_skips_reminders_of_a_seat_given_up_or_an_event_started(form, event, personas):
@@ -415,7 +433,7 @@ def test_it_sends_a_reminder_once_when_two_worker_threads_race_for_it(personas, 
     event = make_event(personas.acme, staff)
     form = make_form(event, staff)
     register(form, "a@example.com", client=Client())
-    due_time = BERLIN_START_UTC - timedelta(minutes=30)
+    due_time = BERLIN_START_UTC - timedelta(hours=23)  # the day-before reminder is due
     before = Campaign.objects.count()
     original = webinars._due_reminder_id
     barrier = threading.Barrier(2, timeout=20)
