@@ -3,7 +3,8 @@
 A form is addressed by its numeric id or its slug. Reading needs `forms.view`, changes
 `forms.manage`. Submissions come newest first in keyset pages; addresses, IPs, user agents and
 page URLs are masked or left out without `audience.view_personal_data` (an unmasked page is
-audited). Only `newsletter` forms can be made yet: another kind is a 422 on `kind`.
+audited). Only `newsletter` and `webinar` forms can be made yet: another kind is a 422 on
+`kind`; a webinar form names its event (`event`, an id from /events).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from mailmarketer.signup.actions import (
     do_delete_form,
     do_update_form,
 )
+from mailmarketer.signup.queries_webinars import get_event
 from mailmarketer.signup.tokens import EMBED, make_form_token
+from mailmarketer.signup.webinars import event_of
 
 from .access import require
 from .errors import ApiError, FieldErrors
@@ -72,7 +75,9 @@ class FormIn(_Body):
     intro: StrictStr = ""
     fields: list[FieldSpec] = []
     list_mode: Literal["fixed", "choice"] = "fixed"
-    lists: list[StrictStr | int] = Field(description="list ids or slugs", min_length=1)
+    lists: list[StrictStr | int] = Field(
+        [], description="list ids or slugs (at least one, but optional for a webinar form)"
+    )
     notice_text: StrictStr = Field(description="the consent notice shown, word for word")
     tracking_notice_text: StrictStr = Field(
         "",
@@ -83,6 +88,7 @@ class FormIn(_Body):
     redirect_url: StrictStr = ""
     allowed_origins: list[StrictStr] = []
     language: Literal["en", "de"] = "en"
+    event: int | None = Field(None, description="a webinar form's event (its id)")
 
 
 class FormPatch(_Patch):
@@ -100,6 +106,7 @@ class FormPatch(_Patch):
     redirect_url: StrictStr = None  # type: ignore[assignment]
     allowed_origins: list[StrictStr] = None  # type: ignore[assignment]
     language: Literal["en", "de"] = None  # type: ignore[assignment]
+    event: int = None  # type: ignore[assignment]
 
 
 class NoticeOut(Schema):
@@ -125,6 +132,7 @@ class FormOut(Schema):
     redirect_url: str
     allowed_origins: list[str]
     language: str
+    event: int | None = Field(None, description="a webinar form's event")
     url: str = Field(description="the hosted page")
     embed_token: str = Field(
         description="the form_token a script on an allowed origin sends to the JSON address "
@@ -174,6 +182,7 @@ def form_out(form) -> dict:
         "tracking_notice": _notice_out(form.tracking_notice) if form.tracking_notice_id else None,
         "url": settings.BASE_URL + reverse("signup-form", args=[form.workspace.slug, form.slug]),
         "embed_token": make_form_token(form.pk, EMBED),
+        "event": getattr(event_of(form), "pk", None),
     }
 
 
@@ -186,6 +195,15 @@ def form_or_404(request, form_id: str):
     if form is None:
         raise Http404("no such form in this workspace")
     return form
+
+
+def _event(request, event_id):
+    if event_id is None:
+        return None
+    event = get_event(request.workspace, event_id)
+    if event is None:
+        raise FieldErrors([{"field": "event", "message": "no such event in this workspace"}])
+    return event
 
 
 def _lists(request, keys) -> list:
@@ -225,6 +243,7 @@ def create_form(request, payload: FormIn):
     data = payload.model_dump()
     lists = _lists(request, data.pop("lists"))
     notice_text = data.pop("notice_text")
+    event = _event(request, data.pop("event"))
     data["fields"] = [{k: v for k, v in f.items() if v is not None} for f in data["fields"]]
     with refusals():
         form = do_create_form(
@@ -232,6 +251,7 @@ def create_form(request, payload: FormIn):
             lists=lists,
             notice_text=notice_text,
             actor=Actor.from_request(request),
+            event=event,
             **data,
         )
     return Status(201, form_out(form))
@@ -252,13 +272,19 @@ def patch_form(request, form_id: str, payload: FormPatch):
     changes = payload.model_dump(exclude_unset=True)
     lists = _lists(request, changes.pop("lists")) if "lists" in changes else None
     notice_text = changes.pop("notice_text", None)
+    event = _event(request, changes.pop("event", None))
     if "fields" in changes:
         changes["fields"] = [
             {k: v for k, v in f.items() if v is not None} for f in changes["fields"]
         ]
     with refusals():
         form = do_update_form(
-            form, changes, lists=lists, notice_text=notice_text, actor=Actor.from_request(request)
+            form,
+            changes,
+            lists=lists,
+            notice_text=notice_text,
+            actor=Actor.from_request(request),
+            event=event,
         )
     return form_out(queries.get_form(request.workspace, form.pk))
 

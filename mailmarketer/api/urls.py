@@ -2,6 +2,7 @@
 
 from .base import build_api
 from .campaigns import router as campaigns_router
+from .events import router as events_router
 from .forms import router as forms_router
 from .imports import router as imports_router
 from .lists import router as lists_router
@@ -19,3 +20,4 @@ api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
+api.add_router("", events_router)

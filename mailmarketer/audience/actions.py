@@ -373,6 +373,23 @@ def _record(
     )
 
 
+def do_record_consent(
+    subscriber: Subscriber,
+    *,
+    purpose: str,
+    source: ConsentSource,
+    notice: ConsentNotice | None = None,
+    action: str = ConsentRecord.Action.GRANT,
+) -> ConsentRecord:
+    """A consent record for a purpose that is not a list (a webinar registration,
+    "webinar:<event id>"), with the notice the person was shown. List purposes ("email:...")
+    are written only by subscribing, with the membership they rest on. The audit row is the
+    caller's, as for subscribing."""
+    if not purpose or purpose.startswith("email:") or len(purpose) > 80:
+        raise ActionError(f"not a consent purpose outside lists: {purpose[:80]!r}", field="purpose")
+    return _record(subscriber, None, action, source, notice=notice, purpose=purpose)
+
+
 @dataclass
 class SubscribeOutcome:
     mailing_list: MailingList

@@ -26,12 +26,18 @@ class DeliveryConfig(AppConfig):
             )
 
         def erase(subscriber):
-            from mailmarketer.campaigns.models import Campaign
+            from mailmarketer.campaigns.models import Attachment, Campaign
 
             # A transactional message's data is about its one recipient (an order, a booking).
             Campaign.objects.filter(
                 kind=Campaign.Kind.TRANSACTIONAL, deliveries__subscriber=subscriber
             ).update(data={})
+            # Its attachments were made for that one person too (a webinar's invitation names
+            # them as its attendee).
+            Attachment.objects.filter(
+                campaign__kind=Campaign.Kind.TRANSACTIONAL,
+                campaign__deliveries__subscriber=subscriber,
+            ).delete()
             # The row stays for the campaign's totals, without anything naming the person: a
             # relay's reply may quote the address ("550 <ann@example.com>: no such user").
             Delivery.objects.filter(subscriber=subscriber).update(subscriber=None, smtp_reply="")

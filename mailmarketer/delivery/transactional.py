@@ -24,7 +24,7 @@ from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import subscriber_by_email
 from mailmarketer.campaigns.actions import apply_fields, compile_checked, store_links
-from mailmarketer.campaigns.models import Campaign
+from mailmarketer.campaigns.models import Attachment, Campaign
 
 from .engine import TRANSACTIONAL_BLOCKING
 from .models import Delivery
@@ -69,7 +69,13 @@ def _record_for(workspace, email: str, *, actor: Actor) -> Subscriber:
 
 @transaction.atomic
 def do_send_transactional(
-    workspace, recipient: Subscriber | str, *, actor: Actor, confirmation: bool = False, **fields
+    workspace,
+    recipient: Subscriber | str,
+    *,
+    actor: Actor,
+    confirmation: bool = False,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+    **fields,
 ) -> Campaign:
     """One message to one person through the delivery engine: a campaign of kind transactional,
     created running with its single ledger row and its planning done (there is no audience to
@@ -89,7 +95,11 @@ def do_send_transactional(
     `confirmation=True` (signup's double opt-in mail, and nothing else): the message asks the
     person to confirm a sign-up, and may go to an address suppressed as erased, which is how an
     erased person signs up again. The audience records it (do_open_reconsent) and the engine
-    sends exactly this message to that address; the erasure stays until they confirm."""
+    sends exactly this message to that address; the erasure stays until they confirm.
+
+    `attachments` are (filename, content type, bytes) the system made for this one message (a
+    webinar's .ics invitation), stored with it like a campaign's attachments; never a file
+    someone uploaded (those go through campaigns.actions.do_add_attachment and its checks)."""
     unknown = set(fields) - set(TRANSACTIONAL_FIELDS)
     if unknown:
         raise ActionError(f"unknown message fields: {', '.join(sorted(unknown))}")
@@ -139,6 +149,14 @@ def do_send_transactional(
     campaign.planning_done = True
     campaign.save()
     store_links(campaign, compiled.links)
+    for filename, content_type, data in attachments or ():
+        Attachment.objects.create(
+            campaign=campaign,
+            filename=filename,
+            content_type=content_type,
+            data=data,
+            size=len(data),
+        )
     Delivery.objects.create(workspace=workspace, campaign=campaign, subscriber=subscriber)
     if reconsent:
         do_open_reconsent(subscriber, campaign_id=campaign.pk, actor=actor)

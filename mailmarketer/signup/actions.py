@@ -45,7 +45,7 @@ from mailmarketer.audience.models import (
 from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
-from . import altcha, limits, queries
+from . import altcha, limits, queries, webinars
 from .fields import FormError, Submitted, clean_fields
 from .models import (
     Confirmation,
@@ -74,7 +74,7 @@ FORM_EDITABLE = (
     "language",
 )
 # Kinds that can be built and submitted; the others are refused until they are built.
-AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER})
+AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER, Form.Kind.WEBINAR})
 MAX_ORIGINS = 20
 # Suppressions a confirmed sign-up lifts: the person's own "stop everything" and their own
 # erasure. The others (a bounce, a complaint, staff) are not the person's to undo from a form.
@@ -100,7 +100,7 @@ def _check(form: Form, lists: list[MailingList]) -> None:
         raise FormError(
             "kind",
             f"{Form.Kind(form.kind).label} forms are not available yet: only newsletter forms "
-            "can be built for now",
+            "and webinar forms can be built for now",
             code="not_available",
         )
     try:
@@ -121,7 +121,7 @@ def _check(form: Form, lists: list[MailingList]) -> None:
                 "redirect_url",
                 "the redirect must go to one of the allowed origins' hosts (or this server)",
             )
-    if not lists:
+    if not lists and form.kind != Form.Kind.WEBINAR:  # a webinar form's lists are optional
         raise FormError("lists", "choose at least one list")
     if not form.workspace.sender_email and any(m.optin == MailingList.OptIn.DOUBLE for m in lists):
         raise FormError(
@@ -172,6 +172,7 @@ def do_create_form(
     notice_text: str,
     actor: Actor,
     tracking_notice_text: str | None = None,
+    event=None,
     **fields,
 ) -> Form:
     unknown = set(fields) - set(FORM_EDITABLE)
@@ -186,6 +187,7 @@ def do_create_form(
     _set_tracking_notice(form, tracking_notice_text)
     form.save()
     form.lists.set(lists)
+    webinars.bind_form(form, event)
     audit("form.created", actor=actor, workspace=workspace, obj=form, new=_snapshot(form))
     return form
 
@@ -199,6 +201,7 @@ def do_update_form(
     notice_text: str | None = None,
     actor: Actor,
     tracking_notice_text: str | None = None,
+    event=None,
 ) -> Form:
     changes = dict(changes)
     # The builder passes it with the settings; the API as its own argument.
@@ -221,6 +224,7 @@ def do_update_form(
     form.updated_at = now()
     form.save()
     form.lists.set(lists)
+    webinars.bind_form(form, event)
     new = _snapshot(form)
     diff = {k for k in new if new[k] != old[k]}
     if diff:
@@ -366,6 +370,8 @@ def do_submit_form(
     email_hash = suppression_hash(submitted.email)
     if limits.over_limit(workspace, email_hash=email_hash, ip=visit.ip):
         raise Blocked("too_many")
+    # A webinar's seats are counted under its lock; full or closed stores nothing.
+    event = webinars.check_open(form) if form.kind == Form.Kind.WEBINAR else None
     keep_ip = workspace.consent_store_ip
     actor = Actor.system(f"form {form.slug}")
     lists = queries.form_lists(form, submitted.lists)
@@ -453,9 +459,9 @@ def do_submit_form(
         submission.outcome = Submission.Outcome.SUBSCRIBED
     else:
         submission.outcome = Submission.Outcome.ALREADY
-    if renew or unconfirmed:
-        # A confirmation mail goes out, and the engine writes the name into its To header:
-        # the name waits on the submission until the person confirms.
+    if renew or unconfirmed or event is not None:
+        # A confirmation (or webinar) mail goes out, and the engine writes the name into its
+        # To header: the name waits on the submission until the person confirms.
         submission.name = submitted.name[:200]
     else:
         _fill_profile(subscriber, actor, name=submitted.name)
@@ -485,6 +491,16 @@ def do_submit_form(
                         "renew": mailing_list in renew,
                     },
                 )
+    if event is not None:
+        webinars.register(
+            event,
+            subscriber,
+            form=form,
+            name=submitted.name,
+            source=_consent_source(form, submission),
+            notice=form.notice,
+            actor=actor,
+        )
     audit(
         "form.submitted",
         actor=actor,

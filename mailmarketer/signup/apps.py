@@ -45,3 +45,20 @@ class SignupConfig(AppConfig):
             erase=erase_submissions,
         )
         personal_data.register(Confirmation, section="confirmations", export=export_confirmations)
+
+        from mailmarketer.lib.worker import register_duty
+
+        from .models_webinars import Registration
+        from .webinars import send_reminder_one
+
+        def export_registrations(subscriber):
+            return personal_data.rows_as_dicts(
+                Registration.objects.filter(subscriber=subscriber).order_by("registered_at", "pk"),
+                ["event__title", "event__starts_at", "status", "name", "registered_at", "attended"],
+            )
+
+        # Erasure deletes the subscriber, and their registrations (and reminders) with them.
+        personal_data.register(
+            Registration, section="webinar_registrations", export=export_registrations
+        )
+        register_duty(send_reminder_one)

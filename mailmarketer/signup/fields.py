@@ -235,7 +235,8 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
                 result.errors[LISTS] = text(language, "invalid_choice")
                 break
             chosen.append(list_id)
-        if not chosen and LISTS not in result.errors:
+        # A webinar form's lists are an extra the person may take or leave.
+        if not chosen and LISTS not in result.errors and form.kind != form.Kind.WEBINAR:
             result.errors[LISTS] = text(language, "lists_required")
         result.lists = sorted(set(chosen))
     else:

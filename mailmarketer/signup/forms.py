@@ -15,8 +15,9 @@ from mailmarketer.audience.models import MailingList
 
 from .actions import FormError, clean_origin
 from .fields import BUILTIN, FieldsError, clean_fields
-from .models import Form
+from .models import Event, Form
 from .texts import text
+from .webinars import event_of
 
 OFF, OPTIONAL, REQUIRED = "off", "optional", "required"
 BUILTIN_CHOICES = [(OFF, "Not asked"), (OPTIONAL, "Optional"), (REQUIRED, "Required")]
@@ -80,7 +81,13 @@ class FormBuilder(forms.Form):
     kind = forms.ChoiceField(
         choices=Form.Kind.choices,
         initial=Form.Kind.NEWSLETTER,
-        help_text="Only newsletter forms are available yet.",
+        help_text="Newsletter and webinar forms are available yet.",
+    )
+    event = forms.ModelChoiceField(
+        queryset=Event.objects.none(),
+        required=False,
+        label="Webinar",
+        help_text="The event a webinar form registers people for.",
     )
     title = forms.CharField(max_length=200)
     intro = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -96,7 +103,10 @@ class FormBuilder(forms.Form):
         label="Lists offered", choices=Form.ListMode.choices, initial=Form.ListMode.FIXED
     )
     lists = forms.ModelMultipleChoiceField(
-        queryset=MailingList.objects.none(), widget=forms.CheckboxSelectMultiple
+        queryset=MailingList.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        # A newsletter form needs one (the action says so); a webinar form's are optional.
+        required=False,
     )
     notice_text = forms.CharField(
         label="Consent notice",
@@ -136,6 +146,9 @@ class FormBuilder(forms.Form):
         self.fields["lists"].queryset = MailingList.objects.filter(workspace=workspace).order_by(
             "name"
         )
+        self.fields["event"].queryset = Event.objects.filter(
+            workspace=workspace, status=Event.Status.SCHEDULED
+        ).order_by("-starts_at")
         for key in BUILTIN:
             self.fields[f"builtin_{key}"] = forms.ChoiceField(
                 label=text("en", key), choices=BUILTIN_CHOICES, initial=OFF
@@ -158,6 +171,7 @@ class FormBuilder(forms.Form):
             success_message=form.success_message,
             redirect_url=form.redirect_url,
             allowed_origins="\n".join(form.allowed_origins),
+            event=event_of(form),
         )
         for spec in form.fields:
             if spec["type"] == "builtin":
@@ -166,10 +180,10 @@ class FormBuilder(forms.Form):
 
     def clean_kind(self):
         kind = self.cleaned_data["kind"]
-        if kind != Form.Kind.NEWSLETTER:
+        if kind not in (Form.Kind.NEWSLETTER, Form.Kind.WEBINAR):
             raise forms.ValidationError(
-                f"{Form.Kind(kind).label} forms are not available yet: only newsletter forms "
-                "can be built for now."
+                f"{Form.Kind(kind).label} forms are not available yet: only newsletter and "
+                "webinar forms can be built for now."
             )
         return kind
 
@@ -221,6 +235,7 @@ class FormBuilder(forms.Form):
                 "tracking_notice_text",
             )
         }
+        settings["event"] = data.get("event")  # for webinar forms; the views pass it on
         return settings, list(data["lists"]), data["notice_text"]
 
 

@@ -204,3 +204,4 @@ class WelcomeMessage(models.Model):
 
 
 from .models_altcha import FormProtection, SolvedChallenge  # noqa: E402, F401  (ALTCHA)
+from .models_webinars import Event, Registration, Reminder, WebinarForm  # noqa: E402, F401

@@ -49,14 +49,20 @@ def forms_home(request):
 def _save(request, builder: FormBuilder, form=None):
     """Runs the action; returns the form, or None with the refusal put on the builder."""
     settings_, lists, notice_text = builder.action_arguments()
+    event = settings_.pop("event", None)
     actor = Actor.from_request(request)
     try:
         if form is None:
             return actions.do_create_form(
-                request.workspace, lists=lists, notice_text=notice_text, actor=actor, **settings_
+                request.workspace,
+                lists=lists,
+                notice_text=notice_text,
+                actor=actor,
+                event=event,
+                **settings_,
             )
         return actions.do_update_form(
-            form, settings_, lists=lists, notice_text=notice_text, actor=actor
+            form, settings_, lists=lists, notice_text=notice_text, actor=actor, event=event
         )
     except Conflict as exc:
         builder.add_error("slug", str(exc))

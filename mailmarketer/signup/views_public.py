@@ -46,8 +46,11 @@ from .fields import (
 )
 from .models import Form
 from .texts import text
+from .texts_webinars import wtext
 from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_token
 from .views import _public
+from .views_webinars import webinar_page_context, webinar_thanks
+from .webinars import RegistrationClosed
 
 # A form's post is a few hundred bytes; 32 KB leaves room for long custom fields and is far
 # below what would let a flood of posts fill the server's memory.
@@ -136,7 +139,8 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
         "other_errors": [
             f"{key}: {message}"
             for key, message in errors.items()
-            if key not in {EMAIL, CONSENT, LISTS, altcha.FIELD, *(s["key"] for s in form.fields)}
+            if key
+            not in {EMAIL, CONSENT, LISTS, altcha.FIELD, "event", *(s["key"] for s in form.fields)}
         ],
         "problem": problem,
         # Rendered exactly as stored: the words a consent record points at are these words.
@@ -152,6 +156,7 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
             "token": TOKEN,
             "honeypot": HONEYPOT,
         },
+        **webinar_page_context(form, errors),
     }
 
 
@@ -174,7 +179,7 @@ def _page(request, form: Form, context: dict, status: int = 200) -> HttpResponse
 def _thanks(request, form: Form) -> HttpResponse:
     if form.redirect_url:
         return _public(HttpResponseRedirect(form.redirect_url, status=303))
-    message = form.success_message or text(form.language, "thanks")
+    message = form.success_message or webinar_thanks(form) or text(form.language, "thanks")
     context = {
         "form": form,
         "message": message,
@@ -258,6 +263,8 @@ def _submit(request, form: Form, data, *, as_json: bool):
         raise Refusal(429, text(language, blocked.reason)) from None
     except altcha.AltchaRefused as refused:
         raise Refusal(422, text(language, refused.reason), field=altcha.FIELD) from None
+    except RegistrationClosed as closed:
+        raise Refusal(422, wtext(language, closed.reason), field="event") from None
 
 
 def _header(request, name: str) -> str:
@@ -323,7 +330,7 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(JsonResponse(body, status=refusal.status), form, origin)
     body = {
         "status": "ok",
-        "message": form.success_message or text(form.language, "thanks"),
+        "message": form.success_message or webinar_thanks(form) or text(form.language, "thanks"),
         "redirect": form.redirect_url or None,
     }
     return _cors(JsonResponse(body), form, origin)

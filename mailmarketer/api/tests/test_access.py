@@ -15,6 +15,12 @@ EXPECTED = {
     ("GET", "/me"): p.WORKSPACE_VIEW,
     ("GET", "/workspace"): p.SETTINGS_VIEW,
     ("PATCH", "/workspace"): p.SETTINGS_MANAGE,
+    ("GET", "/events"): p.FORMS_VIEW,
+    ("POST", "/events"): p.FORMS_MANAGE,
+    ("GET", "/events/{event_id}"): p.FORMS_VIEW,
+    ("PATCH", "/events/{event_id}"): p.FORMS_MANAGE,
+    ("POST", "/events/{event_id}/cancel"): p.FORMS_MANAGE,
+    ("GET", "/events/{event_id}/registrants"): p.FORMS_VIEW,
 }
 
 

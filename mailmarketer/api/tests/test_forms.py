@@ -99,7 +99,9 @@ def test_it_creates_a_form_with_its_notice(tokens, as_token, news):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"kind": "webinar"}, "kind"),
+        ({"kind": "webinar"}, "event"),
+        ({"kind": "resource"}, "kind"),
+        ({"kind": "webinar", "event": 999}, "event"),
         ({"redirect_url": "https://evil.test/"}, "redirect_url"),
         ({"lists": ["nope"]}, "lists"),
         ({"fields": [{"key": "email"}]}, "fields"),

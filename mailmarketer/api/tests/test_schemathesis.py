@@ -20,6 +20,7 @@ from hypothesis import settings as hypothesis_settings
 from mailmarketer.accounts.permissions import Role
 from mailmarketer.audience.segments.actions import do_create_segment
 from mailmarketer.campaigns import actions as campaigns
+from mailmarketer.signup.testing_webinars import make_event
 from mailmarketer.testing import make_token
 from mailmarketer.wsgi import application
 
@@ -50,6 +51,7 @@ def existing(personas) -> dict:
         "subscriber_id": str(person.uuid),
         "campaign_id": str(campaign.uuid),
         "segment_id": str(segment.pk),
+        "event_id": str(make_event(acme, SETUP).pk),
     }
 
 

@@ -31,7 +31,7 @@ def make(workspace, default_lists, actor, **changes):
     return do_create_form(workspace, **fields)
 
 
-@pytest.mark.parametrize("kind", ["webinar", "resource", "evaluation"])
+@pytest.mark.parametrize("kind", ["resource", "evaluation"])
 def test_it_refuses_the_kinds_not_built_yet(personas, news, staff, kind):
     with pytest.raises(FormError, match="not available yet") as refused:
         make(personas.acme, [news], staff, kind=kind)
@@ -161,12 +161,12 @@ def test_it_builds_a_form_from_the_builder(bob_client, personas, news, weekly):
     assert "Copy embed code" in page and "form_token" in page
 
 
-def test_it_refuses_a_webinar_in_the_builder_and_keeps_what_was_typed(bob_client, news):
+def test_it_refuses_a_webinar_form_without_its_event_and_keeps_what_was_typed(bob_client, news):
     response = bob_client.post(
         "/app/acme/forms/new/", {**BUILDER, "kind": "webinar", "lists": [news.pk]}
     )
     assert response.status_code == 400
-    assert "not available yet" in response.content.decode()
+    assert "a webinar form needs its event" in response.content.decode()
     assert 'value="Spring news"' in response.content.decode()
     assert not Form.objects.exists()
 

@@ -25,6 +25,9 @@ CSRF_ALLOWLIST = {
     # the unsubscribe link, has its signed token in the URL as its only authority.
     r"^f/<slug:ws>/<slug:form_slug>",
     r"^f/c/",
+    # The webinar cancel link: the signed token in the URL is its only authority (GET changes
+    # nothing; POST cancels that one registration).
+    r"^f/w/",
 }
 
 SAMPLE_VALUES = {
