@@ -224,6 +224,8 @@ def page_moves(client, campaign) -> set[str]:
     """The moves the campaign page offers as buttons (forms, and the link to cancel)."""
     html = client.get(f"/app/acme/campaigns/{campaign.pk}/").content.decode()
     found = set(re.findall(r'action="/app/acme/campaigns/\d+/(\w+)/"', html))
+    if re.search(r'href="/app/acme/campaigns/\d+/start/"', html):  # its own page first
+        found.add("start")
     if re.search(r'href="/app/acme/campaigns/\d+/cancel/"', html):
         found.add("cancel")
     return found & set(MOVES)
