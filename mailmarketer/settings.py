@@ -310,7 +310,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Mailman's bounce detectors log every detector they run (INFO) and every one that
+        # chokes on a malformed message (ERROR, with a traceback): hostile mail would fill the
+        # log. delivery/bounces/classify.py records what it found on the Bounce row instead.
+        "flufl.bounce": {"level": "CRITICAL"},
+    },
 }
 
 # REST API: requests per minute per token (api/throttling.py); counted per process unless CACHES
