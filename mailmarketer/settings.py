@@ -299,6 +299,13 @@ DELIVERY_PLAN_CHUNK = 5000
 # From address, which a relay accepts as a sender (the host of MM_BASE_URL may be an IP address,
 # which is no valid address domain).
 BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", "")
+# The bounce receiver (`mailmarketer bouncer`, delivery/bounces/receiver.py): the domains whose
+# bounces@ and bounces+<token>@ addresses it accepts (default: MM_BOUNCE_DOMAIN), the largest
+# message it takes (a DSN returning a 10 MB message is rare; bigger ones are refused with 552)
+# and how many messages one client host may hand it per minute.
+BOUNCER_DOMAINS = env_list("MM_BOUNCER_DOMAINS", [BOUNCE_DOMAIN] if BOUNCE_DOMAIN else [])
+BOUNCER_MAX_BYTES = env_int("MM_BOUNCER_MAX_BYTES", 10 * 1024 * 1024, minimum=10_000)
+BOUNCER_RATE_PER_MINUTE = env_int("MM_BOUNCER_RATE_PER_MINUTE", 6000, minimum=1)
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
