@@ -1,0 +1,120 @@
+"""Staff pages of bounces and complaints: the list (filters, keyset pages) and one report with
+its raw message and the ledger row it matched.
+
+Everything in a report came from outside: it is only ever shown escaped (Django's autoescape;
+the raw message inside <pre>), and for roles without audience.view_personal_data every address
+in it is masked (our own return path kept: it names nobody). An unmasked look is audited, as the
+ledger's is."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from mailmarketer.accounts import permissions as p
+from mailmarketer.accounts.access import workspace_view
+from mailmarketer.accounts.actions import audit
+from mailmarketer.accounts.actors import Actor
+from mailmarketer.audience import actions as audience_actions
+from mailmarketer.audience.emails import mask_addresses_in, mask_email
+
+from . import queries
+from .models import Bounce
+
+RAW_SHOWN = 200_000  # characters of the raw message shown on the page
+
+
+class BounceFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "Any kind"), *Bounce.Kind.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[("", "Any outcome"), *Bounce.Outcome.choices], required=False
+    )
+    channel = forms.ChoiceField(
+        choices=[("", "Any channel"), *Bounce.Channel.choices], required=False
+    )
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+
+
+def _ours(address: str) -> bool:
+    return address.lower().startswith("bounces+") or address.lower().startswith("bounces@")
+
+
+def shown(text: str, reveal: bool) -> str:
+    return text if reveal else mask_addresses_in(text, keep=_ours)
+
+
+def _row(bounce: Bounce, reveal: bool) -> dict:
+    address = bounce.address
+    return {
+        "b": bounce,
+        "address": address if reveal or not address else mask_email(address),
+        "diagnostic": shown(bounce.diagnostic, reveal),
+        "reason": shown(bounce.reason, reveal),
+    }
+
+
+@workspace_view(p.CAMPAIGNS_VIEW)
+@require_GET
+def bounces_home(request):
+    reveal = request.membership.has(p.VIEW_PERSONAL_DATA)
+    form = BounceFilterForm(request.GET)
+    rows, before, status = [], None, 200
+    if form.is_valid():
+        chosen = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
+        page, before = queries.bounces_page(
+            request.workspace,
+            kind=chosen.get("kind"),
+            outcome=chosen.get("outcome"),
+            channel=chosen.get("channel"),
+            before=chosen.get("before"),
+        )
+        rows = [_row(b, reveal) for b in page]
+        if reveal and any(b.address for b in page):
+            audience_actions.record_subscribers_listed(
+                request.workspace, count=len(rows), actor=Actor.from_request(request)
+            )
+        base = {k: v for k, v in chosen.items() if k != "before"}
+    else:
+        status, base = 400, {}
+    context = {
+        "form": form,
+        "rows": rows,
+        "masked": not reveal,
+        "next_url": "?" + urlencode({**base, "before": before}) if before else "",
+        "first_url": "?" + urlencode(base),
+        "paged": form.is_valid() and form.cleaned_data.get("before") is not None,
+    }
+    return render(request, "delivery/bounces.html", context, status=status)
+
+
+@workspace_view(p.CAMPAIGNS_VIEW)
+@require_GET
+def bounce_detail(request, bounce_id: int):
+    bounce = queries.bounce_for(request.workspace, bounce_id)
+    if bounce is None:
+        raise Http404("No such bounce")
+    reveal = request.membership.has(p.VIEW_PERSONAL_DATA)
+    raw = bytes(bounce.raw or b"")[: RAW_SHOWN * 2].decode("utf-8", "replace")[:RAW_SHOWN]
+    if reveal:
+        audit(
+            "bounce.viewed",
+            actor=Actor.from_request(request),
+            workspace=request.workspace,
+            obj=bounce,
+        )
+    recipient = ""
+    if bounce.subscriber is not None:
+        recipient = bounce.subscriber.email if reveal else mask_email(bounce.subscriber.email)
+    context = {
+        "row": _row(bounce, reveal),
+        "b": bounce,
+        "recipient": recipient,
+        "raw": shown(raw, reveal),
+        "raw_truncated": bounce.raw_size > RAW_SHOWN,
+        "masked": not reveal,
+    }
+    return render(request, "delivery/bounce.html", context)
