@@ -7,7 +7,7 @@ def ready() -> None:
     from mailmarketer.audience import personal_data
     from mailmarketer.lib.worker import register_duty
 
-    from . import apply
+    from . import apply, webhooks
     from .models import Bounce
 
     def export(subscriber):
@@ -23,3 +23,4 @@ def ready() -> None:
 
     personal_data.register(Bounce, section="bounces", export=export, erase=erase)
     register_duty(apply.purge_raw_one)
+    register_duty(webhooks.purge_receipts_one)

@@ -7,6 +7,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.models import Workspace
 from mailmarketer.audience.models import Subscriber
+from mailmarketer.lib.crypto import EncryptedTextField
 
 
 class BounceSettings(models.Model):
@@ -17,6 +18,15 @@ class BounceSettings(models.Model):
     # two weeks is abandoned; one full for a day is not).
     soft_bounce_limit = models.PositiveSmallIntegerField(default=3)
     soft_bounce_days = models.PositiveSmallIntegerField(default=15)
+    # Provider webhooks (webhooks.py). The URL's key is a secret shown once, kept as its
+    # SHA-256 (a random 32-byte value needs no slow hash); it is also Postmark's basic-auth
+    # password. The providers' own keys: Mailgun's HTTP webhook signing key (a secret: encrypted
+    # at rest), SendGrid's verification public key (base64 DER or PEM), and the SNS topic ARNs
+    # of SES notifications to accept (one per line; none: SES is refused).
+    webhook_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    mailgun_signing_key = EncryptedTextField(blank=True)
+    sendgrid_public_key = models.TextField(blank=True)
+    ses_topic_arns = models.TextField(blank=True)
 
     def __str__(self):
         return f"bounce settings of {self.workspace_id}"
@@ -105,6 +115,26 @@ class Bounce(models.Model):
 
     def __str__(self):
         return f"bounce {self.pk} ({self.kind}, {self.outcome})"
+
+
+class WebhookReceipt(models.Model):
+    """A signed webhook request seen (its signature, token or message id, hashed): the same
+    request again is a replay and is refused. Kept twice the freshness window, then deleted."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=20)
+    receipt = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "provider", "receipt"], name="webhook_receipt_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.provider} receipt {self.receipt[:12]}…"
 
 
 RAW_KEEP_DAYS = 30

@@ -11,18 +11,19 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import forms
-from django.http import Http404
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from mailmarketer.accounts import permissions as p
-from mailmarketer.accounts.access import workspace_view
+from mailmarketer.accounts.access import public_view, workspace_view
 from mailmarketer.accounts.actions import audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience_actions
 from mailmarketer.audience.emails import mask_addresses_in, mask_email
 
-from . import queries
+from . import queries, webhooks
 from .models import Bounce
 
 RAW_SHOWN = 200_000  # characters of the raw message shown on the page
@@ -118,3 +119,100 @@ def bounce_detail(request, bounce_id: int):
         "masked": not reveal,
     }
     return render(request, "delivery/bounce.html", context)
+
+
+@public_view
+@csrf_exempt
+@require_POST
+def webhook(request, provider: str, key: str):
+    """A provider's webhook (webhooks.py): no session, no CSRF token (a provider posts with
+    neither); its signature, basic auth or SNS signature is the only authority."""
+    status, text = webhooks.handle(provider, key, request)
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+class BounceSettingsForm(forms.Form):
+    soft_bounce_limit = forms.IntegerField(
+        min_value=1, max_value=100, label="Soft bounces that make a hard bounce"
+    )
+    soft_bounce_days = forms.IntegerField(min_value=1, max_value=365, label="Within (days)")
+    mailgun_signing_key = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput,
+        label="Mailgun HTTP webhook signing key",
+        help_text="Leave empty to keep the stored key.",
+    )
+    remove_mailgun_key = forms.BooleanField(required=False, label="Remove the stored Mailgun key")
+    sendgrid_public_key = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="SendGrid verification key (public key, base64 or PEM)",
+    )
+    ses_topic_arns = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Amazon SNS topic ARNs of SES notifications (one per line)",
+    )
+
+
+def _webhook_urls(request, key: str) -> dict:
+    base = request.build_absolute_uri("/")[:-1]
+    return {name: f"{base}/hooks/bounces/{name}/{key}/" for name in webhooks.PROVIDERS}
+
+
+@workspace_view(p.SETTINGS_VIEW)
+def bounce_settings(request):
+    from .actions import do_update_bounce_settings
+    from .apply import settings_for
+
+    conf = settings_for(request.workspace.pk)
+    can_manage = request.membership.has(p.SETTINGS_MANAGE)
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            return render(
+                request, "web/forbidden.html", {"permission": p.SETTINGS_MANAGE}, status=403
+            )
+        form = BounceSettingsForm(request.POST)
+        if form.is_valid():
+            do_update_bounce_settings(
+                request.workspace, form.cleaned_data, actor=Actor.from_request(request)
+            )
+            return redirect("bounce-settings", ws=request.workspace.slug)
+        status = 400
+    else:
+        form = BounceSettingsForm(
+            initial={
+                "soft_bounce_limit": conf.soft_bounce_limit,
+                "soft_bounce_days": conf.soft_bounce_days,
+                "sendgrid_public_key": conf.sendgrid_public_key,
+                "ses_topic_arns": conf.ses_topic_arns,
+            }
+        )
+    context = {
+        "form": form,
+        "conf": conf,
+        "can_manage": can_manage,
+        "key_set": bool(conf.webhook_key_hash),
+        "mailgun_key_set": bool(conf.mailgun_signing_key),
+        "urls": _webhook_urls(request, "<key>"),
+    }
+    return render(request, "delivery/bounce_settings.html", context, status=status)
+
+
+@workspace_view(p.SETTINGS_MANAGE)
+@require_POST
+def bounce_webhook_key(request):
+    from .actions import do_reset_webhook_key
+
+    key = do_reset_webhook_key(request.workspace, actor=Actor.from_request(request))
+    response = render(
+        request,
+        "delivery/bounce_webhook_key.html",
+        {"urls": _webhook_urls(request, key), "key": key},
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -25,6 +25,9 @@ CSRF_ALLOWLIST = {
     # the unsubscribe link, has its signed token in the URL as its only authority.
     r"^f/<slug:ws>/<slug:form_slug>",
     r"^f/c/",
+    # Relay providers' bounce webhooks post with no cookie; each request carries the provider's
+    # signature (or basic auth), checked before anything is read (delivery/bounces/webhooks.py).
+    r"^hooks/bounces/",
 }
 
 SAMPLE_VALUES = {
