@@ -306,6 +306,10 @@ BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", "")
 BOUNCER_DOMAINS = env_list("MM_BOUNCER_DOMAINS", [BOUNCE_DOMAIN] if BOUNCE_DOMAIN else [])
 BOUNCER_MAX_BYTES = env_int("MM_BOUNCER_MAX_BYTES", 10 * 1024 * 1024, minimum=10_000)
 BOUNCER_RATE_PER_MINUTE = env_int("MM_BOUNCER_RATE_PER_MINUTE", 6000, minimum=1)
+# Bounce mailboxes (IMAP, delivery/bounces/mailbox.py): how often each is read, and a CA bundle
+# to trust besides the system's (empty: the system's store only).
+BOUNCE_IMAP_INTERVAL_S = env_int("MM_BOUNCE_IMAP_INTERVAL_S", 60, minimum=5)
+BOUNCE_IMAP_CA_FILE = env_str("MM_BOUNCE_IMAP_CA_FILE", "")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

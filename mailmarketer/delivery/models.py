@@ -180,4 +180,4 @@ class SendWindow(models.Model):
         return f"{self.server_id}/{self.scope}/{self.window_start:%Y-%m-%d %H:%M:%S}: {self.count}"
 
 
-from .bounces.models import Bounce, BounceSettings, WebhookReceipt  # noqa: E402, F401  (delivery/bounces/)
+from .bounces.models import Bounce, BounceMailbox, BounceSettings, WebhookReceipt  # noqa: E402, F401  (delivery/bounces/)

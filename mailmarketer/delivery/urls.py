@@ -25,6 +25,7 @@ urlpatterns = [
         bounces.bounce_webhook_key,
         name="bounce-webhook-key",
     ),
+    path("app/<slug:ws>/settings/bounces/mailbox/", bounces.bounce_mailbox, name="bounce-mailbox"),
     path("hooks/bounces/<slug:provider>/<str:key>/", bounces.webhook, name="bounce-webhook"),
     path("app/<slug:ws>/campaigns/", c.campaigns_home, name="campaigns-home"),
     path(ONE, c.campaign_detail, name="campaign"),

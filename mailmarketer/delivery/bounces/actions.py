@@ -64,3 +64,64 @@ def do_reset_webhook_key(workspace, *, actor: Actor) -> str:
     conf.save(update_fields=["webhook_key_hash"])
     audit("bounces.webhook_key_reset", actor=actor, workspace=workspace, obj=conf)
     return key
+
+
+MAILBOX_FIELDS = (
+    "host",
+    "port",
+    "tls_mode",
+    "verify_certificate",
+    "username",
+    "folder",
+    "after",
+    "move_to",
+    "enabled",
+)
+
+
+@transaction.atomic
+def do_save_bounce_mailbox(workspace, changes: dict, *, actor: Actor):
+    """Create or change the workspace's bounce mailbox. An empty `password` keeps the stored
+    one; pointing a stored password at another host or port, or turning TLS or its
+    verification off, needs the password typed again (as for SMTP relays: otherwise a settings
+    manager could send the password to a machine of theirs)."""
+    from .models import BounceMailbox
+
+    box = BounceMailbox.objects.select_for_update().filter(workspace=workspace).first()
+    new = box is None
+    box = box or BounceMailbox(workspace=workspace)
+    before = {name: getattr(box, name) for name in MAILBOX_FIELDS}
+    for name in MAILBOX_FIELDS:
+        if name in changes:
+            setattr(box, name, changes[name])
+    password = changes.get("password") or ""
+    exposed = (
+        not new
+        and box.password
+        and (
+            box.host != before["host"]
+            or box.port != before["port"]
+            or (box.tls_mode == box.TlsMode.NONE and before["tls_mode"] != box.TlsMode.NONE)
+            or (before["verify_certificate"] and not box.verify_certificate)
+        )
+    )
+    if exposed and not password:
+        raise ActionError(
+            "type the password again to use it with this host, port or TLS setting",
+            field="password",
+        )
+    if password:
+        box.password = password
+    if box.after == box.After.MOVE and not (box.move_to or "").strip():
+        raise ActionError("name the folder to move processed messages to", field="move_to")
+    box.last_error = ""
+    box.save()
+    changed = sorted(n for n in MAILBOX_FIELDS if before[n] != getattr(box, n))
+    audit(
+        "bounces.mailbox_saved",
+        actor=actor,
+        workspace=workspace,
+        obj=box,
+        new={"fields": changed, "password": "set" if password else "kept"},
+    )
+    return box

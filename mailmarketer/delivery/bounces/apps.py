@@ -7,7 +7,7 @@ def ready() -> None:
     from mailmarketer.audience import personal_data
     from mailmarketer.lib.worker import register_duty
 
-    from . import apply, webhooks
+    from . import apply, mailbox, webhooks
     from .models import Bounce
 
     def export(subscriber):
@@ -24,3 +24,4 @@ def ready() -> None:
     personal_data.register(Bounce, section="bounces", export=export, erase=erase)
     register_duty(apply.purge_raw_one)
     register_duty(webhooks.purge_receipts_one)
+    register_duty(mailbox.poll_one)

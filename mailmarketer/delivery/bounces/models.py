@@ -117,6 +117,38 @@ class Bounce(models.Model):
         return f"bounce {self.pk} ({self.kind}, {self.outcome})"
 
 
+class BounceMailbox(models.Model):
+    """A workspace's bounce mailbox, read over IMAP by the worker (mailbox.poll_one). Messages
+    processed are moved to `move_to` or deleted, as the staff choose."""
+
+    class TlsMode(models.TextChoices):
+        IMPLICIT = "implicit", "Implicit TLS (IMAPS, port 993)"
+        STARTTLS = "starttls", "STARTTLS (port 143)"
+        NONE = "none", "None (only for a server on this machine)"
+
+    class After(models.TextChoices):
+        MOVE = "move", "Move to a folder"
+        DELETE = "delete", "Delete"
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=993)
+    tls_mode = models.CharField(max_length=10, choices=TlsMode.choices, default=TlsMode.IMPLICIT)
+    verify_certificate = models.BooleanField(default=True)
+    username = models.CharField(max_length=255)
+    password = EncryptedTextField(blank=True)
+    folder = models.CharField(max_length=200, default="INBOX")
+    after = models.CharField(max_length=6, choices=After.choices, default=After.MOVE)
+    move_to = models.CharField(max_length=200, default="Processed")
+    enabled = models.BooleanField(default=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.username}@{self.host}:{self.port}"
+
+
 class WebhookReceipt(models.Model):
     """A signed webhook request seen (its signature, token or message id, hashed): the same
     request again is a replay and is refused. Kept twice the freshness window, then deleted."""

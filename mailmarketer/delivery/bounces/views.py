@@ -216,3 +216,62 @@ def bounce_webhook_key(request):
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+class MailboxForm(forms.Form):
+    host = forms.CharField(max_length=255)
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=993)
+    tls_mode = forms.ChoiceField(choices=[])
+    verify_certificate = forms.BooleanField(required=False, initial=True)
+    username = forms.CharField(max_length=255)
+    password = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput,
+        help_text="Stored encrypted, never shown again; leave empty to keep the stored one.",
+    )
+    folder = forms.CharField(max_length=200, initial="INBOX")
+    after = forms.ChoiceField(choices=[], label="Processed messages")
+    move_to = forms.CharField(max_length=200, required=False, initial="Processed")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, **kwargs):
+        from .models import BounceMailbox
+
+        super().__init__(*args, **kwargs)
+        self.fields["tls_mode"].choices = BounceMailbox.TlsMode.choices
+        self.fields["after"].choices = BounceMailbox.After.choices
+
+    def clean_host(self):
+        host = self.cleaned_data["host"].strip()
+        if any(c.isspace() for c in host) or "/" in host:
+            raise forms.ValidationError("a host name or IP address, without spaces or slashes")
+        return host
+
+
+@workspace_view(p.SETTINGS_MANAGE)
+def bounce_mailbox(request):
+    from mailmarketer.accounts.actions import ActionError
+
+    from .actions import MAILBOX_FIELDS, do_save_bounce_mailbox
+    from .models import BounceMailbox
+
+    box = BounceMailbox.objects.filter(workspace=request.workspace).first()
+    status = 200
+    if request.method == "POST":
+        form = MailboxForm(request.POST)
+        if form.is_valid():
+            try:
+                do_save_bounce_mailbox(
+                    request.workspace, form.cleaned_data, actor=Actor.from_request(request)
+                )
+            except ActionError as exc:
+                form.add_error(exc.field, str(exc))
+            else:
+                return redirect("bounce-mailbox", ws=request.workspace.slug)
+        status = 400
+    else:
+        form = MailboxForm(initial={n: getattr(box, n) for n in MAILBOX_FIELDS} if box else None)
+    return render(
+        request, "delivery/bounce_mailbox.html", {"form": form, "box": box}, status=status
+    )

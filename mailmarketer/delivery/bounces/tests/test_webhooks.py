@@ -393,3 +393,33 @@ def test_it_hides_bounce_settings_from_an_analyst_and_another_workspace(
 ):
     assert carol_client.get("/app/acme/settings/bounces/").status_code == 403
     assert mallory_client.get("/app/acme/settings/bounces/").status_code == 404
+
+
+def test_it_saves_a_mailbox_with_its_password_encrypted_and_asks_for_it_again_on_a_new_host(
+    alice_client, bob_client, ws
+):
+    from mailmarketer.delivery.bounces.models import BounceMailbox
+
+    form = {
+        "host": "imap.acme.test",
+        "port": 993,
+        "tls_mode": "implicit",
+        "verify_certificate": "on",
+        "username": "bounces",
+        "password": "s3cret",
+        "folder": "INBOX",
+        "after": "move",
+        "move_to": "Done",
+        "enabled": "on",
+    }
+    assert alice_client.post("/app/acme/settings/bounces/mailbox/", form).status_code == 302
+    box = BounceMailbox.objects.get(workspace=ws)
+    assert box.password == "s3cret" and box.verify_certificate
+    page = alice_client.get("/app/acme/settings/bounces/mailbox/").content.decode()
+    assert "s3cret" not in page and "A password is set" in page
+    moved = alice_client.post(
+        "/app/acme/settings/bounces/mailbox/", {**form, "host": "evil.example", "password": ""}
+    )
+    assert moved.status_code == 400 and b"type the password again" in moved.content
+    assert BounceMailbox.objects.get(workspace=ws).host == "imap.acme.test"
+    assert bob_client.get("/app/acme/settings/bounces/mailbox/").status_code == 403
