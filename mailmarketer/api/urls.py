@@ -1,6 +1,7 @@
 """The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
 from .base import build_api
+from .bounces import router as bounces_router
 from .campaigns import router as campaigns_router
 from .forms import router as forms_router
 from .imports import router as imports_router
@@ -19,3 +20,4 @@ api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
+api.add_router("", bounces_router)
