@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now
 
-from mailmarketer.accounts.actions import audit
+from mailmarketer.accounts.actions import Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import InvalidEmail, email_key, normalise_email
 from mailmarketer.audience.models import Subscriber, Subscription
@@ -138,9 +138,8 @@ def _envelope_tokens(recipients) -> list[str]:
 def _record(
     digest, raw, *, channel, provider, workspace, tokens, message_ids, verified, fields, actor
 ) -> Bounce:
-    existing = Bounce.objects.filter(digest=digest).first()
-    if existing is not None:
-        return existing
+    # No look first: the digest's unique index tells a message seen before (rare) by refusing
+    # the insert, which saves a query on every new one.
     try:
         with transaction.atomic():
             return _apply(
@@ -185,7 +184,7 @@ def _apply(
     if row is not None:
         bounce.matched_by = matched_by
         bounce.delivery, bounce.campaign_id = row, row.campaign_id
-        bounce.workspace_id = row.workspace_id
+        bounce.workspace = row.workspace
         subscriber = row.subscriber
     elif workspace is not None and bounce.address:
         subscriber = _by_address(workspace, bounce.address)
@@ -232,7 +231,11 @@ def _match(workspace, tokens, message_ids):
         row_id = engine.read_verp_token(token)
         if row_id is None:
             continue
-        row = Delivery.objects.select_related("subscriber").filter(pk=row_id).first()
+        row = (
+            Delivery.objects.select_related("subscriber__workspace", "campaign", "workspace")
+            .filter(pk=row_id)
+            .first()
+        )
         if row is None:
             continue
         if workspace is not None and row.workspace_id != workspace.pk:
@@ -261,7 +264,6 @@ def _act(bounce: Bounce, row: Delivery | None, subscriber: Subscriber | None, ac
         ConsentSource,
         do_add_suppression,
         do_unsubscribe,
-        suppression_for,
     )
     from mailmarketer.audience.models import Suppression
 
@@ -309,7 +311,7 @@ def _act(bounce: Bounce, row: Delivery | None, subscriber: Subscriber | None, ac
         source=ConsentSource("system", str(bounce.pk), label[:200]),
     )
     reason = Suppression.Reason.COMPLAINT if complaint else Suppression.Reason.HARD_BOUNCE
-    if suppression_for(subscriber.workspace, subscriber.email) is None:
+    try:
         do_add_suppression(
             subscriber.workspace,
             email=subscriber.email,
@@ -317,10 +319,12 @@ def _act(bounce: Bounce, row: Delivery | None, subscriber: Subscriber | None, ac
             note=f"bounce #{bounce.pk}: {detail}"[:200],
             actor=actor,
         )
+    except Conflict:  # suppressed already (erased, unsubscribed from all, an earlier bounce)
+        if bounce.outcome != Outcome.SOFT_TO_HARD:
+            bounce.outcome = Outcome.COMPLAINED if complaint else Outcome.ALREADY
+    else:
         if bounce.outcome != Outcome.SOFT_TO_HARD:
             bounce.outcome = Outcome.COMPLAINED if complaint else Outcome.SUPPRESSED
-    elif bounce.outcome != Outcome.SOFT_TO_HARD:
-        bounce.outcome = Outcome.COMPLAINED if complaint else Outcome.ALREADY
     if not bounce.reason:
         bounce.reason = label[:300]
 
