@@ -275,3 +275,33 @@ def bounce_mailbox(request):
     return render(
         request, "delivery/bounce_mailbox.html", {"form": form, "box": box}, status=status
     )
+
+
+@workspace_view(p.CAMPAIGNS_VIEW)
+def deliverability_page(request):
+    """Rates and warnings, and the DNS records with a "check now" (POST: lookups leave the
+    machine, so a crawler's GET never starts them)."""
+    from . import deliverability as d
+
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405)
+    per_campaign = d.campaign_rates(request.workspace)
+    records = d.records_for(request.workspace)
+    checked = request.method == "POST"
+    if checked:
+        d.check(records, resolve=d.resolve_txt)
+    context = {
+        "per_campaign": per_campaign,
+        "per_sending_domain": d.sending_domain_rates(request.workspace, per_campaign),
+        "recipient_domains": d.recipient_domains(request.workspace),
+        "daily": d.daily(request.workspace),
+        "records": records,
+        "checked": checked,
+        "thresholds": {
+            "complaint_warn": d.COMPLAINT_WARN * 100,
+            "complaint_alarm": d.COMPLAINT_ALARM * 100,
+            "bounce_warn": d.BOUNCE_WARN * 100,
+            "bounce_alarm": d.BOUNCE_ALARM * 100,
+        },
+    }
+    return render(request, "delivery/deliverability.html", context)
