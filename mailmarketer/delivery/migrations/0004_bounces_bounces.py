@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_harden_a_token_operator'),
-        ('audience', '0007_subscriber_source_tx'),
+        ('audience', '0005_lean_tenant_keys'),
         ('campaigns', '0003_campaign_data'),
         ('delivery', '0003_relays_dead_rows_and_skip_reasons'),
     ]
