@@ -327,6 +327,9 @@ LOGGING = {
         # chokes on a malformed message (ERROR, with a traceback): hostile mail would fill the
         # log. delivery/bounces/classify.py records what it found on the Bounce row instead.
         "flufl.bounce": {"level": "CRITICAL"},
+        # aiosmtpd (the bounce receiver) logs every SMTP command at INFO, recipients included:
+        # personal data in the log for each bounce.
+        "mail.log": {"level": "WARNING"},
     },
 }
 
