@@ -77,7 +77,7 @@ class BounceOut(Schema):
     received_at: datetime
     kind: Kind
     outcome: Outcome
-    channel: Literal["smtp", "imap", "webhook", "staff"]
+    channel: Literal["smtp", "imap", "webhook"]
     provider: str
     matched_by: str = Field(description='token, message_id, address, provider, or "" (unmatched)')
     status_code: str
@@ -97,7 +97,7 @@ class BouncesOut(Schema):
 class BounceFilters(Schema):
     kind: Kind | None = None
     outcome: Outcome | None = None
-    channel: Literal["smtp", "imap", "webhook", "staff"] | None = None
+    channel: Literal["smtp", "imap", "webhook"] | None = None
     campaign_id: int | None = Field(None, ge=1, le=2**62)
     cursor: str = Field("", max_length=200, description="`next_cursor` of the previous page")
     limit: int = Field(50, ge=1, le=500)

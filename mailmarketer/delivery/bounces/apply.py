@@ -1,6 +1,6 @@
 """Applying a bounce, a complaint or a provider event: match it to its ledger row, act, record.
 
-`do_process_bounce` is the one entry of every channel (receiver, mailbox, webhooks, staff). One
+`do_process_bounce` is the one entry of every channel (receiver, mailbox, webhooks). One
 transaction: the Bounce row, the ledger row's status, the unsubscription and the suppression
 (through audience's actions, which write the consent withdrawals and the audit rows) commit
 together or not at all; a message already recorded (same bytes, or the same provider event) is

@@ -37,8 +37,8 @@ class Bounce(models.Model):
 
     The raw message is kept RAW_KEEP_DAYS (30) and then emptied by the worker
     (apply.purge_raw_one); the row stays for the rates. A message that names no workspace (a
-    bounce to the receiver without a valid token) has none, and is shown to nobody but the
-    operator (`mailmarketer bouncer --unmatched`)."""
+    bounce to the receiver without a valid token) has none: it is kept for the operator (the
+    table) and shown to no workspace's staff."""
 
     class Kind(models.TextChoices):
         HARD = "hard", "Hard bounce"
@@ -52,7 +52,6 @@ class Bounce(models.Model):
         SMTP = "smtp", "Bounce receiver"
         IMAP = "imap", "Bounce mailbox"
         WEBHOOK = "webhook", "Provider webhook"
-        STAFF = "staff", "Pasted by staff"
 
     class MatchedBy(models.TextChoices):
         TOKEN = "token", "VERP token"
