@@ -135,14 +135,28 @@ def main() -> int:
     try:
 
         def run(*command):
-            subprocess.run(command, env=env, cwd=directory, check=True, capture_output=True,
-                           timeout=600)
+            subprocess.run(
+                command, env=env, cwd=directory, check=True, capture_output=True, timeout=600
+            )
 
         run(MAILMARKETER, "migrate")
         seeded = subprocess.run(
-            [sys.executable, "-m", "mailmarketer.delivery.bounces.testing", "seed", "--rows",
-             str(args.dsns), "--domain", "gone.bench.test"],
-            env=env, cwd=directory, check=True, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "mailmarketer.delivery.bounces.testing",
+                "seed",
+                "--rows",
+                str(args.dsns),
+                "--domain",
+                "gone.bench.test",
+            ],
+            env=env,
+            cwd=directory,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         rows = [json.loads(line) for line in seeded.stdout.splitlines()]
         messages = [
@@ -154,8 +168,9 @@ def main() -> int:
         ]
         size = sum(len(m) for _, m in messages) / len(messages)
 
-        sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE,
-                                text=True)
+        sink = subprocess.Popen(
+            [sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True
+        )
         procs.append(sink)
         sink_port = int(sink.stdout.readline().split()[1])
         limit_s = send_all(sink_port, messages, args.connections)
@@ -163,7 +178,10 @@ def main() -> int:
         port = free_port()
         bouncer = subprocess.Popen(
             [MAILMARKETER, "bouncer", "--listen", f"127.0.0.1:{port}"],
-            env=env, cwd=directory, stdout=subprocess.PIPE, text=True,
+            env=env,
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         procs.append(bouncer)
         assert bouncer.stdout.readline().startswith("bouncer listening")
@@ -173,8 +191,10 @@ def main() -> int:
 
         ours, limit = args.dsns / ours_s, args.dsns / limit_s
         engine = "PostgreSQL" if pg_name else "SQLite"
-        print(f"bounce receiver, {args.dsns} DSNs of ~{size / 1024:.1f} KB, "
-              f"{args.connections} connections, {engine}")
+        print(
+            f"bounce receiver, {args.dsns} DSNs of ~{size / 1024:.1f} KB, "
+            f"{args.connections} connections, {engine}"
+        )
         print(f"{'':32} {'DSNs/s':>10} {'seconds':>9}")
         print(f"{'bouncer (classified, applied)':32} {ours:>10.0f} {ours_s:>9.2f}")
         print(f"{'aiosmtpd accepting, discarding':32} {limit:>10.0f} {limit_s:>9.2f}")
