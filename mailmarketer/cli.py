@@ -1,7 +1,7 @@
 """The `mailmarketer` command line.
 
 Every subcommand is a Django management command (createuser, token, rotatekey and genkey in
-accounts; run, web and worker in web; import in audience). This module only:
+accounts; run, web and worker in web; import in audience; bouncer in delivery). This module only:
 
 1. parses the arguments, so `--help` and usage errors work before any configuration is read
    (the argument definitions live beside the commands, in each package's cli_args.py, and
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mailmarketer.accounts import cli_args as accounts_cli
 from mailmarketer.audience import cli_args as audience_cli
+from mailmarketer.delivery import cli_args as delivery_cli
 from mailmarketer.web import cli_args as web_cli
 
 PROG = "mailmarketer"
@@ -45,7 +46,12 @@ class DotenvError(Exception):
 
 # The argument definitions live with the commands (each package's cli_args.py), which the
 # management commands and this parser share; the order here is the order `--help` lists them.
-SUBCOMMANDS = {**web_cli.COMMANDS, **accounts_cli.COMMANDS, **audience_cli.COMMANDS}
+SUBCOMMANDS = {
+    **web_cli.COMMANDS,
+    **accounts_cli.COMMANDS,
+    **audience_cli.COMMANDS,
+    **delivery_cli.COMMANDS,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

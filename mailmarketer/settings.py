@@ -318,6 +318,17 @@ DELIVERY_PLAN_CHUNK = 5000
 # From address, which a relay accepts as a sender (the host of MM_BASE_URL may be an IP address,
 # which is no valid address domain).
 BOUNCE_DOMAIN = env_str("MM_BOUNCE_DOMAIN", "")
+# The bounce receiver (`mailmarketer bouncer`, delivery/bounces/receiver.py): the domains whose
+# bounces@ and bounces+<token>@ addresses it accepts (default: MM_BOUNCE_DOMAIN), the largest
+# message it takes (a DSN returning a 10 MB message is rare; bigger ones are refused with 552)
+# and how many messages one client host may hand it per minute.
+BOUNCER_DOMAINS = env_list("MM_BOUNCER_DOMAINS", [BOUNCE_DOMAIN] if BOUNCE_DOMAIN else [])
+BOUNCER_MAX_BYTES = env_int("MM_BOUNCER_MAX_BYTES", 10 * 1024 * 1024, minimum=10_000)
+BOUNCER_RATE_PER_MINUTE = env_int("MM_BOUNCER_RATE_PER_MINUTE", 6000, minimum=1)
+# Bounce mailboxes (IMAP, delivery/bounces/mailbox.py): how often each is read, and a CA bundle
+# to trust besides the system's (empty: the system's store only).
+BOUNCE_IMAP_INTERVAL_S = env_int("MM_BOUNCE_IMAP_INTERVAL_S", 60, minimum=5)
+BOUNCE_IMAP_CA_FILE = env_str("MM_BOUNCE_IMAP_CA_FILE", "")
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
@@ -339,7 +350,16 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Mailman's bounce detectors log every detector they run (INFO) and every one that
+        # chokes on a malformed message (ERROR, with a traceback): hostile mail would fill the
+        # log. delivery/bounces/classify.py records what it found on the Bounce row instead.
+        "flufl.bounce": {"level": "CRITICAL"},
+        # aiosmtpd (the bounce receiver) logs every SMTP command at INFO, recipients included:
+        # personal data in the log for each bounce.
+        "mail.log": {"level": "WARNING"},
+    },
 }
 if LOG_FORMAT == "json":
     # gunicorn logs through the same handler (web.py hands it this dict); its access lines

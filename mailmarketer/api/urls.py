@@ -1,6 +1,7 @@
 """The API object mounted at /api/v1/ (mailmarketer/urls.py). Routers are added here."""
 
 from .base import build_api
+from .bounces import router as bounces_router
 from .campaigns import router as campaigns_router
 from .events import router as events_router
 from .forms import router as forms_router
@@ -21,3 +22,4 @@ api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
 api.add_router("", events_router)
+api.add_router("", bounces_router)

@@ -792,13 +792,15 @@ def do_add_suppression(
 
 
 @transaction.atomic
-def do_remove_suppression(suppression: Suppression, *, actor: Actor) -> None:
+def do_remove_suppression(suppression: Suppression, *, actor: Actor, note: str = "") -> None:
+    """`note`: why it was removed, kept in the audit row (the API asks for one)."""
     audit(
         "suppression.removed",
         actor=actor,
         workspace=suppression.workspace,
         obj=suppression,
         old={"reason": suppression.reason},
+        new={"note": note[:200]} if note else None,
     )
     suppression.delete()
 

@@ -44,6 +44,10 @@ class DeliveryConfig(AppConfig):
 
         personal_data.register(Delivery, section="deliveries", export=export, erase=erase)
 
+        from .bounces.apps import ready as bounces_ready
+
+        bounces_ready()
+
         from mailmarketer.lib.worker import register_duty
 
         from . import engine, planner, scheduler

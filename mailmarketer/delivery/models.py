@@ -178,3 +178,6 @@ class SendWindow(models.Model):
 
     def __str__(self):
         return f"{self.server_id}/{self.scope}/{self.window_start:%Y-%m-%d %H:%M:%S}: {self.count}"
+
+
+from .bounces.models import Bounce, BounceMailbox, BounceSettings, WebhookReceipt  # noqa: E402, F401  (delivery/bounces/)

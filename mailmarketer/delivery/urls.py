@@ -12,10 +12,22 @@ from django.urls import path
 from . import views_campaign as c
 from . import views_ledger as ledger
 from . import views_senders as v
+from .bounces import views as bounces
 
 ONE = "app/<slug:ws>/campaigns/<int:campaign_id>/"
 
 urlpatterns = [
+    path("app/<slug:ws>/bounces/", bounces.bounces_home, name="bounces-home"),
+    path("app/<slug:ws>/deliverability/", bounces.deliverability_page, name="deliverability"),
+    path("app/<slug:ws>/bounces/<int:bounce_id>/", bounces.bounce_detail, name="bounce"),
+    path("app/<slug:ws>/settings/bounces/", bounces.bounce_settings, name="bounce-settings"),
+    path(
+        "app/<slug:ws>/settings/bounces/webhook-key/",
+        bounces.bounce_webhook_key,
+        name="bounce-webhook-key",
+    ),
+    path("app/<slug:ws>/settings/bounces/mailbox/", bounces.bounce_mailbox, name="bounce-mailbox"),
+    path("hooks/bounces/<slug:provider>/<str:key>/", bounces.webhook, name="bounce-webhook"),
     path("app/<slug:ws>/campaigns/", c.campaigns_home, name="campaigns-home"),
     path(ONE, c.campaign_detail, name="campaign"),
     path(ONE + "progress/", c.campaign_progress, name="campaign-progress"),

@@ -22,6 +22,7 @@ SECTIONS = [
     Section("Audience", "audience-home", p.AUDIENCE_VIEW),
     Section("Forms", "forms-home", p.FORMS_VIEW),
     Section("Campaigns", "campaigns-home", p.CAMPAIGNS_VIEW),
+    Section("Deliverability", "deliverability", p.CAMPAIGNS_VIEW),
     Section("Analytics", "analytics-home", p.ANALYTICS_VIEW),
     Section("Outbox", "outbox", p.OUTBOX_VIEW),
     Section("Settings", "settings-workspace", p.SETTINGS_VIEW),

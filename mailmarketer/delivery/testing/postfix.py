@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 class PostfixRelay:
-    def __init__(self, *, sink_port: int, policy_port: int | None = None):
+    def __init__(self, *, sink_port: int, policy_port: int | None = None, main_cf_extra: str = ""):
         # Its own directory under /tmp, readable by the postfix user its daemons run as (pytest's
         # tmp_path sits in a directory only root may enter).
         self.dir = Path(tempfile.mkdtemp(prefix="mm-postfix-"))
@@ -108,6 +108,8 @@ class PostfixRelay:
             restrictions = f"check_policy_service inet:127.0.0.1:{policy_port}, permit"
         (self.dir / "main.cf").write_text(
             MAIN_CF.format(dir=self.dir, sink_port=sink_port, recipient_restrictions=restrictions)
+            # Later lines win in main.cf: a test adds or overrides settings (transport_maps).
+            + main_cf_extra.format(dir=self.dir)
         )
         (self.dir / "master.cf").write_text(MASTER_CF.format(port=self.port))
         for name in ("queue", "data"):

@@ -28,6 +28,9 @@ CSRF_ALLOWLIST = {
     # The webinar cancel link: the signed token in the URL is its only authority (GET changes
     # nothing; POST cancels that one registration).
     r"^f/w/",
+    # Relay providers' bounce webhooks post with no cookie; each request carries the provider's
+    # signature (or basic auth), checked before anything is read (delivery/bounces/webhooks.py).
+    r"^hooks/bounces/",
 }
 
 SAMPLE_VALUES = {

@@ -1,0 +1,216 @@
+"""Bounce receiver benchmark: DSNs per second through `mailmarketer bouncer` (each classified and
+applied: the ledger row bounced, the address suppressed and unsubscribed, the report stored,
+before the 250) next to the limit, the same aiosmtpd accepting and discarding every message.
+
+    .venv/bin/python benchmarks/bounce_bench.py                    # 2,000 DSNs, SQLite
+    .venv/bin/python benchmarks/bounce_bench.py --dsns 5000 --connections 4
+    .venv/bin/python benchmarks/bounce_bench.py --pg-url postgres://postgres@127.0.0.1:5432/postgres
+
+It makes a fresh database (a temporary SQLite file, or a new database on the PostgreSQL server
+of --pg-url, dropped afterwards), migrates it, seeds one sent ledger row per DSN, starts the
+bouncer and the discarding server as processes on 127.0.0.1, and sends the same pre-built DSNs
+(Postfix-shaped, each to its row's VERP address) to each over --connections SMTP connections
+kept open. The client is the same for both, so "ratio" is our DSNs/s over the limit's.
+
+Target (issue 11): ratio >= 0.3. Afterwards it checks that every DSN was applied once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mailmarketer.delivery.bounces.testing import count_rows, dsn  # noqa: E402
+
+MAILMARKETER = str(Path(sys.executable).with_name("mailmarketer"))
+DOMAIN = "bounce.bench.test"
+
+SINK = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+
+class Discard:
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+    async def handle_DATA(self, server, session, envelope):
+        return "250 2.0.0 discarded"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(Discard(), data_size_limit=10485760, enable_SMTPUTF8=True, decode_data=False,
+                     hostname="sink"), host="127.0.0.1", port=0)
+    print("ready", server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def send_all(port: int, messages: list[tuple[str, bytes]], connections: int) -> float:
+    """Seconds to hand every message over, `connections` at once."""
+    shares = [messages[i::connections] for i in range(connections)]
+    errors: list[BaseException] = []
+
+    def work(share):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+                for rcpt, data in share:
+                    client.sendmail("", [rcpt], data)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"sending failed: {errors[0]!r}")
+    return time.perf_counter() - started
+
+
+def database(pg_url: str | None, directory: Path):
+    if not pg_url:
+        return f"sqlite:///{directory / 'bench.sqlite3'}", None
+    import psycopg
+
+    name = f"mm_bounce_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = pg_url.rsplit("/", 1)[0]
+    return f"{base}/{name}", name
+
+
+def drop(pg_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dsns", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--pg-url", default="")
+    args = parser.parse_args()
+
+    directory = Path(tempfile.mkdtemp(prefix="mm-bounce-bench-"))
+    url, pg_name = database(args.pg_url, directory)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MM_")},
+        "MM_DATA_DIR": str(directory),
+        "MM_DATABASE_URL": url,
+        "MM_SECRET_KEY": "bounce-bench-secret-key-" + "b" * 30,
+        "MM_ENCRYPTION_KEY": "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdDE=",
+        "MM_BASE_URL": "http://127.0.0.1:8000",
+        "MM_BOUNCER_DOMAINS": DOMAIN,
+        "MM_BOUNCER_RATE_PER_MINUTE": "1000000",
+        "MM_LOG_LEVEL": "WARNING",
+    }
+    procs: list[subprocess.Popen] = []
+    try:
+
+        def run(*command):
+            subprocess.run(
+                command, env=env, cwd=directory, check=True, capture_output=True, timeout=600
+            )
+
+        run(MAILMARKETER, "migrate")
+        seeded = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mailmarketer.delivery.bounces.testing",
+                "seed",
+                "--rows",
+                str(args.dsns),
+                "--domain",
+                "gone.bench.test",
+            ],
+            env=env,
+            cwd=directory,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        rows = [json.loads(line) for line in seeded.stdout.splitlines()]
+        messages = [
+            (
+                f"bounces+{row['token']}@{DOMAIN}",
+                dsn(row["email"], token=row["token"], domain=DOMAIN, nonce=str(row["id"])),
+            )
+            for row in rows
+        ]
+        size = sum(len(m) for _, m in messages) / len(messages)
+
+        sink = subprocess.Popen(
+            [sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True
+        )
+        procs.append(sink)
+        sink_port = int(sink.stdout.readline().split()[1])
+        limit_s = send_all(sink_port, messages, args.connections)
+
+        port = free_port()
+        bouncer = subprocess.Popen(
+            [MAILMARKETER, "bouncer", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(bouncer)
+        assert bouncer.stdout.readline().startswith("bouncer listening")
+        ours_s = send_all(port, messages, args.connections)
+        applied = count_rows(url)
+        suppressed = count_rows(url, "audience_suppression")
+
+        ours, limit = args.dsns / ours_s, args.dsns / limit_s
+        engine = "PostgreSQL" if pg_name else "SQLite"
+        print(
+            f"bounce receiver, {args.dsns} DSNs of ~{size / 1024:.1f} KB, "
+            f"{args.connections} connections, {engine}"
+        )
+        print(f"{'':32} {'DSNs/s':>10} {'seconds':>9}")
+        print(f"{'bouncer (classified, applied)':32} {ours:>10.0f} {ours_s:>9.2f}")
+        print(f"{'aiosmtpd accepting, discarding':32} {limit:>10.0f} {limit_s:>9.2f}")
+        print(f"{'ratio':32} {ours / limit:>10.2f}   (target >= 0.3)")
+        print(f"applied {applied} of {args.dsns}, suppressed {suppressed}")
+        return 0 if applied == args.dsns == suppressed else 1
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if pg_name:
+            drop(args.pg_url, pg_name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
