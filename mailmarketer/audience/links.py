@@ -17,8 +17,8 @@ import hmac
 from functools import cache
 
 from django.conf import settings
-from django.utils.crypto import constant_time_compare
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 
 from mailmarketer.audience.tokens import make_unsubscribe_token
 from mailmarketer.lib.idtokens import make_token, read_token

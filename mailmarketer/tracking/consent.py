@@ -1,10 +1,11 @@
 """Whether a person's opens and clicks may be linked to them (identified tracking).
 
 `identified_allowed` is the one seam: the workspace's mode says identified, and where the
-workspace requires consent for tracking, the person has it. The consent-notice work in audience
-adds `audience.queries.has_tracking_consent(workspace, subscriber)`; until it exists here, the person's latest
-entry for the purpose "tracking" in the consent ledger decides (a grant or confirmation without a
-later withdrawal), and without any entry the workspace setting decides: no consent, no link.
+workspace requires consent for tracking, the person has it. The consent-notice work adds
+`audience.queries.has_tracking_consent(workspace, subscriber)`; until it exists, the person's
+latest entry for the purpose "tracking" in the consent ledger decides (a grant or confirmation
+without a later withdrawal), and without any entry the workspace setting decides: no consent,
+no link.
 """
 
 from __future__ import annotations

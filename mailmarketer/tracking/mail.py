@@ -1,8 +1,9 @@
 """Email opens and clicks: what one hit on `/t/o/<token>` or `/t/c/<token>` stores.
 
 `record_hit` is the one writer of EmailEvent. Per hit, in one transaction: at most one event row
-and, when the hit is identified and a person's (not a machine's), the person's facts (facts.record_facts: opened campaign:<id>,
-and for a click also clicked campaign:<id> and link:<id>; a click counts as an open). It never
+and, when the hit is identified and a person's (not a machine's), the person's facts
+(facts.record_facts: opened campaign:<id>, and for a click also clicked campaign:<id> and
+link:<id>; a click counts as an open). It never
 raises: a database that cannot be written loses the event, never the person's redirect.
 
 Identified or anonymous (consent.identified_allowed): an identified event names the ledger row
@@ -281,7 +282,9 @@ def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> EmailE
         campaign = object_key("campaign", target.campaign_id)
         hits = [Hit(target.workspace_id, target.subscriber_id, FactKind.OPENED, campaign, at)]
         if is_click:
-            hits.append(Hit(target.workspace_id, target.subscriber_id, FactKind.CLICKED, campaign, at))
+            hits.append(
+                Hit(target.workspace_id, target.subscriber_id, FactKind.CLICKED, campaign, at)
+            )
             hits.append(
                 Hit(
                     target.workspace_id,
