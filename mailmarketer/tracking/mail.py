@@ -279,20 +279,11 @@ def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> EmailE
     # Facts are what segments read ("opened campaign X"): a proxy's prefetch or a scanner's
     # click is nobody's behaviour, so only a person's events become facts.
     if identified and not machine:
+        ws, person = target.workspace_id, target.subscriber_id
         campaign = object_key("campaign", target.campaign_id)
-        hits = [Hit(target.workspace_id, target.subscriber_id, FactKind.OPENED, campaign, at)]
+        hits = [Hit(ws, person, FactKind.OPENED, campaign, at)]
         if is_click:
-            hits.append(
-                Hit(target.workspace_id, target.subscriber_id, FactKind.CLICKED, campaign, at)
-            )
-            hits.append(
-                Hit(
-                    target.workspace_id,
-                    target.subscriber_id,
-                    FactKind.CLICKED,
-                    object_key("link", link_id),
-                    at,
-                )
-            )
+            hits.append(Hit(ws, person, FactKind.CLICKED, campaign, at))
+            hits.append(Hit(ws, person, FactKind.CLICKED, object_key("link", link_id), at))
         record_facts(hits)
     return event
