@@ -5,6 +5,7 @@ from .campaigns import router as campaigns_router
 from .forms import router as forms_router
 from .imports import router as imports_router
 from .lists import router as lists_router
+from .reports import router as reports_router
 from .segments import router as segments_router
 from .senders import router as senders_router
 from .subscribers import router as subscribers_router
@@ -19,3 +20,4 @@ api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
+api.add_router("", reports_router)
