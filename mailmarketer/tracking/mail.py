@@ -26,22 +26,21 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from mailmarketer.accounts.models import TrackingMode
-from mailmarketer.campaigns.models import CampaignLink
-from mailmarketer.delivery.models import Delivery
 
 from .consent import identified_allowed
 from .facts import Hit, object_key, record_facts
 from .models import (
     USER_AGENT_MAX,
     AgentClass,
-    EmailEvent,
     EmailEventKind,
     FactKind,
     MachineReason,
@@ -170,45 +169,71 @@ class Target:
     url: str | None = None  # the stored URL of a click
 
 
+# The hot path is three statements written out rather than built by the ORM: building the
+# queries cost ~1.7 ms each on this machine class, ten times running them (profiled with
+# benchmarks/track_bench.py's data), and a click redirect is what a campaign's readers wait on.
+
+# The ledger row, its campaign's and workspace's tracking settings, the person's address, and
+# (for a click) the link, only when it belongs to the row's campaign.
+_TARGET_SQL = """
+SELECT d.workspace_id, d.campaign_id, d.subscriber_id, d.sent_at, s.email,
+       c.tracking_mode, w.tracking_mode, w.tracking_requires_consent, l.url
+FROM delivery_delivery d
+JOIN campaigns_campaign c ON c.id = d.campaign_id
+JOIN accounts_workspace w ON w.id = d.workspace_id
+LEFT JOIN audience_subscriber s ON s.id = d.subscriber_id
+LEFT JOIN campaigns_campaignlink l ON l.id = %s AND l.campaign_id = d.campaign_id
+WHERE d.id = %s
+"""
+
+# What this recipient did before in this campaign, folded: one row per kind, link and
+# human/machine with the latest time (at most 2 x 2 x links rows, whatever the hits).
+_EARLIER_SQL = """
+SELECT kind, link_id, machine, MAX(at)
+FROM tracking_emailevent
+WHERE campaign_id = %s AND recipient_key = %s
+GROUP BY kind, link_id, machine
+"""
+
+_INSERT_SQL = """
+INSERT INTO tracking_emailevent
+    (workspace_id, campaign_id, kind, at, subscriber_id, delivery_id, link_id, recipient_key,
+     domain, agent_class, user_agent, machine, machine_reason, ip, first_open, first_click,
+     first_link_click)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
 def find_target(delivery_id: int, link_id: int | None = None) -> Target | None:
     """The ledger row (and for a click, the stored link of the same campaign), or None."""
-    row = (
-        Delivery.objects.filter(pk=delivery_id)
-        .values(
-            "workspace_id",
-            "campaign_id",
-            "subscriber_id",
-            "sent_at",
-            "subscriber__email",
-            "campaign__tracking_mode",
-            "workspace__tracking_mode",
-            "workspace__tracking_requires_consent",
-        )
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_TARGET_SQL, [link_id or 0, delivery_id])
+        row = cursor.fetchone()
     if row is None:
         return None
-    url = None
-    if link_id is not None:
-        url = (
-            CampaignLink.objects.filter(pk=link_id, campaign_id=row["campaign_id"])
-            .values_list("url", flat=True)
-            .first()
-        )
-        if url is None:
-            return None
-    email = row["subscriber__email"] or ""
+    ws, campaign, person, sent_at, email, campaign_mode, ws_mode, requires, url = row
+    if link_id is not None and url is None:
+        return None
+    if isinstance(sent_at, str) or (sent_at is not None and sent_at.tzinfo is None):
+        sent_at = _aware(sent_at)
     return Target(
         delivery_id=delivery_id,
-        workspace_id=row["workspace_id"],
-        campaign_id=row["campaign_id"],
-        subscriber_id=row["subscriber_id"],
-        sent_at=row["sent_at"],
-        domain=email.rpartition("@")[2].lower()[:100],
-        mode=row["campaign__tracking_mode"] or row["workspace__tracking_mode"],
-        requires_consent=row["workspace__tracking_requires_consent"],
+        workspace_id=ws,
+        campaign_id=campaign,
+        subscriber_id=person,
+        sent_at=sent_at,
+        domain=(email or "").rpartition("@")[2].lower()[:100],
+        mode=campaign_mode or ws_mode,
+        requires_consent=bool(requires),
         url=url,
     )
+
+
+def _aware(value) -> datetime:
+    """A time as SQLite hands it back to a raw cursor (text, UTC) made aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def record_hit(
@@ -220,62 +245,80 @@ def record_hit(
     method: str = "GET",
     user_agent: str = "",
     ip: str | None = None,
-) -> EmailEvent | None:
-    """Store one hit (see the module docstring); None when nothing was stored."""
+) -> bool:
+    """Store one hit (see the module docstring); whether it was stored."""
     if target.mode == TrackingMode.OFF:
-        return None
+        return False
     try:
-        with transaction.atomic():
+        with _one_writer(), transaction.atomic():
             return _record(target, kind, link_id, at, method, user_agent, ip)
     except DatabaseError:
         logger.exception("tracking hit not stored (campaign %s)", target.campaign_id)
-        return None
+        return False
 
 
-def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> EmailEvent:
+_sqlite_writer = threading.Lock()
+
+
+def _one_writer():
+    """On SQLite, one writing thread per process at a time. SQLite has one write lock, and a
+    thread that finds it taken sleeps in SQLite's busy handler for up to 100 ms at a go even
+    when the lock comes free a millisecond later; waiting on a Python lock instead wakes the
+    next thread the moment the last one commits (measured with benchmarks/track_bench.py:
+    the click rate on SQLite went from ~50/s to see docs/tracking.md)."""
+    if connection.vendor == "sqlite":
+        return _sqlite_writer
+    return nullcontext()
+
+
+def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> bool:
     user_agent = (user_agent or "")[:USER_AGENT_MAX]
     agent_class = classify_agent(user_agent)
     reason = machine_reason(
         kind=kind, agent_class=agent_class, method=method, at=at, sent_at=target.sent_at
     )
     key = recipient_key(target.delivery_id)
-    earlier = EmailEvent.objects.filter(campaign_id=target.campaign_id, recipient_key=key)
-    if kind == EmailEventKind.CLICK and not reason:
-        burst = (
-            earlier.filter(kind=EmailEventKind.CLICK, at__gte=at - timedelta(seconds=BURST_SECONDS))
-            .exclude(link_id=link_id)
-            .exists()
-        )
-        if burst:
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(_EARLIER_SQL, [target.campaign_id, key])
+        earlier = [(k, link, bool(m), _aware(last)) for k, link, m, last in cursor.fetchall()]
+    is_click = kind == EmailEventKind.CLICK
+    if is_click and not reason:
+        since = at - timedelta(seconds=BURST_SECONDS)
+        if any(k == EmailEventKind.CLICK and link != link_id and last >= since
+               for k, link, _, last in earlier):  # fmt: skip
             reason = MachineReason.BURST
     machine = bool(reason)
-    seen = set(earlier.filter(machine=machine).values_list("kind", "link_id").distinct())
+    seen = {(k, link) for k, link, m, _ in earlier if m == machine}
     identified = identified_allowed(
         mode=target.mode,
         requires_consent=target.requires_consent,
         workspace_id=target.workspace_id,
         subscriber_id=target.subscriber_id,
     )
-    is_click = kind == EmailEventKind.CLICK
-    event = EmailEvent.objects.create(
-        workspace_id=target.workspace_id,
-        campaign_id=target.campaign_id,
-        kind=kind,
-        at=at,
-        subscriber_id=target.subscriber_id if identified else None,
-        delivery_id=target.delivery_id if identified else None,
-        link_id=link_id,
-        recipient_key=key,
-        domain=target.domain,
-        agent_class=agent_class,
-        user_agent=user_agent,
-        machine=machine,
-        machine_reason=reason,
-        ip=stored_ip(ip),
-        first_open=not seen,
-        first_click=is_click and not any(k == EmailEventKind.CLICK for k, _ in seen),
-        first_link_click=is_click and (EmailEventKind.CLICK, link_id) not in seen,
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                target.workspace_id,
+                target.campaign_id,
+                kind,
+                ops.adapt_datetimefield_value(at),
+                target.subscriber_id if identified else None,
+                target.delivery_id if identified else None,
+                link_id,
+                key,
+                target.domain,
+                agent_class,
+                user_agent,
+                machine,
+                reason,
+                stored_ip(ip),
+                not seen,
+                is_click and not any(k == EmailEventKind.CLICK for k, _ in seen),
+                is_click and (EmailEventKind.CLICK, link_id) not in seen,
+            ],
+        )
     # Facts are what segments read ("opened campaign X"): a proxy's prefetch or a scanner's
     # click is nobody's behaviour, so only a person's events become facts.
     if identified and not machine:
@@ -286,4 +329,4 @@ def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> EmailE
             hits.append(Hit(ws, person, FactKind.CLICKED, campaign, at))
             hits.append(Hit(ws, person, FactKind.CLICKED, object_key("link", link_id), at))
         record_facts(hits)
-    return event
+    return True

@@ -7,4 +7,5 @@ from . import views_mail
 urlpatterns: list = [
     path("o/<str:token>", views_mail.open_pixel, name="track-open"),
     path("c/<str:token>", views_mail.click, name="track-click"),
+    path("ok", views_mail.edge_ok, name="track-ok"),
 ]

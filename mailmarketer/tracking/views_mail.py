@@ -77,3 +77,12 @@ def click(request, token: str):
     response = HttpResponseRedirect(target.url)
     response["Cache-Control"] = "no-store, private"
     return response
+
+
+@public_view
+@require_http_methods(["GET", "HEAD"])
+def edge_ok(request):
+    """The tracking edge's liveness answer: a constant, touching no database (a load balancer
+    routing /t/ to its own processes probes this; benchmarks/track_bench.py measures its rate as
+    the limit of the server itself)."""
+    return HttpResponse(b"ok", content_type="text/plain")

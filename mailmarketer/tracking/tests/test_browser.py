@@ -34,7 +34,7 @@ PERSON = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)
 
 
 class Landing(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         body = b"<!doctype html><title>Landed</title><h1>Welcome to the shop</h1>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
