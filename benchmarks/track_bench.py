@@ -74,7 +74,9 @@ def seed_clicks(recipients: int, out: Path) -> None:
     campaign = Campaign.objects.create(
         workspace=ws, name="Bench", subject="Hi", status="finished", started_at=now()
     )
-    link = CampaignLink.objects.create(campaign=campaign, url="https://shop.example.com/", position=0)
+    link = CampaignLink.objects.create(
+        campaign=campaign, url="https://shop.example.com/", position=0
+    )
     Subscriber.objects.bulk_create(
         Subscriber(workspace=ws, email=f"p{i}@example.com") for i in range(recipients)
     )
