@@ -35,6 +35,8 @@ WORKSPACE_EDITABLE = (
     "timezone",
     "require_2fa",
     "consent_store_ip",
+    "tracking_mode",
+    "tracking_requires_consent",
 )
 
 

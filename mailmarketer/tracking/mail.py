@@ -26,8 +26,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import threading
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -250,25 +248,11 @@ def record_hit(
     if target.mode == TrackingMode.OFF:
         return False
     try:
-        with _one_writer(), transaction.atomic():
+        with transaction.atomic():
             return _record(target, kind, link_id, at, method, user_agent, ip)
     except DatabaseError:
         logger.exception("tracking hit not stored (campaign %s)", target.campaign_id)
         return False
-
-
-_sqlite_writer = threading.Lock()
-
-
-def _one_writer():
-    """On SQLite, one writing thread per process at a time. SQLite has one write lock, and a
-    thread that finds it taken sleeps in SQLite's busy handler for up to 100 ms at a go even
-    when the lock comes free a millisecond later; waiting on a Python lock instead wakes the
-    next thread the moment the last one commits (measured with benchmarks/track_bench.py:
-    the click rate on SQLite went from ~50/s to see docs/tracking.md)."""
-    if connection.vendor == "sqlite":
-        return _sqlite_writer
-    return nullcontext()
 
 
 def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> bool:

@@ -240,3 +240,38 @@ def test_it_erases_a_persons_events_with_them(client, sent, people):
     assert open_token(1)  # tokens are made without a database
     audience.do_erase_subscriber(people[0], actor=SETUP)
     assert not EmailEvent.objects.filter(subscriber__isnull=False).exists()
+
+
+def test_it_refuses_an_unknown_tracking_mode_for_a_campaign(ws, news):
+    from mailmarketer.accounts.actions import ActionError
+    from mailmarketer.campaigns import actions
+    from mailmarketer.testing import SETUP
+
+    with pytest.raises(ActionError) as info:
+        actions.do_create_campaign(ws, actor=SETUP, name="x", subject="y", tracking_mode="all")
+    assert info.value.field == "tracking_mode"
+
+
+def test_it_lets_the_campaign_form_choose_the_tracking_mode(ws, news, bob_client):
+    from mailmarketer.campaigns.models import Campaign
+    from mailmarketer.testing import url
+
+    response = bob_client.post(
+        url("campaign-new"),
+        {
+            "name": "Quiet news",
+            "subject": "Hi",
+            "body_format": "markdown",
+            "body": "Hello",
+            "text_body": "",
+            "layout": "",
+            "lists": [str(news.pk)],
+            "tracking_mode": "off",
+            "headers-TOTAL_FORMS": "0",
+            "headers-INITIAL_FORMS": "0",
+            "headers-MIN_NUM_FORMS": "0",
+            "headers-MAX_NUM_FORMS": "20",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Campaign.objects.get(name="Quiet news").tracking_mode == "off"
