@@ -5,6 +5,7 @@ database.
 
     .venv/bin/python benchmarks/track_bench.py [--db sqlite,postgres] [--seconds 10]
                                                [--connections 16] [--recipients 20000]
+                                               [--web-threads N]
 
 Driven by Debian's `wrk` on 127.0.0.1 (each request a different recipient's signed click token,
 read from a file by a small Lua script). Prints requests/s, p50 and p99 latency, non-3xx
@@ -190,7 +191,13 @@ def run_db(db: str, args) -> list[dict]:
     try:
         run(str(BIN / "mailmarketer"), "migrate")
         server = subprocess.Popen(
-            [str(BIN / "mailmarketer"), "web", "--bind", f"127.0.0.1:{port}"],
+            [
+                str(BIN / "mailmarketer"),
+                "web",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *(["--threads", str(args.web_threads)] if args.web_threads else []),
+            ],
             env=env,
             cwd=work,
             stdout=subprocess.DEVNULL,  # the access log: one line per request
@@ -253,6 +260,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument(
+        "--web-threads",
+        type=int,
+        default=0,
+        help="threads per web process (default: as configured)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: install Debian's wrk package")
