@@ -18,7 +18,7 @@ import html as html_lib
 import re
 
 from mailmarketer.accounts.models import TrackingMode
-from mailmarketer.audience.links import click_token, click_url_prefix, open_url
+from mailmarketer.audience.links import click_token, click_url_prefix, open_token, open_url_prefix
 from mailmarketer.campaigns.models import Campaign, CampaignLink
 
 # An <a ...href="..."> with a double-quoted value (what the sanitiser writes).
@@ -32,6 +32,7 @@ class LinkTracker:
     def __init__(self, links: dict[str, int]):
         self.links = links  # stored URL -> CampaignLink id
         self.prefix = click_url_prefix()
+        self.open_prefix = open_url_prefix()
         # Longest first, so that a URL that begins another one never takes its place.
         alternatives = "|".join(re.escape(url) for url in sorted(links, key=len, reverse=True))
         self._text_url = re.compile(f"(?:{alternatives}){_TEXT_END}") if links else None
@@ -69,7 +70,7 @@ class LinkTracker:
                     return match.group(1) + tracked(link_id) + match.group(3)
 
                 html = _ANCHOR_HREF.sub(href, html)
-            html = _with_pixel(html, open_url(delivery_id))
+            html = _with_pixel(html, self.open_prefix + open_token(delivery_id))
         if self._text_url is not None:
             text = self._text_url.sub(lambda m: tracked(self.links[m.group(0)]), text)
         return html, text
