@@ -309,6 +309,8 @@ DELIVERY_BATCH = env_int("MM_DELIVERY_BATCH", 200, minimum=1, maximum=5000)
 # Workers renew the leases of the rows they hold every third of this (engine.Heartbeat), so it
 # bounds how long a killed worker's rows wait, not how long a batch may take.
 DELIVERY_LEASE_S = env_int("MM_DELIVERY_LEASE_S", 10, minimum=1)
+# A click this soon after its message was delivered is a link scanner's (tracking/mail.py).
+TRACKING_SCANNER_WINDOW_S = env_int("MM_TRACKING_SCANNER_WINDOW_S", 10, minimum=0)
 DELIVERY_RETRY_DEADLINE_S = env_int("MM_DELIVERY_RETRY_DEADLINE_S", 2 * 24 * 3600, minimum=60)
 DELIVERY_MAX_CONSECUTIVE_FAILURES = env_int("MM_DELIVERY_MAX_CONSECUTIVE_FAILURES", 50, minimum=1)
 DELIVERY_MAX_LEASE_EXPIRIES = env_int("MM_DELIVERY_MAX_LEASE_EXPIRIES", 3, minimum=1)

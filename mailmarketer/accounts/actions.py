@@ -40,6 +40,8 @@ WORKSPACE_EDITABLE = (
     "timezone",
     "require_2fa",
     "consent_store_ip",
+    "tracking_mode",
+    "tracking_requires_consent",
 )
 
 

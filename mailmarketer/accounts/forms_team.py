@@ -14,6 +14,7 @@ from django import forms
 
 from mailmarketer.lib.text import validate_one_line, validate_text
 
+from .models import TrackingMode
 from .permissions import OWNER_ONLY_ROLES, Role
 
 
@@ -182,6 +183,23 @@ class WorkspaceSettingsForm(Form):
         label="Keep the IP address and browser with each consent",
         required=False,
         help_text="Keep the IP address and browser of people giving consent, as evidence.",
+    )
+    tracking_mode = forms.ChoiceField(
+        label="Email tracking",
+        choices=TrackingMode.choices,
+        help_text=(
+            "Identified: opens and clicks are linked to the person (segments and their activity "
+            "page use them). Anonymous: counted only. Off: links are not rewritten and no open "
+            "pixel is added. A campaign can override this."
+        ),
+    )
+    tracking_requires_consent = forms.BooleanField(
+        label="Identified tracking needs the person's tracking consent",
+        required=False,
+        help_text=(
+            "When on, people without a tracking consent are counted anonymously, whatever the "
+            "mode says."
+        ),
     )
 
     def __init__(self, *args, current_timezone: str = "", **kwargs):

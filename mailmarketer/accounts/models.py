@@ -33,6 +33,12 @@ slug_validator = RegexValidator(
 )
 
 
+class TrackingMode(models.TextChoices):
+    IDENTIFIED = "identified", "Identified (linked to the person)"
+    ANONYMOUS = "anonymous", "Anonymous (counts only)"
+    OFF = "off", "Off (no tracked links, no open pixel)"
+
+
 class Workspace(models.Model):
     """The tenant. Every model holding customer data has a workspace foreign key."""
 
@@ -48,6 +54,14 @@ class Workspace(models.Model):
     require_2fa = models.BooleanField(default=False)
     # Privacy: whether consent records keep the IP address and user agent of the person.
     consent_store_ip = models.BooleanField(default=True)
+    # Email tracking (tracking/docs): identified (opens and clicks linked to the person),
+    # anonymous (counts only) or off (links not rewritten, no pixel); a campaign may override.
+    tracking_mode = models.CharField(
+        max_length=10, choices=TrackingMode.choices, default=TrackingMode.IDENTIFIED
+    )
+    # When on, identified tracking of a person needs their tracking consent; without it they
+    # are counted anonymously.
+    tracking_requires_consent = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=now)
 
     def __str__(self):

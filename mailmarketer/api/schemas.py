@@ -38,6 +38,12 @@ class Privacy(Schema):
     consent_store_ip: bool = Field(
         description="Whether consent records keep the person's IP address and user agent"
     )
+    tracking_mode: str = Field(
+        description="Email opens and clicks: identified, anonymous or off (docs/tracking.md)"
+    )
+    tracking_requires_consent: bool = Field(
+        description="Identified tracking only of people with a tracking consent"
+    )
 
 
 class WorkspaceOut(Schema):
@@ -59,6 +65,8 @@ class _Patch(BaseModel):
 
 class PrivacyPatch(_Patch):
     consent_store_ip: StrictBool = None  # type: ignore[assignment]
+    tracking_mode: StrictStr = None  # type: ignore[assignment]
+    tracking_requires_consent: StrictBool = None  # type: ignore[assignment]
 
 
 class WorkspacePatch(_Patch):

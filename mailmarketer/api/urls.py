@@ -7,6 +7,7 @@ from .events import router as events_router
 from .forms import router as forms_router
 from .imports import router as imports_router
 from .lists import router as lists_router
+from .reports import router as reports_router
 from .segments import router as segments_router
 from .senders import router as senders_router
 from .subscribers import router as subscribers_router
@@ -23,3 +24,4 @@ api.add_router("", campaigns_router)
 api.add_router("", forms_router)
 api.add_router("", events_router)
 api.add_router("", bounces_router)
+api.add_router("", reports_router)

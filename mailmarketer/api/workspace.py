@@ -20,7 +20,11 @@ READ_ERRORS = {401: Error, 403: Error, 429: Error}
 WRITE_ERRORS = {**READ_ERRORS, 400: Error, 409: Error, 422: Error}
 
 # Model fields that the API shows under another name.
-API_NAMES = {"consent_store_ip": "privacy.consent_store_ip"}
+API_NAMES = {
+    "consent_store_ip": "privacy.consent_store_ip",
+    "tracking_mode": "privacy.tracking_mode",
+    "tracking_requires_consent": "privacy.tracking_requires_consent",
+}
 
 
 def workspace_out(workspace) -> dict:
@@ -32,7 +36,11 @@ def workspace_out(workspace) -> dict:
         "postal_address": workspace.postal_address,
         "timezone": workspace.timezone,
         "require_2fa": workspace.require_2fa,
-        "privacy": {"consent_store_ip": workspace.consent_store_ip},
+        "privacy": {
+            "consent_store_ip": workspace.consent_store_ip,
+            "tracking_mode": workspace.tracking_mode,
+            "tracking_requires_consent": workspace.tracking_requires_consent,
+        },
     }
 
 

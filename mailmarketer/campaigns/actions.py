@@ -22,6 +22,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
+from mailmarketer.accounts.models import TrackingMode
 from mailmarketer.audience.emails import InvalidEmail, normalise_email
 from mailmarketer.audience.models import MailingList, Segment
 from mailmarketer.lib.text import one_line_problem
@@ -64,6 +65,7 @@ CAMPAIGN_FIELDS = (
     "headers",
     "archive",
     "data",
+    "tracking_mode",
 )
 # Recorded in the audit log with their values; the bodies and the data only as changed (data
 # may name the person a transactional message is for).
@@ -328,6 +330,14 @@ def apply_fields(campaign: Campaign, fields: dict) -> dict:
             campaign.archive = value
         elif key == "data":
             campaign.data = _template_data(value)
+        elif key == "tracking_mode":
+            # "" follows the workspace's setting.
+            if value not in ("", *TrackingMode.values):
+                raise ActionError(
+                    f"tracking_mode must be empty or one of {', '.join(TrackingMode.values)}",
+                    field="tracking_mode",
+                )
+            campaign.tracking_mode = value
     if "lists" in m2m and "exclude_lists" in m2m:
         both = {m.pk for m in m2m["lists"]} & {m.pk for m in m2m["exclude_lists"]}
         if both:

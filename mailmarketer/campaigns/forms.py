@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django import forms
 
+from mailmarketer.accounts.models import TrackingMode
+
 from .actions import (
     ATTACHMENT_MAX_BYTES,
     ATTACHMENT_TYPES,
@@ -95,6 +97,12 @@ class CampaignForm(Form):
         widget=forms.CheckboxSelectMultiple,
     )
     archive = forms.BooleanField(label="Show on the public archive page", required=False)
+    tracking_mode = forms.ChoiceField(
+        label="Email tracking",
+        required=False,
+        choices=[("", "As the workspace settings say"), *TrackingMode.choices],
+        help_text="Opens and clicks: linked to the person, counted anonymously, or not tracked.",
+    )
 
     def __init__(self, *args, workspace, lists, layouts, segments=(), default_layout=None, **kw):
         super().__init__(*args, **kw)
@@ -150,6 +158,7 @@ class CampaignForm(Form):
                 str(pk) for pk in campaign.exclude_segments.values_list("pk", flat=True)
             ],
             "archive": campaign.archive,
+            "tracking_mode": campaign.tracking_mode,
         }
 
     def changes(self) -> dict:
@@ -170,6 +179,7 @@ class CampaignForm(Form):
             "segment": int(data["segment"]) if data["segment"] else None,
             "exclude_segments": [int(pk) for pk in data["exclude_segments"]],
             "archive": data["archive"],
+            "tracking_mode": data["tracking_mode"],
         }
 
 

@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils.timezone import now
 
-from mailmarketer.accounts.models import User, Workspace
+from mailmarketer.accounts.models import TrackingMode, User, Workspace
 from mailmarketer.audience.models import MailingList, Segment
 
 
@@ -73,6 +73,10 @@ class Campaign(models.Model):
     # Values the templates see as {{ data.* }}: what a transactional message is about (an order,
     # a booking). It can name the person, so erasure clears it (delivery/apps.py).
     data = models.JSONField(default=dict, blank=True)
+    # Email tracking for this campaign (accounts.models.TrackingMode); empty: the workspace's.
+    tracking_mode = models.CharField(
+        max_length=10, choices=TrackingMode.choices, blank=True, default=""
+    )
 
     # draft -> scheduled | running | cancelled; scheduled -> draft | running | cancelled;
     # running -> paused | finished | cancelled | failed; paused -> running | cancelled;
@@ -99,6 +103,11 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def effective_tracking_mode(self) -> str:
+        """The campaign's tracking mode, or its workspace's when it names none."""
+        return self.tracking_mode or self.workspace.tracking_mode
 
 
 EDITABLE_STATUSES = frozenset({Campaign.Status.DRAFT, Campaign.Status.SCHEDULED})

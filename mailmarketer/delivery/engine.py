@@ -66,6 +66,7 @@ from .planner import excluded_subscriptions, mailable_subscriptions
 from .senders import BreakerState, SenderPool
 from .smtp import Outgoing, PermanentError, RelayBroken, check_address
 from .status import set_campaign_status
+from .tracked_links import LinkTracker
 
 logger = logging.getLogger(__name__)
 # The actor of the engine's own status changes (a broken relay pauses, the last row finishes).
@@ -102,6 +103,8 @@ class PreparedCampaign:
     single_optin_ids: set[int]
     version: tuple
     bounce_domain: str
+    # Tracked links and the open pixel (tracked_links.py); None when tracking is off.
+    tracker: LinkTracker | None = None
 
 
 @dataclass
@@ -186,6 +189,7 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         single_optin_ids={m.pk for m in lists if m.optin == "single"},
         version=version,
         bounce_domain=bounce_domain(from_email),
+        tracker=LinkTracker.for_campaign(campaign),
     )
     state().prepared[campaign.pk] = prepared
     return prepared
@@ -275,14 +279,17 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         data=campaign.data,
     )
     rendered = prepared.compiled.render(context)
+    html, text = rendered.html, rendered.text
+    if prepared.tracker is not None:
+        html, text = prepared.tracker.apply(row.id, html, text)
     message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
     data = mime.build_message(
         prepared.parts,
         to_email=person["email"],
         to_name=person["name"] or "",
         subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
+        html=html,
+        text=text,
         message_id=message_id,
         date=now(),
         # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which

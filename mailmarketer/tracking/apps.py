@@ -26,3 +26,21 @@ class TrackingConfig(AppConfig):
         # Both go with the subscriber row (on_delete=CASCADE): a fact is only about a person.
         personal_data.register(Fact, section="activity_facts", export=export_facts)
         personal_data.register(FactDay, section="activity_days", export=export_fact_days)
+
+        from .models import EmailEvent
+
+        def export_email_events(subscriber):
+            return personal_data.rows_as_dicts(
+                EmailEvent.objects.filter(subscriber=subscriber).order_by("at", "pk"),
+                ["kind", "campaign_id", "link_id", "at", "agent_class", "user_agent", "ip"],
+            )
+
+        # Identified opens and clicks go with the person (on_delete=CASCADE); anonymous ones
+        # never named them.
+        personal_data.register(EmailEvent, section="email_events", export=export_email_events)
+
+        from mailmarketer.lib.worker import register_duty
+
+        from . import rollups
+
+        register_duty(rollups.roll_up_one)

@@ -1,3 +1,11 @@
 """The `/t/` edge: public, cookieless, never an error page (see the package docstring)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views_mail
+
+urlpatterns: list = [
+    path("o/<str:token>", views_mail.open_pixel, name="track-open"),
+    path("c/<str:token>", views_mail.click, name="track-click"),
+    path("ok", views_mail.edge_ok, name="track-ok"),
+]

@@ -23,6 +23,7 @@ def valid(**changes):
         "postal_address": "1 Main Street\nSpringfield",
         "timezone": "Europe/Berlin",
         "consent_store_ip": "on",
+        "tracking_mode": "identified",
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
@@ -178,3 +179,16 @@ def test_it_refuses_control_characters_in_the_sender_on_the_form(alice_client):
     assert "must be one line without control characters" in html
     assert acme().sender_name == "Acme"
     assert not AuditEvent.objects.filter(event="workspace.updated").exists()
+
+
+def test_it_saves_the_email_tracking_settings(alice_client):
+    response = alice_client.post(
+        SAVE, valid(tracking_mode="anonymous", tracking_requires_consent="on")
+    )
+    assert response.status_code == 302
+    ws = acme()
+    assert (ws.tracking_mode, ws.tracking_requires_consent) == ("anonymous", True)
+    event = AuditEvent.objects.get(event="workspace.updated")
+    assert event.new["tracking_mode"] == "anonymous"
+    refused = alice_client.post(SAVE, valid(tracking_mode="everything"))
+    assert refused.status_code == 400 and acme().tracking_mode == "anonymous"

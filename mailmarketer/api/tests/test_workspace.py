@@ -59,7 +59,11 @@ def test_it_shows_the_settings_to_a_role_that_may_view_them(tokens, as_token):
         "postal_address": "",
         "timezone": "UTC",
         "require_2fa": False,
-        "privacy": {"consent_store_ip": True},
+        "privacy": {
+            "consent_store_ip": True,
+            "tracking_mode": "identified",
+            "tracking_requires_consent": False,
+        },
     }
 
 
@@ -92,7 +96,7 @@ def test_it_changes_the_settings_for_an_owner(tokens, as_token):
         },
     )
     assert response.status_code == 200
-    assert response.json()["privacy"] == {"consent_store_ip": False}
+    assert response.json()["privacy"]["consent_store_ip"] is False
     acme = Workspace.objects.get(slug="acme")
     assert (acme.name, acme.sender_email, acme.postal_address) == (
         "Acme Ltd",
@@ -218,3 +222,19 @@ def test_it_answers_400_to_a_body_that_is_not_json(tokens, as_token):
         "code": "bad_request",
         "message": "the request body is not valid JSON",
     }
+
+
+def test_it_changes_the_email_tracking_settings(tokens, as_token):
+    client = as_token(tokens.owner.raw)
+    response = client.patch(
+        "/api/v1/workspace",
+        {"privacy": {"tracking_mode": "anonymous", "tracking_requires_consent": True}},
+    )
+    assert response.status_code == 200
+    assert response.json()["privacy"]["tracking_mode"] == "anonymous"
+    acme = Workspace.objects.get(slug="acme")
+    assert (acme.tracking_mode, acme.tracking_requires_consent) == ("anonymous", True)
+    refused = client.patch("/api/v1/workspace", {"privacy": {"tracking_mode": "everything"}})
+    assert refused.status_code == 422
+    assert "privacy.tracking_mode" in refused.content.decode()
+    assert Workspace.objects.get(slug="acme").tracking_mode == "anonymous"

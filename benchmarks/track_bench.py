@@ -1,0 +1,298 @@
+"""Tracking edge benchmark: click redirects per second against the server as `mailmarketer web`
+runs it (gunicorn, its default workers and threads), next to the limit measured in the same
+run: the same server answering `/t/ok`, a constant response from a view that touches no
+database.
+
+    .venv/bin/python benchmarks/track_bench.py [--db sqlite,postgres] [--seconds 10]
+                                               [--connections 16] [--recipients 20000]
+                                               [--web-threads N]
+
+Driven by Debian's `wrk` on 127.0.0.1 (each request a different recipient's signed click token,
+read from a file by a small Lua script). Prints requests/s, p50 and p99 latency, non-3xx
+answers and socket errors, and the events stored: every redirect answered must be an event
+row (lost = answered - stored, never below 0; an event may exceed the answers by the requests
+wrk had in flight when it stopped). Needs, for PostgreSQL, a server on 127.0.0.1:5432 where the
+benchmark may create and drop a database.
+
+Other edges join by adding a case to CASES (for example the web collect endpoint `/t/e`): a
+function that seeds its data and returns (the request paths, a function counting stored rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG = "postgres://postgres@127.0.0.1:5432"
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
+
+LUA = """
+local paths = {}
+local n = 0
+for line in io.lines("%(paths)s") do n = n + 1; paths[n] = line end
+local i = 0
+request = function()
+  i = i %% n + 1
+  return wrk.format("GET", paths[i], {["User-Agent"] = "%(ua)s"})
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- inside Django (this file run again with --seed or --count in the case's environment) ----
+
+
+def seed_clicks(recipients: int, out: Path) -> None:
+    """A sent campaign with one link and `recipients` ledger rows; their click paths to `out`."""
+    from datetime import timedelta
+
+    from django.utils.timezone import now
+
+    from mailmarketer.accounts.models import Workspace
+    from mailmarketer.audience.links import click_token
+    from mailmarketer.audience.models import Subscriber
+    from mailmarketer.campaigns.models import Campaign, CampaignLink
+    from mailmarketer.delivery.models import Delivery
+
+    ws = Workspace.objects.create(name="Bench", slug="bench", postal_address="1 Bench Road")
+    campaign = Campaign.objects.create(
+        workspace=ws, name="Bench", subject="Hi", status="finished", started_at=now()
+    )
+    link = CampaignLink.objects.create(
+        campaign=campaign, url="https://shop.example.com/", position=0
+    )
+    Subscriber.objects.bulk_create(
+        Subscriber(workspace=ws, email=f"p{i}@example.com") for i in range(recipients)
+    )
+    people = list(Subscriber.objects.filter(workspace=ws).values_list("id", flat=True))
+    sent = now() - timedelta(hours=1)
+    Delivery.objects.bulk_create(
+        Delivery(workspace=ws, campaign=campaign, subscriber_id=p, status="sent", sent_at=sent)
+        for p in people
+    )
+    rows = Delivery.objects.filter(campaign=campaign).values_list("id", flat=True)
+    out.write_text("".join(f"/t/c/{click_token(row, link.pk)}\n" for row in rows))
+
+
+def count_events() -> int:
+    from mailmarketer.tracking.models import EmailEvent
+
+    return EmailEvent.objects.count()
+
+
+CASES = {"click redirect": (seed_clicks, count_events)}
+
+
+# -- outside: the server, wrk, the table ---------------------------------------------------------
+
+
+def wrk(port: int, path: str | None, script: Path | None, seconds: int, connections: int) -> dict:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        args += ["-s", str(script)]
+    args.append(f"http://127.0.0.1:{port}{path or '/'}")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def seconds_of(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / {"us": 1e6, "ms": 1e3, "s": 1}[unit]
+
+    done = re.search(r"(\d+) requests in", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests": int(done.group(1)) if done else 0,
+        "rate": float(rate.group(1)) if rate else 0.0,
+        "p50": seconds_of("50%"),
+        "p99": seconds_of("99%"),
+        "bad": int(bad.group(1)) if bad else 0,
+        "errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "raw": out,
+    }
+
+
+def create_pg() -> str:
+    import psycopg
+
+    name = f"mm_track_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the web server exited: " + proc.stderr.read()[-2000:])
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit("the web server did not start listening")
+
+
+def run_db(db: str, args) -> list[dict]:
+    work = Path(tempfile.mkdtemp(prefix="mm-track-bench-"))
+    pg_name = None
+    if db == "postgres":
+        pg_name = create_pg()
+        url = f"{PG}/{pg_name}"
+    else:
+        url = f"sqlite:///{work / 'bench.sqlite3'}"
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MM_")},
+        "MM_DATABASE_URL": url,
+        "MM_DATA_DIR": str(work),
+        "MM_SECRET_KEY": "track-bench-secret-key-" + "t" * 30,
+        "MM_ENCRYPTION_KEY": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI=",
+        "MM_BASE_URL": f"http://127.0.0.1:{port}",
+        "MM_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "mailmarketer.settings",
+    }
+
+    def run(*argv):
+        done = subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, timeout=1800)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    server = None
+    rows = []
+    try:
+        run(str(BIN / "mailmarketer"), "migrate")
+        server = subprocess.Popen(
+            [
+                str(BIN / "mailmarketer"),
+                "web",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *(["--threads", str(args.web_threads)] if args.web_threads else []),
+            ],
+            env=env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,  # the access log: one line per request
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_listening(port, server)
+        wrk(port, "/t/ok", None, 2, args.connections)  # warm up every worker and thread
+        limit = wrk(port, "/t/ok", None, args.seconds, args.connections)
+        for name in CASES:
+            paths = work / "paths.txt"
+            run(sys.executable, __file__, "--seed", name, str(args.recipients), str(paths))
+            script = work / "paths.lua"
+            script.write_text(LUA % {"paths": paths, "ua": USER_AGENT})
+            before = int(run(sys.executable, __file__, "--count", name).strip())
+            ours = wrk(port, None, script, args.seconds, args.connections)
+            time.sleep(1)  # requests in flight when wrk stopped
+            stored = int(run(sys.executable, __file__, "--count", name).strip()) - before
+            answered = ours["requests"] - ours["bad"]
+            rows.append(
+                {
+                    "db": db,
+                    "case": name,
+                    "ours": ours,
+                    "limit": limit,
+                    "stored": stored,
+                    "lost": max(answered - stored, 0),
+                }
+            )
+        return rows
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if pg_name:
+            drop_pg(pg_name)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def inside_django(argv: list[str]) -> int:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    if argv[0] == "--seed":
+        CASES[argv[1]][0](int(argv[2]), Path(argv[3]))
+    else:
+        print(CASES[argv[1]][1]())
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in ("--seed", "--count"):
+        return inside_django(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument(
+        "--web-threads",
+        type=int,
+        default=0,
+        help="threads per web process (default: as configured)",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: install Debian's wrk package")
+    rows = []
+    for db in args.db.split(","):
+        rows += run_db(db.strip(), args)
+    print()
+    header = (
+        f"{'db':<9}{'case':<16}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non-3xx':>8}"
+        f"{'errors':>7}{'stored':>8}{'lost':>6}{'limit/s':>9}{'lim p99':>8}{'ratio':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ours, limit = row["ours"], row["limit"]
+        ratio = ours["rate"] / limit["rate"] if limit["rate"] else float("nan")
+        print(
+            f"{row['db']:<9}{row['case']:<16}{ours['rate']:>9.0f}{ours['p50'] * 1e3:>8.1f}"
+            f"{ours['p99'] * 1e3:>8.1f}{ours['bad']:>8}{ours['errors']:>7}{row['stored']:>8}"
+            f"{row['lost']:>6}{limit['rate']:>9.0f}{limit['p99'] * 1e3:>8.1f}{ratio:>7.2f}"
+        )
+    print(
+        "\nlimit: the same server answering /t/ok (constant, no database); target ratio >= 0.5, "
+        "p99 < 50 ms, 0 lost, 0 errors"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
