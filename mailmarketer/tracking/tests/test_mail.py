@@ -148,6 +148,7 @@ def test_it_needs_tracking_consent_where_the_workspace_requires_it(client, ws, s
         purpose="tracking",
         action=ConsentRecord.Action.GRANT,
         source_type=ConsentRecord.SourceType.FORM,
+        confirmed_at=now(),  # given where no confirmation mail was due
     )
     follow(client, tracked_links(people[0])[0][0])
     follow(client, tracked_links(people[1])[0][0])
