@@ -45,3 +45,7 @@ class SignupConfig(AppConfig):
             erase=erase_submissions,
         )
         personal_data.register(Confirmation, section="confirmations", export=export_confirmations)
+        from . import leads, resources
+
+        resources.register_personal_data()
+        leads.register_personal_data()

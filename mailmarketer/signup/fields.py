@@ -29,6 +29,11 @@ EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL = "email", "lists", "consent", "form_toke
 # field fill it. Named like a field bots like to fill.
 HONEYPOT = "website"
 RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT})
+# Kinds a person may send without ticking the consent box: they ask for a resource or an
+# evaluation, and join the form's lists only when they tick it (docs/resources.md, leads.md).
+OPTIONAL_CONSENT_KINDS = frozenset({"resource", "evaluation"})
+# What an evaluation form posts besides its fields (read by leads.read_lead_fields).
+KIND_KEYS = {"evaluation": frozenset({"product", "message"})}
 
 VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30
@@ -122,6 +127,8 @@ class Submitted:
     lists: list[int] = field(default_factory=list)  # ids the person ticked (choice forms)
     page_url: str = ""
     errors: dict[str, str] = field(default_factory=dict)
+    consented: bool = True  # the consent box was ticked (always, for newsletter forms)
+    extra: dict = field(default_factory=dict)  # what a kind reads itself (a lead's product)
 
 
 def _one(data, key):
@@ -183,7 +190,7 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
     the token are checked by the caller (they block rather than ask for a correction)."""
     specs = form.fields
     result = Submitted()
-    known = RESERVED | {spec["key"] for spec in specs}
+    known = RESERVED | KIND_KEYS.get(form.kind, frozenset()) | {spec["key"] for spec in specs}
     for key in data:
         if key not in known:
             result.errors[key] = text(language, "unknown_field", name=key[:50])
@@ -217,10 +224,13 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
         parts = [result.attributes.get(k) for k in ("first_name", "last_name")]
         result.name = " ".join(str(p) for p in parts if p)
 
-    if not _truthy(_one(data, CONSENT)):
+    result.consented = _truthy(_one(data, CONSENT))
+    if not result.consented and form.kind not in OPTIONAL_CONSENT_KINDS:
         result.errors[CONSENT] = text(language, "consent_required")
 
-    if form.list_mode == form.ListMode.CHOICE:
+    if not result.consented:
+        result.lists = []
+    elif form.list_mode == form.ListMode.CHOICE:
         chosen = []
         for raw in _many(data, LISTS):
             try:

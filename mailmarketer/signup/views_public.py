@@ -24,7 +24,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
-from . import queries
+from . import leads, queries, resources
 from .actions import (
     AVAILABLE_KINDS,
     Blocked,
@@ -33,7 +33,17 @@ from .actions import (
     do_confirm_signup,
     do_submit_form,
 )
-from .fields import CONSENT, CONTROL, EMAIL, HONEYPOT, LISTS, TOKEN, label_of, read_submission
+from .fields import (
+    CONSENT,
+    CONTROL,
+    EMAIL,
+    HONEYPOT,
+    LISTS,
+    OPTIONAL_CONSENT_KINDS,
+    TOKEN,
+    label_of,
+    read_submission,
+)
 from .models import Form
 from .texts import text
 from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_token
@@ -44,9 +54,21 @@ from .views import _public
 MAX_BODY = 32 * 1024
 
 
+def _ready(form: Form | None) -> bool:
+    """A form that can be shown and sent: of a kind that exists, and set up for it (a resource
+    form gives a resource, an evaluation form offers products)."""
+    if form is None or form.kind not in AVAILABLE_KINDS:
+        return False
+    if form.kind == Form.Kind.RESOURCE:
+        return resources.resource_of(form) is not None
+    if form.kind == Form.Kind.EVALUATION:
+        return leads.setup_of(form) is not None
+    return True
+
+
 def _form_or_404(ws: str, form_slug: str) -> Form:
     form = queries.public_form(ws, form_slug)
-    if form is None or form.kind not in AVAILABLE_KINDS:
+    if not _ready(form):
         raise Http404("No such form")
     return form
 
@@ -113,9 +135,12 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
         "other_errors": [
             f"{key}: {message}"
             for key, message in errors.items()
-            if key not in {EMAIL, CONSENT, LISTS, *(s["key"] for s in form.fields)}
+            if key
+            not in {EMAIL, CONSENT, LISTS, leads.PRODUCT, leads.MESSAGE}
+            | {s["key"] for s in form.fields}
         ],
         "problem": problem,
+        **_kind_context(form, values, errors),
         # Rendered exactly as stored: the words a consent record points at are these words.
         "notice_text": form.notice.text,
         "names": {
@@ -128,19 +153,58 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
     }
 
 
+def _kind_context(form: Form, values: dict, errors: dict) -> dict:
+    """What a resource or evaluation form shows besides a newsletter form's fields."""
+    context = {
+        "consent_optional": form.kind in OPTIONAL_CONSENT_KINDS,
+        # A form of those kinds without lists asks for no consent: there is nothing to join.
+        "consent_shown": form.kind not in OPTIONAL_CONSENT_KINDS or form.lists.exists(),
+        "evaluation": None,
+    }
+    if form.kind == Form.Kind.EVALUATION:
+        setup = leads.setup_of(form)
+        w = leads.words(form.language)
+
+        def value(key):
+            got = values.get(key, "")
+            return got if isinstance(got, str) else ""
+
+        context["evaluation"] = {
+            "products": setup.products if setup else [],
+            "product": value(leads.PRODUCT),
+            "message": value(leads.MESSAGE),
+            "product_error": errors.get(leads.PRODUCT, ""),
+            "message_error": errors.get(leads.MESSAGE, ""),
+            "product_label": w["product"],
+            "message_label": w["message"],
+            "message_limit": leads.MESSAGE_LIMIT,
+        }
+    return context
+
+
 def _page(request, form: Form, context: dict, status: int = 200) -> HttpResponse:
     response = _public(render(request, "signup/form_page.html", context, status=status))
     response.headers["Content-Security-Policy"] = _csp(form)
     return response
 
 
-def _thanks(request, form: Form) -> HttpResponse:
+def _download_now(form: Form, submission) -> str:
+    """The download link to show at once: resource forms whose lists are all single opt-in."""
+    grant = getattr(submission, "grant", None)
+    if grant is None or not resources.at_once(form):
+        return ""
+    return resources.download_url(grant)
+
+
+def _thanks(request, form: Form, submission=None) -> HttpResponse:
     if form.redirect_url:
         return _public(HttpResponseRedirect(form.redirect_url, status=303))
     message = form.success_message or text(form.language, "thanks")
     context = {
         "form": form,
         "message": message,
+        "download_url": _download_now(form, submission),
+        "download_label": resources.LINK_TEXTS.get(form.language, resources.LINK_TEXTS["en"]),
         "language": form.language,
         "sender": form.workspace.sender_name or form.workspace.name,
     }
@@ -188,7 +252,7 @@ def _read_body(request, *, as_json: bool):
 
 
 def _submit(request, form: Form, data, *, as_json: bool):
-    """Every check, then the submission. Raises Refusal; returns nothing on success."""
+    """Every check, then the submission. Raises Refusal; returns the submission."""
     language = form.language
     origin = request.headers.get("Origin")
     if not _origin_allowed(form, origin):
@@ -201,6 +265,9 @@ def _submit(request, form: Form, data, *, as_json: bool):
         raise Refusal(400, text(language, "blocked"))
     offered = [m.pk for m in queries.offered_lists(form)]
     submitted = read_submission(form, data, offered_list_ids=offered, language=language)
+    if form.kind == Form.Kind.EVALUATION:
+        submitted.extra, lead_errors = leads.read_lead_fields(form, data, language)
+        submitted.errors.update(lead_errors)
     if submitted.errors:
         raise Refusal(422, text(language, "problem"), errors=submitted.errors)
     visit = Visit(
@@ -210,7 +277,7 @@ def _submit(request, form: Form, data, *, as_json: bool):
         referrer=_header(request, "Referer"),
     )
     try:
-        do_submit_form(form, submitted, visit)
+        return do_submit_form(form, submitted, visit)
     except Blocked as blocked:
         raise Refusal(429, text(language, blocked.reason)) from None
 
@@ -232,7 +299,7 @@ def form_page(request, ws: str, form_slug: str):
     data = {}
     try:
         data = _read_body(request, as_json=False)
-        _submit(request, form, data, as_json=False)
+        submission = _submit(request, form, data, as_json=False)
     except Refusal as refusal:
         message = _message(form, refusal)
         errors = dict(refusal.errors or {})
@@ -240,7 +307,7 @@ def form_page(request, ws: str, form_slug: str):
             errors[refusal.field] = message
         context = page_context(form, values=_values(data), errors=errors, problem=message)
         return _page(request, form, context, status=refusal.status)
-    return _thanks(request, form)
+    return _thanks(request, form, submission)
 
 
 def _values(data) -> dict:
@@ -256,7 +323,7 @@ def _values(data) -> dict:
 def form_json(request, ws: str, form_slug: str):
     form = queries.public_form(ws, form_slug)
     origin = request.headers.get("Origin")
-    if form is None or form.kind not in AVAILABLE_KINDS:
+    if not _ready(form):
         return JsonResponse({"code": "not_found", "message": "no such form"}, status=404)
     if request.method == "OPTIONS":
         response = HttpResponse(status=204)
@@ -267,7 +334,7 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(response, form, origin)
     try:
         data = _read_body(request, as_json=True)
-        _submit(request, form, data, as_json=True)
+        submission = _submit(request, form, data, as_json=True)
     except Refusal as refusal:
         message = _message(form, refusal)
         body = {"code": _code(refusal), "message": message}
@@ -281,6 +348,8 @@ def form_json(request, ws: str, form_slug: str):
         "message": form.success_message or text(form.language, "thanks"),
         "redirect": form.redirect_url or None,
     }
+    if form.kind == Form.Kind.RESOURCE:
+        body["download_url"] = _download_now(form, submission) or None
     return _cors(JsonResponse(body), form, origin)
 
 
