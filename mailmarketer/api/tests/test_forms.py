@@ -115,7 +115,7 @@ def test_it_names_the_field_it_refuses(tokens, as_token, news, change, field):
 
 def test_it_says_which_kinds_are_not_available_yet(tokens, as_token, news):
     response = as_token(tokens.owner.raw).request(
-        "POST", "/api/v1/forms", {**BODY, "kind": "evaluation"}
+        "POST", "/api/v1/forms", {**BODY, "kind": "webinar"}
     )
     assert "not available yet" in response.json()["errors"][0]["message"]
 
