@@ -4,6 +4,7 @@ from .base import build_api
 from .campaigns import router as campaigns_router
 from .forms import router as forms_router
 from .imports import router as imports_router
+from .leads import router as leads_router
 from .lists import router as lists_router
 from .segments import router as segments_router
 from .senders import router as senders_router
@@ -19,3 +20,4 @@ api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
+api.add_router("", leads_router)
