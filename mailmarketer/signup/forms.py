@@ -80,7 +80,9 @@ class FormBuilder(forms.Form):
     kind = forms.ChoiceField(
         choices=Form.Kind.choices,
         initial=Form.Kind.NEWSLETTER,
-        help_text="Only newsletter forms are available yet.",
+        help_text="Newsletter, resource (gives a file or link: choose it on the form's page) "
+        "or evaluation request (makes a lead: set its products on the form's page). Webinar "
+        "forms are not available yet.",
     )
     title = forms.CharField(max_length=200)
     intro = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -96,7 +98,11 @@ class FormBuilder(forms.Form):
         label="Lists offered", choices=Form.ListMode.choices, initial=Form.ListMode.FIXED
     )
     lists = forms.ModelMultipleChoiceField(
-        queryset=MailingList.objects.none(), widget=forms.CheckboxSelectMultiple
+        queryset=MailingList.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        # Newsletter forms need one (the action says so); resource and evaluation forms may
+        # have none, and then ask for no consent.
+        required=False,
     )
     notice_text = forms.CharField(
         label="Consent notice",
@@ -158,10 +164,10 @@ class FormBuilder(forms.Form):
 
     def clean_kind(self):
         kind = self.cleaned_data["kind"]
-        if kind != Form.Kind.NEWSLETTER:
+        if kind not in (Form.Kind.NEWSLETTER, Form.Kind.RESOURCE, Form.Kind.EVALUATION):
             raise forms.ValidationError(
-                f"{Form.Kind(kind).label} forms are not available yet: only newsletter forms "
-                "can be built for now."
+                f"{Form.Kind(kind).label} forms are not available yet: only newsletter, "
+                "resource and evaluation forms can be built for now."
             )
         return kind
 

@@ -346,3 +346,37 @@ def test_it_guards_the_resource_pages_by_role(
     assert response.status_code == status
     guide.refresh_from_db()
     assert guide.title == "The coffee guide"
+
+
+BUILT = {
+    "name": "Guide",
+    "slug": "built",
+    "kind": "resource",
+    "title": "Get the guide",
+    "language": "en",
+    "list_mode": "fixed",
+    "notice_text": "Send me news.",
+    "builtin_name": "optional",
+    **{
+        f"builtin_{key}": "off"
+        for key in ("first_name", "last_name", "company", "job_title", "phone", "country")
+    },
+}
+
+
+def test_it_builds_a_resource_form_without_lists_and_gives_it_a_resource(
+    bob_client, guide, personas
+):
+    response = bob_client.post("/app/acme/forms/new/", BUILT)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    detail = bob_client.get(response["Location"]).content.decode()
+    assert "no resource yet" in detail
+    assert Client().get("/f/acme/built").status_code == 404  # nothing to give yet
+    form_id = response["Location"].rstrip("/").rsplit("/", 1)[1]
+    chosen = bob_client.post(f"/app/acme/forms/{form_id}/resource/", {"resource": guide.pk})
+    assert chosen.status_code == 302
+    page = Client().get("/f/acme/built").content.decode()
+    assert 'name="consent"' not in page  # no lists: nothing to consent to
+    newsletter = bob_client.post("/app/acme/forms/new/", {**BUILT, "kind": "newsletter"})
+    assert newsletter.status_code == 400
+    assert "choose at least one list" in newsletter.content.decode()
