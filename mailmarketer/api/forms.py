@@ -72,7 +72,9 @@ class FormIn(_Body):
     intro: StrictStr = ""
     fields: list[FieldSpec] = []
     list_mode: Literal["fixed", "choice"] = "fixed"
-    lists: list[StrictStr | int] = Field(description="list ids or slugs", min_length=1)
+    lists: list[StrictStr | int] = Field(
+        description="list ids or slugs (at least one for a newsletter form)"
+    )
     notice_text: StrictStr = Field(description="the consent notice shown, word for word")
     success_message: StrictStr = ""
     redirect_url: StrictStr = ""

@@ -253,3 +253,79 @@ def all_resources(request):
             for r in rq.resources_with_counts(request.workspace)
         ]
     }
+
+
+class EvaluationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    products: list[StrictStr] = Field(description="the products or plans offered, 1 to 30")
+    assignee: StrictInt | None = Field(None, description="the member new leads go to")
+    recipients: list[StrictInt] = Field(
+        [], description="members mailed about unassigned new leads (none: owners and admins)"
+    )
+
+
+class EvaluationOut(Schema):
+    form: int
+    products: list[str]
+    assignee: int | None
+    recipients: list[int]
+
+
+class ResourceChoiceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    resource: StrictInt = Field(description="the id of one of the workspace's resources")
+
+
+class ResourceChoiceOut(Schema):
+    form: int
+    resource: int
+
+
+def _form_of_kind(request, form_id: str, kind: str):
+    from .forms import form_or_404
+
+    form = form_or_404(request, form_id)
+    if form.kind != kind:
+        raise FieldErrors([{"field": "kind", "message": f"this is not a {kind} form"}])
+    return form
+
+
+@router.put(
+    "/forms/{form_id}/evaluation",
+    response={200: EvaluationOut, **WRITE_ERRORS},
+    summary="Set what an evaluation form offers",
+)
+@require(p.FORMS_MANAGE)
+def put_evaluation(request, form_id: str, payload: EvaluationIn):
+    """An evaluation form has no public page until it offers at least one product."""
+    form = _form_of_kind(request, form_id, "evaluation")
+    try:
+        setup = leads.do_set_evaluation(
+            form, **payload.model_dump(), actor=Actor.from_request(request)
+        )
+    except FormError as exc:
+        raise FieldErrors([{"field": exc.field, "message": str(exc)}]) from exc
+    return {
+        "form": form.pk,
+        "products": setup.products,
+        "assignee": setup.assignee_id,
+        "recipients": setup.recipients,
+    }
+
+
+@router.put(
+    "/forms/{form_id}/resource",
+    response={200: ResourceChoiceOut, **WRITE_ERRORS},
+    summary="Set what a resource form gives",
+)
+@require(p.FORMS_MANAGE)
+def put_resource(request, form_id: str, payload: ResourceChoiceIn):
+    """A resource form has no public page until it gives a resource."""
+    from mailmarketer.signup import resources
+
+    form = _form_of_kind(request, form_id, "resource")
+    resource = rq.get_resource(request.workspace, payload.resource)
+    if resource is None:
+        raise FieldErrors([{"field": "resource", "message": "no such resource in this workspace"}])
+    resources.do_bind_resource(form, resource, actor=Actor.from_request(request))
+    return {"form": form.pk, "resource": resource.pk}

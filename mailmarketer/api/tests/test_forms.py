@@ -28,6 +28,8 @@ ROUTES = {
     ("PATCH", "/forms/{form_id}"): p.FORMS_MANAGE,
     ("DELETE", "/forms/{form_id}"): p.FORMS_MANAGE,
     ("GET", "/forms/{form_id}/submissions"): p.FORMS_VIEW,
+    ("PUT", "/forms/{form_id}/evaluation"): p.FORMS_MANAGE,  # api/leads.py
+    ("PUT", "/forms/{form_id}/resource"): p.FORMS_MANAGE,  # api/leads.py
 }
 BODY = {
     "name": "Newsletter",

@@ -25,6 +25,8 @@ ROUTES = {
     ("GET", "/leads/{lead_id}"): p.LEADS_VIEW,
     ("PATCH", "/leads/{lead_id}"): p.LEADS_MANAGE,
     ("GET", "/resources"): p.FORMS_VIEW,
+    ("PUT", "/forms/{form_id}/evaluation"): p.FORMS_MANAGE,
+    ("PUT", "/forms/{form_id}/resource"): p.FORMS_MANAGE,
 }
 
 
@@ -174,3 +176,32 @@ def test_it_lists_resources_with_their_download_counts(tokens, as_token, persona
         ("Guide", 0, 0)
     ]
     assert as_token(tokens.mallory.raw).get("/api/v1/resources").json()["resources"] == []
+
+
+def test_it_builds_an_evaluation_form_through_the_api(tokens, as_token, personas):
+    client = as_token(tokens.marketer.raw)
+    created = client.request(
+        "POST",
+        "/api/v1/forms",
+        {
+            "name": "Demo",
+            "slug": "demo",
+            "kind": "evaluation",
+            "title": "Ask for a demo",
+            "lists": [],
+            "notice_text": "Send me news.",
+        },
+    )
+    assert created.status_code == 201, created.content
+    form_id = created.json()["id"]
+    path = f"/api/v1/forms/{form_id}/evaluation"
+    bad = client.request("PUT", path, {"products": [], "assignee": personas.mallory.pk})
+    assert bad.status_code == 422
+    body = {"products": ["Team"], "assignee": personas.bob.pk, "recipients": []}
+    done = client.request("PUT", path, body)
+    assert done.status_code == 200, done.content
+    assert done.json()["products"] == ["Team"]
+    assert as_token(tokens.analyst.raw).request("PUT", path, body).status_code == 403
+    assert as_token(tokens.mallory.raw).request("PUT", path, body).status_code == 404
+    wrong_kind = client.request("PUT", f"/api/v1/forms/{form_id}/resource", {"resource": 1})
+    assert wrong_kind.status_code == 422
