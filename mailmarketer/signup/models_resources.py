@@ -43,7 +43,9 @@ class ResourceForm(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     form = models.OneToOneField(Form, on_delete=models.CASCADE, related_name="resource_binding")
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, related_name="+")
+    # RESTRICT: a resource a form gives cannot be deleted on its own, but goes with its
+    # workspace (PROTECT would block that cascade).
+    resource = models.ForeignKey(Resource, on_delete=models.RESTRICT, related_name="+")
 
     def __str__(self):
         return f"form {self.form_id} gives resource {self.resource_id}"

@@ -22,6 +22,7 @@ from mailmarketer.signup.fields import FormError
 from mailmarketer.signup.models import (
     Resource,
     ResourceDownload,
+    ResourceForm,
     ResourceGrant,
     Submission,
 )
@@ -380,3 +381,24 @@ def test_it_builds_a_resource_form_without_lists_and_gives_it_a_resource(
     newsletter = bob_client.post("/app/acme/forms/new/", {**BUILT, "kind": "newsletter"})
     assert newsletter.status_code == 400
     assert "choose at least one list" in newsletter.content.decode()
+
+
+def test_it_exports_and_erases_a_persons_links_and_downloads(guide_form, guide, staff):
+    from django.db.models import RestrictedError
+
+    from mailmarketer.audience import personal_data
+    from mailmarketer.signup.actions import do_delete_form
+
+    Client().get(download_path(post(guide_form, ANN).content.decode()))
+    ann = Subscriber.objects.get(email="ann@example.com")
+    document = personal_data.export_document(ann)
+    assert document["resource_downloads"][0]["resource__title"] == "The coffee guide"
+    assert document["resource_links"][0]["mailed"] is True
+    audience.do_erase_subscriber(ann, actor=staff)
+    assert not ResourceDownload.objects.exists() and not ResourceGrant.objects.exists()
+    assert Resource.objects.filter(pk=guide.pk).exists()
+    with pytest.raises(RestrictedError):  # a form gives it
+        Resource.objects.filter(pk=guide.pk).delete()
+    do_delete_form(guide_form, actor=staff)
+    assert not ResourceForm.objects.exists()
+    assert Resource.objects.filter(pk=guide.pk).exists()
