@@ -110,7 +110,9 @@ def safe_filename(raw: str, file_type: FileType) -> str:
 
 
 def _directory(workspace) -> Path:
-    return private_dir(Path(settings.DATA_DIR) / "resources" / f"ws-{workspace.pk}")
+    # Each level made 0700 (mkdir's parents=True would give the middle one the umask's mode).
+    top = private_dir(Path(settings.DATA_DIR) / "resources")
+    return private_dir(top / f"ws-{workspace.pk}")
 
 
 def stored_path(resource: Resource) -> Path:

@@ -74,6 +74,8 @@ def test_it_keeps_an_upload_private_under_a_safe_name_with_the_type_of_its_conte
     path = resources.stored_path(resource)
     assert path.read_bytes() == PDF_BYTES
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
     assert path.parent == Path(settings.DATA_DIR) / "resources" / f"ws-{personas.acme.pk}"
     assert resource.content_type == "application/pdf"  # not what the client claimed
     assert resource.filename == "my_guide_.pdf.pdf"
