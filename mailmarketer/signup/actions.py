@@ -458,7 +458,9 @@ def _after_submit(form: Form, submission: Submission, submitted: Submitted, subs
             form, submission, None if refused else subscriber, may_mail=not refused
         )
     elif form.kind == Form.Kind.EVALUATION and subscriber is not None:
-        leads.create_lead(form, submission, subscriber, submitted.extra)
+        # The company typed now, not one the record may hold from before.
+        typed = {"company": str(submitted.attributes.get("company") or "")}
+        leads.create_lead(form, submission, subscriber, {**submitted.extra, **typed})
 
 
 def _consent_source(form: Form, submission: Submission) -> audience.ConsentSource:

@@ -188,7 +188,7 @@ def create_lead(form: Form, submission: Submission, subscriber, extra: dict) -> 
         form=form,
         submission=submission,
         product=extra.get(PRODUCT, ""),
-        company=str(subscriber.attributes.get("company") or extra.get("company") or "")[:200],
+        company=str(extra.get("company") or "")[:200],
         message=extra.get(MESSAGE, ""),
         assignee=setup.assignee if setup else None,
     )

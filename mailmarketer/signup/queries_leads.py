@@ -22,7 +22,9 @@ class LeadFilters:
 def leads_for(workspace, filters: LeadFilters | None = None):
     """Newest first (by id, so keyset pages are stable)."""
     filters = filters or LeadFilters()
-    qs = Lead.objects.filter(workspace=workspace).select_related("subscriber", "assignee")
+    qs = Lead.objects.filter(workspace=workspace).select_related(
+        "subscriber", "assignee", "submission"
+    )
     if filters.status:
         qs = qs.filter(status=filters.status)
     if filters.assignee == "none":

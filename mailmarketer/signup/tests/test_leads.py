@@ -72,6 +72,19 @@ def test_it_makes_a_lead_and_tells_the_assignee_without_personal_data_in_the_sub
     assert AuditEvent.objects.filter(event="lead.created").count() == 1
 
 
+def test_it_keeps_the_company_typed_on_the_lead_not_the_one_on_record(
+    trial, personas, staff, django_capture_on_commit_callbacks
+):
+    from mailmarketer.audience import actions as audience
+
+    audience.do_create_subscriber(
+        personas.acme, email="ann@example.com", attributes={"company": "Old Co"}, actor=staff
+    )
+    submit(trial, callbacks=django_capture_on_commit_callbacks)
+    assert Lead.objects.get().company == "Beans Ltd"
+    assert Subscriber.objects.get().attributes["company"] == "Old Co"  # never overwritten
+
+
 def test_it_tells_the_chosen_recipients_when_nobody_is_assigned(
     personas, staff, django_capture_on_commit_callbacks
 ):
