@@ -45,7 +45,8 @@ class SignupConfig(AppConfig):
             erase=erase_submissions,
         )
         personal_data.register(Confirmation, section="confirmations", export=export_confirmations)
-        from . import leads, resources
+        from . import leads, resources, segment_kinds
 
         resources.register_personal_data()
         leads.register_personal_data()
+        segment_kinds.register()
