@@ -188,6 +188,30 @@ def _page(request, form: Form, context: dict, status: int = 200) -> HttpResponse
     return response
 
 
+KIND_THANKS = {
+    Form.Kind.RESOURCE: {
+        "en": "Thank you. We have sent the download link to your address; if a list you chose "
+        "needs confirming, a link for that is on its way too.",
+        "de": "Vielen Dank. Wir haben den Download-Link an Ihre Adresse geschickt; muss eine "
+        "gewählte Liste bestätigt werden, kommt dafür ebenfalls ein Link.",
+    },
+    Form.Kind.EVALUATION: {
+        "en": "Thank you: we have your request and will be in touch.",
+        "de": "Vielen Dank: Ihre Anfrage ist bei uns angekommen, wir melden uns.",
+    },
+}
+
+
+def _thanks_text(form: Form) -> str:
+    """The form's own message, else the built-in one of its kind and language."""
+    if form.success_message:
+        return form.success_message
+    by_kind = KIND_THANKS.get(form.kind)
+    if by_kind:
+        return by_kind.get(form.language, by_kind["en"])
+    return text(form.language, "thanks")
+
+
 def _download_now(form: Form, submission) -> str:
     """The download link to show at once: resource forms whose lists are all single opt-in."""
     grant = getattr(submission, "grant", None)
@@ -199,7 +223,7 @@ def _download_now(form: Form, submission) -> str:
 def _thanks(request, form: Form, submission=None) -> HttpResponse:
     if form.redirect_url:
         return _public(HttpResponseRedirect(form.redirect_url, status=303))
-    message = form.success_message or text(form.language, "thanks")
+    message = _thanks_text(form)
     context = {
         "form": form,
         "message": message,
@@ -345,7 +369,7 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(JsonResponse(body, status=refusal.status), form, origin)
     body = {
         "status": "ok",
-        "message": form.success_message or text(form.language, "thanks"),
+        "message": _thanks_text(form),
         "redirect": form.redirect_url or None,
     }
     if form.kind == Form.Kind.RESOURCE:

@@ -53,6 +53,7 @@ def test_it_makes_a_lead_and_tells_the_assignee_without_personal_data_in_the_sub
 ):
     response = submit(trial, callbacks=django_capture_on_commit_callbacks)
     assert response.status_code == 200, response.content.decode()[:3000]
+    assert "we have your request" in response.content.decode()
     lead = Lead.objects.get()
     ann = Subscriber.objects.get(email="ann@example.com")
     assert (lead.subscriber, lead.product, lead.company, lead.status) == (

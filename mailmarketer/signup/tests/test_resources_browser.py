@@ -65,7 +65,7 @@ def test_it_downloads_a_resource_from_the_page_and_the_mail_and_refuses_it_after
         page.get_by_label("Email address").fill("ann@example.com")
         page.get_by_label("Name").fill("Ann")
         page.get_by_role("button", name="Sign up").click()
-        assert "check your inbox" in page.get_by_role("status").inner_text()
+        assert "sent the download link" in page.get_by_role("status").inner_text()
         name, content = fetch_download(
             page, lambda: page.get_by_role("link", name="Download now").click()
         )
