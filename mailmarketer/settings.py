@@ -384,6 +384,9 @@ IMPORT_MAX_BYTES = env_int("MM_IMPORT_MAX_MB", 200, minimum=1) * 1024 * 1024
 # How long an import's files that hold people's data (the error report, a failed import's
 # upload kept for resuming) stay after the import ended; the worker removes them then.
 IMPORT_FILE_RETENTION = timedelta(days=env_int("MM_IMPORT_FILE_RETENTION_DAYS", 7, minimum=1))
+# Resources (lead magnets, docs/resources.md): the largest file staff may upload. Uploads above
+# Django's in-memory limit stream to a temporary file; this bounds the data directory's growth.
+RESOURCE_MAX_BYTES = env_int("MM_RESOURCE_MAX_MB", 25, minimum=1) * 1024 * 1024
 # Request bodies read into memory (not file uploads, which stream to disk): room for the API's
 # bulk add of 10,000 people per call (Django's default of 2.5 MB fits only ~250 bytes each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024

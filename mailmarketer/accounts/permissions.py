@@ -15,6 +15,8 @@ VIEW_PERSONAL_DATA = "audience.view_personal_data"  # emails, names and IPs unma
 AUDIENCE_EXPORT = "audience.export"  # exports leave the system: audited
 FORMS_VIEW = "forms.view"  # forms, their counts and embed code; no personal data
 FORMS_MANAGE = "forms.manage"
+LEADS_VIEW = "leads.view"  # evaluation requests; the person masked without view_personal_data
+LEADS_MANAGE = "leads.manage"  # status, assignee, notes of a lead
 CAMPAIGNS_VIEW = "campaigns.view"
 CAMPAIGNS_MANAGE = "campaigns.manage"  # write and schedule
 CAMPAIGNS_SEND = "campaigns.send"  # start, pause, cancel
@@ -40,6 +42,8 @@ CATALOGUE: dict[str, str] = {
     AUDIENCE_EXPORT: "Export subscribers and personal data",
     FORMS_VIEW: "See sign-up forms and how many people used them",
     FORMS_MANAGE: "Build and publish sign-up forms",
+    LEADS_VIEW: "See evaluation requests (leads) and their history",
+    LEADS_MANAGE: "Change a lead's status, assignee and notes",
     CAMPAIGNS_VIEW: "See campaigns and their reports",
     CAMPAIGNS_MANAGE: "Write and schedule campaigns",
     CAMPAIGNS_SEND: "Start, pause and cancel sending",
@@ -74,6 +78,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             AUDIENCE_EXPORT,
             FORMS_VIEW,
             FORMS_MANAGE,
+            LEADS_VIEW,
+            LEADS_MANAGE,
             CAMPAIGNS_VIEW,
             CAMPAIGNS_MANAGE,
             CAMPAIGNS_SEND,
@@ -84,7 +90,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     # Analysts read reports and never see who is who.
     Role.ANALYST: frozenset(
-        {WORKSPACE_VIEW, AUDIENCE_VIEW, FORMS_VIEW, CAMPAIGNS_VIEW, ANALYTICS_VIEW, TEAM_VIEW}
+        {
+            WORKSPACE_VIEW,
+            AUDIENCE_VIEW,
+            FORMS_VIEW,
+            LEADS_VIEW,
+            CAMPAIGNS_VIEW,
+            ANALYTICS_VIEW,
+            TEAM_VIEW,
+        }
     ),
     # Support looks one person up and acts on their request (unsubscribe, erase), audited.
     Role.SUPPORT: frozenset(

@@ -76,7 +76,9 @@ class FormIn(_Body):
     fields: list[FieldSpec] = []
     list_mode: Literal["fixed", "choice"] = "fixed"
     lists: list[StrictStr | int] = Field(
-        [], description="list ids or slugs (at least one, but optional for a webinar form)"
+        [],
+        description="list ids or slugs (at least one for a newsletter form; optional for "
+        "webinar, resource and evaluation forms)",
     )
     notice_text: StrictStr = Field(description="the consent notice shown, word for word")
     tracking_notice_text: StrictStr = Field(

@@ -6,6 +6,7 @@ from .campaigns import router as campaigns_router
 from .events import router as events_router
 from .forms import router as forms_router
 from .imports import router as imports_router
+from .leads import router as leads_router
 from .lists import router as lists_router
 from .reports import router as reports_router
 from .segments import router as segments_router
@@ -25,3 +26,4 @@ api.add_router("", forms_router)
 api.add_router("", events_router)
 api.add_router("", bounces_router)
 api.add_router("", reports_router)
+api.add_router("", leads_router)

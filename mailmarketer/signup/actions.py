@@ -45,8 +45,8 @@ from mailmarketer.audience.models import (
 from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
-from . import altcha, limits, queries, webinars
-from .fields import FormError, Submitted, clean_fields
+from . import altcha, leads, limits, queries, resources, webinars
+from .fields import OPTIONAL_CONSENT_KINDS, FormError, Submitted, clean_fields
 from .models import (
     Confirmation,
     ConfirmationList,
@@ -74,7 +74,7 @@ FORM_EDITABLE = (
     "language",
 )
 # Kinds that can be built and submitted; the others are refused until they are built.
-AVAILABLE_KINDS = frozenset({Form.Kind.NEWSLETTER, Form.Kind.WEBINAR})
+AVAILABLE_KINDS = frozenset(Form.Kind)
 MAX_ORIGINS = 20
 # Suppressions a confirmed sign-up lifts: the person's own "stop everything" and their own
 # erasure. The others (a bounce, a complaint, staff) are not the person's to undo from a form.
@@ -121,8 +121,15 @@ def _check(form: Form, lists: list[MailingList]) -> None:
                 "redirect_url",
                 "the redirect must go to one of the allowed origins' hosts (or this server)",
             )
-    if not lists and form.kind != Form.Kind.WEBINAR:  # a webinar form's lists are optional
+    # A webinar form's lists are optional; so are a resource or evaluation form's.
+    if not lists and form.kind != Form.Kind.WEBINAR and form.kind not in OPTIONAL_CONSENT_KINDS:
         raise FormError("lists", "choose at least one list")
+    if form.kind == Form.Kind.RESOURCE and not form.workspace.sender_email:
+        raise FormError(
+            "kind",
+            "resource forms mail a download link: set the workspace's sender address in the "
+            "settings first",
+        )
     if not form.workspace.sender_email and any(m.optin == MailingList.OptIn.DOUBLE for m in lists):
         raise FormError(
             "lists",
@@ -392,6 +399,7 @@ def do_submit_form(
     if _refuses(subscriber, suppression):
         submission.outcome = Submission.Outcome.REFUSED
         submission.save()
+        _after_submit(form, submission, submitted, subscriber, refused=True)
         audit(
             "form.submitted",
             actor=actor,
@@ -456,13 +464,16 @@ def do_submit_form(
     ]
     if renew or unconfirmed:
         submission.outcome = Submission.Outcome.CONFIRMING
+    elif not lists:
+        submission.outcome = Submission.Outcome.REQUESTED
     elif any(o.result == "subscribed" for o in outcomes):
         submission.outcome = Submission.Outcome.SUBSCRIBED
     else:
         submission.outcome = Submission.Outcome.ALREADY
-    if renew or unconfirmed or event is not None:
-        # A confirmation (or webinar) mail goes out, and the engine writes the name into its
-        # To header: the name waits on the submission until the person confirms.
+    if renew or unconfirmed or event is not None or form.kind == Form.Kind.RESOURCE:
+        # A confirmation (webinar, download) mail goes out, and the engine writes the name
+        # into its To header: the name waits on the submission until the person confirms (a
+        # resource form's stays there: its mail goes to whatever address was typed).
         submission.name = submitted.name[:200]
     else:
         _fill_profile(subscriber, actor, name=submitted.name)
@@ -502,6 +513,7 @@ def do_submit_form(
             notice=form.notice,
             actor=actor,
         )
+    _after_submit(form, submission, submitted, subscriber, refused=False)
     audit(
         "form.submitted",
         actor=actor,
@@ -510,6 +522,20 @@ def do_submit_form(
         new={"subscriber": str(subscriber.uuid), "outcome": submission.outcome, "via": visit.via},
     )
     return submission
+
+
+def _after_submit(form: Form, submission: Submission, submitted: Submitted, subscriber, *, refused):
+    """What a form's kind adds to a submission, in its transaction: a resource form's download
+    link (mailed, and kept on `submission.grant` for the page), an evaluation form's lead."""
+    submission.grant = None
+    if form.kind == Form.Kind.RESOURCE:
+        submission.grant = resources.give_resource(
+            form, submission, None if refused else subscriber, may_mail=not refused
+        )
+    elif form.kind == Form.Kind.EVALUATION and subscriber is not None:
+        # The company typed now, not one the record may hold from before.
+        typed = {"company": str(submitted.attributes.get("company") or "")}
+        leads.create_lead(form, submission, subscriber, {**submitted.extra, **typed})
 
 
 def _consent_source(form: Form, submission: Submission) -> audience.ConsentSource:

@@ -48,6 +48,7 @@ class SignupConfig(AppConfig):
 
         from mailmarketer.lib.worker import register_duty
 
+        from . import leads, resources, segment_kinds
         from .models_webinars import Registration
         from .webinars import send_reminder_one
 
@@ -62,3 +63,6 @@ class SignupConfig(AppConfig):
             Registration, section="webinar_registrations", export=export_registrations
         )
         register_duty(send_reminder_one)
+        resources.register_personal_data()
+        leads.register_personal_data()
+        segment_kinds.register()

@@ -32,6 +32,11 @@ HONEYPOT = "website"
 TRACKING = "tracking_consent"
 ALTCHA = "altcha"  # the proof-of-work solution (altcha.py), checked before the fields
 RESERVED = frozenset({EMAIL, LISTS, CONSENT, TOKEN, PAGE_URL, HONEYPOT, TRACKING, ALTCHA})
+# Kinds a person may send without ticking the consent box: they ask for a resource or an
+# evaluation, and join the form's lists only when they tick it (docs/resources.md, leads.md).
+OPTIONAL_CONSENT_KINDS = frozenset({"resource", "evaluation"})
+# What an evaluation form posts besides its fields (read by leads.read_lead_fields).
+KIND_KEYS = {"evaluation": frozenset({"product", "message"})}
 
 VALUE_LIMIT = 200  # characters of one value; longer is refused, not cut
 MAX_FIELDS = 30
@@ -126,6 +131,8 @@ class Submitted:
     page_url: str = ""
     tracking: bool = False  # ticked the activity-tracking box of a form that has one
     errors: dict[str, str] = field(default_factory=dict)
+    consented: bool = True  # the consent box was ticked (always, for newsletter forms)
+    extra: dict = field(default_factory=dict)  # what a kind reads itself (a lead's product)
 
 
 def _one(data, key):
@@ -187,7 +194,7 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
     the token are checked by the caller (they block rather than ask for a correction)."""
     specs = form.fields
     result = Submitted()
-    known = RESERVED | {spec["key"] for spec in specs}
+    known = RESERVED | KIND_KEYS.get(form.kind, frozenset()) | {spec["key"] for spec in specs}
     for key in data:
         if key not in known:
             result.errors[key] = text(language, "unknown_field", name=key[:50])
@@ -221,10 +228,13 @@ def read_submission(form, data, *, offered_list_ids: list[int], language: str) -
         parts = [result.attributes.get(k) for k in ("first_name", "last_name")]
         result.name = " ".join(str(p) for p in parts if p)
 
-    if not _truthy(_one(data, CONSENT)):
+    result.consented = _truthy(_one(data, CONSENT))
+    if not result.consented and form.kind not in OPTIONAL_CONSENT_KINDS:
         result.errors[CONSENT] = text(language, "consent_required")
 
-    if form.list_mode == form.ListMode.CHOICE:
+    if not result.consented:
+        result.lists = []
+    elif form.list_mode == form.ListMode.CHOICE:
         chosen = []
         for raw in _many(data, LISTS):
             try:

@@ -81,7 +81,9 @@ class FormBuilder(forms.Form):
     kind = forms.ChoiceField(
         choices=Form.Kind.choices,
         initial=Form.Kind.NEWSLETTER,
-        help_text="Newsletter and webinar forms are available yet.",
+        help_text="Newsletter, webinar (registers people for an event), resource (gives a file "
+        "or link: choose it on the form's page) or evaluation request (makes a lead: set its "
+        "products on the form's page).",
     )
     event = forms.ModelChoiceField(
         queryset=Event.objects.none(),
@@ -105,7 +107,8 @@ class FormBuilder(forms.Form):
     lists = forms.ModelMultipleChoiceField(
         queryset=MailingList.objects.none(),
         widget=forms.CheckboxSelectMultiple,
-        # A newsletter form needs one (the action says so); a webinar form's are optional.
+        # Newsletter forms need one (the action says so); webinar, resource and evaluation
+        # forms may have none (then resource and evaluation forms ask for no consent).
         required=False,
     )
     notice_text = forms.CharField(
@@ -180,10 +183,9 @@ class FormBuilder(forms.Form):
 
     def clean_kind(self):
         kind = self.cleaned_data["kind"]
-        if kind not in (Form.Kind.NEWSLETTER, Form.Kind.WEBINAR):
+        if kind not in Form.Kind.values:
             raise forms.ValidationError(
-                f"{Form.Kind(kind).label} forms are not available yet: only newsletter and "
-                "webinar forms can be built for now."
+                f"{kind!r} is not a kind of form: newsletter, webinar, resource or evaluation."
             )
         return kind
 

@@ -96,6 +96,9 @@ class Submission(models.Model):
         # The address cannot be signed up by a form (erased, suppressed after a bounce or a
         # complaint, blocklisted): answered like any other, nothing subscribed.
         REFUSED = "refused", "Not mailable"
+        # A resource or evaluation form sent without the box for the lists ticked: the
+        # person asked for the resource or an evaluation, and joined no list.
+        REQUESTED = "requested", "Asked, joined no list"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     form = models.ForeignKey(Form, on_delete=models.CASCADE, related_name="submissions")
@@ -203,5 +206,29 @@ class WelcomeMessage(models.Model):
         return f"welcome message of list {self.mailing_list_id}"
 
 
-from .models_altcha import FormProtection, SolvedChallenge  # noqa: E402, F401  (ALTCHA)
-from .models_webinars import Event, Registration, Reminder, WebinarForm  # noqa: E402, F401
+from .models_altcha import FormProtection, SolvedChallenge  # noqa: E402  (ALTCHA)
+from .models_leads import EvaluationSetup, Lead, LeadEvent  # noqa: E402
+from .models_resources import Resource, ResourceDownload, ResourceForm, ResourceGrant  # noqa: E402
+from .models_webinars import Event, Registration, Reminder, WebinarForm  # noqa: E402
+
+__all__ = [
+    "Confirmation",
+    "ConfirmationList",
+    "EvaluationSetup",
+    "Event",
+    "Form",
+    "FormProtection",
+    "FormViews",
+    "Lead",
+    "LeadEvent",
+    "Registration",
+    "Reminder",
+    "Resource",
+    "ResourceDownload",
+    "ResourceForm",
+    "ResourceGrant",
+    "SolvedChallenge",
+    "Submission",
+    "WebinarForm",
+    "WelcomeMessage",
+]

@@ -4,7 +4,7 @@ pages under /app/<ws>/forms/."""
 from django.conf import settings
 from django.urls import include, path
 
-from . import views, views_altcha, views_manage, views_public, views_webinars
+from . import views, views_altcha, views_manage, views_public, views_resources, views_webinars
 
 urlpatterns = [
     path(
@@ -21,6 +21,9 @@ urlpatterns = [
     path("f/c/<str:token>", views_public.confirm, name="signup-confirm"),
     path("app/<slug:ws>/events/", include("mailmarketer.signup.urls_webinars")),
     path("f/w/<str:token>", views_webinars.cancel, name="webinar-cancel"),
+    path("f/r/<str:token>", views_resources.download, name="resource-download"),
+    path("app/<slug:ws>/resources/", include("mailmarketer.signup.urls_resources")),
+    path("app/<slug:ws>/leads/", include("mailmarketer.signup.urls_leads")),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
     path("f/u/<str:token>", views.unsubscribe, name="unsubscribe"),
     # The preference centre ("Manage your subscription" in every message) and its mailed links.

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views_forms as views
+from . import views_leads, views_resources
 
 urlpatterns = [
     path("", views.forms_home, name="forms-home"),
@@ -12,4 +13,6 @@ urlpatterns = [
     path("<int:form_id>/preview/", views.form_preview, name="forms-preview"),
     path("<int:form_id>/delete/", views.form_delete, name="forms-delete"),
     path("welcome/<int:list_id>/", views.welcome_edit, name="forms-welcome"),
+    path("<int:form_id>/resource/", views_resources.form_resource, name="forms-resource"),
+    path("<int:form_id>/evaluation/", views_leads.form_evaluation, name="forms-evaluation"),
 ]

@@ -24,7 +24,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
-from . import altcha, queries
+from . import altcha, leads, queries, resources
 from .actions import (
     AVAILABLE_KINDS,
     Blocked,
@@ -39,6 +39,7 @@ from .fields import (
     EMAIL,
     HONEYPOT,
     LISTS,
+    OPTIONAL_CONSENT_KINDS,
     TOKEN,
     TRACKING,
     label_of,
@@ -57,9 +58,21 @@ from .webinars import RegistrationClosed
 MAX_BODY = 32 * 1024
 
 
+def _ready(form: Form | None) -> bool:
+    """A form that can be shown and sent: of a kind that exists, and set up for it (a resource
+    form gives a resource, an evaluation form offers products)."""
+    if form is None or form.kind not in AVAILABLE_KINDS:
+        return False
+    if form.kind == Form.Kind.RESOURCE:
+        return resources.resource_of(form) is not None
+    if form.kind == Form.Kind.EVALUATION:
+        return leads.setup_of(form) is not None
+    return True
+
+
 def _form_or_404(ws: str, form_slug: str) -> Form:
     form = queries.public_form(ws, form_slug)
-    if form is None or form.kind not in AVAILABLE_KINDS:
+    if not _ready(form):
         raise Http404("No such form")
     return form
 
@@ -140,9 +153,11 @@ def page_context(form: Form, *, values=None, errors=None, problem: str = "") -> 
             f"{key}: {message}"
             for key, message in errors.items()
             if key
-            not in {EMAIL, CONSENT, LISTS, altcha.FIELD, "event", *(s["key"] for s in form.fields)}
+            not in {EMAIL, CONSENT, LISTS, altcha.FIELD, "event", leads.PRODUCT, leads.MESSAGE}
+            | {s["key"] for s in form.fields}
         ],
         "problem": problem,
+        **_kind_context(form, values, errors),
         # Rendered exactly as stored: the words a consent record points at are these words.
         "notice_text": form.notice.text,
         # The optional second box (activity tracking), its words likewise exact.
@@ -170,19 +185,82 @@ def _altcha_context(form: Form) -> dict | None:
     }
 
 
+def _kind_context(form: Form, values: dict, errors: dict) -> dict:
+    """What a resource or evaluation form shows besides a newsletter form's fields."""
+    context = {
+        "consent_optional": form.kind in OPTIONAL_CONSENT_KINDS,
+        # A form of those kinds without lists asks for no consent: there is nothing to join.
+        "consent_shown": form.kind not in OPTIONAL_CONSENT_KINDS or form.lists.exists(),
+        "evaluation": None,
+    }
+    if form.kind == Form.Kind.EVALUATION:
+        setup = leads.setup_of(form)
+        w = leads.words(form.language)
+
+        def value(key):
+            got = values.get(key, "")
+            return got if isinstance(got, str) else ""
+
+        context["evaluation"] = {
+            "products": setup.products if setup else [],
+            "product": value(leads.PRODUCT),
+            "message": value(leads.MESSAGE),
+            "product_error": errors.get(leads.PRODUCT, ""),
+            "message_error": errors.get(leads.MESSAGE, ""),
+            "product_label": w["product"],
+            "message_label": w["message"],
+            "message_limit": leads.MESSAGE_LIMIT,
+        }
+    return context
+
+
 def _page(request, form: Form, context: dict, status: int = 200) -> HttpResponse:
     response = _public(render(request, "signup/form_page.html", context, status=status))
     response.headers["Content-Security-Policy"] = _csp(form)
     return response
 
 
-def _thanks(request, form: Form) -> HttpResponse:
+KIND_THANKS = {
+    Form.Kind.RESOURCE: {
+        "en": "Thank you. We have sent the download link to your address; if a list you chose "
+        "needs confirming, a link for that is on its way too.",
+        "de": "Vielen Dank. Wir haben den Download-Link an Ihre Adresse geschickt; muss eine "
+        "gewählte Liste bestätigt werden, kommt dafür ebenfalls ein Link.",
+    },
+    Form.Kind.EVALUATION: {
+        "en": "Thank you: we have your request and will be in touch.",
+        "de": "Vielen Dank: Ihre Anfrage ist bei uns angekommen, wir melden uns.",
+    },
+}
+
+
+def _thanks_text(form: Form) -> str:
+    """The form's own message, else the built-in one of its kind and language."""
+    if form.success_message:
+        return form.success_message
+    by_kind = KIND_THANKS.get(form.kind)
+    if by_kind:
+        return by_kind.get(form.language, by_kind["en"])
+    return webinar_thanks(form) or text(form.language, "thanks")
+
+
+def _download_now(form: Form, submission) -> str:
+    """The download link to show at once: resource forms whose lists are all single opt-in."""
+    grant = getattr(submission, "grant", None)
+    if grant is None or not resources.at_once(form):
+        return ""
+    return resources.download_url(grant)
+
+
+def _thanks(request, form: Form, submission=None) -> HttpResponse:
     if form.redirect_url:
         return _public(HttpResponseRedirect(form.redirect_url, status=303))
-    message = form.success_message or webinar_thanks(form) or text(form.language, "thanks")
+    message = _thanks_text(form)
     context = {
         "form": form,
         "message": message,
+        "download_url": _download_now(form, submission),
+        "download_label": resources.LINK_TEXTS.get(form.language, resources.LINK_TEXTS["en"]),
         "language": form.language,
         "sender": form.workspace.sender_name or form.workspace.name,
     }
@@ -230,7 +308,7 @@ def _read_body(request, *, as_json: bool):
 
 
 def _submit(request, form: Form, data, *, as_json: bool):
-    """Every check, then the submission. Raises Refusal; returns nothing on success."""
+    """Every check, then the submission. Raises Refusal; returns the submission."""
     language = form.language
     origin = request.headers.get("Origin")
     if not _origin_allowed(form, origin):
@@ -243,6 +321,9 @@ def _submit(request, form: Form, data, *, as_json: bool):
         raise Refusal(400, text(language, "blocked"))
     offered = [m.pk for m in queries.offered_lists(form)]
     submitted = read_submission(form, data, offered_list_ids=offered, language=language)
+    if form.kind == Form.Kind.EVALUATION:
+        submitted.extra, lead_errors = leads.read_lead_fields(form, data, language)
+        submitted.errors.update(lead_errors)
     if submitted.errors:
         raise Refusal(422, text(language, "problem"), errors=submitted.errors)
     solved = None
@@ -258,7 +339,7 @@ def _submit(request, form: Form, data, *, as_json: bool):
         referrer=_header(request, "Referer"),
     )
     try:
-        do_submit_form(form, submitted, visit, solved=solved)
+        return do_submit_form(form, submitted, visit, solved=solved)
     except Blocked as blocked:
         raise Refusal(429, text(language, blocked.reason)) from None
     except altcha.AltchaRefused as refused:
@@ -284,7 +365,7 @@ def form_page(request, ws: str, form_slug: str):
     data = {}
     try:
         data = _read_body(request, as_json=False)
-        _submit(request, form, data, as_json=False)
+        submission = _submit(request, form, data, as_json=False)
     except Refusal as refusal:
         message = _message(form, refusal)
         errors = dict(refusal.errors or {})
@@ -292,7 +373,7 @@ def form_page(request, ws: str, form_slug: str):
             errors[refusal.field] = message
         context = page_context(form, values=_values(data), errors=errors, problem=message)
         return _page(request, form, context, status=refusal.status)
-    return _thanks(request, form)
+    return _thanks(request, form, submission)
 
 
 def _values(data) -> dict:
@@ -308,7 +389,7 @@ def _values(data) -> dict:
 def form_json(request, ws: str, form_slug: str):
     form = queries.public_form(ws, form_slug)
     origin = request.headers.get("Origin")
-    if form is None or form.kind not in AVAILABLE_KINDS:
+    if not _ready(form):
         return JsonResponse({"code": "not_found", "message": "no such form"}, status=404)
     if request.method == "OPTIONS":
         response = HttpResponse(status=204)
@@ -319,7 +400,7 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(response, form, origin)
     try:
         data = _read_body(request, as_json=True)
-        _submit(request, form, data, as_json=True)
+        submission = _submit(request, form, data, as_json=True)
     except Refusal as refusal:
         message = _message(form, refusal)
         body = {"code": _code(refusal), "message": message}
@@ -330,9 +411,11 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(JsonResponse(body, status=refusal.status), form, origin)
     body = {
         "status": "ok",
-        "message": form.success_message or webinar_thanks(form) or text(form.language, "thanks"),
+        "message": _thanks_text(form),
         "redirect": form.redirect_url or None,
     }
+    if form.kind == Form.Kind.RESOURCE:
+        body["download_url"] = _download_now(form, submission) or None
     return _cors(JsonResponse(body), form, origin)
 
 

@@ -21,6 +21,7 @@ SECTIONS = [
     Section("Dashboard", "app-dashboard", p.WORKSPACE_VIEW),
     Section("Audience", "audience-home", p.AUDIENCE_VIEW),
     Section("Forms", "forms-home", p.FORMS_VIEW),
+    Section("Leads", "leads-home", p.LEADS_VIEW),
     Section("Campaigns", "campaigns-home", p.CAMPAIGNS_VIEW),
     Section("Deliverability", "deliverability", p.CAMPAIGNS_VIEW),
     Section("Analytics", "analytics-home", p.ANALYTICS_VIEW),

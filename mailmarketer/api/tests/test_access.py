@@ -14,6 +14,8 @@ from mailmarketer.api.urls import api
 EXPECTED = {
     ("GET", "/me"): p.WORKSPACE_VIEW,
     ("GET", "/workspace"): p.SETTINGS_VIEW,
+    ("GET", "/leads"): p.LEADS_VIEW,
+    ("PATCH", "/leads/{lead_id}"): p.LEADS_MANAGE,
     ("PATCH", "/workspace"): p.SETTINGS_MANAGE,
     ("GET", "/events"): p.FORMS_VIEW,
     ("POST", "/events"): p.FORMS_MANAGE,

@@ -29,6 +29,8 @@ ROUTES = {
     ("PATCH", "/forms/{form_id}"): p.FORMS_MANAGE,
     ("DELETE", "/forms/{form_id}"): p.FORMS_MANAGE,
     ("GET", "/forms/{form_id}/submissions"): p.FORMS_VIEW,
+    ("PUT", "/forms/{form_id}/evaluation"): p.FORMS_MANAGE,  # api/leads.py
+    ("PUT", "/forms/{form_id}/resource"): p.FORMS_MANAGE,  # api/leads.py
 }
 BODY = {
     "name": "Newsletter",
@@ -119,7 +121,7 @@ def test_it_names_the_field_it_refuses(tokens, as_token, news, change, field):
 
 def test_it_says_which_kinds_are_not_available_yet(tokens, as_token, news):
     response = as_token(tokens.owner.raw).request(
-        "POST", "/api/v1/forms", {**BODY, "kind": "evaluation"}
+        "POST", "/api/v1/forms", {**BODY, "kind": "webinar"}
     )
     assert "not available yet" in response.json()["errors"][0]["message"]
 

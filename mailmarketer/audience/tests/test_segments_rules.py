@@ -44,8 +44,9 @@ def refusal(rules, **kwargs) -> str:
         ),
         (
             tree({"type": "opened", "campaign": 3}),
+            # The kinds other packages register (signup's downloaded and lead, ...) follow.
             "rules.root.children[0].type: unknown condition type 'opened'; use one of group, "
-            "attribute, field, list",
+            "attribute,",
         ),
         (tree({"field": "email"}), "rules.root.children[0].type: missing; use one of group"),
         (

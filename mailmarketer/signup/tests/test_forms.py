@@ -31,14 +31,6 @@ def make(workspace, default_lists, actor, **changes):
     return do_create_form(workspace, **fields)
 
 
-@pytest.mark.parametrize("kind", ["resource", "evaluation"])
-def test_it_refuses_the_kinds_not_built_yet(personas, news, staff, kind):
-    with pytest.raises(FormError, match="not available yet") as refused:
-        make(personas.acme, [news], staff, kind=kind)
-    assert refused.value.field == "kind"
-    assert not Form.objects.exists()
-
-
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
