@@ -414,8 +414,13 @@ def do_submit_form(
             # A new address has nothing to renew: only a double opt-in list makes this
             # sign-up wait for a confirmation mail, and the name with it (see below). Set
             # now, it saves an update and its audit row.
-            # A webinar registration always mails (the invitation): its name waits too.
-            no_mail = event is None and all(m.optin != MailingList.OptIn.DOUBLE for m in lists)
+            # A webinar registration and a resource request always mail (the invitation, the
+            # download link): their names wait too.
+            no_mail = (
+                event is None
+                and form.kind != Form.Kind.RESOURCE
+                and all(m.optin != MailingList.OptIn.DOUBLE for m in lists)
+            )
             subscriber = audience.do_create_subscriber(
                 workspace,
                 email=submitted.email,

@@ -102,7 +102,6 @@ def test_it_creates_a_form_with_its_notice(tokens, as_token, news):
     ("change", "field"),
     [
         ({"kind": "webinar"}, "event"),
-        ({"kind": "resource"}, "kind"),
         ({"kind": "webinar", "event": 999}, "event"),
         ({"redirect_url": "https://evil.test/"}, "redirect_url"),
         ({"lists": ["nope"]}, "lists"),
@@ -117,13 +116,6 @@ def test_it_names_the_field_it_refuses(tokens, as_token, news, change, field):
     assert response.status_code == 422, response.content
     assert field in {e["field"] for e in response.json()["errors"]}
     assert not Form.objects.exists()
-
-
-def test_it_says_which_kinds_are_not_available_yet(tokens, as_token, news):
-    response = as_token(tokens.owner.raw).request(
-        "POST", "/api/v1/forms", {**BODY, "kind": "webinar"}
-    )
-    assert "not available yet" in response.json()["errors"][0]["message"]
 
 
 def test_it_refuses_a_taken_slug_with_409(tokens, as_token, form):

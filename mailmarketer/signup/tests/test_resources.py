@@ -27,6 +27,7 @@ from mailmarketer.signup.models import (
     Submission,
 )
 from mailmarketer.signup.resources import make_download_token
+from mailmarketer.signup.testing import altcha_payload
 
 from .kinds_support import (
     EPUB_BYTES,
@@ -284,7 +285,12 @@ def test_it_says_in_json_where_to_download_on_a_single_opt_in_form(guide_form):
 
     response = Client().post(
         "/f/acme/guide.json",
-        {**ANN, "consent": True, "form_token": make_form_token(guide_form.pk, EMBED)},
+        {
+            **ANN,
+            "consent": True,
+            "form_token": make_form_token(guide_form.pk, EMBED),
+            "altcha": altcha_payload(guide_form),
+        },
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
