@@ -327,3 +327,9 @@ IMPORT_FILE_RETENTION = timedelta(days=env_int("MM_IMPORT_FILE_RETENTION_DAYS", 
 # Request bodies read into memory (not file uploads, which stream to disk): room for the API's
 # bulk add of 10,000 people per call (Django's default of 2.5 MB fits only ~250 bytes each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+# Website tracking (tracking/views_web.py): hits per IP address per minute at /t/e, counted per
+# web process; one address over it is refused (counted apart) without slowing anyone else.
+TRACKING_IP_HITS_PER_MINUTE = env_int("MM_TRACKING_IP_HITS_PER_MINUTE", 600, minimum=1)
+# Where hits go when the database cannot take them (tracking/spool.py); the worker replays it.
+TRACKING_SPOOL_DIR = DATA_DIR / "spool"

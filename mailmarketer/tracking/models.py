@@ -80,3 +80,6 @@ class FactDay(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.object_key} {self.day} x{self.count}"
+
+
+from .models_web import *  # noqa: E402,F403 (trackweb: sites, web hits, roll-ups)
