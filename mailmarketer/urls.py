@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("mailmarketer.campaigns.urls")),
     path("", include("mailmarketer.delivery.urls")),
     path("t/", include("mailmarketer.tracking.urls")),
+    path("", include("mailmarketer.tracking.urls_web")),
     path("", include("mailmarketer.campaigns.urls_public")),
     path("", include("mailmarketer.signup.urls_public_forms")),  # last: /f/<ws>/<form>
     path("api/v1/", api.urls),
