@@ -46,8 +46,7 @@ def clean_origins(value: str, domain: str) -> str:
         host = parts.hostname or ""
         if (
             parts.scheme not in ("http", "https")
-            or not _HOST.match(host)
-            and host not in ("127.0.0.1", "[::1]", "::1")
+            or (not _HOST.match(host) and host not in ("127.0.0.1", "::1"))
             or parts.path not in ("", "/")
             or parts.query
             or parts.fragment

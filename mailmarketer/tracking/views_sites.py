@@ -87,10 +87,9 @@ def site_edit(request, site_id: int):
         raise Http404("No such site")
     initial = {f: getattr(site, f) for f in actions_web.FIELDS}
     form = SiteForm(request.POST or None, initial=initial)
-    if request.method == "POST":
-        if _save(request, form, site) is not None:
-            queries_web.forget_sites()
-            return redirect("site", ws=request.workspace.slug, site_id=site.pk)
+    if request.method == "POST" and _save(request, form, site) is not None:
+        queries_web.forget_sites()
+        return redirect("site", ws=request.workspace.slug, site_id=site.pk)
     return render(
         request,
         "tracking/site_form.html",
