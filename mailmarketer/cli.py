@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mailmarketer.accounts import cli_args as accounts_cli
 from mailmarketer.audience import cli_args as audience_cli
+from mailmarketer.tracking import cli_args as tracking_cli
 from mailmarketer.web import cli_args as web_cli
 
 PROG = "mailmarketer"
@@ -43,7 +44,12 @@ class DotenvError(Exception):
 
 # The argument definitions live with the commands (each package's cli_args.py), which the
 # management commands and this parser share; the order here is the order `--help` lists them.
-SUBCOMMANDS = {**web_cli.COMMANDS, **accounts_cli.COMMANDS, **audience_cli.COMMANDS}
+SUBCOMMANDS = {
+    **web_cli.COMMANDS,
+    **accounts_cli.COMMANDS,
+    **audience_cli.COMMANDS,
+    **tracking_cli.COMMANDS,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -333,3 +333,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 TRACKING_IP_HITS_PER_MINUTE = env_int("MM_TRACKING_IP_HITS_PER_MINUTE", 600, minimum=1)
 # Where hits go when the database cannot take them (tracking/spool.py); the worker replays it.
 TRACKING_SPOOL_DIR = DATA_DIR / "spool"
+# Seconds a day's roll-up waits after being marked (tracking/rollup.py): a busy day is rebuilt
+# at most this often.
+TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)

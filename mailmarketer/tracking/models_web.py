@@ -97,7 +97,11 @@ class ReferrerClass(models.TextChoices):
 
 
 class WebHit(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Not indexed: every read goes by site (which belongs to one workspace); an index less
+    # makes the insert, the one hot path, cheaper.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_index=False)
     at = models.DateTimeField()
     kind = models.CharField(max_length=8, choices=HitKind.choices, default=HitKind.PAGEVIEW)
@@ -133,7 +137,12 @@ class WebHit(models.Model):
     # The identified tier only: set when the person's visitor token came with the hit and
     # their tracking consent allows it.
     subscriber = models.ForeignKey(
-        Subscriber, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Subscriber,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -143,8 +152,16 @@ class WebHit(models.Model):
         indexes = [
             # The roll-up duty reads one site's hits of one hour or day.
             models.Index(fields=["site", "at"], name="tracking_webhit_site_at"),
-            # Privacy duty: whole IPs past their time.
-            models.Index(fields=["ip_whole", "at"], name="tracking_webhit_ipwhole"),
+            # Partial indexes, so the anonymous majority of hits costs them nothing: whole IPs
+            # for the privacy duty, a person's hits for their export, erasure and timeline.
+            models.Index(
+                fields=["at"], name="tracking_webhit_ipwhole", condition=models.Q(ip_whole=True)
+            ),
+            models.Index(
+                fields=["subscriber", "at"],
+                name="tracking_webhit_person",
+                condition=models.Q(subscriber__isnull=False),
+            ),
         ]
 
     def __str__(self):
@@ -199,6 +216,8 @@ class RollupDue(models.Model):
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
+    # When the day was first marked since its last rebuild (a conflict keeps the first).
+    marked_at = models.DateTimeField(default=now)
 
     class Meta:
         constraints = [

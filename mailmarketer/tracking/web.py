@@ -325,30 +325,49 @@ def _insert_sql(count: int) -> str:
 CHUNK = 1000
 
 
+AT = COLUMNS.index("at")
+
+
+def insert_tuples(rows: list[tuple], new_keys: set | None = None, adapted: bool = False) -> int:
+    """INSERTs rows (values in COLUMNS order), skipping those whose key is stored; returns how
+    many were new, and adds their keys to `new_keys` when given (RETURNING, on both
+    databases: SQLite has had it since 3.35). `adapted`: the times are already in the
+    database's form (connection.ops.adapt_datetimefield_value). Call inside a transaction."""
+    adapt = connection.ops.adapt_datetimefield_value
+    stored = 0
+    returning = " RETURNING key" if new_keys is not None else ""
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            params = []
+            for row in chunk:
+                if not adapted:
+                    row = list(row)
+                    row[AT] = adapt(row[AT])
+                params.extend(row)
+            cursor.execute(_insert_sql(len(chunk)) + returning, params)
+            if new_keys is None:
+                stored += max(cursor.rowcount, 0)
+            else:
+                keys = [key for (key,) in cursor.fetchall()]
+                new_keys.update(keys)
+                stored += len(keys)
+    return stored
+
+
 def store_rows(rows: list[dict]) -> int:
     """Writes the hits in one transaction; returns how many were new. Identified hits add the
     person's "visited" facts; every (site, day) touched is marked for the roll-up duty."""
     if not rows:
         return 0
-    ops = connection.ops
-    stored = 0
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), CHUNK):
-                chunk = rows[start : start + CHUNK]
-                params = []
-                for row in chunk:
-                    for column in COLUMNS:
-                        value = row[column]
-                        if column == "at":
-                            value = ops.adapt_datetimefield_value(value)
-                        params.append(value)
-                cursor.execute(_insert_sql(len(chunk)), params)
-                stored += max(cursor.rowcount, 0)
+        new_keys: set[str] = set()
+        stored = insert_tuples([tuple(row[c] for c in COLUMNS) for row in rows], new_keys)
+        # Facts only for hits new here: a replayed spool line must not count twice.
         identified = [
             facts.Hit(r["workspace_id"], r["subscriber_id"], FactKind.VISITED, key, r["at"])
             for r in rows
-            if r["subscriber_id"] and r["kind"] == HitKind.PAGEVIEW
+            if r["subscriber_id"] and r["kind"] == HitKind.PAGEVIEW and r["key"] in new_keys
             for key in (
                 facts.object_key("site", r["site_id"]),
                 facts.object_key("path", f"{r['site_id']}:{r['path']}"),
