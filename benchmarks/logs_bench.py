@@ -157,9 +157,11 @@ def run_goaccess(log: Path, out_dir: Path) -> tuple[float, dict]:
         for child in group.get("items", []):
             if str(child.get("data", "")).startswith("404"):
                 not_found += child["hits"]["count"]
-    requests = len(data.get("requests", {}).get("data", []))
-    static = len(data.get("static_requests", {}).get("data", []))
-    not_found_paths = len(data.get("not_found", {}).get("data", []))
+    # GoAccess files each distinct path under one of three: pages, static files (downloads
+    # count there too) and 404s; the panels' lists are cut at --max-items, the counts are not.
+    unique = sum(
+        general.get(k) or 0 for k in ("unique_files", "unique_static_files", "unique_not_found")
+    )
     return (
         elapsed,
         cpu,
@@ -168,7 +170,7 @@ def run_goaccess(log: Path, out_dir: Path) -> tuple[float, dict]:
             "valid": general.get("valid_requests"),
             "bad": general.get("failed_requests"),
             "not_found": not_found,
-            "unique_paths": requests + static + not_found_paths,
+            "unique_paths": unique,
         },
     )
 

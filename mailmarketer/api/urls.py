@@ -7,6 +7,7 @@ from .imports import router as imports_router
 from .lists import router as lists_router
 from .segments import router as segments_router
 from .senders import router as senders_router
+from .sites import router as sites_router
 from .subscribers import router as subscribers_router
 from .workspace import router as workspace_router
 
@@ -19,3 +20,4 @@ api.add_router("", imports_router)
 api.add_router("", senders_router)
 api.add_router("", campaigns_router)
 api.add_router("", forms_router)
+api.add_router("", sites_router)

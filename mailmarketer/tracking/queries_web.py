@@ -50,3 +50,122 @@ def sites_of(workspace) -> list[Site]:
 
 def get_site(workspace, site_id: int) -> Site | None:
     return Site.objects.filter(workspace=workspace, pk=site_id).first()
+
+
+# -- the website report: roll-ups only ----------------------------------------------------------
+
+# What each dimension is ranked by: page views for pages and technology, visits for how people
+# arrived and left, hits for clicks and events.
+RANK_BY = {
+    "page": "pageviews",
+    "entry": "visits",
+    "exit": "visits",
+    "outbound": "hits",
+    "download": "hits",
+    "event": "hits",
+    "referrer": "visits",
+    "refclass": "visits",
+    "utm_source": "visits",
+    "utm_medium": "visits",
+    "utm_campaign": "visits",
+    "browser": "pageviews",
+    "os": "pageviews",
+    "device": "pageviews",
+}
+DIMENSION_LABELS = {
+    "page": "Top pages",
+    "entry": "Entry pages",
+    "exit": "Exit pages",
+    "outbound": "Outbound links",
+    "download": "Downloads",
+    "event": "Custom events",
+    "referrer": "Referrers",
+    "refclass": "Referrer classes",
+    "utm_source": "UTM sources",
+    "utm_medium": "UTM media",
+    "utm_campaign": "UTM campaigns",
+    "browser": "Browsers",
+    "os": "Operating systems",
+    "device": "Devices",
+}
+METRICS = ("hits", "pageviews", "visitors", "visits", "bounces", "duration")
+
+
+def _bounds(first, last):
+    from datetime import UTC, datetime, time, timedelta
+
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    return start, datetime.combine(last, time.min, tzinfo=UTC) + timedelta(days=1)
+
+
+def _totals(site, first, last) -> dict:
+    from django.db.models import Sum
+
+    from .models_web import WebRollup
+
+    start, end = _bounds(first, last)
+    sums = WebRollup.objects.filter(
+        site=site, period="day", dimension="total", value="", start__gte=start, start__lt=end
+    ).aggregate(**{m: Sum(m) for m in METRICS})
+    sums = {m: sums[m] or 0 for m in METRICS}
+    visits = sums["visits"]
+    sums["bounce_rate"] = round(100 * sums["bounces"] / visits, 1) if visits else None
+    sums["visit_duration"] = round(sums["duration"] / visits) if visits else None
+    return sums
+
+
+def site_totals(site, first, last) -> dict:
+    """The range's figures and the same-length range before it, with the change in percent."""
+    length = last - first
+    from datetime import timedelta
+
+    previous = _totals(site, first - length - timedelta(days=1), first - timedelta(days=1))
+    current = _totals(site, first, last)
+    change = {}
+    for key, value in current.items():
+        before = previous.get(key)
+        change[key] = (
+            round(100 * (value - before) / before, 1) if value is not None and before else None
+        )
+    return {"current": current, "previous": previous, "change": change}
+
+
+def site_series(site, first, last) -> list[dict]:
+    """Per hour for a range of up to two days, per day otherwise."""
+    from .models_web import WebRollup
+
+    start, end = _bounds(first, last)
+    period = "hour" if (last - first).days < 2 else "day"
+    rows = WebRollup.objects.filter(
+        site=site, period=period, dimension="total", value="", start__gte=start, start__lt=end
+    ).order_by("start")
+    return [
+        {"start": r.start, "period": period, "visitors": r.visitors, "pageviews": r.pageviews,
+         "visits": r.visits}
+        for r in rows
+    ]  # fmt: skip
+
+
+def site_top(site, first, last, dimension: str, limit: int = 20) -> list[dict]:
+    from django.db.models import Sum
+
+    from .models_web import WebRollup
+
+    if dimension not in RANK_BY:
+        raise ValueError(f"unknown dimension {dimension!r}")
+    start, end = _bounds(first, last)
+    rank = RANK_BY[dimension]
+    rows = (
+        WebRollup.objects.filter(
+            site=site, period="day", dimension=dimension, start__gte=start, start__lt=end
+        )
+        .values("value")
+        .annotate(**{m: Sum(m) for m in METRICS})
+        .order_by(f"-{rank}", "value")[:limit]
+    )
+    found = []
+    for row in rows:
+        visits = row["visits"]
+        row["bounce_rate"] = round(100 * row["bounces"] / visits, 1) if visits else None
+        found.append(row)
+    return found
