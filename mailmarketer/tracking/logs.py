@@ -369,7 +369,7 @@ class Importer:
         self.progress = progress
         self.totals = Totals()
         self.salts: dict[date, str] = {}
-        self.site_host = site.domain.lower()
+        self.site_hosts = web.own_hosts(site)
         self.ip_mode = str(site.ip_mode)
         self.overlap = overlap
         self._writer: _Writer | None = None
@@ -388,7 +388,7 @@ class Importer:
 
     def _referrer(self, referrer: str) -> tuple[str, str, str]:
         ref, host = web.referrer_parts(referrer)
-        return ref, host, web.referrer_class(host, self.site_host)
+        return ref, host, web.referrer_class(host, self.site_hosts)
 
     def run(self, paths: list[Path]) -> Totals:
         """Imports the files in order. With `overlap`, batches are written by a second thread

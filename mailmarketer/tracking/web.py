@@ -139,12 +139,24 @@ def _matches(host: str, names: tuple[str, ...]) -> bool:
     return any(("." + name + ".") in padded or padded.startswith("." + name) for name in names)
 
 
+def own_hosts(site: Site) -> tuple[str, ...]:
+    """The hosts whose referrers are the site itself: its domain and its origins' hosts."""
+    hosts = [site.domain.lower().removeprefix("www.")]
+    for origin in site.origin_list():
+        host = (urlsplit(origin).hostname or "").removeprefix("www.")
+        if host and host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
 @lru_cache(maxsize=8192)
-def referrer_class(host: str, site_host: str) -> str:
+def referrer_class(host: str, site_hosts: tuple[str, ...] | str) -> str:
     if not host:
         return ReferrerClass.DIRECT
     bare = host.removeprefix("www.")
-    if bare == site_host.removeprefix("www.") or bare.endswith("." + site_host):
+    if isinstance(site_hosts, str):
+        site_hosts = (site_hosts.removeprefix("www."),)
+    if any(bare == own or bare.endswith("." + own) for own in site_hosts):
         return ReferrerClass.INTERNAL
     if _matches(bare, WEBMAIL):
         return ReferrerClass.EMAIL
@@ -278,7 +290,7 @@ def hit_row(
     referrer, referrer_host = referrer_parts(referrer)
     browser, version, os_name, os_version, device, _bot = agent_info or agent(ua)
     stored_ip, whole = kept_ip(site, ip)
-    ref_class = utm_class(utm) or referrer_class(referrer_host, site.domain.lower())
+    ref_class = utm_class(utm) or referrer_class(referrer_host, own_hosts(site))
     return {
         "workspace_id": site.workspace_id,
         "site_id": site.pk,

@@ -46,13 +46,15 @@
     var orig = H[name];
     H[name] = function () {
       var r = orig.apply(this, arguments);
-      view();
+      setTimeout(view, 0); // after the app has set the new page's title
       return r;
     };
   }
   wrap("pushState");
   wrap("replaceState");
-  w.addEventListener("popstate", view);
+  w.addEventListener("popstate", function () {
+    setTimeout(view, 0);
+  });
   function click(e) {
     var a = e.target && e.target.closest && e.target.closest("a[href]");
     if (!a || !/^https?:$/.test(a.protocol)) return;
