@@ -56,7 +56,7 @@ class StaticSite:
         }
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 kind, body = files.get(self.path.split("?")[0], ("text/plain", "not found"))
                 self.send_response(200 if self.path.split("?")[0] in files else 404)
                 self.send_header("Content-Type", kind)
