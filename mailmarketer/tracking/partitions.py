@@ -86,6 +86,9 @@ def drop_older_than(moment: datetime) -> bool:
         month = date(int(suffix[:4]), int(suffix[4:]), 1)
         if month < limit:
             with connection.cursor() as cursor:
+                # Deferred foreign-key checks of rows written earlier in this transaction
+                # must run first: PostgreSQL refuses to drop a table with pending ones.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"DROP TABLE {name}")
             _made.discard(name)
             dropped = True
