@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -46,6 +47,102 @@ def post(base: str, number: int) -> int:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status
+
+
+def start_web(env, tmp_path, port):
+    log = (tmp_path / "web.log").open("w")
+    proc = subprocess.Popen(
+        [MAILMARKETER, "web", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the master and its workers
+    )
+    log.close()
+    return proc
+
+
+def healthy(base: str):
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return False
+
+    return check
+
+
+def key_of(number: int) -> str:
+    return hashlib.sha256(f"{KEY}:h{number}".encode()).hexdigest()[:32]
+
+
+PG_URL = os.environ.get("MM_TEST_DATABASE_URL", "")
+
+
+@pytest.mark.skipif(not PG_URL.startswith("postgres"), reason="needs MM_TEST_DATABASE_URL")
+def test_it_spools_hits_the_database_refuses_and_the_worker_replays_them_once(tmp_path):
+    """The web process's role loses the right to write hits mid-stream (PostgreSQL answers
+    every INSERT with an error, as it does when it is going down or read-only); every hit
+    answered 2xx meanwhile is spooled, and once the right is back a real worker replays the
+    spool: every acknowledged hit is stored, none twice."""
+    import psycopg
+
+    name = f"mm_spool_{secrets.token_hex(4)}"
+    role = f"mm_web_{secrets.token_hex(4)}"
+    server = PG_URL.rsplit("/", 1)[0]
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+    data = tmp_path / "var"
+    common = {"MM_ENCRYPTION_KEY": "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdDE=",
+              "MM_TRACKING_IP_HITS_PER_MINUTE": "1000000"}  # fmt: skip
+    owner_env = cli_env(data, MM_DATABASE_URL=f"{server}/{name}", **common)
+    user = server.replace("//postgres@", f"//{role}@")
+    web_env = cli_env(data, MM_DATABASE_URL=f"{user}/{name}", **common)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = worker = None
+    try:
+        assert run_cli("migrate", env=owner_env, cwd=tmp_path).returncode == 0
+        assert run_cli("manage", "shell", "-c", SETUP, env=owner_env, cwd=tmp_path).returncode == 0
+        with psycopg.connect(f"{server}/{name}", autocommit=True) as db:
+            db.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+            db.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        proc = start_web(web_env, tmp_path, port)
+        wait_for(healthy(base), 60, what="/healthz")
+        acknowledged = [n for n in range(40) if post(base, n) == 204]
+        with psycopg.connect(f"{server}/{name}", autocommit=True) as db:
+            db.execute(f"REVOKE INSERT ON tracking_webhit FROM {role}")
+            acknowledged += [n for n in range(40, 120) if post(base, n) == 204]
+            spooled = list((data / "spool").glob("hits-*.jsonl"))
+            assert spooled, "nothing was spooled"
+            db.execute(f"GRANT INSERT ON tracking_webhit TO {role}")
+        acknowledged += [n for n in range(120, 140) if post(base, n) == 204]
+        assert len(acknowledged) == 140
+        worker = subprocess.Popen(
+            [MAILMARKETER, "worker"], env=owner_env, cwd=tmp_path,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        spool = data / "spool"
+        wait_for(lambda: not any(spool.iterdir()), 60, what="the spool replayed")
+        with psycopg.connect(f"{server}/{name}") as db:
+            stored = [k for (k,) in db.execute("SELECT key FROM tracking_webhit").fetchall()]
+    finally:
+        for process in (worker, proc):
+            if process is not None and process.poll() is None:
+                if process is proc:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    process.terminate()
+                process.wait(timeout=20)
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+    assert len(stored) == len(set(stored)) == 140
+    assert set(stored) == {key_of(n) for n in acknowledged}
 
 
 def test_it_keeps_every_acknowledged_hit_when_the_web_process_is_killed(tmp_path):
