@@ -7,6 +7,8 @@ from . import views_report, views_sites
 SITES = "app/<slug:ws>/analytics/sites/"
 
 urlpatterns = [
+    # The navigation's "Analytics" (web/nav.py) lands here; merge point with the email reports.
+    path("app/<slug:ws>/analytics/", views_sites.analytics_home, name="analytics-home"),
     path(SITES, views_sites.sites, name="sites"),
     path(SITES + "new/", views_sites.site_create, name="site-create"),
     path(SITES + "<int:site_id>/", views_sites.site_detail, name="site"),

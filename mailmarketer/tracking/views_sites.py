@@ -39,6 +39,12 @@ def _save(request, form, site=None):
 
 
 @workspace_view(p.ANALYTICS_VIEW)
+def analytics_home(request):
+    """The navigation's Analytics section: the websites, until other reports join them."""
+    return redirect("sites", ws=request.workspace.slug)
+
+
+@workspace_view(p.ANALYTICS_VIEW)
 def sites(request):
     return render(
         request,

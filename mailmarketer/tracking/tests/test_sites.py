@@ -91,3 +91,14 @@ def test_it_shows_another_workspace_nothing(mallory_client, site):
     assert mallory_client.get(url("site", ws="evil", site_id=site.pk)).status_code == 404
     assert mallory_client.get(url("site-report", ws="evil", site_id=site.pk)).status_code == 404
     assert site.domain.encode() not in mallory_client.get(url("sites", ws="evil")).content
+
+
+def test_it_shows_analytics_in_the_navigation_to_those_who_may_read_it(carol_client, personas):
+    from mailmarketer.testing import client_for, make_member, make_user
+
+    page = carol_client.get(url("app-dashboard")).content.decode()
+    assert url("analytics-home") in page
+    assert carol_client.get(url("analytics-home")).url == url("sites")
+    dora = make_user("dora@acme.test")
+    make_member(personas.acme, dora, "support")
+    assert url("analytics-home") not in client_for(dora).get(url("app-dashboard")).content.decode()
