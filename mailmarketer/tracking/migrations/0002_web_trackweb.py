@@ -8,9 +8,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Like 0001: the earliest migrations that make Workspace and Subscriber, so a migration test
+    # can take audience back to an older schema with every other app at its latest.
     dependencies = [
-        ('accounts', '0003_harden_a_token_operator'),
-        ('audience', '0007_subscriber_source_tx'),
+        ('accounts', '0001_initial'),
+        ('audience', '0001_initial'),
         ('tracking', '0001_facts'),
     ]
 
