@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from django.db import DatabaseError
+
 from mailmarketer.audience.models import ConsentRecord
 
 from .models_web import Site
@@ -20,7 +22,12 @@ def site_by_key(key: str) -> Site | None:
     cached = _sites.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    site = Site.objects.filter(key=key).first()
+    try:
+        site = Site.objects.filter(key=key).first()
+    except DatabaseError:
+        if cached is not None:
+            return cached[1]  # the database is down: what was known a moment ago will do
+        raise
     if len(_sites) > 10000:
         _sites.clear()  # bounded: a stream of made-up keys cannot grow it forever
     _sites[key] = (time.monotonic() + SITE_CACHE_SECONDS, site)
@@ -32,7 +39,15 @@ def forget_sites() -> None:
 
 
 def tracking_consent(workspace_id: int, subscriber_id: int) -> bool:
-    """Whether the person's last word on activity tracking is a grant (or its confirmation)."""
+    """Whether the person's last word on activity tracking is a grant (or its confirmation).
+    When the database cannot say, the answer is no: the hit is kept, anonymous."""
+    try:
+        return _tracking_consent(workspace_id, subscriber_id)
+    except DatabaseError:
+        return False
+
+
+def _tracking_consent(workspace_id: int, subscriber_id: int) -> bool:
     last = (
         ConsentRecord.objects.filter(
             workspace_id=workspace_id, subscriber_id=subscriber_id, purpose="tracking"

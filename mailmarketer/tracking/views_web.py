@@ -107,6 +107,11 @@ def collect(request):
         return response
     try:
         rows = _rows(request, response)
+    except DatabaseError:
+        # The site could not be looked up (a process that has not seen it while the database
+        # is down): nothing can be checked or stored, so no 2xx.
+        logger.warning("collect: the database is unavailable and the site is not known here")
+        return _unavailable()
     except Exception:
         # Garbage must not become an error page; it is logged for us, not answered.
         logger.exception("collect: a hit could not be read")
@@ -121,10 +126,15 @@ def collect(request):
             spool.append(rows)
         except OSError:
             logger.exception("collect: neither the database nor the spool took a hit")
-            failed = HttpResponse(status=503)
-            failed["Retry-After"] = "5"
-            return failed
+            return _unavailable()
     return response
+
+
+def _unavailable():
+    failed = HttpResponse(status=503)
+    failed["Retry-After"] = "5"
+    failed["Cache-Control"] = "no-store"
+    return failed
 
 
 def _rows(request, response) -> list[dict]:

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from . import facts
 from .models import FactKind
@@ -212,16 +212,26 @@ _salts: dict[date, str] = {}
 
 def salt_for(day: date) -> str:
     """The salt of `day` (UTC), made by whichever process needs it first. A process keeps only
-    the current day's, so once the worker deletes a past day's row it is gone everywhere."""
+    the current day's, so once the worker deletes a past day's row it is gone everywhere.
+
+    When the database cannot be read, a salt of this process's own stands in (never stored),
+    so the hit can still go to the spool: its visitor hash then differs from other processes'
+    for the same visitor, which can only over-count visitors that day, never lose a hit."""
     salt = _salts.get(day)
     if salt is None:
-        VisitorSalt.objects.bulk_create(
-            [VisitorSalt(day=day, salt=secrets.token_hex(32))], ignore_conflicts=True
-        )
-        salt = VisitorSalt.objects.get(day=day).salt
+        try:
+            VisitorSalt.objects.bulk_create(
+                [VisitorSalt(day=day, salt=secrets.token_hex(32))], ignore_conflicts=True
+            )
+            salt = VisitorSalt.objects.get(day=day).salt
+        except DatabaseError:
+            return _fallback_salts.setdefault(day, secrets.token_hex(32))
         _salts.clear()
         _salts[day] = salt
     return salt
+
+
+_fallback_salts: dict[date, str] = {}
 
 
 def visitor_hash(salt: str, site_id: int, ip: str, ua: str) -> str:
@@ -400,15 +410,23 @@ def mark_due(pairs) -> None:
 
 
 def count_apart(site: Site, day: date, name: str, count: int = 1) -> None:
-    """Adds to a counter of what was counted apart (bots, static assets, refused hits)."""
+    """Adds to a counter of what was counted apart (bots, static assets, refused hits); best
+    effort: while the database is down these counts are lost (the hits were not to be kept)."""
     if count <= 0:
         return
     from .models_web import WebCounter
 
+    try:
+        _count(WebCounter._meta.db_table, site, day, name, count)
+    except DatabaseError:
+        pass
+
+
+def _count(table, site, day, name, count) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {WebCounter._meta.db_table} (workspace_id, site_id, day, name, count) "  # noqa: S608
+            f"INSERT INTO {table} (workspace_id, site_id, day, name, count) "  # noqa: S608
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (site_id, day, name) "
-            f"DO UPDATE SET count = {WebCounter._meta.db_table}.count + excluded.count",
+            f"DO UPDATE SET count = {table}.count + excluded.count",
             [site.workspace_id, site.pk, connection.ops.adapt_datefield_value(day), name, count],
         )

@@ -278,3 +278,28 @@ def test_it_answers_503_only_when_neither_the_database_nor_the_spool_keeps_the_h
     monkeypatch.setattr(web, "store_rows", lambda rows: (_ for _ in ()).throw(OperationalError()))
     monkeypatch.setattr(spool, "append", lambda rows: (_ for _ in ()).throw(OSError("full")))
     assert post_hit(client, site).status_code == 503
+
+
+def test_it_spools_with_a_stand_in_salt_when_the_database_is_down(client, site, monkeypatch):
+    post_hit(client, site)  # the site is known to this process now
+    down = OperationalError("the database is down")
+
+    def fail(*args, **kwargs):
+        raise down
+
+    monkeypatch.setattr(web, "_salts", {})
+    monkeypatch.setattr(web.VisitorSalt.objects, "bulk_create", fail)
+    monkeypatch.setattr(web, "store_rows", fail)
+    monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
+    assert post_hit(client, site, u="https://acme.test/while-down").status_code == 204
+    [spooled] = spool.pending()
+    assert json.loads(spooled.read_text())["path"] == "/while-down"
+
+
+def test_it_answers_503_when_the_database_is_down_and_the_site_unknown(client, site, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
+    assert post_hit(client, site).status_code == 503
+    assert not spool.pending()
