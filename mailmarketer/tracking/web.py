@@ -18,6 +18,7 @@ after which no one can tell whose hash it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import secrets
@@ -416,10 +417,8 @@ def count_apart(site: Site, day: date, name: str, count: int = 1) -> None:
         return
     from .models_web import WebCounter
 
-    try:
+    with contextlib.suppress(DatabaseError):
         _count(WebCounter._meta.db_table, site, day, name, count)
-    except DatabaseError:
-        pass
 
 
 def _count(table, site, day, name, count) -> None:
