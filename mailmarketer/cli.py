@@ -29,6 +29,7 @@ from pathlib import Path
 from mailmarketer.accounts import cli_args as accounts_cli
 from mailmarketer.audience import cli_args as audience_cli
 from mailmarketer.delivery import cli_args as delivery_cli
+from mailmarketer.tracking import cli_args as tracking_cli
 from mailmarketer.web import cli_args as web_cli
 
 PROG = "mailmarketer"
@@ -51,6 +52,7 @@ SUBCOMMANDS = {
     **accounts_cli.COMMANDS,
     **audience_cli.COMMANDS,
     **delivery_cli.COMMANDS,
+    **tracking_cli.COMMANDS,
 }
 
 

@@ -390,3 +390,12 @@ RESOURCE_MAX_BYTES = env_int("MM_RESOURCE_MAX_MB", 25, minimum=1) * 1024 * 1024
 # Request bodies read into memory (not file uploads, which stream to disk): room for the API's
 # bulk add of 10,000 people per call (Django's default of 2.5 MB fits only ~250 bytes each).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+# Website tracking (tracking/views_web.py): hits per IP address per minute at /t/e, counted per
+# web process; one address over it is refused (counted apart) without slowing anyone else.
+TRACKING_IP_HITS_PER_MINUTE = env_int("MM_TRACKING_IP_HITS_PER_MINUTE", 600, minimum=1)
+# Where hits go when the database cannot take them (tracking/spool.py); the worker replays it.
+TRACKING_SPOOL_DIR = DATA_DIR / "spool"
+# Seconds a day's roll-up waits after being marked (tracking/rollup.py): a busy day is rebuilt
+# at most this often.
+TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)

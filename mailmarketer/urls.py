@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("mailmarketer.delivery.urls")),
     path("t/", include("mailmarketer.tracking.urls")),
     path("", include("mailmarketer.tracking.urls_app")),
+    path("", include("mailmarketer.tracking.urls_web")),
     path("", include("mailmarketer.campaigns.urls_public")),
     path("", include("mailmarketer.signup.urls_public_forms")),  # last: /f/<ws>/<form>
     path("api/v1/", api.urls),

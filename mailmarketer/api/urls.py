@@ -11,6 +11,7 @@ from .lists import router as lists_router
 from .reports import router as reports_router
 from .segments import router as segments_router
 from .senders import router as senders_router
+from .sites import router as sites_router
 from .subscribers import router as subscribers_router
 from .workspace import router as workspace_router
 
@@ -27,3 +28,4 @@ api.add_router("", events_router)
 api.add_router("", bounces_router)
 api.add_router("", reports_router)
 api.add_router("", leads_router)
+api.add_router("", sites_router)

@@ -145,3 +145,36 @@ def open_url_prefix() -> str:
 
 def open_url(delivery_id: int) -> str:
     return f"{open_url_prefix()}{open_token(delivery_id)}"
+
+
+# -- the identified tier of website tracking (tracking/views_web.py reads it) -------------------
+# A person who has tracking consent and clicks a tracked link to a registered site lands with
+# `?mm_vt=<token>` (the click redirect adds it with landing_url_with_visitor_token); the site's
+# snippet moves it into the site's own localStorage, drops it from the shown URL, and sends it
+# with later hits, which links them to the person. The token names ids only, is signed, and is
+# worthless when altered; the collect endpoint checks the person's consent again on every hit.
+VISITOR_SALT = "mailmarketer.tracking.visitor"
+VISITOR_PARAM = "mm_vt"
+
+
+def visitor_token(workspace_id: int, subscriber_id: int) -> str:
+    return make_token(VISITOR_SALT, workspace_id, subscriber_id)
+
+
+def read_visitor_token(token: str) -> tuple[int, int] | None:
+    """(workspace id, subscriber id) from a visitor token; None when forged or altered."""
+    if not isinstance(token, str) or len(token) > 80:
+        return None
+    return read_token(VISITOR_SALT, token, 2)
+
+
+def landing_url_with_visitor_token(url: str, workspace_id: int, subscriber_id: int) -> str:
+    """`url` with the person's visitor token added to its query (the caller decides that the
+    URL is on a registered site and that the person has tracking consent)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [(k, v) for k, v in query if k != VISITOR_PARAM]
+    query.append((VISITOR_PARAM, visitor_token(workspace_id, subscriber_id)))
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -44,3 +44,30 @@ class TrackingConfig(AppConfig):
         from . import rollups
 
         register_duty(rollups.roll_up_one)
+        self._ready_web(personal_data)
+
+    def _ready_web(self, personal_data):
+        """Website activity (trackweb): the person's hits in their export (they go with the
+        subscriber row on erasure), and the worker's website duties."""
+        from mailmarketer.lib.worker import register_duty
+
+        from . import duties_web, rollup, spool
+        from .models_web import WebHit
+
+        def export_web_hits(subscriber):
+            return personal_data.rows_as_dicts(
+                WebHit.objects.filter(subscriber=subscriber).order_by("at", "pk"),
+                ["at", "kind", "path", "title", "referrer", "target", "name", "browser", "os",
+                 "device", "ip"],
+            )  # fmt: skip
+
+        personal_data.register(WebHit, section="web_hits", export=export_web_hits)
+        for duty in (
+            spool.replay_spool_one,
+            duties_web.make_partitions_one,
+            rollup.rollup_one,
+            duties_web.truncate_ips_one,
+            duties_web.destroy_old_salts_one,
+            duties_web.delete_old_hits_one,
+        ):
+            register_duty(duty)

@@ -233,3 +233,6 @@ class RollupCursor(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.last_id}"
+
+
+from .models_web import *  # noqa: E402,F403 (trackweb: sites, web hits, roll-ups)

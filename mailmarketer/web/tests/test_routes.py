@@ -31,6 +31,9 @@ CSRF_ALLOWLIST = {
     # Relay providers' bounce webhooks post with no cookie; each request carries the provider's
     # signature (or basic auth), checked before anything is read (delivery/bounces/webhooks.py).
     r"^hooks/bounces/",
+    # The website snippet's collect endpoint: posted cross-site by sendBeacon with no cookie;
+    # all it can do is add a hit for a site whose allowed origins include the poster's Origin.
+    r"^t/e$",
 }
 
 SAMPLE_VALUES = {

@@ -1,0 +1,305 @@
+"""/t/e and /t/mm.js: what a hit stores, what it refuses, and that garbage never hurts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+
+from mailmarketer.audience import actions as audience
+from mailmarketer.audience.links import (
+    landing_url_with_visitor_token,
+    read_visitor_token,
+    visitor_token,
+)
+from mailmarketer.audience.models import ConsentRecord
+from mailmarketer.testing import SETUP
+from mailmarketer.tracking import queries_web, spool, views_web, web
+from mailmarketer.tracking.models import Fact
+from mailmarketer.tracking.models_web import IpMode, RollupDue, WebCounter, WebHit
+from mailmarketer.tracking.testing_web import (
+    CHROME,
+    GOOGLEBOT,
+    IPHONE,
+    grant_tracking,
+    make_site,
+    post_hit,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh(settings, tmp_path):
+    queries_web.forget_sites()
+    views_web.flood.counts.clear()
+    settings.TRACKING_SPOOL_DIR = tmp_path / "spool"
+
+
+@pytest.fixture
+def site(personas):
+    return make_site(personas.acme)
+
+
+@pytest.fixture
+def client():
+    return Client()
+
+
+def test_it_stores_a_page_view_with_what_the_browser_and_url_tell(client, site):
+    response = post_hit(
+        client,
+        site,
+        u="https://acme.test/pricing?utm_source=news&utm_medium=email&utm_campaign=autumn&x=1",
+        r="https://www.google.com/search?q=secret+words",
+        t="Pricing",
+    )
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "https://acme.test"
+    hit = WebHit.objects.get()
+    assert (hit.workspace_id, hit.site_id, hit.kind, hit.path) == (
+        site.workspace_id,
+        site.pk,
+        "pageview",
+        "/pricing",
+    )
+    assert hit.title == "Pricing"
+    # The referring page's query (a search term) is not kept; its class comes from the UTM.
+    assert hit.referrer == "https://www.google.com/search"
+    assert hit.referrer_host == "www.google.com"
+    assert hit.referrer_class == "email"
+    assert (hit.utm_source, hit.utm_medium, hit.utm_campaign) == ("news", "email", "autumn")
+    assert (hit.browser, hit.browser_version, hit.os, hit.device) == (
+        "Chrome",
+        "120",
+        "Windows",
+        "desktop",
+    )
+    assert hit.ip == "203.0.113.0"  # truncated to the /24 by default
+    assert len(hit.visitor) == 16 and hit.subscriber_id is None
+    assert RollupDue.objects.filter(site=site, day=hit.at.date()).exists()
+
+
+@pytest.mark.parametrize(
+    ("referrer", "expected"),
+    [
+        ("", "direct"),
+        ("https://www.bing.com/search", "search"),
+        ("https://duckduckgo.com/", "search"),
+        ("https://t.co/abc", "social"),
+        ("https://www.linkedin.com/feed/", "social"),
+        ("https://mail.google.com/mail/u/0/", "email"),
+        ("https://acme.test/blog", "internal"),
+        ("https://example.org/a-post", "other"),
+        ("javascript:alert(1)", "direct"),
+    ],
+)
+def test_it_classes_referrers(client, site, referrer, expected):
+    post_hit(client, site, r=referrer)
+    assert WebHit.objects.get().referrer_class == expected
+
+
+def test_it_gives_the_same_visitor_hash_the_same_day_and_tells_devices_apart(client, site):
+    post_hit(client, site)
+    post_hit(client, site, u="https://acme.test/b")
+    post_hit(client, site, ua=IPHONE)
+    first, second, phone = WebHit.objects.order_by("id")
+    assert first.visitor == second.visitor != phone.visitor
+    assert phone.device == "mobile" and phone.os == "iOS"
+
+
+def test_it_stores_outbound_clicks_downloads_and_custom_events(client, site):
+    post_hit(client, site, k="o", g="https://other.example/x")
+    post_hit(client, site, k="d", g="https://acme.test/files/guide.pdf")
+    post_hit(client, site, k="e", n="signup", p={"plan": "pro"})
+    outbound, download, event = WebHit.objects.order_by("id")
+    assert (outbound.kind, outbound.target) == ("outbound", "https://other.example/x")
+    assert (download.kind, download.target) == ("download", "https://acme.test/files/guide.pdf")
+    assert (event.kind, event.name, json.loads(event.props)) == ("event", "signup", {"plan": "pro"})
+
+
+def test_it_stores_nothing_from_an_origin_the_site_does_not_allow(client, site):
+    response = post_hit(client, site, origin="https://evil.test")
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Origin" not in response
+    assert not WebHit.objects.exists()
+    assert WebCounter.objects.get(site=site, name="refused").count == 1
+
+
+@pytest.mark.parametrize("header", [{"HTTP_DNT": "1"}, {"HTTP_SEC_GPC": "1"}])
+def test_it_stores_nothing_when_the_browser_asks_not_to_be_tracked(client, site, header):
+    assert post_hit(client, site, headers=header).status_code == 204
+    assert not WebHit.objects.exists()
+
+
+def test_it_counts_bots_apart(client, site):
+    post_hit(client, site, ua=GOOGLEBOT)
+    post_hit(client, site, ua="")
+    assert not WebHit.objects.exists()
+    assert WebCounter.objects.get(site=site, name="bot").count == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[1,2,3]",
+        b'{"s": 12}',
+        b'{"s": "nope"}',
+        b"\xff\xfe\x00garbage",
+        b'{"s": null, "u": {"a": 1}}',
+        b"x" * 20000,
+    ],
+)
+def test_it_answers_garbage_with_204_and_stores_nothing(client, site, body):
+    response = client.post(
+        "/t/e", data=body, content_type="text/plain", HTTP_ORIGIN="https://acme.test"
+    )
+    assert response.status_code == 204
+    assert not WebHit.objects.exists()
+
+
+def test_it_cuts_every_captured_field_and_drops_control_characters(client, site):
+    huge = "<script>alert(1)</script>" + "a" * 1500
+    post_hit(
+        client,
+        site,
+        u="https://acme.test/" + huge + "?utm_campaign=" + "c" * 500,
+        r="https://ref.example/" + huge,
+        t="Title\x00with NUL" + huge,
+        k="e",
+        n="n" * 500,
+        p={"k": "v" * 1500},
+        ua=CHROME + "x" * 5000,
+    )
+    hit = WebHit.objects.get()
+    assert len(hit.path) <= 1024 and hit.path.startswith("/<script>")
+    assert len(hit.referrer) <= 1024 and len(hit.title) <= 300 and "\x00" not in hit.title
+    assert len(hit.utm_campaign) == 100 and len(hit.name) == 100 and len(hit.props) <= 1000
+
+
+def test_it_limits_a_flood_from_one_address_without_affecting_others(client, site, settings):
+    settings.TRACKING_IP_HITS_PER_MINUTE = 3
+    for _ in range(6):
+        post_hit(client, site, ip="198.51.100.9")
+    post_hit(client, site, ip="192.0.2.1")
+    assert WebHit.objects.filter(ip="198.51.100.0").count() == 3
+    assert WebHit.objects.filter(ip="192.0.2.0").count() == 1
+    assert WebCounter.objects.get(site=site, name="flood").count == 3
+
+
+def test_it_keeps_the_ip_as_the_site_says(client, personas):
+    none = make_site(personas.acme, "none.test", ip_mode=IpMode.NONE)
+    keep = make_site(personas.acme, "keep.test", ip_mode=IpMode.KEEP)
+    post_hit(client, none, origin="https://none.test", ip="2001:db8:1234:5678::1")
+    post_hit(client, keep, origin="https://keep.test", ip="2001:db8:1234:5678::1")
+    assert WebHit.objects.get(site=none).ip == ""
+    kept = WebHit.objects.get(site=keep)
+    assert (kept.ip, kept.ip_whole) == ("2001:db8:1234:5678::1", True)
+    assert web.truncate_ip("2001:db8:1234:5678::1") == "2001:db8:1234::"
+
+
+def test_it_links_a_consenting_person_and_records_visited_facts(client, site, personas):
+    person = audience.do_create_subscriber(personas.acme, email="p@example.com", actor=SETUP)
+    grant_tracking(person)
+    post_hit(
+        client, site, u="https://acme.test/pricing", v=visitor_token(site.workspace_id, person.pk)
+    )
+    hit = WebHit.objects.get()
+    assert hit.subscriber_id == person.pk
+    keys = set(
+        Fact.objects.filter(subscriber=person, kind="visited").values_list("object_key", flat=True)
+    )
+    assert keys == {f"site:{site.pk}", f"path:{site.pk}:/pricing"}
+
+
+def test_it_keeps_hits_anonymous_without_consent_or_with_a_bad_token(client, site, personas):
+    person = audience.do_create_subscriber(personas.acme, email="p@example.com", actor=SETUP)
+    token = visitor_token(site.workspace_id, person.pk)
+    post_hit(client, site, v=token)  # no consent yet
+    grant_tracking(person)
+    grant_tracking(person, ConsentRecord.Action.WITHDRAW)
+    post_hit(client, site, v=token)  # withdrawn
+    grant_tracking(person)
+    post_hit(client, site, v=token[:-1] + ("A" if token[-1] != "A" else "B"))  # altered
+    post_hit(client, site, v=visitor_token(personas.evil.pk, person.pk))  # other workspace
+    assert WebHit.objects.count() == 4
+    assert not WebHit.objects.exclude(subscriber=None).exists()
+    assert not Fact.objects.exists()
+
+
+def test_it_makes_landing_urls_with_a_token_only_the_reader_accepts():
+    url = landing_url_with_visitor_token("https://acme.test/p?a=1&mm_vt=old#top", 3, 42)
+    assert url.startswith("https://acme.test/p?a=1&mm_vt=") and url.endswith("#top")
+    token = url.split("mm_vt=")[1].split("#")[0]
+    assert read_visitor_token(token) == (3, 42)
+    assert read_visitor_token("3.42.forged") is None
+    assert read_visitor_token("x" * 500) is None
+
+
+def test_it_serves_a_small_cacheable_snippet(client):
+    response = client.get("/t/mm.js", HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    assert len(response.content) < 2048
+    assert "max-age=86400" in response["Cache-Control"]
+    assert b"sendBeacon" in gzip.decompress(response.content)
+    again = client.get("/t/mm.js", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+
+
+def test_it_spools_hits_the_database_refuses_and_replays_them_once(client, site, monkeypatch):
+    real = web.store_rows
+
+    def down(rows):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(web, "store_rows", down)
+    for n in range(3):
+        assert post_hit(client, site, u=f"https://acme.test/{n}", i=f"id{n}").status_code == 204
+    assert not WebHit.objects.exists()
+    files = spool.pending()
+    assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setattr(web, "store_rows", real)
+    # A replay killed after storing, before deleting its file, runs again: nothing doubles.
+    copy = files[0].read_bytes()
+    assert spool.replay_spool_one() is True
+    (files[0].parent / "hits-1.jsonl.replaying").write_bytes(copy + b'{"torn')
+    assert spool.replay_spool_one() is True
+    assert spool.replay_spool_one() is False
+    assert sorted(WebHit.objects.values_list("path", flat=True)) == ["/0", "/1", "/2"]
+
+
+def test_it_answers_503_only_when_neither_the_database_nor_the_spool_keeps_the_hit(
+    client, site, monkeypatch
+):
+    monkeypatch.setattr(web, "store_rows", lambda rows: (_ for _ in ()).throw(OperationalError()))
+    monkeypatch.setattr(spool, "append", lambda rows: (_ for _ in ()).throw(OSError("full")))
+    assert post_hit(client, site).status_code == 503
+
+
+def test_it_spools_with_a_stand_in_salt_when_the_database_is_down(client, site, monkeypatch):
+    post_hit(client, site)  # the site is known to this process now
+    down = OperationalError("the database is down")
+
+    def fail(*args, **kwargs):
+        raise down
+
+    monkeypatch.setattr(web, "_salts", {})
+    monkeypatch.setattr(web.VisitorSalt.objects, "bulk_create", fail)
+    monkeypatch.setattr(web, "store_rows", fail)
+    monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
+    assert post_hit(client, site, u="https://acme.test/while-down").status_code == 204
+    [spooled] = spool.pending()
+    assert json.loads(spooled.read_text())["path"] == "/while-down"
+
+
+def test_it_answers_503_when_the_database_is_down_and_the_site_unknown(client, site, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
+    assert post_hit(client, site).status_code == 503
+    assert not spool.pending()
