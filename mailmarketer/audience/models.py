@@ -440,3 +440,6 @@ class Segment(models.Model):
 
     def __str__(self):
         return self.name
+
+
+from .models_facts import OBJECT_KEY_MAX, Fact, FactDay, FactKind  # noqa: E402, F401

@@ -1,8 +1,9 @@
 """Tracking: what people do after a message reaches them and on the business's own website.
 
 Owns the `/t/` edge (the open pixel, the click redirect, the web snippet and its collect
-endpoint), access-log import, the events they produce, the roll-ups every report reads and the
-facts per person that behaviour segments read (facts.py).
+endpoint), access-log import, the events they produce and the roll-ups every report reads. What
+a person did is also written as facts per person through audience.facts.record_facts (the one
+writer; audience owns facts because its segments read them).
 
 Must not: send mail, change a subscription or a consent (audience owns them), or send anything
 about a visit to any other host.

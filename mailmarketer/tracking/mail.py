@@ -33,14 +33,14 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from mailmarketer.accounts.models import TrackingMode
+from mailmarketer.audience.facts import Hit, object_key, record_facts
+from mailmarketer.audience.models import FactKind
 
 from .consent import identified_allowed
-from .facts import Hit, object_key, record_facts
 from .models import (
     USER_AGENT_MAX,
     AgentClass,
     EmailEventKind,
-    FactKind,
     MachineReason,
 )
 

@@ -28,8 +28,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.db import DatabaseError, connection, transaction
 
-from . import facts
-from .models import FactKind
+from mailmarketer.audience import facts
+from mailmarketer.audience.models import FactKind
+
 from .models_web import (
     HOST_MAX,
     NAME_MAX,

@@ -15,10 +15,9 @@ from mailmarketer.audience.links import (
     read_visitor_token,
     visitor_token,
 )
-from mailmarketer.audience.models import ConsentRecord
+from mailmarketer.audience.models import ConsentRecord, Fact
 from mailmarketer.testing import SETUP
 from mailmarketer.tracking import queries_web, spool, views_web, web
-from mailmarketer.tracking.models import Fact
 from mailmarketer.tracking.models_web import IpMode, RollupDue, WebCounter, WebHit
 from mailmarketer.tracking.testing_web import (
     CHROME,

@@ -11,17 +11,11 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.models import TrackingMode
 from mailmarketer.audience.links import click_token, open_token
-from mailmarketer.audience.models import ConsentRecord
+from mailmarketer.audience.models import ConsentRecord, Fact, FactKind
 from mailmarketer.campaigns.models import CampaignLink
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.tracking import mail
-from mailmarketer.tracking.models import (
-    AgentClass,
-    EmailEvent,
-    Fact,
-    FactKind,
-    MachineReason,
-)
+from mailmarketer.tracking.models import AgentClass, EmailEvent, MachineReason
 from mailmarketer.tracking.testing import send_campaign, sent_parts, tracked_links
 from mailmarketer.tracking.views_mail import PIXEL
 

@@ -82,6 +82,6 @@ def partition(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tracking", "0003_web_trackweb")]
+    dependencies = [("tracking", "0002_web_trackweb")]
 
     operations = [migrations.RunPython(partition, migrations.RunPython.noop)]

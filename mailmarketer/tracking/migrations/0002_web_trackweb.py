@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0001_initial'),
         ('audience', '0001_initial'),
-        ('tracking', '0002_email_events_trackmail'),
+        ('tracking', '0001_email_events_trackmail'),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""The one writer of facts per person (models.Fact, models.FactDay).
+"""The one writer of facts per person (models_facts.Fact, models_facts.FactDay).
 
 record_facts takes the facts of many hits at once, folds those about the same person and object
 in memory, and writes each table with one INSERT ... ON CONFLICT DO UPDATE per chunk that adds
@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.db import connection
 
-from .models import OBJECT_KEY_MAX
+from .models_facts import OBJECT_KEY_MAX
 
 # Rows per statement: 7 parameters each stays under SQLite's 32,766-variable limit with room.
 CHUNK = 500
@@ -36,21 +36,21 @@ def object_key(kind: str, ident) -> str:
 
 
 _FACT_SQL = """
-INSERT INTO tracking_fact (workspace_id, subscriber_id, kind, object_key, first_at, last_at, count)
+INSERT INTO audience_fact (workspace_id, subscriber_id, kind, object_key, first_at, last_at, count)
 VALUES {values}
 ON CONFLICT (workspace_id, subscriber_id, kind, object_key) DO UPDATE SET
-    count = tracking_fact.count + excluded.count,
-    first_at = CASE WHEN excluded.first_at < tracking_fact.first_at
-                    THEN excluded.first_at ELSE tracking_fact.first_at END,
-    last_at = CASE WHEN excluded.last_at > tracking_fact.last_at
-                   THEN excluded.last_at ELSE tracking_fact.last_at END
+    count = audience_fact.count + excluded.count,
+    first_at = CASE WHEN excluded.first_at < audience_fact.first_at
+                    THEN excluded.first_at ELSE audience_fact.first_at END,
+    last_at = CASE WHEN excluded.last_at > audience_fact.last_at
+                   THEN excluded.last_at ELSE audience_fact.last_at END
 """
 
 _DAY_SQL = """
-INSERT INTO tracking_factday (workspace_id, subscriber_id, kind, object_key, day, count)
+INSERT INTO audience_factday (workspace_id, subscriber_id, kind, object_key, day, count)
 VALUES {values}
 ON CONFLICT (workspace_id, subscriber_id, kind, object_key, day) DO UPDATE SET
-    count = tracking_factday.count + excluded.count
+    count = audience_factday.count + excluded.count
 """
 
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mailmarketer.audience.models import Subscriber
-from mailmarketer.tracking.facts import Hit, object_key, record_facts
-from mailmarketer.tracking.models import Fact, FactDay, FactKind
+import pytest
+
+from mailmarketer.audience.facts import Hit, object_key, record_facts
+from mailmarketer.audience.models import Fact, FactDay, FactKind
+from mailmarketer.testing import Subscriber, many_people
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def ws(personas):
+    return personas.acme
+
+
+@pytest.fixture
+def people(ws, news):
+    return many_people(ws, [news], 3)
 
 
 def _hit(person, kind=FactKind.CLICKED, key="campaign:1", at=T0):

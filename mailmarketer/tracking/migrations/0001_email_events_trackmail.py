@@ -6,10 +6,11 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    initial = True
+
     dependencies = [
         ('accounts', '0005_workspace_tracking_trackmail'),
         ('audience', '0005_lean_tenant_keys'),
-        ('tracking', '0001_facts'),
     ]
 
     operations = [
