@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENCRYPTION_KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI="
 PG = "postgres://postgres@127.0.0.1:5432"
+PROFILED = [sys.executable, "-m", "cProfile", "-o"]
 
 
 def free_port() -> int:
@@ -140,6 +141,7 @@ def run_case(
     *,
     dkim: bool = False,
     via: str = "sink",
+    profile: str = "",
 ) -> dict:
     work = Path(tempfile.mkdtemp(prefix="mm-send-bench-"))
     pg_name = None
@@ -185,16 +187,20 @@ def run_case(
             *(["--dkim"] if dkim else []),
         )
         seed_s = time.perf_counter() - seeded
+        tag = f"{db}-{workers}w{'-dkim' if dkim else ''}{'-' + via if via != 'sink' else ''}"
         procs = [
             subprocess.Popen(
-                [str(BIN / "mailmarketer"), "worker"],
+                # --profile: each worker under cProfile, written when it stops (SIGTERM).
+                [*PROFILED, f"{profile}/{tag}-{i}.prof", "-m", "mailmarketer.cli", "worker"]
+                if profile
+                else [str(BIN / "mailmarketer"), "worker"],
                 env=env,
                 cwd=work,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(workers)
+            for i in range(workers)
         ]
         time.sleep(2)  # let the workers import and connect before the launch
         run(sys.executable, "-m", "mailmarketer.delivery.testing.campaign", "set-status", "running")
@@ -256,7 +262,13 @@ def main() -> int:
     parser.add_argument("--dkim", action="store_true", help="add a signed case (2 workers)")
     parser.add_argument("--postfix", action="store_true", help="add a case through Postfix")
     parser.add_argument("--postfix-recipients", type=int, default=20_000)
+    parser.add_argument(
+        "--profile", default="", help="a directory: run each worker under cProfile, .prof files"
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     if not (shutil.which("smtp-sink") and shutil.which("smtp-source")):
         print("Postfix's smtp-sink and smtp-source are needed: make postfix", file=sys.stderr)
         return 2
@@ -273,7 +285,9 @@ def main() -> int:
         for db in args.db.split(","):
             counts = [1] if db == "sqlite" else [int(w) for w in args.workers.split(",")]
             for workers in counts:
-                cases.append(run_case(db, workers, args.recipients, args.body_kb, port))
+                cases.append(
+                    run_case(db, workers, args.recipients, args.body_kb, port, profile=args.profile)
+                )
                 print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
         signatures = None
         if args.dkim:

@@ -175,9 +175,13 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         dkim=_dkim_signer(campaign, from_email),
         message_id_domain=settings.MESSAGE_ID_DOMAIN,
     )
+    compiled = rendering.compile_campaign(campaign)
+    # Thousands of renders follow: split the templates so that what every recipient shares is
+    # rendered once and each recipient's distinct values once each (rendering.SplitTemplate).
+    compiled.split_for_sending()
     prepared = PreparedCampaign(
         campaign=campaign,
-        compiled=rendering.compile_campaign(campaign),
+        compiled=compiled,
         parts=parts,
         workspace_ctx=rendering.workspace_context(workspace),
         campaign_ctx=rendering.campaign_context(campaign),
