@@ -132,6 +132,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its utime and stime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(
     db: str,
     workers: int,
@@ -203,6 +212,7 @@ def run_case(
             for i in range(workers)
         ]
         time.sleep(2)  # let the workers import and connect before the launch
+        cpu_start = {p.pid: cpu_seconds(p.pid) for p in procs}
         run(sys.executable, "-m", "mailmarketer.delivery.testing.campaign", "set-status", "running")
         deadline = time.monotonic() + 3600
         rss: dict[int, float] = {}
@@ -213,6 +223,9 @@ def run_case(
             for proc in procs:
                 rss[proc.pid] = max(rss.get(proc.pid, 0), peak_rss_mb(proc.pid))
             if report["status"] in ("finished", "paused", "failed"):
+                # The workers' CPU time from launch to the end: our cost per message, which a
+                # busy machine changes far less than the rate.
+                cpu = sum(cpu_seconds(p.pid) - cpu_start[p.pid] for p in procs)
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit("a worker died: " + procs[0].stderr.read()[-2000:])
@@ -236,7 +249,9 @@ def run_case(
             "first_after_s": first,
             "status": report["status"],
             "counts": report["counts"],
+            "not_sent": report.get("not_sent", []),
             "rss": sorted(rss.values()),
+            "cpu_us": cpu * 1e6 / max(1, report["counts"].get("sent", 0)),
             "seed_s": seed_s,
         }
     finally:
@@ -333,7 +348,7 @@ def main() -> int:
         print(f"       smtp-source -d -s 8 through Postfix to the sink: {through:,.0f} msg/s")
     print(
         f"\n{'database':<10} {'workers':>7} {'case':<14} {'sent':>9} {'seconds':>8} {'msg/s':>9} "
-        f"{'x limit':>8} {'limit':<22} {'1st msg s':>9} {'peak RSS MB':>12}"
+        f"{'x limit':>8} {'limit':<22} {'1st msg s':>9} {'peak RSS MB':>12} {'CPU us/msg':>11}"
     )
     for c in cases:
         if c["dkim"]:
@@ -346,7 +361,7 @@ def main() -> int:
         print(
             f"{c['db']:<10} {c['workers']:>7} {case:<14} {c['counts'].get('sent', 0):>9} "
             f"{c['seconds']:>8.1f} {c['rate']:>9,.0f} {c['rate'] / against:>8.2f} {name:<22} "
-            f"{c['first_after_s']:>9.2f} {rss:>12}"
+            f"{c['first_after_s']:>9.2f} {rss:>12} {c['cpu_us']:>11.0f}"
         )
     return 0
 
