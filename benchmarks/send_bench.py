@@ -48,6 +48,7 @@ BIN = Path(sys.executable).parent
 ENCRYPTION_KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI="
 PG = "postgres://postgres@127.0.0.1:5432"
 PROFILED = [sys.executable, "-m", "cProfile", "-o"]
+SAMPLED = [str(BIN / "py-spy"), "record", "--rate", "250", "--format", "raw", "--nonblocking"]
 
 
 def free_port() -> int:
@@ -151,6 +152,7 @@ def run_case(
     dkim: bool = False,
     via: str = "sink",
     profile: str = "",
+    sample: str = "",
 ) -> dict:
     work = Path(tempfile.mkdtemp(prefix="mm-send-bench-"))
     pg_name = None
@@ -177,6 +179,7 @@ def run_case(
         ).stdout
 
     procs = []
+    samplers = []
     try:
         run(str(BIN / "mailmarketer"), "migrate")
         seeded = time.perf_counter()
@@ -212,6 +215,17 @@ def run_case(
             for i in range(workers)
         ]
         time.sleep(2)  # let the workers import and connect before the launch
+        samplers = [
+            # --py-spy: a sampling profile of each worker from launch to its end (py-spy is a
+            # dev tool: pip install py-spy; needs ptrace, i.e. root here).
+            subprocess.Popen(
+                [*SAMPLED, "--pid", str(p.pid), "-o", f"{sample}/{tag}-{i}.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i, p in enumerate(procs)
+            if sample
+        ]
         cpu_start = {p.pid: cpu_seconds(p.pid) for p in procs}
         run(sys.executable, "-m", "mailmarketer.delivery.testing.campaign", "set-status", "running")
         deadline = time.monotonic() + 3600
@@ -258,7 +272,7 @@ def run_case(
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in [*procs, *samplers]:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -280,7 +294,13 @@ def main() -> int:
     parser.add_argument(
         "--profile", default="", help="a directory: run each worker under cProfile, .prof files"
     )
+    parser.add_argument(
+        "--py-spy", default="", help="a directory: sample each worker with py-spy (raw stacks)"
+    )
     args = parser.parse_args()
+    if args.py_spy:
+        args.py_spy = str(Path(args.py_spy).resolve())
+        Path(args.py_spy).mkdir(parents=True, exist_ok=True)
     if args.profile:
         args.profile = str(Path(args.profile).resolve())
         Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -301,7 +321,15 @@ def main() -> int:
             counts = [1] if db == "sqlite" else [int(w) for w in args.workers.split(",")]
             for workers in counts:
                 cases.append(
-                    run_case(db, workers, args.recipients, args.body_kb, port, profile=args.profile)
+                    run_case(
+                        db,
+                        workers,
+                        args.recipients,
+                        args.body_kb,
+                        port,
+                        profile=args.profile,
+                        sample=args.py_spy,
+                    )
                 )
                 print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
         signatures = None

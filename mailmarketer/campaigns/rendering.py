@@ -1089,6 +1089,19 @@ class SplitTemplate:
         self.field = field
         self.items = items  # str (constant text) or int (index into the values of the pieces)
         self.pieces = pieces
+        # The part as a str.format pattern ("{3}" for a value, braces of the text doubled), so
+        # that the whole part is put together in C; and the values printed more than once,
+        # charged to the work budget again for each reuse, as a whole render would.
+        pattern = []
+        uses: dict[int, int] = {}
+        for item in items:
+            if isinstance(item, str):
+                pattern.append(item.replace("{", "{{").replace("}", "}}"))
+            else:
+                pattern.append(f"{{{item}}}")
+                uses[item] = uses.get(item, 0) + 1
+        self.pattern = "".join(pattern)
+        self.reused = [(index, count - 1) for index, count in uses.items() if count > 1]
 
     @classmethod
     def of(cls, template, field: str) -> SplitTemplate | None:
@@ -1158,29 +1171,22 @@ class SplitTemplate:
         return split
 
     def render(self, context: dict, limit: int, extra: dict | None = None) -> str:
+        # Per-recipient links (tracked links, an open pixel) are substituted here: the values
+        # are this recipient's; the constant text, where the campaign's links are, is
+        # self.pattern (or self.items), the same for everyone.
         values: list[str] = []
         for piece in self.pieces:
             values.extend(piece.values(context, self.field, limit, extra))
-        used = [False] * len(values)
-        out = []
-        append = out.append
-        work = 0
-        for item in self.items:
-            if item.__class__ is str:
-                append(item)
-                continue
-            value = values[item]
-            if used[item]:
-                work += len(value)  # a reuse: charged as Jinja2 would charge printing it again
-            used[item] = True
-            append(value)
         budget = _budget
-        budget.work += work
+        for index, again in self.reused:
+            budget.work += len(values[index]) * again
         if budget.work > MAX_WORK:
             raise RenderError(
                 self.field, f"the template produces more than {MAX_WORK:,} characters"
             )
-        output = "".join(out)
+        # Each value is at most `limit` long (Piece.values), and the work budget bounds them
+        # all together, so what format() builds here is bounded too.
+        output = self.pattern.format(*values)
         if len(output) > limit:
             raise RenderError(self.field, f"the output is longer than {limit:,} characters")
         return output
