@@ -172,3 +172,21 @@ def test_it_keeps_the_loop_cap_when_split():
     with pytest.raises(RenderError) as info:
         c.render(ctx)
     assert "loops ran more than 100,000 times" in info.value.message
+
+
+def test_it_does_not_count_time_the_machine_kept_the_worker_waiting(monkeypatch):
+    # A busy machine: 300 ms of wall clock pass at every clock reading, but the thread spends
+    # almost no CPU time. Only a template that itself takes long is stopped.
+    import mailmarketer.campaigns.rendering as rendering
+
+    wall = [0.0]
+
+    def slow_wall_clock():
+        wall[0] += 0.3
+        return wall[0]
+
+    monkeypatch.setattr(rendering, "perf_counter", slow_wall_clock)
+    c = compiled(*TEMPLATES[1])
+    c.split_for_sending()
+    ctx = contexts()[2]
+    assert c.render(ctx) == compiled(*TEMPLATES[1]).render(ctx)
