@@ -572,6 +572,27 @@ def send_one() -> bool:
     return False
 
 
+# How long one call of the worker's sending duty keeps sending batches before the worker's other
+# duties get their turn.
+SEND_ROUND_S = 0.5
+
+
+def send_some(clock=time.monotonic) -> bool:
+    """Worker duty: send batches (send_one, each claimed, sent and recorded before the next is
+    claimed, so no more is in flight than before) for up to SEND_ROUND_S, then let the round's
+    other duties run. A worker round costs about a dozen queries (scheduler, planner, finisher,
+    task queue, housekeeping) whatever it sends: profiled at 15-25% of a worker's time with one
+    batch a round. Each batch looks for running campaigns again, so a pause, a cancel or a
+    transactional message is seen between batches as before; planning (5,000 rows a chunk)
+    still runs at least twice a second, ahead of any sending rate."""
+    if not send_one():
+        return False
+    deadline = clock() + SEND_ROUND_S
+    while clock() < deadline and send_one():
+        pass
+    return True
+
+
 _last_purge = 0.0
 _last_reclaim = 0.0
 
