@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENCRYPTION_KEY = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI="
 PG = "postgres://postgres@127.0.0.1:5432"
+PROFILED = [sys.executable, "-m", "cProfile", "-o"]
+SAMPLED = [str(BIN / "py-spy"), "record", "--rate", "250", "--format", "raw", "--nonblocking"]
 
 
 def free_port() -> int:
@@ -131,6 +133,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its utime and stime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(
     db: str,
     workers: int,
@@ -140,6 +151,8 @@ def run_case(
     *,
     dkim: bool = False,
     via: str = "sink",
+    profile: str = "",
+    sample: str = "",
 ) -> dict:
     work = Path(tempfile.mkdtemp(prefix="mm-send-bench-"))
     pg_name = None
@@ -166,6 +179,7 @@ def run_case(
         ).stdout
 
     procs = []
+    samplers = []
     try:
         run(str(BIN / "mailmarketer"), "migrate")
         seeded = time.perf_counter()
@@ -185,18 +199,34 @@ def run_case(
             *(["--dkim"] if dkim else []),
         )
         seed_s = time.perf_counter() - seeded
+        tag = f"{db}-{workers}w{'-dkim' if dkim else ''}{'-' + via if via != 'sink' else ''}"
         procs = [
             subprocess.Popen(
-                [str(BIN / "mailmarketer"), "worker"],
+                # --profile: each worker under cProfile, written when it stops (SIGTERM).
+                [*PROFILED, f"{profile}/{tag}-{i}.prof", "-m", "mailmarketer.cli", "worker"]
+                if profile
+                else [str(BIN / "mailmarketer"), "worker"],
                 env=env,
                 cwd=work,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(workers)
+            for i in range(workers)
         ]
         time.sleep(2)  # let the workers import and connect before the launch
+        samplers = [
+            # --py-spy: a sampling profile of each worker from launch to its end (py-spy is a
+            # dev tool: pip install py-spy; needs ptrace, i.e. root here).
+            subprocess.Popen(
+                [*SAMPLED, "--pid", str(p.pid), "-o", f"{sample}/{tag}-{i}.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i, p in enumerate(procs)
+            if sample
+        ]
+        cpu_start = {p.pid: cpu_seconds(p.pid) for p in procs}
         run(sys.executable, "-m", "mailmarketer.delivery.testing.campaign", "set-status", "running")
         deadline = time.monotonic() + 3600
         rss: dict[int, float] = {}
@@ -207,6 +237,9 @@ def run_case(
             for proc in procs:
                 rss[proc.pid] = max(rss.get(proc.pid, 0), peak_rss_mb(proc.pid))
             if report["status"] in ("finished", "paused", "failed"):
+                # The workers' CPU time from launch to the end: our cost per message, which a
+                # busy machine changes far less than the rate.
+                cpu = sum(cpu_seconds(p.pid) - cpu_start[p.pid] for p in procs)
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit("a worker died: " + procs[0].stderr.read()[-2000:])
@@ -230,14 +263,16 @@ def run_case(
             "first_after_s": first,
             "status": report["status"],
             "counts": report["counts"],
+            "not_sent": report.get("not_sent", []),
             "rss": sorted(rss.values()),
+            "cpu_us": cpu * 1e6 / max(1, report["counts"].get("sent", 0)),
             "seed_s": seed_s,
         }
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in [*procs, *samplers]:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -256,7 +291,19 @@ def main() -> int:
     parser.add_argument("--dkim", action="store_true", help="add a signed case (2 workers)")
     parser.add_argument("--postfix", action="store_true", help="add a case through Postfix")
     parser.add_argument("--postfix-recipients", type=int, default=20_000)
+    parser.add_argument(
+        "--profile", default="", help="a directory: run each worker under cProfile, .prof files"
+    )
+    parser.add_argument(
+        "--py-spy", default="", help="a directory: sample each worker with py-spy (raw stacks)"
+    )
     args = parser.parse_args()
+    if args.py_spy:
+        args.py_spy = str(Path(args.py_spy).resolve())
+        Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     if not (shutil.which("smtp-sink") and shutil.which("smtp-source")):
         print("Postfix's smtp-sink and smtp-source are needed: make postfix", file=sys.stderr)
         return 2
@@ -273,7 +320,17 @@ def main() -> int:
         for db in args.db.split(","):
             counts = [1] if db == "sqlite" else [int(w) for w in args.workers.split(",")]
             for workers in counts:
-                cases.append(run_case(db, workers, args.recipients, args.body_kb, port))
+                cases.append(
+                    run_case(
+                        db,
+                        workers,
+                        args.recipients,
+                        args.body_kb,
+                        port,
+                        profile=args.profile,
+                        sample=args.py_spy,
+                    )
+                )
                 print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
         signatures = None
         if args.dkim:
@@ -319,7 +376,7 @@ def main() -> int:
         print(f"       smtp-source -d -s 8 through Postfix to the sink: {through:,.0f} msg/s")
     print(
         f"\n{'database':<10} {'workers':>7} {'case':<14} {'sent':>9} {'seconds':>8} {'msg/s':>9} "
-        f"{'x limit':>8} {'limit':<22} {'1st msg s':>9} {'peak RSS MB':>12}"
+        f"{'x limit':>8} {'limit':<22} {'1st msg s':>9} {'peak RSS MB':>12} {'CPU us/msg':>11}"
     )
     for c in cases:
         if c["dkim"]:
@@ -332,7 +389,7 @@ def main() -> int:
         print(
             f"{c['db']:<10} {c['workers']:>7} {case:<14} {c['counts'].get('sent', 0):>9} "
             f"{c['seconds']:>8.1f} {c['rate']:>9,.0f} {c['rate'] / against:>8.2f} {name:<22} "
-            f"{c['first_after_s']:>9.2f} {rss:>12}"
+            f"{c['first_after_s']:>9.2f} {rss:>12} {c['cpu_us']:>11.0f}"
         )
     return 0
 

@@ -102,6 +102,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] and _db["NAME"] != ":memory:":
         private_sqlite(Path(_db["NAME"]))
     _db["TEST"] = {"NAME": env_str("MM_TEST_SQLITE_NAME")}
+    # Kept between a worker's rounds too: closing checkpoints the WAL, twice a round (issue 13).
+    _db["CONN_MAX_AGE"] = env_int("MM_DB_CONN_MAX_AGE", 60, minimum=0)
 else:
     _db["CONN_MAX_AGE"] = env_int("MM_DB_CONN_MAX_AGE", 60, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True

@@ -56,6 +56,6 @@ class DeliveryConfig(AppConfig):
         # the cheap housekeeping.
         register_duty(scheduler.start_scheduled_one)
         register_duty(planner.plan_one)
-        register_duty(engine.send_one)
+        register_duty(engine.send_some)
         register_duty(engine.reclaim_one)
         register_duty(engine.finish_one)

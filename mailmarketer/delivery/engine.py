@@ -37,17 +37,19 @@ and cancels the queued rows of a cancelled campaign.
 
 from __future__ import annotations
 
-import base64
+import hashlib
+import hmac
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import Case, F, When
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
@@ -76,11 +78,27 @@ OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
 VERP_SALT = "mailmarketer.delivery.verp"
 
 
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_SHIFTS = tuple(range(75, -1, -5))  # 16 characters of 5 bits from the first 80 bits
+
+
+@lru_cache(maxsize=4)
+def _verp_key(secret: str) -> bytes:
+    # What salted_hmac derives from the salt and SECRET_KEY on every call: once per secret.
+    return hashlib.sha256((VERP_SALT + secret).encode()).digest()
+
+
 def verp_token(delivery_id: int) -> str:
     """`<ledger id>-<16 base32 characters of HMAC>`: short enough for a 64-character local part
-    (a Django signature is not), and a bounce to a forged address names no real row."""
-    digest = salted_hmac(VERP_SALT, str(delivery_id), algorithm="sha256").digest()
-    return f"{delivery_id}-{base64.b32encode(digest[:10]).decode().lower()}"
+    (a Django signature is not), and a bounce to a forged address names no real row.
+
+    The same as salted_hmac(VERP_SALT, id, algorithm="sha256") in lower-case base32 (the tests
+    hold it to that), computed with the derived key kept and the 80 bits encoded directly:
+    once per message on the send path."""
+    key = _verp_key(settings.SECRET_KEY)
+    digest = hmac.new(key, str(delivery_id).encode(), hashlib.sha256).digest()
+    bits = int.from_bytes(digest[:10], "big")
+    return f"{delivery_id}-" + "".join([_BASE32[(bits >> shift) & 31] for shift in _SHIFTS])
 
 
 def read_verp_token(token: str) -> int | None:
@@ -179,9 +197,13 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         dkim=_dkim_signer(campaign, from_email),
         message_id_domain=settings.MESSAGE_ID_DOMAIN,
     )
+    compiled = rendering.compile_campaign(campaign)
+    # Thousands of renders follow: split the templates so that what every recipient shares is
+    # rendered once and each recipient's distinct values once each (rendering.SplitTemplate).
+    compiled.split_for_sending()
     prepared = PreparedCampaign(
         campaign=campaign,
-        compiled=rendering.compile_campaign(campaign),
+        compiled=compiled,
         parts=parts,
         workspace_ctx=rendering.workspace_context(workspace),
         campaign_ctx=rendering.campaign_context(campaign),
@@ -563,6 +585,27 @@ def send_one() -> bool:
             deliver(campaign, rows, sender)
             return True
     return False
+
+
+# How long one call of the worker's sending duty keeps sending batches before the worker's other
+# duties get their turn.
+SEND_ROUND_S = 0.5
+
+
+def send_some(clock=time.monotonic) -> bool:
+    """Worker duty: send batches (send_one, each claimed, sent and recorded before the next is
+    claimed, so no more is in flight than before) for up to SEND_ROUND_S, then let the round's
+    other duties run. A worker round costs about a dozen queries (scheduler, planner, finisher,
+    task queue, housekeeping) whatever it sends: profiled at 15-25% of a worker's time with one
+    batch a round. Each batch looks for running campaigns again, so a pause, a cancel or a
+    transactional message is seen between batches as before; planning (5,000 rows a chunk)
+    still runs at least twice a second, ahead of any sending rate."""
+    if not send_one():
+        return False
+    deadline = clock() + SEND_ROUND_S
+    while clock() < deadline and send_one():
+        pass
+    return True
 
 
 _last_purge = 0.0

@@ -150,6 +150,8 @@ def report() -> dict:
         "started_at": campaign.started_at.isoformat() if campaign and campaign.started_at else None,
         "first_sent_at": first.isoformat() if first else None,
         "last_sent_at": last.isoformat() if last else None,
+        # Why rows were not sent (a few), so a benchmark that is not all `sent` says why.
+        "not_sent": list(rows.exclude(status="sent").values_list("status", "smtp_reply")[:3]),
     }
 
 

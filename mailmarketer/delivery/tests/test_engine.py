@@ -574,3 +574,49 @@ def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):
     assert (row.status, row.attempts, row.lease_expiries) == ("queued", 0, 0)
     run_until_idle()
     assert statuses(campaign) == ["sent"]
+
+
+def test_it_makes_the_verp_token_that_salted_hmac_makes(settings):
+    # Bounces to tokens made before the send path kept the derived key must still be read.
+    import base64
+
+    from django.utils.crypto import salted_hmac
+
+    for secret in ("one-secret-" + "x" * 40, "another-secret-" + "y" * 40):
+        settings.SECRET_KEY = secret
+        for delivery_id in (0, 7, 123456, 2**40 + 3):
+            digest = salted_hmac(engine.VERP_SALT, str(delivery_id), algorithm="sha256").digest()
+            expected = f"{delivery_id}-{base64.b32encode(digest[:10]).decode().lower()}"
+            assert engine.verp_token(delivery_id) == expected
+            assert engine.read_verp_token(expected) == delivery_id
+
+
+def test_it_sends_batch_after_batch_in_one_worker_round(
+    personas, staff, news, relay, postal, settings, monkeypatch
+):
+    from mailmarketer.lib.worker import registered_duties
+
+    settings.DELIVERY_BATCH = 2
+    monkeypatch.setattr(engine, "SEND_ROUND_S", 60)  # a busy machine must not end it early
+    add_people(personas.acme, [news], 7, staff)
+    campaign = launch(personas.acme, [news])
+    while planner.plan_one():
+        pass
+    assert engine.send_some() is True
+    # Four batches of at most two in one call, each recorded before the next was claimed.
+    assert statuses(campaign) == ["sent"] * 7
+    assert engine.send_some() is False
+    assert engine.send_some in registered_duties() and engine.send_one not in registered_duties()
+
+
+def test_it_stops_sending_batches_when_the_round_time_is_up(monkeypatch):
+    calls = []
+    monkeypatch.setattr(engine, "send_one", lambda: calls.append(1) or True)
+    clock = iter([0.0, 0.1, 0.2, engine.SEND_ROUND_S + 0.01, 99.0])
+    assert engine.send_some(clock=lambda: next(clock)) is True
+    assert len(calls) == 3
+
+
+def test_it_reports_no_work_when_there_is_no_batch(monkeypatch):
+    monkeypatch.setattr(engine, "send_one", lambda: False)
+    assert engine.send_some() is False
