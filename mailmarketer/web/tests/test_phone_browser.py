@@ -88,7 +88,11 @@ def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, transactional_db
     base = live_server.url
     wide: dict[str, tuple] = {}
     seen: set[str] = set()
+    missing: list[str] = []
+    skipped: dict[str, int | None] = {}
     with chromium_page() as (page, errors):
+        page.on("response", lambda r: r.status >= 400 and missing.append(f"{r.status} {r.url}"))
+        page.on("requestfailed", lambda r: missing.append(f"failed {r.url}"))
         page.set_viewport_size(PHONE)
         page.goto(f"{base}/login/")
         page.get_by_label("Email address").fill("olga@acme.test")
@@ -103,9 +107,13 @@ def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, transactional_db
             seen.add(path)
             response = page.goto(base + path)
             if response is None or response.status != 200:
+                skipped[path] = response.status if response else None
                 continue
             if "text/html" not in (response.headers.get("content-type") or ""):
                 continue
+            # What the page loads by itself (htmx fragments) finishes before the next page, so
+            # a request is never cut off and every error belongs to the page that made it.
+            page.wait_for_load_state("networkidle")
             width = page.evaluate("document.documentElement.scrollWidth")
             if width > PHONE["width"]:
                 wide[path] = (width, page.evaluate(CULPRITS, PHONE["width"]))
@@ -122,4 +130,4 @@ def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, transactional_db
                 queue.append(target)
     assert len(seen) > 20, f"the crawl reached only {sorted(seen)}"
     assert wide == {}, f"pages wider than {PHONE['width']} px: {wide}"
-    assert errors == [], f"console errors: {errors}"
+    assert errors == [], f"console errors: {errors}; not found: {missing}; {skipped}"
