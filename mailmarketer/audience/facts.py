@@ -95,3 +95,19 @@ def _upsert(cursor, sql: str, rows: list[tuple], width: int) -> None:
             sql.format(values=", ".join([one] * len(chunk))),
             [value for row in chunk for value in row],
         )
+
+
+def forget_fact(workspace_id: int, subscriber_id: int, kind: str, key: str) -> None:
+    """Takes back a fact that staff recorded by mistake (attendance unmarked): the fact and its
+    days go, as if it had never been recorded. Facts of what people did themselves are never
+    taken back."""
+    from .models_facts import Fact, FactDay
+
+    scope = dict(
+        workspace_id=workspace_id,
+        subscriber_id=subscriber_id,
+        kind=kind,
+        object_key=key[:OBJECT_KEY_MAX],
+    )
+    Fact.objects.filter(**scope).delete()
+    FactDay.objects.filter(**scope).delete()

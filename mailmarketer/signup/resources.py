@@ -35,7 +35,8 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actions import ActionError, audit
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.audience.models import Subscriber
+from mailmarketer.audience import facts
+from mailmarketer.audience.models import FactKind, Subscriber
 from mailmarketer.delivery.transactional import do_send_transactional
 from mailmarketer.lib.datafiles import open_private, private_dir
 
@@ -466,11 +467,24 @@ def grant_for_token(token: str) -> ResourceGrant:
 def do_record_download(grant: ResourceGrant) -> ResourceDownload:
     """One download through a valid link: a row naming who (when the link names someone), what
     and when. Not audited: a download is the person's own doing, kept as a fact like a click."""
-    return ResourceDownload.objects.create(
+    download = ResourceDownload.objects.create(
         workspace_id=grant.workspace_id,
         resource=grant.resource,
         subscriber=grant.subscriber,
     )
+    if grant.subscriber_id is not None:
+        facts.record_facts(
+            [
+                facts.Hit(
+                    grant.workspace_id,
+                    grant.subscriber_id,
+                    FactKind.DOWNLOADED,
+                    facts.object_key("resource", grant.resource_id),
+                    download.downloaded_at,
+                )
+            ]
+        )
+    return download
 
 
 def register_personal_data() -> None:

@@ -34,8 +34,9 @@ from django.utils.timezone import now
 from mailmarketer.accounts.actions import ActionError, Conflict, audit
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience import actions as audience
+from mailmarketer.audience import facts
 from mailmarketer.audience.emails import InvalidEmail, email_key, normalise_email
-from mailmarketer.audience.models import ConsentNotice, Subscriber
+from mailmarketer.audience.models import ConsentNotice, FactKind, Subscriber
 from mailmarketer.delivery.transactional import do_send_transactional
 
 from . import ics
@@ -384,6 +385,7 @@ def register(
     )
     if status == Status.REGISTERED:
         _plan_reminders([registration], event)
+        _registered_fact(registration, stamp)
         _mail(registration, "registered", invitation=True)
     else:
         _mail(registration, "waitlisted")
@@ -395,6 +397,24 @@ def register(
         new={"subscriber": str(subscriber.uuid), "status": status},
     )
     return registration
+
+
+REGISTERED, ATTENDED = FactKind.REGISTERED, FactKind.ATTENDED
+
+
+def _registered_fact(registration: Registration, at) -> None:
+    """ "Registered for event X" for segments: a seat, not a place on the waiting list."""
+    facts.record_facts(
+        [
+            facts.Hit(
+                registration.workspace_id,
+                registration.subscriber_id,
+                REGISTERED,
+                facts.object_key("event", registration.event_id),
+                at,
+            )
+        ]
+    )
 
 
 def _promote(event: Event) -> list[Registration]:
@@ -415,6 +435,7 @@ def _promote(event: Event) -> list[Registration]:
         registration.status = Status.REGISTERED
         registration.save(update_fields=["status"])
         registration.event = event
+        _registered_fact(registration, now())
         _mail(registration, "registered", invitation=True)
         audit(
             "webinar.promoted",
@@ -612,6 +633,13 @@ def do_set_attendance(registration: Registration, attended: bool, *, actor: Acto
     if registration.status == Status.CANCELLED and attended:
         raise Conflict("a cancelled registration cannot be marked as attended")
     Registration.objects.filter(pk=registration.pk).update(attended=bool(attended))
+    key = facts.object_key("event", registration.event_id)
+    if attended:
+        facts.record_facts(
+            [facts.Hit(registration.workspace_id, registration.subscriber_id, ATTENDED, key, now())]
+        )
+    else:
+        facts.forget_fact(registration.workspace_id, registration.subscriber_id, ATTENDED, key)
     audit(
         "webinar.attendance_marked",
         actor=actor,
@@ -665,7 +693,14 @@ def do_import_attendance(event: Event, data: bytes, *, actor: Actor) -> tuple[in
             problems.append(f"line {number}: not registered for this webinar")
             continue
         marked.add(registration.pk)
+    newly = list(
+        Registration.objects.filter(pk__in=marked, attended=False).values_list(
+            "workspace_id", "subscriber_id"
+        )
+    )
     Registration.objects.filter(pk__in=marked).update(attended=True)
+    key, at = facts.object_key("event", event.pk), now()
+    facts.record_facts([facts.Hit(ws, person, ATTENDED, key, at) for ws, person in newly])
     audit(
         "webinar.attendance_imported",
         actor=actor,

@@ -16,7 +16,14 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
-from mailmarketer.audience.models import ConsentRecord, Subscriber, Subscription, Suppression
+from mailmarketer.audience.models import (
+    ConsentRecord,
+    Fact,
+    FactKind,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 from mailmarketer.signup import resources
 from mailmarketer.signup.fields import FormError
 from mailmarketer.signup.models import (
@@ -186,6 +193,9 @@ def test_it_mails_a_link_shows_it_at_once_and_serves_the_file_as_an_attachment(
     ann = Subscriber.objects.get(email="ann@example.com")
     [row] = ResourceDownload.objects.all()
     assert (row.subscriber, row.resource, row.workspace) == (ann, guide, personas.acme)
+    # A fact segments read: "downloaded resource X".
+    fact = Fact.objects.get(subscriber=ann, kind=FactKind.DOWNLOADED)
+    assert (fact.object_key, fact.count) == (f"resource:{guide.pk}", 1)
     # The box was ticked: subscribed to the form's list, with the consent record.
     assert Subscription.objects.get(subscriber=ann).mailing_list == news
     assert ConsentRecord.objects.filter(subscriber=ann, notice=guide_form.notice).exists()

@@ -13,7 +13,14 @@ from django.test import Client
 from django.utils.timezone import now
 
 from mailmarketer.accounts.models import AuditEvent
-from mailmarketer.audience.models import ConsentNotice, ConsentRecord, Subscriber, Subscription
+from mailmarketer.audience.models import (
+    ConsentNotice,
+    ConsentRecord,
+    Fact,
+    FactKind,
+    Subscriber,
+    Subscription,
+)
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.lib.worker import registered_duties
 from mailmarketer.signup import webinars
@@ -500,3 +507,30 @@ def test_it_exports_registrations_and_erases_them_with_the_invitation(form, staf
     assert not any(
         b"zelda" in bytes(a.data).replace(b"\r\n ", b"") for a in Attachment.objects.all()
     )
+
+
+# -- facts for segments ------------------------------------------------------------------------
+
+
+def test_it_records_a_seat_and_attendance_as_facts_and_takes_back_an_unmarked_one(
+    event, staff, personas
+):
+    small = make_form(make_event(personas.acme, staff, capacity=1, waitlist_capacity=1), staff)
+    assert register(small, "ann@example.com").status_code == 200
+    assert register(small, "bo@example.com").status_code == 200  # the waiting list
+    ann, bo = registration("ann@example.com"), registration("bo@example.com")
+    key = f"event:{ann.event_id}"
+
+    def facts_of(reg, kind):
+        return Fact.objects.filter(subscriber=reg.subscriber, kind=kind, object_key=key)
+
+    assert facts_of(ann, FactKind.REGISTERED).exists()
+    assert not facts_of(bo, FactKind.REGISTERED).exists()  # waiting is not registered
+
+    webinars.do_set_attendance(ann, True, actor=staff)
+    assert facts_of(ann, FactKind.ATTENDED).get().count == 1
+    webinars.do_set_attendance(ann, False, actor=staff)
+    assert not facts_of(ann, FactKind.ATTENDED).exists()
+
+    marked, _ = webinars.do_import_attendance(ann.event, b"email\nann@example.com\n", actor=staff)
+    assert marked == 1 and facts_of(ann, FactKind.ATTENDED).exists()
