@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-fast lint browser postfix clean
+.PHONY: run test test-fast lint browser postfix dovecot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 
 # Lint and the layering contract (an upward import fails here, before the suite), then the
 # whole suite on SQLite and on PostgreSQL (see tools/test.sh).
-test: $(VENV)/.dev-installed browser postfix
+test: $(VENV)/.dev-installed browser postfix dovecot
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 	tools/test.sh
@@ -63,6 +63,20 @@ postfix:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null)) || exit 1; \
 	  else \
 	    echo "postfix is missing: install Debian's postfix package for the delivery tests"; \
+	  fi; \
+	fi
+
+# The bounce mailbox tests run a real Dovecot IMAP server with their own configuration in a
+# temporary directory, never the system's service (mailmarketer/delivery/testing/dovecot.py).
+dovecot:
+	@if [ ! -x /usr/sbin/dovecot ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's dovecot-imapd for the bounce mailbox tests"; \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null)) || exit 1; \
+	  else \
+	    echo "dovecot is missing: install Debian's dovecot-imapd package for the bounce tests"; \
 	  fi; \
 	fi
 
