@@ -12,7 +12,6 @@ page is audited).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -23,16 +22,15 @@ from ninja import Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from mailmarketer.accounts import permissions as p
-from mailmarketer.accounts.actions import Conflict
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.actions import record_subscribers_listed
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.signup import queries_webinars as queries
 from mailmarketer.signup import webinars
-from mailmarketer.signup.fields import FormError
 
 from .access import require
-from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
+from .errors import READ_ERRORS, WRITE_ERRORS, FieldErrors
+from .forms import refusals  # the same map: a taken name 409, a refused setting 422 on its field
 from .schemas import _Patch
 
 router = Router(tags=["events"])
@@ -164,16 +162,6 @@ def _fields(data: dict) -> dict:
         if key in data:
             data[key] = _instant(key, data[key])
     return data
-
-
-@contextmanager
-def refusals():
-    try:
-        yield
-    except Conflict as exc:
-        raise ApiError(409, str(exc), code="conflict") from exc
-    except FormError as exc:
-        raise FieldErrors([{"field": exc.field, "message": str(exc)}]) from exc
 
 
 @router.get("/events", response={200: EventsOut, **READ_ERRORS}, summary="All webinars")

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils.timezone import now
 
+from mailmarketer import testing
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
@@ -28,19 +29,9 @@ Status = Campaign.Status
 BASE = "/api/v1/campaigns"
 
 
-@pytest.fixture
-def ws(personas):
-    """acme, ready to send: a postal address, a time zone that is not UTC."""
-    workspace = personas.acme
-    workspace.postal_address = "1 Main Street, Springfield"
-    workspace.timezone = "Europe/Berlin"
-    workspace.save()
-    return workspace
-
-
-@pytest.fixture
-def news(ws):
-    return audience.do_create_list(ws, name="News", slug="news", actor=SETUP)
+# acme ready to send (a postal address, a time zone that is not UTC) and its list, as the
+# campaign pages' tests have them.
+ws, news = testing.ws, testing.news
 
 
 @pytest.fixture

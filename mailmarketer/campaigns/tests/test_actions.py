@@ -7,50 +7,17 @@ import pytest
 
 from mailmarketer.accounts.actions import ActionError, Conflict
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
 from mailmarketer.campaigns import actions
+from mailmarketer.campaigns import testing as shared
 from mailmarketer.campaigns.actions import TemplateError
 from mailmarketer.campaigns.models import Attachment, Campaign, CampaignLink, Layout
 from mailmarketer.delivery import campaign_actions
 
 Status = Campaign.Status
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-PDF = b"%PDF-1.7\n" + b"x" * 64
-
-
-@pytest.fixture
-def bob(personas):
-    return Actor.for_user(personas.bob)
-
-
-@pytest.fixture
-def acme(personas):
-    workspace = personas.acme
-    workspace.postal_address = "1 Main Street, Springfield"
-    workspace.save()
-    return workspace
-
-
-@pytest.fixture
-def news(acme, bob):
-    return audience.do_create_list(acme, name="News", slug="news", actor=bob)
-
-
-@pytest.fixture
-def draft(acme, news, bob):
-    return actions.do_create_campaign(
-        acme,
-        actor=bob,
-        name="Autumn",
-        subject="Hello {{ subscriber.first_name }}",
-        body="Read [the post](https://acme.test/post) and [more](https://acme.test/more).",
-        lists=[news],
-    )
-
-
-def events(name):
-    return list(AuditEvent.objects.filter(event=name))
+# The fixtures and helpers both sides of campaign writes share (campaigns/testing.py).
+acme, bob, news, draft = shared.acme, shared.bob, shared.news, shared.draft
+PDF, PNG, events = shared.PDF, shared.PNG, shared.events
 
 
 # -- create, update, clone, delete -----------------------------------------------------------------

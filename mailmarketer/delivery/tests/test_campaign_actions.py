@@ -16,48 +16,16 @@ from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.models import Subscriber
 from mailmarketer.campaigns import actions
+from mailmarketer.campaigns import testing as shared
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery import campaign_actions
 from mailmarketer.delivery.status import TRANSITIONS
 from mailmarketer.lib import outbox
 
 Status = Campaign.Status
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-PDF = b"%PDF-1.7\n" + b"x" * 64
-
-
-@pytest.fixture
-def bob(personas):
-    return Actor.for_user(personas.bob)
-
-
-@pytest.fixture
-def acme(personas):
-    workspace = personas.acme
-    workspace.postal_address = "1 Main Street, Springfield"
-    workspace.save()
-    return workspace
-
-
-@pytest.fixture
-def news(acme, bob):
-    return audience.do_create_list(acme, name="News", slug="news", actor=bob)
-
-
-@pytest.fixture
-def draft(acme, news, bob):
-    return actions.do_create_campaign(
-        acme,
-        actor=bob,
-        name="Autumn",
-        subject="Hello {{ subscriber.first_name }}",
-        body="Read [the post](https://acme.test/post) and [more](https://acme.test/more).",
-        lists=[news],
-    )
-
-
-def events(name):
-    return list(AuditEvent.objects.filter(event=name))
+# The fixtures and helpers both sides of campaign writes share (campaigns/testing.py).
+acme, bob, news, draft = shared.acme, shared.bob, shared.news, shared.draft
+events = shared.events
 
 
 # -- status ----------------------------------------------------------------------------------------
