@@ -22,6 +22,7 @@ def ready() -> None:
         Bounce.objects.filter(subscriber=subscriber).delete()
 
     personal_data.register(Bounce, section="bounces", export=export, erase=erase)
+    register_duty(apply.apply_pending_one)
     register_duty(apply.purge_raw_one)
     register_duty(webhooks.purge_receipts_one)
     register_duty(mailbox.poll_one)

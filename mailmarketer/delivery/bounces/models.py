@@ -168,4 +168,23 @@ class WebhookReceipt(models.Model):
         return f"{self.provider} receipt {self.receipt[:12]}…"
 
 
+class PendingReport(models.Model):
+    """A message the receiver accepted (answered 250) and has not applied yet: kept as received,
+    with one INSERT (a group of sessions' messages in one transaction), then applied in batches
+    by apply.apply_pending_one (the bouncer's own background task, and a worker duty), which
+    deletes it in the transaction that applies it. So the SMTP session costs one write, and a
+    report answered 250 is never lost: killed before the apply, it waits here for the next."""
+
+    raw = models.BinaryField()
+    recipients = models.TextField(blank=True)  # the envelope recipients, one a line
+    # sha256 of the raw message: the same message again while it waits is not queued twice.
+    digest = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(default=now)
+    attempts = models.PositiveSmallIntegerField(default=0)  # failed applies (apply._apply_each)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self):
+        return f"pending report {self.pk}"
+
+
 RAW_KEEP_DAYS = 30

@@ -4,10 +4,13 @@ What holds:
 - it accepts only `bounces@` and `bounces+<anything>@` recipients of the configured bounce
   domains (MM_BOUNCER_DOMAINS); anything else is refused at RCPT (550 5.7.1), so it can never
   relay: it sends nothing, to anyone;
-- a message is classified and applied (apply.do_process_bounce, one transaction) inside the
-  DATA handler, before the 250: whatever it accepted is applied; if it is killed before the
-  commit, the MTA got no 250 and retries, and a message applied but whose 250 was lost is
-  recognised by its digest when it comes again (applied once);
+- a message is stored as received (apply.store_received: one INSERT into the queue, several
+  sessions' messages grouped into one transaction) before the 250, and applied right after,
+  in batches (apply.apply_pending_one, the background task below, and a worker duty): so the
+  SMTP session costs one write, and whatever was answered 250 is applied even if the bouncer
+  is killed before applying it (the queue row waits for the next applier); if it is killed
+  before the commit, the MTA got no 250 and retries, and a message that comes again is
+  recognised by its digest (applied once);
 - a database error answers 451 (the MTA retries later), never 5xx (the MTA would bounce the
   bounce back to its sender, an empty return path, and drop it);
 - limits: messages over MM_BOUNCER_MAX_BYTES are refused (SIZE and 552), and a client past
@@ -18,30 +21,38 @@ What holds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 
-from .apply import do_process_bounce
-from .models import Bounce
+from .apply import apply_pending_one, store_received
 
 logger = logging.getLogger(__name__)
 
 LOCAL_PART = "bounces"
+GROUP_MAX = 500  # messages per group commit at most (one transaction)
+# The applier waits for the intake to be quiet this long (or for this many waiting reports)
+# before a batch: applying takes the CPU (one process, one GIL) and, on SQLite, the write lock
+# that accepting needs, and an MTA's connections are what must not wait. Reports are applied
+# within a second of a lull, and the queue cannot grow past APPLY_BACKLOG while mail streams in.
+APPLY_QUIET_S = 0.5
+APPLY_BACKLOG = 5000
 
 
-def _apply(content: bytes, recipients: list[str]) -> Bounce:
+def _in_thread(work):
+    """Run `work` with this thread's database connection, dropping it after a database error
+    (the next call reconnects)."""
     close_old_connections()
     try:
-        return do_process_bounce(
-            content, channel=Bounce.Channel.SMTP, envelope_recipients=recipients
-        )
-    finally:
-        close_old_connections()
+        return work()
+    except DatabaseError:
+        connection.close()
+        raise
 
 
 class BounceHandler:
@@ -52,7 +63,70 @@ class BounceHandler:
         self.max_bytes = max_bytes
         self.rate_per_minute = rate_per_minute
         self._counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        self.apply = sync_to_async(_apply, thread_sensitive=True)
+        # One thread writes the queue and one applies it, each with its own connection.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="bouncer-store")
+        self._applier = ThreadPoolExecutor(1, thread_name_prefix="bouncer-apply")
+        self._queue: asyncio.Queue | None = None
+        self.received = asyncio.Event()
+        self.last_received = 0.0
+        self.waiting = 0  # stored since the applier last emptied the queue (an estimate)
+
+    async def store(self, content: bytes, recipients: list[str]) -> None:
+        """Kept durably once this returns (group commit: the messages of every session waiting
+        at the time share one transaction)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._group_commits())
+        done = asyncio.get_running_loop().create_future()
+        await self._queue.put((content, recipients, done))
+        await done
+
+    async def _group_commits(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < GROUP_MAX and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            messages = [(content, rcpts) for content, rcpts, _ in group]
+            try:
+                await loop.run_in_executor(
+                    self._writer, _in_thread, lambda m=messages: store_received(m)
+                )
+            except Exception as exc:
+                for *_, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for *_, done in group:
+                if not done.done():
+                    done.set_result(None)
+            self.waiting += len(group)
+            self.last_received = time.monotonic()
+            self.received.set()
+
+    async def apply_forever(self) -> None:
+        """Apply what was accepted, a batch at a time, whenever the intake pauses (and at
+        start: what a killed bouncer accepted and did not apply)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            quiet = time.monotonic() - self.last_received
+            if quiet < APPLY_QUIET_S and self.waiting < APPLY_BACKLOG:
+                await asyncio.sleep(APPLY_QUIET_S - quiet)
+                continue
+            try:
+                found = await loop.run_in_executor(self._applier, _in_thread, apply_pending_one)
+            except Exception:
+                logger.exception("applying received reports failed; trying again shortly")
+                found = False
+                await asyncio.sleep(1)
+            if not found:
+                self.waiting = 0
+                self.received.clear()
+                # Then look again anyway: a bouncer killed earlier may have left some queued.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.received.wait(), timeout=5)
+            else:
+                self.waiting = max(0, self.waiting - 200)
 
     def accepts(self, address: str) -> bool:
         local, _, domain = address.strip("<>").rpartition("@")
@@ -87,14 +161,14 @@ class BounceHandler:
         if len(content) > self.max_bytes:
             return "552 5.3.4 Message too big"
         try:
-            bounce = await self.apply(content, list(envelope.rcpt_tos))
+            await self.store(content, list(envelope.rcpt_tos))
         except DatabaseError:
-            logger.exception("bounce not applied: database error")
+            logger.exception("bounce not stored: database error")
             return "451 4.3.0 Temporary failure; try again later"
         except Exception:
-            logger.exception("bounce not applied: unexpected error")
+            logger.exception("bounce not stored: unexpected error")
             return "451 4.3.0 Temporary failure; try again later"
-        return f"250 2.0.0 Applied: bounce {bounce.pk} ({bounce.kind}, {bounce.outcome})"
+        return "250 2.0.0 Accepted: queued for processing"
 
 
 def make_server_factory(handler: BounceHandler, hostname: str = "bouncer"):
@@ -115,12 +189,14 @@ def make_server_factory(handler: BounceHandler, hostname: str = "bouncer"):
 
 
 async def serve(host: str, port: int, handler: BounceHandler, *, ready=None) -> None:
-    """Listen until SIGTERM or SIGINT; a message being applied finishes first."""
+    """Listen until SIGTERM or SIGINT, applying what it accepts; a message being stored
+    finishes first (a batch being applied commits or rolls back whole)."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(make_server_factory(handler), host=host, port=port)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    applier = loop.create_task(handler.apply_forever())
     if ready is not None:
         ready(server.sockets[0].getsockname())
     try:
@@ -128,3 +204,5 @@ async def serve(host: str, port: int, handler: BounceHandler, *, ready=None) -> 
     finally:
         server.close()
         await server.wait_closed()
+        # What was accepted and not applied yet stays queued for the next applier.
+        applier.cancel()

@@ -128,7 +128,7 @@ def process_database(tmp_path, connection):
 #    python -m mailmarketer.delivery.bounces.testing report                     (one JSON line)
 
 
-def seed(rows: int, domain: str) -> list[dict]:
+def seed(rows: int, domain: str, slug: str = "bounce") -> list[dict]:
     """A workspace with `rows` people <i>@`domain` and a sent campaign: a ledger row each."""
     from django.db import transaction
     from django.utils.timezone import now
@@ -141,7 +141,7 @@ def seed(rows: int, domain: str) -> list[dict]:
 
     with transaction.atomic():
         workspace = Workspace.objects.create(
-            name="Bounce Test", slug="bounce", sender_email="news@acme.test"
+            name=f"Bounce Test {slug}", slug=slug, sender_email="news@acme.test"
         )
         news = MailingList.objects.create(workspace=workspace, name="News", slug="news")
         people = Subscriber.objects.bulk_create(
@@ -193,7 +193,7 @@ def report() -> dict:
     from collections import Counter
 
     from mailmarketer.audience.models import Suppression
-    from mailmarketer.delivery.bounces.models import Bounce
+    from mailmarketer.delivery.bounces.models import Bounce, PendingReport
     from mailmarketer.delivery.models import Delivery
 
     return {
@@ -201,6 +201,36 @@ def report() -> dict:
         "outcomes": dict(Counter(Bounce.objects.values_list("outcome", flat=True))),
         "suppressed": Suppression.objects.count(),
         "bounced_rows": Delivery.objects.filter(status=Delivery.Status.BOUNCED).count(),
+        "pending": PendingReport.objects.count(),
+    }
+
+
+def statements(rows: int) -> dict:
+    """Statements per DSN of the receiving path (store_received, one group) and the applying
+    path (apply_pending_one until the queue is empty), for `rows` hard-bounce DSNs to a fresh
+    workspace's rows: the load-insensitive figure of the benchmark."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailmarketer.delivery.bounces.apply import apply_pending_one, store_received
+
+    slug = f"statements-{secrets.token_hex(3)}"
+    messages = [
+        (
+            dsn(r["email"], token=r["token"], domain="bounce.bench.test", nonce=f"s{r['id']}"),
+            [f"bounces+{r['token']}@bounce.bench.test"],
+        )
+        for r in seed(rows, f"{slug}.test", slug=slug)
+    ]
+    with CaptureQueriesContext(connection) as stored:
+        store_received(messages)
+    with CaptureQueriesContext(connection) as applied:
+        while apply_pending_one():
+            pass
+    return {
+        "dsns": rows,
+        "store_statements": len(stored.captured_queries),
+        "apply_statements": len(applied.captured_queries),
     }
 
 
@@ -217,12 +247,15 @@ def main(argv=None) -> int:
     seeding.add_argument("--rows", type=int, required=True)
     seeding.add_argument("--domain", default="dead.example")
     sub.add_parser("report")
+    sub.add_parser("statements").add_argument("--rows", type=int, default=400)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailmarketer.settings")
     django.setup()
     if args.command == "seed":
         for row in seed(args.rows, args.domain):
             print(json.dumps(row))
+    elif args.command == "statements":
+        print(json.dumps(statements(args.rows)))
     else:
         print(json.dumps(report()))
     return 0

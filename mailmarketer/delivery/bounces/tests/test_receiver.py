@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 from django.db import OperationalError
 
+from mailmarketer.delivery.bounces import receiver
 from mailmarketer.delivery.bounces.receiver import BounceHandler
 
 
@@ -61,21 +62,53 @@ def test_it_answers_451_when_the_database_fails_so_the_mta_retries():
     async def broken(content, recipients):
         raise OperationalError("database is locked")
 
-    handler.apply = broken
+    handler.store = broken
     assert _data(handler, b"Subject: x\r\n\r\nbody").startswith("451 4.3.0")
 
 
-def test_it_answers_250_only_after_applying():
+def test_it_answers_250_only_after_storing():
     handler = _handler()
-    applied = []
+    stored = []
 
-    async def apply(content, recipients):
-        applied.append((content, recipients))
-        return SimpleNamespace(pk=7, kind="hard", outcome="suppressed")
+    async def store(content, recipients):
+        stored.append((content, recipients))
 
-    handler.apply = apply
-    assert (
-        _data(handler, b"Subject: x\r\n\r\nbody")
-        == "250 2.0.0 Applied: bounce 7 (hard, suppressed)"
-    )
-    assert applied == [(b"Subject: x\r\n\r\nbody", ["bounces@bounce.acme.test"])]
+    handler.store = store
+    assert _data(handler, b"Subject: x\r\n\r\nbody").startswith("250 2.0.0")
+    assert stored == [(b"Subject: x\r\n\r\nbody", ["bounces@bounce.acme.test"])]
+
+
+def test_it_stores_the_messages_of_sessions_waiting_together_in_one_commit(monkeypatch):
+    groups = []
+    monkeypatch.setattr(receiver, "store_received", lambda messages: groups.append(messages))
+    monkeypatch.setattr(receiver, "close_old_connections", lambda: None)
+    handler = _handler()
+
+    async def sessions():
+        await asyncio.gather(
+            *(handler.store(f"m{i}".encode(), ["bounces@bounce.acme.test"]) for i in range(5))
+        )
+
+    asyncio.run(sessions())
+    assert [len(g) for g in groups] == [5]  # all five answered after one transaction
+    assert [m for m, _ in groups[0]] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+
+
+def test_it_answers_451_to_every_session_of_a_group_whose_commit_failed(monkeypatch):
+    def broken(messages):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(receiver, "store_received", broken)
+    monkeypatch.setattr(receiver, "close_old_connections", lambda: None)
+    monkeypatch.setattr(receiver, "connection", SimpleNamespace(close=lambda: None))
+    handler = _handler()
+
+    async def sessions():
+        envelope = SimpleNamespace(
+            rcpt_tos=["bounces@bounce.acme.test"], original_content=b"x", content=b"x"
+        )
+        return await asyncio.gather(
+            *(handler.handle_DATA(None, SimpleNamespace(peer=("x", 1)), envelope) for _ in range(3))
+        )
+
+    assert [r[:3] for r in asyncio.run(sessions())] == ["451", "451", "451"]
