@@ -1,0 +1,164 @@
+"""The receiver's queue and the batch applier: what is stored before the 250 is applied once,
+set-based, with the outcomes each report would have had applied alone in order."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from mailmarketer.accounts.models import AuditEvent
+from mailmarketer.audience import actions as audience
+from mailmarketer.audience.models import ConsentRecord, Subscription, Suppression
+from mailmarketer.delivery.bounces import apply, testing
+from mailmarketer.delivery.bounces.models import Bounce, PendingReport
+from mailmarketer.delivery.models import Delivery
+from mailmarketer.testing import SETUP, launch, ledger_rows
+
+SENT = Delivery.Status.SENT
+
+
+@pytest.fixture
+def rows(ws, news, people):
+    return ledger_rows(launch(ws, [news]), people, [SENT] * len(people))
+
+
+def _many(ws, news, n):
+    people = [
+        audience.do_create_subscriber(ws, email=f"many{i}@example.net", actor=SETUP)
+        for i in range(n)
+    ]
+    for person in people:
+        audience.do_subscribe(
+            person, [news], actor=SETUP, reason=Subscription.Reason.BY_ADMIN, confirmed=True
+        )
+    return ledger_rows(launch(ws, [news], name="Many"), people, [SENT] * n)
+
+
+def _hard(row, nonce):
+    raw = testing.dsn(row.subscriber.email, token=testing.token_for(row), nonce=nonce)
+    return raw, [f"bounces+{testing.token_for(row)}@bounce.acme.test"]
+
+
+def _soft(row, nonce):
+    raw = testing.dsn(
+        row.subscriber.email,
+        token=testing.token_for(row),
+        status="4.2.2",
+        diagnostic="452 4.2.2 Mailbox full",
+        nonce=nonce,
+    )
+    return raw, []
+
+
+def test_it_applies_what_the_receiver_stored_and_empties_the_queue(ws, rows):
+    apply.store_received([_hard(rows[0], "a"), _hard(rows[1], "b")])
+    assert PendingReport.objects.count() == 2 and not Bounce.objects.exists()
+    assert apply.apply_pending_one() is True
+    assert apply.apply_pending_one() is False
+    assert not PendingReport.objects.exists()
+    assert sorted(Bounce.objects.values_list("outcome", flat=True)) == ["suppressed"] * 2
+    assert Delivery.objects.filter(status=Delivery.Status.BOUNCED).count() == 2
+    assert Suppression.objects.filter(workspace=ws).count() == 2
+
+
+def test_it_queues_a_message_received_twice_once_and_applies_it_once(ws, rows):
+    message = _hard(rows[0], "a")
+    apply.store_received([message, message])
+    apply.store_received([message])  # the MTA retrying after a lost 250
+    assert PendingReport.objects.count() == 1
+    apply.apply_pending_one()
+    apply.store_received([message])  # again, after it was applied
+    apply.apply_pending_one()
+    assert Bounce.objects.count() == 1 and not PendingReport.objects.exists()
+    assert Suppression.objects.count() == 1
+
+
+def test_a_batch_has_the_outcomes_of_its_reports_applied_one_after_the_other(ws, rows, news):
+    first, second, third = rows
+    batch = [
+        _soft(first, "s1"),
+        _hard(second, "h1"),
+        _soft(first, "s2"),
+        _hard(second, "h2"),  # the same person again: suppressed already
+        (testing.arf(third.subscriber.email, token=testing.token_for(third)), []),
+        _soft(first, "s3"),  # the third soft bounce in 15 days: hard
+        (testing.dsn("x@example.com", token=f"{first.pk}-forgedforged"), []),
+        _hard(second, "h1"),  # the very same message as the second: applied once
+    ]
+    apply.store_received(batch)
+    assert PendingReport.objects.count() == 7
+    apply.apply_pending_one()
+    outcomes = list(Bounce.objects.order_by("id").values_list("outcome", flat=True))
+    assert outcomes == [
+        "counted",
+        "suppressed",
+        "counted",
+        "already",
+        "complained",
+        "soft_to_hard",
+        "unmatched",
+    ]
+    reasons = dict(Suppression.objects.values_list("email_hash", "reason"))
+    assert reasons == {
+        audience.suppression_hash(first.subscriber.email): Suppression.Reason.HARD_BOUNCE,
+        audience.suppression_hash(second.subscriber.email): Suppression.Reason.HARD_BOUNCE,
+        audience.suppression_hash(third.subscriber.email): Suppression.Reason.COMPLAINT,
+    }
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    # A complaint unsubscribes and suppresses; the message was delivered, so its row stays sent.
+    assert statuses == {first.pk: "bounced", second.pk: "bounced", third.pk: "sent"}
+    assert set(Subscription.objects.values_list("status", flat=True)) == {"unsubscribed"}
+    withdrawals = ConsentRecord.objects.filter(action=ConsentRecord.Action.WITHDRAW)
+    assert withdrawals.count() == 3
+    labels = sorted(withdrawals.values_list("source_label", flat=True))
+    assert any(label.startswith("Spam complaint") for label in labels)
+    assert all("Autumn news" in label and "bounce #" in label for label in labels)
+    # One "bounce.received" audit row per report of a workspace (the unmatched one names
+    # none), one per suppression added and one per person unsubscribed, as one at a time.
+    events = list(AuditEvent.objects.values_list("event", flat=True))
+    assert events.count("bounce.received") == 6
+    assert events.count("suppression.added") == 3
+    assert events.count("subscriber.unsubscribed") == 3
+
+
+@pytest.mark.django_db
+def test_its_statements_per_batch_do_not_grow_with_the_batch(ws, news):
+    def statements(rows, nonce):
+        apply.store_received([_hard(row, f"{nonce}{row.pk}") for row in rows])
+        with CaptureQueriesContext(connection) as applied:
+            apply.apply_pending_one()
+        assert not PendingReport.objects.exists()
+        return len(applied.captured_queries)
+
+    many = _many(ws, news, 60)
+    small, large = statements(many[:5], "s"), statements(many[5:], "l")
+    assert large <= small + 6, (small, large)  # bulk inserts split in chunks on SQLite only
+    assert Delivery.objects.filter(status=Delivery.Status.BOUNCED).count() == 60
+
+
+def test_it_applies_the_rest_of_a_batch_and_parks_a_report_that_keeps_failing(
+    ws, rows, monkeypatch
+):
+    real = apply.apply_reports
+
+    def fussy(reports, **kw):
+        if any(b"poison" in r.raw for r in reports):
+            raise ValueError("cannot handle this one")
+        return real(reports, **kw)
+
+    monkeypatch.setattr(apply, "apply_reports", fussy)
+    poison = (b"Subject: poison\r\n\r\nx", [])
+    apply.store_received([_hard(rows[0], "a"), poison, _hard(rows[1], "b")])
+    apply.apply_pending_one()
+    assert Bounce.objects.count() == 2  # the others are applied
+    waiting = PendingReport.objects.get()
+    assert waiting.attempts == 1 and "ValueError" in waiting.last_error
+    for _ in range(apply.PARK_AFTER - 1):
+        apply.apply_pending_one()
+    assert not PendingReport.objects.exists()
+    parked = Bounce.objects.order_by("-id").first()
+    assert (parked.outcome, parked.kind) == ("refused", "unknown")
+    assert "ValueError" in parked.reason and bytes(parked.raw).endswith(b"x")
+
+
+def test_the_ledger_statement_names_the_ledger_table():
+    assert f"UPDATE {Delivery._meta.db_table} " in apply.BOUNCE_ROWS_SQL
