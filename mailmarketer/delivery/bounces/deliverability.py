@@ -3,9 +3,10 @@
 Rates: per campaign, the share of its delivered messages (rows `sent` or `bounced`) that bounced
 hard (rows `bounced`) and that drew a complaint (Bounce rows of kind complaint); per sending
 domain (the campaign's From domain) the same summed over the last 30 days' campaigns; per
-recipient domain the reports received in 30 days (a count: the ledger keeps no recipient domain
-to divide by). Thresholds are Gmail's bulk-sender ones (complaints: keep under 0.1 %, never reach
-0.3 %); bounces warn at 2 % and alarm at 5 %, where mailbox providers start to throttle.
+recipient domain (the top domains by reports in 30 days) the hard bounces and complaints over
+the messages delivered there by the last 30 days' campaigns. Thresholds are Gmail's bulk-sender
+ones (complaints: keep under 0.1 %, never reach 0.3 %); bounces warn at 2 % and alarm at 5 %,
+where mailbox providers start to throttle.
 
 DNS: the records a sender publishes (SPF for the return path's domain, the DKIM key of each
 signing domain, a DMARC policy with its reporting address), looked up with dnspython through
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Value
+from django.db.models.functions import StrIndex, Substr
 from django.utils.timezone import now
 
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.lib.charts import Chart, chart
 
 from ..models import Delivery, DkimKey
 from .models import Bounce
@@ -106,6 +109,38 @@ def sending_domain_rates(workspace, per_campaign) -> list[Rates]:
     return sorted(found.values(), key=lambda r: -r.delivered)
 
 
+def recipient_domain_rates(workspace, limit: int = 10) -> list[Rates]:
+    """The recipient domains with the most reports in DAYS days, each with its rates: hard
+    bounces and complaints over the messages delivered to that domain by the campaigns started
+    in those days (ledger rows `sent` or `bounced`, grouped by the domain of the person's
+    address; one grouped query over those campaigns' rows, restricted to these domains)."""
+    top = recipient_domains(workspace, limit)
+    if not top:
+        return []
+    since = now() - timedelta(days=DAYS)
+    domain = Substr("subscriber__email_key", StrIndex("subscriber__email_key", Value("@")) + 1)
+    delivered = dict(
+        Delivery.objects.filter(
+            workspace=workspace,
+            campaign__started_at__gte=since,
+            status__in=(Delivery.Status.SENT, Delivery.Status.BOUNCED),
+        )
+        .annotate(domain=domain)
+        .filter(domain__in=[d["recipient_domain"] for d in top])
+        .values_list("domain")
+        .annotate(n=Count("id"))
+    )
+    return [
+        Rates(
+            d["recipient_domain"],
+            delivered.get(d["recipient_domain"], 0),
+            d["hard"],
+            d["complaints"],
+        )
+        for d in top
+    ]
+
+
 def recipient_domains(workspace, limit: int = 20) -> list[dict]:
     since = now() - timedelta(days=DAYS)
     rows = (
@@ -121,6 +156,22 @@ def recipient_domains(workspace, limit: int = 20) -> list[dict]:
         .order_by("-total", "recipient_domain")[:limit]
     )
     return list(rows)
+
+
+def daily_chart(workspace) -> Chart:
+    """The reports per day as the shared chart component draws them (and tables them)."""
+    days = daily(workspace)
+    return chart(
+        "deliverability-daily",
+        "Reports per day (UTC)",
+        [datetime.fromisoformat(d["day"]).replace(tzinfo=UTC) for d in days],
+        {
+            "Hard bounces": [d["hard"] for d in days],
+            "Soft bounces": [d["soft"] for d in days],
+            "Complaints": [d["complaint"] for d in days],
+        },
+        grain=["day"] * len(days),
+    )
 
 
 def daily(workspace) -> list[dict]:

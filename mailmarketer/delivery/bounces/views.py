@@ -293,8 +293,8 @@ def deliverability_page(request):
     context = {
         "per_campaign": per_campaign,
         "per_sending_domain": d.sending_domain_rates(request.workspace, per_campaign),
-        "recipient_domains": d.recipient_domains(request.workspace),
-        "daily": d.daily(request.workspace),
+        "recipient_domains": d.recipient_domain_rates(request.workspace),
+        "daily": d.daily_chart(request.workspace),
         "records": records,
         "checked": checked,
         "thresholds": {

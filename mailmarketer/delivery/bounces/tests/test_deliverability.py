@@ -90,3 +90,35 @@ def test_it_checks_now_only_on_post_and_never_leaves_the_machine_in_tests(
     assert asked == []
     html = alice_client.post("/app/acme/deliverability/").content.decode()
     assert "_dmarc.acme.test" in asked and "Missing" in html
+
+
+def test_it_gives_the_top_recipient_domains_their_rates_over_what_was_delivered_there(
+    ws, sent, news
+):
+    from mailmarketer.audience import actions as audience
+
+    others = [
+        audience.do_create_subscriber(ws, email=f"o{i}@other.example", actor=SETUP)
+        for i in range(5)
+    ]
+    ledger_rows(launch(ws, [news], name="Other"), others, [Delivery.Status.SENT] * 5)
+    do_process_bounce(
+        testing.dsn(others[0].email, status="4.2.2", nonce="x"), channel="smtp"
+    )  # unmatched: no workspace, not counted
+    [example] = deliverability.recipient_domain_rates(ws)
+    assert (example.label, example.delivered, example.bounced, example.complaints) == (
+        "example.com",
+        20,
+        1,
+        1,
+    )
+    assert example.bounce_level == "alarm" and example.complaint_level == "alarm"
+
+
+def test_it_draws_the_reports_per_day_with_the_shared_chart_and_its_table(carol_client, sent):
+    chart = deliverability.daily_chart(sent[0].workspace)
+    assert len(chart.points) == deliverability.DAYS
+    assert [sum(v) for v in chart.series.values()] == [1, 0, 1]
+    html = carol_client.get("/app/acme/deliverability/").content.decode()
+    assert 'data-chart="deliverability-daily-data"' in html
+    assert "uplot.iife.min.js" in html and "Reports per day (UTC) (table)" in html
