@@ -20,6 +20,7 @@ urlpatterns = [
     path("app/<slug:ws>/bounces/", bounces.bounces_home, name="bounces-home"),
     path("app/<slug:ws>/deliverability/", bounces.deliverability_page, name="deliverability"),
     path("app/<slug:ws>/bounces/<int:bounce_id>/", bounces.bounce_detail, name="bounce"),
+    path("app/<slug:ws>/bounces/unmatched/", bounces.bounces_unmatched, name="bounces-unmatched"),
     path("app/<slug:ws>/settings/bounces/", bounces.bounce_settings, name="bounce-settings"),
     path(
         "app/<slug:ws>/settings/bounces/webhook-key/",

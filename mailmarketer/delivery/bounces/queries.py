@@ -12,6 +12,7 @@ def bounces_page(
     *,
     kind=None,
     outcome=None,
+    outcomes=(),
     channel=None,
     campaign_id=None,
     before: int | None = None,
@@ -27,6 +28,8 @@ def bounces_page(
         rows = rows.filter(kind=kind)
     if outcome:
         rows = rows.filter(outcome=outcome)
+    if outcomes:
+        rows = rows.filter(outcome__in=list(outcomes))
     if channel:
         rows = rows.filter(channel=channel)
     if campaign_id:

@@ -92,6 +92,51 @@ def bounces_home(request):
     return render(request, "delivery/bounces.html", context, status=status)
 
 
+# The reports staff must look at: a bounce or complaint that names no delivery of ours, or one
+# matched by the address it names alone (shown, not acted on: anyone can mail such a report).
+UNMATCHED = (Bounce.Outcome.UNMATCHED, Bounce.Outcome.NOT_ACTED)
+
+
+class BeforeForm(forms.Form):
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+
+
+@workspace_view(p.CAMPAIGNS_VIEW)
+@require_GET
+def bounces_unmatched(request):
+    """Reports that came through this workspace's mailbox or webhooks and were not acted on for
+    want of a valid key: who sent them and what they say (escaped; addresses masked for roles
+    without personal data), so staff can decide, and suppress by hand where they believe one."""
+    reveal = request.membership.has(p.VIEW_PERSONAL_DATA)
+    form = BeforeForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request, "delivery/bounces_unmatched.html", {"form": form, "rows": []}, status=400
+        )
+    before = form.cleaned_data.get("before")
+    page, next_before = queries.bounces_page(request.workspace, outcomes=UNMATCHED, before=before)
+    rows = [
+        {
+            **_row(b, reveal),
+            "sender": shown(b.sender, reveal),
+            "subject": shown(b.subject, reveal),
+        }
+        for b in page
+    ]
+    if reveal and any(b.address or b.sender for b in page):
+        audience_actions.record_subscribers_listed(
+            request.workspace, count=len(rows), actor=Actor.from_request(request)
+        )
+    context = {
+        "form": form,
+        "rows": rows,
+        "masked": not reveal,
+        "next_url": "?" + urlencode({"before": next_before}) if next_before else "",
+        "paged": before is not None,
+    }
+    return render(request, "delivery/bounces_unmatched.html", context)
+
+
 @workspace_view(p.CAMPAIGNS_VIEW)
 @require_GET
 def bounce_detail(request, bounce_id: int):

@@ -73,3 +73,38 @@ def test_it_filters_and_pages_by_keyset(alice_client, bounce, ws):
     assert "Hard bounce" in alice_client.get("/app/acme/bounces/?kind=hard").content.decode()
     assert alice_client.get("/app/acme/bounces/?kind=nonsense").status_code == 400
     assert alice_client.get("/app/acme/bounces/?before=-5").status_code == 400
+
+
+@pytest.fixture
+def unmatched(ws, people):
+    raw = (
+        f"From: {EVIL_TEXT} <postmaster@relay.example>\r\nSubject: Undeliverable: {EVIL_TEXT}\r\n"
+        "Content-Type: text/plain\r\n\r\n"
+        "Delivery to the following recipient failed permanently:\r\n\r\n"
+        "    person1@example.com\r\n\r\n"
+        "550 5.1.1 The email account that you tried to reach does not exist.\r\n"
+    ).encode()
+    found = do_process_bounce(raw, channel=Bounce.Channel.IMAP, workspace=ws)
+    assert found.outcome in ("unmatched", "not_acted")
+    do_process_bounce(testing.dsn("nobody@example.org"), channel=Bounce.Channel.IMAP, workspace=ws)
+    return found
+
+
+def test_it_lists_the_reports_not_acted_on_escaped_for_the_owner(alice_client, unmatched, bounce):
+    html = alice_client.get("/app/acme/bounces/unmatched/").content.decode()
+    assert "person1@example.com" in html and "nobody@example.org" in html
+    assert "&lt;script&gt;" in html and EVIL_TEXT not in html
+    assert f"/app/acme/bounces/{bounce.pk}/" not in html  # acted on: not listed here
+    assert events("subscriber.listed")
+
+
+def test_it_masks_the_unmatched_reports_for_a_role_without_personal_data(carol_client, unmatched):
+    html = carol_client.get("/app/acme/bounces/unmatched/").content.decode()
+    assert "person1@example.com" not in html and "nobody@example.org" not in html
+    assert "postmaster@relay.example" not in html
+    assert "Addresses are masked" in html
+
+
+def test_it_shows_another_workspaces_unmatched_reports_to_nobody(mallory_client, unmatched):
+    response = mallory_client.get("/app/acme/bounces/unmatched/")
+    assert response.status_code in (403, 404)
