@@ -2,8 +2,10 @@
 set-based, with the outcomes each report would have had applied alone in order."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
@@ -162,3 +164,71 @@ def test_it_applies_the_rest_of_a_batch_and_parks_a_report_that_keeps_failing(
 
 def test_the_ledger_statement_names_the_ledger_table():
     assert f"UPDATE {Delivery._meta.db_table} " in apply.BOUNCE_ROWS_SQL
+
+
+_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["hard", "soft", "arf", "delayed"]),
+        st.sampled_from(["token", "message_id", "forged", "none", "again"]),
+        st.integers(0, 2),
+        st.sampled_from([apply.Bounce.Channel.SMTP, apply.Bounce.Channel.IMAP]),
+    ),
+    max_size=10,
+)
+
+
+def _reports(ws, rows, steps):
+    reports, last = [], None
+    for n, (kind, key, index, channel) in enumerate(steps):
+        row = rows[index]
+        if key == "again" and last is not None:
+            reports.append(last)
+            continue
+        token = testing.token_for(row) if key == "token" else ""
+        if key == "forged":
+            token = f"{row.pk}-{'f' * 16}"
+        message_id = testing.message_id_for(row) if key == "message_id" else ""
+        if kind == "arf":
+            raw = testing.arf(row.subscriber.email, token=token, nonce=str(n))
+        else:
+            raw = testing.dsn(
+                row.subscriber.email,
+                token=token,
+                message_id=message_id,
+                nonce=str(n),
+                status={"hard": "5.1.1", "soft": "4.2.2", "delayed": "4.4.1"}[kind],
+                action="delayed" if kind == "delayed" else "failed",
+            )
+        last = apply.report_of_message(
+            raw, channel=channel, workspace=ws if channel == apply.Bounce.Channel.IMAP else None
+        )
+        reports.append(last)
+    return reports
+
+
+def _state():
+    return (
+        list(Bounce.objects.order_by("id").values_list("kind", "outcome", "matched_by", "reason")),
+        sorted(Suppression.objects.values_list("email_hash", "reason")),
+        sorted(Subscription.objects.values_list("subscriber_id", "status", "status_reason")),
+        sorted(Delivery.objects.values_list("pk", "status", "smtp_reply")),
+        ConsentRecord.objects.filter(action="withdraw").count(),
+        sorted(AuditEvent.objects.values_list("event", flat=True)),
+    )
+
+
+@pytest.mark.django_db(transaction=False)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_a_batch_leaves_what_its_reports_one_at_a_time_leave(ws, rows, data):
+    reports = _reports(ws, rows, data.draw(_steps))
+    with transaction.atomic():
+        for report in reports:
+            apply.apply_reports([report])
+        one_by_one = _state()
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        apply.apply_reports(reports)
+        batched = _state()
+        transaction.set_rollback(True)
+    assert batched == one_by_one
