@@ -243,7 +243,8 @@ def main() -> int:
         per = counted["dsns"]
         print(
             f"statements per DSN: receiving {counted['store_statements'] / per:.3f}, "
-            f"applying {counted['apply_statements'] / per:.3f} (batches of {per} DSNs)"
+            f"applying {counted['apply_statements'] / per:.3f} ({per} DSNs: one group commit, "
+            "then batches of 200)"
         )
         print(
             f"applied {found['bounces']} of {args.dsns} once, ledger rows bounced "
