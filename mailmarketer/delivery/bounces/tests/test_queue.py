@@ -232,3 +232,21 @@ def test_a_batch_leaves_what_its_reports_one_at_a_time_leave(ws, rows, data):
         batched = _state()
         transaction.set_rollback(True)
     assert batched == one_by_one
+
+
+def test_it_applies_only_the_reports_no_other_applier_took_while_it_classified(
+    ws, rows, monkeypatch
+):
+    apply.store_received([_hard(rows[0], "a"), _hard(rows[1], "b")])
+    taken = PendingReport.objects.order_by("id").first()
+    real = apply.report_of_message
+
+    def meanwhile(raw, **kw):
+        # Another applier claims, applies and deletes the first while this one classifies.
+        PendingReport.objects.filter(pk=taken.pk).delete()
+        return real(raw, **kw)
+
+    monkeypatch.setattr(apply, "report_of_message", meanwhile)
+    assert apply.apply_pending_one() is True
+    assert Bounce.objects.count() == 1 and not PendingReport.objects.exists()
+    assert Bounce.objects.get().delivery_id == rows[1].pk
