@@ -23,8 +23,9 @@ class TrackingConfig(AppConfig):
 
         from mailmarketer.lib.worker import register_duty
 
-        from . import rollups
+        from . import mail_ingest, rollups
 
+        register_duty(mail_ingest.ingest_mail_one)
         register_duty(rollups.roll_up_one)
         self._ready_web(personal_data)
 

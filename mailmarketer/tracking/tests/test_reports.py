@@ -13,7 +13,7 @@ from mailmarketer.accounts.permissions import Role
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.testing import client_for, events, make_member, make_token, make_user, url
 from mailmarketer.tracking import queries, rollups
-from mailmarketer.tracking.testing import send_campaign, tracked_links
+from mailmarketer.tracking.testing import ingest, send_campaign, tracked_links
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 XSS = '"><script>alert("ua")</script><img src=x onerror=alert(1)>'
@@ -37,6 +37,7 @@ def clicked(ws, news, people, client, monkeypatch):
     client.get(path_of(links1[0]), HTTP_USER_AGENT=XSS + " Firefox")
     client.get(path_of(links1[0]), HTTP_USER_AGENT=XSS + " Firefox")
     client.get(path_of(links2[0]), HTTP_USER_AGENT="Mimecast Link Scanner")
+    ingest()
     monkeypatch.setattr(rollups, "LAG_SECONDS", 0)
     while rollups.roll_up_one():
         pass
