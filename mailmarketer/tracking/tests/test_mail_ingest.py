@@ -231,3 +231,25 @@ def test_many_requests_share_one_fsync_and_every_line_is_written(monkeypatch, tm
     records, bad = mail_spool.read_records(path.read_bytes())
     assert sorted(r["d"] for r in records) == list(range(64)) and bad == 0
     assert len(syncs) < 32
+
+
+def test_it_deletes_events_past_retention_but_keeps_the_report(sent, rows, settings, monkeypatch):
+    from mailmarketer.tracking import mail_retention
+
+    settings.TRACKING_EMAIL_EVENT_DAYS = 30
+    write_spool(
+        "mail-00000000000000000001-1.jsonl",
+        [
+            line(record("o", rows[0], at=now() - timedelta(days=31))),
+            line(record("o", rows[1], at=now() - timedelta(days=29))),
+        ],
+    )
+    ingest()
+    assert not mail_retention.delete_old_email_events_one.unthrottled()  # not rolled up yet
+    monkeypatch.setattr(rollups, "LAG_SECONDS", 0)
+    while rollups.roll_up_one():
+        pass
+    assert mail_retention.delete_old_email_events_one.unthrottled()
+    assert not mail_retention.delete_old_email_events_one.unthrottled()
+    assert list(EmailEvent.objects.values_list("delivery_id", flat=True)) == [rows[1].pk]
+    assert queries.campaign_report(sent).human.unique_opens == 2
