@@ -150,3 +150,25 @@ def test_it_hides_another_workspaces_person(clicked, people, mallory_client):
 def test_it_loads_the_timeline_on_the_persons_page(clicked, people, alice_client):
     page = alice_client.get(url("audience-subscriber", sid=str(people[1].uuid)))
     assert url("subscriber-activity", sid=str(people[1].uuid)) in page.content.decode()
+
+
+def test_it_shows_hostile_link_urls_escaped_in_the_report(clicked, people, carol_client):
+    """A link's stored URL is captured text too (the campaign's author may paste anything);
+    the report, its per-link table and the chart data show it escaped."""
+    from mailmarketer.audience.links import click_token
+    from mailmarketer.campaigns.models import CampaignLink
+
+    hostile = CampaignLink.objects.create(
+        campaign=clicked, url='https://acme.test/?q="><script>alert("link")</script>', position=9
+    )
+    row = Delivery.objects.get(campaign=clicked, subscriber=people[0])
+    from django.test import Client
+
+    response = Client().get(f"/t/c/{click_token(row.pk, hostile.pk)}", HTTP_USER_AGENT=XSS)
+    assert response["Location"].startswith("https://acme.test/?q=%22%3E%3Cscript")  # encoded
+    ingest()
+    while rollups.roll_up_one():
+        pass
+    page = carol_client.get(url("campaign-report", campaign_id=clicked.pk)).content.decode()
+    assert "<script>alert(" not in page
+    assert "&lt;script&gt;alert(&quot;link&quot;)&lt;/script&gt;" in page
