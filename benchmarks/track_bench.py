@@ -1,21 +1,23 @@
-"""Tracking edge benchmark: click redirects per second against the server as `mailmarketer web`
-runs it (gunicorn, its default workers and threads), next to the limit measured in the same
-run: the same server answering `/t/ok`, a constant response from a view that touches no
-database.
+"""Tracking edge benchmark: click redirects, open pixels and website collect hits per second
+against the server as `mailmarketer web` runs it (gunicorn, its default workers and threads),
+next to the limit measured in the same run: the same server answering `/t/ok`, a constant
+response from a view that touches no database.
 
     .venv/bin/python benchmarks/track_bench.py [--db sqlite,postgres] [--seconds 10]
                                                [--connections 16] [--recipients 20000]
                                                [--web-threads N]
 
-Driven by Debian's `wrk` on 127.0.0.1 (each request a different recipient's signed click token,
-read from a file by a small Lua script). Prints requests/s, p50 and p99 latency, non-3xx
-answers and socket errors, and the events stored: every redirect answered must be an event
-row (lost = answered - stored, never below 0; an event may exceed the answers by the requests
-wrk had in flight when it stopped). Needs, for PostgreSQL, a server on 127.0.0.1:5432 where the
+Driven by Debian's `wrk` on 127.0.0.1 (each click or open a different recipient's signed
+token, read from a file by a small Lua script; each collect hit a page view with its own hit
+id, posted as the snippet posts it). Prints requests/s, p50 and p99 latency, non-2xx/3xx
+answers and socket errors, and the events stored: every hit answered must be a row (lost =
+answered - stored, never below 0; rows may exceed the answers by the requests wrk had in flight
+when it stopped). Clicks and opens are spooled by the edge and stored by the worker's duty
+(tracking/mail_ingest.py): the count runs that duty until the spool is empty first, and the
+time it took is printed too. Needs, for PostgreSQL, a server on 127.0.0.1:5432 where the
 benchmark may create and drop a database.
 
-Other edges join by adding a case to CASES (for example the web collect endpoint `/t/e`): a
-function that seeds its data and returns (the request paths, a function counting stored rows).
+A case is (seed, count, Lua template) in CASES: the seed writes what the Lua script reads.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ BIN = Path(sys.executable).parent
 PG = "postgres://postgres@127.0.0.1:5432"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 
-LUA = """
+LUA_GET = """
 local paths = {}
 local n = 0
 for line in io.lines("%(paths)s") do n = n + 1; paths[n] = line end
@@ -46,6 +48,20 @@ local i = 0
 request = function()
   i = i %% n + 1
   return wrk.format("GET", paths[i], {["User-Agent"] = "%(ua)s"})
+end
+"""
+
+# One line in the file: the site key. Each request its own hit id (the idempotency key).
+LUA_COLLECT = """
+local key = io.lines("%(paths)s")()
+local run = tostring(math.random(1, 1000000000))
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{"s":"' .. key .. '","k":"p","u":"https://shop.example.com/p' .. (i %% 500)
+    .. '","t":"Page","r":"https://www.google.com/","i":"' .. run .. '-' .. i .. '"}'
+  return wrk.format("POST", "/t/e", {["User-Agent"] = "%(ua)s", ["Origin"] = "https://shop.example.com",
+    ["Content-Type"] = "text/plain;charset=UTF-8"}, body)
 end
 """
 
@@ -91,13 +107,52 @@ def seed_clicks(recipients: int, out: Path) -> None:
     out.write_text("".join(f"/t/c/{click_token(row, link.pk)}\n" for row in rows))
 
 
+def seed_opens(recipients: int, out: Path) -> None:
+    """The click case's ledger rows (seeded first), their open pixel paths to `out`."""
+    from mailmarketer.audience.links import open_token
+    from mailmarketer.delivery.models import Delivery
+
+    rows = Delivery.objects.values_list("id", flat=True)
+    out.write_text("".join(f"/t/o/{open_token(row)}\n" for row in rows))
+
+
 def count_events() -> int:
+    """Runs the worker's ingestion of the spooled email hits, then counts the events."""
+    from mailmarketer.tracking.mail_ingest import ingest_all
     from mailmarketer.tracking.models import EmailEvent
 
+    started = time.perf_counter()
+    rounds = ingest_all()
+    if rounds:
+        print(f"ingested in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     return EmailEvent.objects.count()
 
 
-CASES = {"click redirect": (seed_clicks, count_events)}
+def seed_site(recipients: int, out: Path) -> None:
+    from mailmarketer.accounts.models import Workspace
+    from mailmarketer.tracking.models_web import Site
+
+    ws = Workspace.objects.get(slug="bench")
+    site = Site.objects.create(
+        workspace=ws, name="Shop", domain="shop.example.com", origins="https://shop.example.com"
+    )
+    out.write_text(site.key + "\n")
+
+
+def count_hits() -> int:
+    from mailmarketer.tracking.models_web import WebHit
+    from mailmarketer.tracking.spool import replay_spool_one
+
+    while replay_spool_one():
+        pass
+    return WebHit.objects.count()
+
+
+CASES = {
+    "click /t/c": (seed_clicks, count_events, LUA_GET),
+    "open /t/o": (seed_opens, count_events, LUA_GET),
+    "collect /t/e": (seed_site, count_hits, LUA_COLLECT),
+}
 
 
 # -- outside: the server, wrk, the table ---------------------------------------------------------
@@ -130,6 +185,39 @@ def wrk(port: int, path: str | None, script: Path | None, seconds: int, connecti
         "errors": sum(int(g) for g in errors.groups()) if errors else 0,
         "raw": out,
     }
+
+
+def server_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by the server's processes: gunicorn's master
+    and its workers, found through /proc (a figure the machine's load does not change much)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    wanted, total, changed = {root}, 0, True
+    while changed:
+        changed = False
+        for pid, (parent, _) in stats.items():
+            if parent in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += stats.get(pid, (0, 0))[1]
+    return total / tick
+
+
+def measured(server, port, path, script, seconds, connections) -> dict:
+    """wrk's figures plus the server's CPU microseconds per request."""
+    before = server_cpu(server.pid)
+    result = wrk(port, path, script, seconds, connections)
+    used = server_cpu(server.pid) - before
+    result["cpu_us"] = used / result["requests"] * 1e6 if result["requests"] else float("nan")
+    return result
 
 
 def create_pg() -> str:
@@ -177,6 +265,8 @@ def run_db(db: str, args) -> list[dict]:
         "MM_ENCRYPTION_KEY": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI=",
         "MM_BASE_URL": f"http://127.0.0.1:{port}",
         "MM_LOG_LEVEL": "WARNING",
+        # One address (wrk's) sends everything: the per-address flood limit would refuse it.
+        "MM_TRACKING_IP_HITS_PER_MINUTE": "100000000",
         "DJANGO_SETTINGS_MODULE": "mailmarketer.settings",
     }
 
@@ -206,16 +296,18 @@ def run_db(db: str, args) -> list[dict]:
         )
         wait_listening(port, server)
         wrk(port, "/t/ok", None, 2, args.connections)  # warm up every worker and thread
-        limit = wrk(port, "/t/ok", None, args.seconds, args.connections)
+        limit = measured(server, port, "/t/ok", None, args.seconds, args.connections)
         for name in CASES:
             paths = work / "paths.txt"
             run(sys.executable, __file__, "--seed", name, str(args.recipients), str(paths))
             script = work / "paths.lua"
-            script.write_text(LUA % {"paths": paths, "ua": USER_AGENT})
+            script.write_text(CASES[name][2] % {"paths": paths, "ua": USER_AGENT})
             before = int(run(sys.executable, __file__, "--count", name).strip())
-            ours = wrk(port, None, script, args.seconds, args.connections)
+            ours = measured(server, port, None, script, args.seconds, args.connections)
             time.sleep(1)  # requests in flight when wrk stopped
+            counted = time.monotonic()
             stored = int(run(sys.executable, __file__, "--count", name).strip()) - before
+            print(f"{db} {name}: counted in {time.monotonic() - counted:.1f} s", file=sys.stderr)
             answered = ours["requests"] - ours["bad"]
             rows.append(
                 {
@@ -274,8 +366,9 @@ def main() -> int:
         rows += run_db(db.strip(), args)
     print()
     header = (
-        f"{'db':<9}{'case':<16}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non-3xx':>8}"
+        f"{'db':<9}{'case':<14}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non-3xx':>8}"
         f"{'errors':>7}{'stored':>8}{'lost':>6}{'limit/s':>9}{'lim p99':>8}{'ratio':>7}"
+        f"{'cpu µs':>8}{'lim µs':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -283,14 +376,17 @@ def main() -> int:
         ours, limit = row["ours"], row["limit"]
         ratio = ours["rate"] / limit["rate"] if limit["rate"] else float("nan")
         print(
-            f"{row['db']:<9}{row['case']:<16}{ours['rate']:>9.0f}{ours['p50'] * 1e3:>8.1f}"
+            f"{row['db']:<9}{row['case']:<14}{ours['rate']:>9.0f}{ours['p50'] * 1e3:>8.1f}"
             f"{ours['p99'] * 1e3:>8.1f}{ours['bad']:>8}{ours['errors']:>7}{row['stored']:>8}"
             f"{row['lost']:>6}{limit['rate']:>9.0f}{limit['p99'] * 1e3:>8.1f}{ratio:>7.2f}"
+            f"{ours['cpu_us']:>8.0f}{limit['cpu_us']:>8.0f}"
         )
     print(
         "\nlimit: the same server answering /t/ok (constant, no database); target ratio >= 0.5, "
-        "p99 < 50 ms, 0 lost, 0 errors"
+        "p99 < 50 ms, 0 lost, 0 errors; cpu µs: the server's CPU time per request (all its "
+        "processes), which the machine's load changes less than the rates"
     )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}")
     return 0
 
 

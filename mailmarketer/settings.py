@@ -401,3 +401,6 @@ TRACKING_SPOOL_DIR = DATA_DIR / "spool"
 # Seconds a day's roll-up waits after being marked (tracking/rollup.py): a busy day is rebuilt
 # at most this often.
 TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)
+# Days email open and click events are kept (tracking/mail_retention.py); the campaign reports'
+# roll-ups stay. About 13 months by default, so a year can be compared with the last.
+TRACKING_EMAIL_EVENT_DAYS = env_int("MM_TRACKING_EMAIL_EVENT_DAYS", 395, minimum=1)

@@ -23,9 +23,11 @@ class TrackingConfig(AppConfig):
 
         from mailmarketer.lib.worker import register_duty
 
-        from . import rollups
+        from . import mail_ingest, mail_retention, rollups
 
+        register_duty(mail_ingest.ingest_mail_one)
         register_duty(rollups.roll_up_one)
+        register_duty(mail_retention.delete_old_email_events_one)
         self._ready_web(personal_data)
 
     def _ready_web(self, personal_data):

@@ -1,17 +1,21 @@
-"""Email opens and clicks: what one hit on `/t/o/<token>` or `/t/c/<token>` stores.
+"""Email opens and clicks: what a hit on `/t/o/<token>` or `/t/c/<token>` becomes.
 
-`record_hit` is the one writer of EmailEvent. Per hit, in one transaction: at most one event row
-and, when the hit is identified and a person's (not a machine's), the person's facts
-(facts.record_facts: opened campaign:<id>, and for a click also clicked campaign:<id> and
-link:<id>; a click counts as an open). It never
-raises: a database that cannot be written loses the event, never the person's redirect.
+Two halves. The edge (views_mail.py) reads the token (a MAC, no database), finds a click's
+stored URL through a per-process cache (`link_url`), appends the hit to the spool
+(mail_spool.py, one fsync shared by many requests) and answers; nothing is written to the
+database while the person waits. The worker (`mail_ingest.ingest_mail_one`) then hands batches
+of spooled hits to `store_hits`, the one writer of EmailEvent: per batch, one multi-row INSERT
+of events and one call to facts.record_facts (opened campaign:<id>, and for a click also
+clicked campaign:<id> and link:<id>; a click counts as an open), only for a person's
+identified events.
 
 Identified or anonymous (consent.identified_allowed): an identified event names the ledger row
 and the person; an anonymous one names neither, only `recipient_key`, a keyed hash of the ledger
-row that unique counts need. The campaign's tracking mode at the time of the hit decides (off:
-nothing is stored, the redirect still works).
+row that unique counts need. The campaign's tracking mode when the hit is ingested (seconds
+after it) decides; off: nothing is stored, the redirect still works.
 
-Machine events are stored and flagged, never dropped (classify_agent, machine_reason):
+Machine events are stored and flagged, never dropped (classify_agent, machine_reason), decided
+at ingestion, where the delivery time and the recipient's other clicks are known:
 - opens through mail-privacy proxies and image caches: Apple Mail Privacy Protection (its
   fetches say only "Mozilla/5.0"), Google's image proxy, Yahoo's;
 - clicks by link scanners: a known scanner or script user agent or none at all, a HEAD request,
@@ -26,11 +30,13 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 
 from mailmarketer.accounts.models import TrackingMode
 from mailmarketer.audience.facts import Hit, object_key, record_facts
@@ -40,6 +46,7 @@ from .consent import identified_allowed
 from .models import (
     USER_AGENT_MAX,
     AgentClass,
+    EmailEvent,
     EmailEventKind,
     MachineReason,
 )
@@ -118,7 +125,7 @@ def machine_reason(
     *, kind: str, agent_class: str, method: str, at: datetime, sent_at: datetime | None
 ) -> str:
     """Why this hit is a machine's (a MachineReason), or "" for a person's; the burst rule
-    needs the recipient's earlier clicks and is applied by record_hit."""
+    needs the recipient's earlier clicks and is applied by store_hits."""
     if kind == EmailEventKind.OPEN:
         return MachineReason.PROXY if agent_class in _PROXY_CLASSES else ""
     if method == "HEAD":
@@ -144,6 +151,13 @@ def stored_ip(ip: str | None) -> str | None:
     report can tell networks apart and nobody's own address is kept."""
     if not ip:
         return None
+    # IPv4, on every hit of the edge: string work is a tenth of the ipaddress module's cost
+    # (profiled, ~0.2 ms a call there), for the same answer.
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and str(int(p)) == p for p in parts):
+        if all(int(p) < 256 for p in parts):
+            return f"{parts[0]}.{parts[1]}.{parts[2]}.0"
+        return None
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -152,11 +166,58 @@ def stored_ip(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
+# -- the hot path: the stored URL of a link, from a per-process cache --------------------------
+
+# A campaign's links are stored once, when it is compiled, and never change; a click token is
+# signed, so the link id in it was put there by us. The URL is read once per process and link
+# (LINK_CACHE_SECONDS, so a deleted campaign's links stop redirecting soon after), and a click
+# redirect touches no database at all.
+LINK_CACHE_SECONDS = 300
+LINK_CACHE_MAX = 50_000
+_links: dict[int, tuple[str, float]] = {}
+_LINK_SQL = "SELECT url FROM campaigns_campaignlink WHERE id = %s"
+
+
+def link_url(link_id: int) -> str | None:
+    """The stored URL of a campaign link, or None when there is none."""
+    moment = time.monotonic()
+    cached = _links.get(link_id)
+    if cached is not None and cached[1] > moment:
+        return cached[0]
+    with connection.cursor() as cursor:
+        cursor.execute(_LINK_SQL, [link_id])
+        row = cursor.fetchone()
+    if row is None or not row[0]:
+        return None
+    if len(_links) >= LINK_CACHE_MAX:
+        _links.clear()  # bounded: a process that saw that many links starts over
+    _links[link_id] = (row[0], moment + LINK_CACHE_SECONDS)
+    return row[0]
+
+
+def spool_record(*, kind: str, delivery_id: int, link_id: int | None, method: str,
+                 user_agent: str, ip: str | None) -> dict:  # fmt: skip
+    """What the edge writes to the spool for one hit: the time, the ids from the token, and
+    what the request said (the user agent capped, the address already cut to its network: no
+    whole address is ever written, even to the spool)."""
+    return {
+        "k": kind,
+        "d": delivery_id,
+        "l": link_id,
+        "t": time.time(),
+        "m": method,
+        "u": (user_agent or "")[:USER_AGENT_MAX],
+        "i": stored_ip(ip),
+    }
+
+
+# -- ingestion: a batch of spooled hits into events and facts ----------------------------------
+
+
 @dataclass(frozen=True)
 class Target:
-    """What a valid token points at."""
+    """What a ledger row named by a token points at (read at ingestion)."""
 
-    delivery_id: int
     workspace_id: int
     campaign_id: int
     subscriber_id: int | None
@@ -164,67 +225,80 @@ class Target:
     domain: str
     mode: str
     requires_consent: bool
-    url: str | None = None  # the stored URL of a click
 
 
-# The hot path is three statements written out rather than built by the ORM: building the
-# queries cost ~1.7 ms each on this machine class, ten times running them (profiled with
-# benchmarks/track_bench.py's data), and a click redirect is what a campaign's readers wait on.
-
-# The ledger row, its campaign's and workspace's tracking settings, the person's address, and
-# (for a click) the link, only when it belongs to the row's campaign.
-_TARGET_SQL = """
-SELECT d.workspace_id, d.campaign_id, d.subscriber_id, d.sent_at, s.email,
-       c.tracking_mode, w.tracking_mode, w.tracking_requires_consent, l.url
+# The ledger rows of a batch with their campaign's and workspace's tracking settings and the
+# person's address; the placeholders are made from fixed pieces, the ids are parameters.
+_TARGETS_SQL = """
+SELECT d.id, d.workspace_id, d.campaign_id, d.subscriber_id, d.sent_at, s.email,
+       c.tracking_mode, w.tracking_mode, w.tracking_requires_consent
 FROM delivery_delivery d
 JOIN campaigns_campaign c ON c.id = d.campaign_id
 JOIN accounts_workspace w ON w.id = d.workspace_id
 LEFT JOIN audience_subscriber s ON s.id = d.subscriber_id
-LEFT JOIN campaigns_campaignlink l ON l.id = %s AND l.campaign_id = d.campaign_id
-WHERE d.id = %s
+WHERE d.id IN ({ids})
 """
-
-# What this recipient did before in this campaign, folded: one row per kind, link and
-# human/machine with the latest time (at most 2 x 2 x links rows, whatever the hits).
+_LINKS_SQL = "SELECT id, campaign_id FROM campaigns_campaignlink WHERE id IN ({ids})"
+# What these recipients did before in these campaigns, folded: one row per recipient, kind,
+# link and human/machine with the latest time.
 _EARLIER_SQL = """
-SELECT kind, link_id, machine, MAX(at)
+SELECT campaign_id, recipient_key, kind, link_id, machine, MAX(at)
 FROM tracking_emailevent
-WHERE campaign_id = %s AND recipient_key = %s
-GROUP BY kind, link_id, machine
+WHERE campaign_id IN ({campaigns}) AND recipient_key IN ({keys})
+GROUP BY campaign_id, recipient_key, kind, link_id, machine
 """
-
-_INSERT_SQL = """
-INSERT INTO tracking_emailevent
-    (workspace_id, campaign_id, kind, at, subscriber_id, delivery_id, link_id, recipient_key,
-     domain, agent_class, user_agent, machine, machine_reason, ip, first_open, first_click,
-     first_link_click)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
+CHUNK = 500
 
 
-def find_target(delivery_id: int, link_id: int | None = None) -> Target | None:
-    """The ledger row (and for a click, the stored link of the same campaign), or None."""
+def _chunks(values: list, size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _marks(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _targets(ids: list[int]) -> dict[int, Target]:
+    found = {}
     with connection.cursor() as cursor:
-        cursor.execute(_TARGET_SQL, [link_id or 0, delivery_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    ws, campaign, person, sent_at, email, campaign_mode, ws_mode, requires, url = row
-    if link_id is not None and url is None:
-        return None
-    if isinstance(sent_at, str) or (sent_at is not None and sent_at.tzinfo is None):
-        sent_at = _aware(sent_at)
-    return Target(
-        delivery_id=delivery_id,
-        workspace_id=ws,
-        campaign_id=campaign,
-        subscriber_id=person,
-        sent_at=sent_at,
-        domain=(email or "").rpartition("@")[2].lower()[:100],
-        mode=campaign_mode or ws_mode,
-        requires_consent=bool(requires),
-        url=url,
-    )
+        for chunk in _chunks(ids):
+            cursor.execute(_TARGETS_SQL.format(ids=_marks(chunk)), chunk)
+            for row in cursor.fetchall():
+                pk, ws, campaign, person, sent_at, email, c_mode, w_mode, requires = row
+                found[pk] = Target(
+                    workspace_id=ws,
+                    campaign_id=campaign,
+                    subscriber_id=person,
+                    sent_at=None if sent_at is None else _aware(sent_at),
+                    domain=(email or "").rpartition("@")[2].lower()[:100],
+                    mode=c_mode or w_mode,
+                    requires_consent=bool(requires),
+                )
+    return found
+
+
+def _link_campaigns(ids: list[int]) -> dict[int, int]:
+    found = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(ids):
+            cursor.execute(_LINKS_SQL.format(ids=_marks(chunk)), chunk)
+            found.update(cursor.fetchall())
+    return found
+
+
+def _earlier(campaigns: list[int], keys: list[str]) -> dict[tuple, dict[tuple, datetime]]:
+    """{(campaign, recipient key): {(kind, link, machine): latest time}}."""
+    found: dict[tuple, dict[tuple, datetime]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(keys, CHUNK - len(campaigns)):
+            cursor.execute(
+                _EARLIER_SQL.format(campaigns=_marks(campaigns), keys=_marks(chunk)),
+                [*campaigns, *chunk],
+            )
+            for campaign, key, kind, link, machine, last in cursor.fetchall():
+                found[(campaign, key)][(kind, link, bool(machine))] = _aware(last)
+    return found
 
 
 def _aware(value) -> datetime:
@@ -234,83 +308,123 @@ def _aware(value) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def record_hit(
-    target: Target,
-    *,
-    kind: str,
-    link_id: int | None,
-    at: datetime,
-    method: str = "GET",
-    user_agent: str = "",
-    ip: str | None = None,
-) -> bool:
-    """Store one hit (see the module docstring); whether it was stored."""
-    if target.mode == TrackingMode.OFF:
-        return False
+@dataclass
+class _Hit:
+    kind: str
+    delivery_id: int
+    link_id: int | None
+    at: datetime
+    method: str
+    user_agent: str
+    ip: str | None
+
+
+def _hit(record: dict) -> _Hit | None:
+    """A spooled record read back, or None when it is not one the edge wrote."""
     try:
-        with transaction.atomic():
-            return _record(target, kind, link_id, at, method, user_agent, ip)
-    except DatabaseError:
-        logger.exception("tracking hit not stored (campaign %s)", target.campaign_id)
-        return False
+        kind = {"c": EmailEventKind.CLICK, "o": EmailEventKind.OPEN}[record["k"]]
+        delivery_id = int(record["d"])
+        link_id = int(record["l"]) if kind == EmailEventKind.CLICK else None
+        at = datetime.fromtimestamp(float(record["t"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    ip = record.get("i")
+    return _Hit(
+        kind=kind,
+        delivery_id=delivery_id,
+        link_id=link_id,
+        at=at,
+        method=str(record.get("m") or "GET")[:8],
+        user_agent=str(record.get("u") or "")[:USER_AGENT_MAX],
+        ip=stored_ip(ip) if isinstance(ip, str) else None,
+    )
 
 
-def _record(target: Target, kind, link_id, at, method, user_agent, ip) -> bool:
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
-    agent_class = classify_agent(user_agent)
-    reason = machine_reason(
-        kind=kind, agent_class=agent_class, method=method, at=at, sent_at=target.sent_at
-    )
-    key = recipient_key(target.delivery_id)
-    ops = connection.ops
-    with connection.cursor() as cursor:
-        cursor.execute(_EARLIER_SQL, [target.campaign_id, key])
-        earlier = [(k, link, bool(m), _aware(last)) for k, link, m, last in cursor.fetchall()]
-    is_click = kind == EmailEventKind.CLICK
-    if is_click and not reason:
-        since = at - timedelta(seconds=BURST_SECONDS)
-        if any(k == EmailEventKind.CLICK and link != link_id and last >= since
-               for k, link, _, last in earlier):  # fmt: skip
-            reason = MachineReason.BURST
-    machine = bool(reason)
-    seen = {(k, link) for k, link, m, _ in earlier if m == machine}
-    identified = identified_allowed(
-        mode=target.mode,
-        requires_consent=target.requires_consent,
-        workspace_id=target.workspace_id,
-        subscriber_id=target.subscriber_id,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_SQL,
-            [
-                target.workspace_id,
-                target.campaign_id,
-                kind,
-                ops.adapt_datetimefield_value(at),
-                target.subscriber_id if identified else None,
-                target.delivery_id if identified else None,
-                link_id,
-                key,
-                target.domain,
-                agent_class,
-                user_agent,
-                machine,
-                reason,
-                stored_ip(ip),
-                not seen,
-                is_click and not any(k == EmailEventKind.CLICK for k, _ in seen),
-                is_click and (EmailEventKind.CLICK, link_id) not in seen,
-            ],
+def store_hits(records: list[dict]) -> int:
+    """Stores a batch of spooled hits, in time order, inside the caller's transaction: one
+    multi-row INSERT of events and one call to record_facts; returns how many events.
+
+    Everything that needs the database is decided here, not in the request: the ledger row
+    and its campaign (a click's link must be of that campaign, else nothing is stored), the
+    tracking mode now (off: nothing), identified or anonymous, the machine flags that need the
+    delivery time or the recipient's other clicks (fast, burst), and the firsts."""
+    hits = sorted(filter(None, map(_hit, records)), key=lambda h: h.at)
+    if not hits:
+        return 0
+    targets = _targets(sorted({h.delivery_id for h in hits}))
+    links = _link_campaigns(sorted({h.link_id for h in hits if h.link_id is not None}))
+    keys = {pk: recipient_key(pk) for pk in targets}
+    campaigns = sorted({t.campaign_id for t in targets.values()})
+    state = _earlier(campaigns, sorted(set(keys.values()))) if targets else {}
+    allowed: dict[tuple, bool] = {}
+    events: list[EmailEvent] = []
+    facts: list[Hit] = []
+    for hit in hits:
+        target = targets.get(hit.delivery_id)
+        if target is None or target.mode == TrackingMode.OFF:
+            continue
+        is_click = hit.kind == EmailEventKind.CLICK
+        if is_click and links.get(hit.link_id) != target.campaign_id:
+            continue
+        agent_class = classify_agent(hit.user_agent)
+        reason = machine_reason(
+            kind=hit.kind,
+            agent_class=agent_class,
+            method=hit.method,
+            at=hit.at,
+            sent_at=target.sent_at,
         )
-    # Facts are what segments read ("opened campaign X"): a proxy's prefetch or a scanner's
-    # click is nobody's behaviour, so only a person's events become facts.
-    if identified and not machine:
-        ws, person = target.workspace_id, target.subscriber_id
-        campaign = object_key("campaign", target.campaign_id)
-        hits = [Hit(ws, person, FactKind.OPENED, campaign, at)]
-        if is_click:
-            hits.append(Hit(ws, person, FactKind.CLICKED, campaign, at))
-            hits.append(Hit(ws, person, FactKind.CLICKED, object_key("link", link_id), at))
-        record_facts(hits)
-    return True
+        key = keys[hit.delivery_id]
+        earlier = state.setdefault((target.campaign_id, key), {})
+        if is_click and not reason:
+            since = hit.at - timedelta(seconds=BURST_SECONDS)
+            if any(k == EmailEventKind.CLICK and link != hit.link_id and last >= since
+                   for (k, link, _), last in earlier.items()):  # fmt: skip
+                reason = MachineReason.BURST
+        machine = bool(reason)
+        seen = {(k, link) for (k, link, m) in earlier if m == machine}
+        who = (target.mode, target.workspace_id, target.subscriber_id, target.requires_consent)
+        if who not in allowed:
+            allowed[who] = identified_allowed(
+                mode=target.mode,
+                requires_consent=target.requires_consent,
+                workspace_id=target.workspace_id,
+                subscriber_id=target.subscriber_id,
+            )
+        identified = allowed[who]
+        events.append(
+            EmailEvent(
+                workspace_id=target.workspace_id,
+                campaign_id=target.campaign_id,
+                kind=hit.kind,
+                at=hit.at,
+                subscriber_id=target.subscriber_id if identified else None,
+                delivery_id=hit.delivery_id if identified else None,
+                link_id=hit.link_id,
+                recipient_key=key,
+                domain=target.domain,
+                agent_class=agent_class,
+                user_agent=hit.user_agent,
+                machine=machine,
+                machine_reason=reason,
+                ip=hit.ip,
+                first_open=not seen,
+                first_click=is_click and not any(k == EmailEventKind.CLICK for k, _ in seen),
+                first_link_click=is_click and (EmailEventKind.CLICK, hit.link_id) not in seen,
+            )
+        )
+        mark = (hit.kind, hit.link_id, machine)
+        earlier[mark] = max(earlier.get(mark, hit.at), hit.at)
+        # Facts are what segments read ("opened campaign X"): a proxy's prefetch or a
+        # scanner's click is nobody's behaviour, so only a person's events become facts.
+        if identified and not machine:
+            ws, person = target.workspace_id, target.subscriber_id
+            campaign = object_key("campaign", target.campaign_id)
+            facts.append(Hit(ws, person, FactKind.OPENED, campaign, hit.at))
+            if is_click:
+                facts.append(Hit(ws, person, FactKind.CLICKED, campaign, hit.at))
+                link = object_key("link", hit.link_id)
+                facts.append(Hit(ws, person, FactKind.CLICKED, link, hit.at))
+    EmailEvent.objects.bulk_create(events, batch_size=CHUNK)
+    record_facts(facts)
+    return len(events)

@@ -44,7 +44,7 @@ class MachineReason(models.TextChoices):
 
 
 class EmailEvent(models.Model):
-    """One row per open or click hit: append-only, written only by mail.record_hit.
+    """One row per open or click hit: append-only, written only by mail.store_hits.
 
     Shaped for monthly partitioning on PostgreSQL (the way the web events are): no unique
     constraint and no foreign key pointing at this table, `at` set on every row (the

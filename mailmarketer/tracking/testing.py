@@ -56,3 +56,12 @@ def tracked_links(person: Subscriber) -> tuple[list[str], str]:
     clicks = [u for u in _HREF.findall(html) if "/t/c/" in u]
     pixel = _SRC.search(html)
     return clicks, pixel.group(1) if pixel else ""
+
+
+def ingest() -> int:
+    """What the worker does with the email hits the edge spooled: hands this process's open
+    spool file over and stores every hit (mail_ingest); the number of rounds."""
+    from mailmarketer.tracking import mail_ingest, mail_spool
+
+    mail_spool.spool.close()
+    return mail_ingest.ingest_all()

@@ -1,25 +1,31 @@
 """The email side of the `/t/` edge: the open pixel `/t/o/<token>` and the click redirect
 `/t/c/<token>` (tokens made and read by audience/links.py).
 
-Public, cookieless, and never an error page for a real hit: whatever storing the event does
-(mail.record_hit never raises), the person gets their image or their redirect. A token that is
-forged, altered or names a link of another campaign gets a plain "not valid" page and changes
-nothing; the redirect goes only to the URL stored for the campaign (no open redirect: nothing
-in the request says where to go).
+Public, cookieless, and never an error page for a real hit. The hot path writes no database:
+the token is a MAC checked without one, a click's stored URL comes from a per-process cache
+(mail.link_url), and the hit is appended to the spool (mail_spool.py, fsync'd, shared with
+other requests) before the answer goes out; the worker stores it (mail_ingest.py). If even the
+spool cannot take it, the hit is lost (logged), never the person's image or redirect.
+
+A token that is forged or altered gets a plain "not valid" page and changes nothing; the
+redirect goes only to a URL stored for a campaign (no open redirect: nothing in the request
+says where to go).
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpResponse, HttpResponseRedirect
-from django.utils.timezone import now
 from django.views.decorators.http import require_http_methods
 
 from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.links import read_click_token, read_open_token
 from mailmarketer.lib.http import client_ip
 
-from . import mail
-from .models import EmailEventKind
+from . import mail, mail_spool
+
+logger = logging.getLogger("mailmarketer.tracking")
 
 # A transparent 1x1 GIF: the smallest image every mail client shows (43 bytes).
 PIXEL = (
@@ -36,22 +42,27 @@ def _agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")
 
 
+def _spool(request, kind: str, delivery_id: int, link_id: int | None) -> None:
+    record = mail.spool_record(
+        kind=kind,
+        delivery_id=delivery_id,
+        link_id=link_id,
+        method=request.method,
+        user_agent=_agent(request),
+        ip=client_ip(request),
+    )
+    try:
+        mail_spool.append(record)
+    except OSError:
+        logger.error("tracking hit lost: the spool refused it (ledger row %s)", delivery_id)
+
+
 @public_view
 @require_http_methods(["GET", "HEAD"])
 def open_pixel(request, token: str):
     delivery_id = read_open_token(token)
     if delivery_id is not None:
-        target = mail.find_target(delivery_id)
-        if target is not None:
-            mail.record_hit(
-                target,
-                kind=EmailEventKind.OPEN,
-                link_id=None,
-                at=now(),
-                method=request.method,
-                user_agent=_agent(request),
-                ip=client_ip(request),
-            )
+        _spool(request, "o", delivery_id, None)
     response = HttpResponse(PIXEL, content_type="image/gif")
     # Every open must reach us: no cache, shared or private, may answer for us.
     response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
@@ -62,19 +73,11 @@ def open_pixel(request, token: str):
 @require_http_methods(["GET", "HEAD"])
 def click(request, token: str):
     ids = read_click_token(token)
-    target = mail.find_target(*ids) if ids is not None else None
-    if target is None or not target.url:
+    url = mail.link_url(ids[1]) if ids is not None else None
+    if url is None:
         return HttpResponse(INVALID, status=404, content_type="text/html; charset=utf-8")
-    mail.record_hit(
-        target,
-        kind=EmailEventKind.CLICK,
-        link_id=ids[1],
-        at=now(),
-        method=request.method,
-        user_agent=_agent(request),
-        ip=client_ip(request),
-    )
-    response = HttpResponseRedirect(target.url)
+    _spool(request, "c", ids[0], ids[1])
+    response = HttpResponseRedirect(url)
     response["Cache-Control"] = "no-store, private"
     return response
 

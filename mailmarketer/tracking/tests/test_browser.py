@@ -25,7 +25,7 @@ from mailmarketer.delivery.models import Delivery
 from mailmarketer.testing import chromium_page
 from mailmarketer.tracking import rollups
 from mailmarketer.tracking.models import EmailEvent
-from mailmarketer.tracking.testing import send_campaign, sent_parts
+from mailmarketer.tracking.testing import ingest, send_campaign, sent_parts
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser]
@@ -58,8 +58,10 @@ def landing():
 
 
 def roll_up() -> None:
-    """What the worker does, in a thread with its own connection (closed when done)."""
+    """What the worker does, in a thread with its own connection (closed when done): store
+    what the edge spooled, then roll it up."""
     try:
+        ingest()
         while rollups.roll_up_one():
             pass
     finally:

@@ -13,7 +13,7 @@ from mailmarketer.accounts.permissions import Role
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.testing import client_for, events, make_member, make_token, make_user, url
 from mailmarketer.tracking import queries, rollups
-from mailmarketer.tracking.testing import send_campaign, tracked_links
+from mailmarketer.tracking.testing import ingest, send_campaign, tracked_links
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 XSS = '"><script>alert("ua")</script><img src=x onerror=alert(1)>'
@@ -37,6 +37,7 @@ def clicked(ws, news, people, client, monkeypatch):
     client.get(path_of(links1[0]), HTTP_USER_AGENT=XSS + " Firefox")
     client.get(path_of(links1[0]), HTTP_USER_AGENT=XSS + " Firefox")
     client.get(path_of(links2[0]), HTTP_USER_AGENT="Mimecast Link Scanner")
+    ingest()
     monkeypatch.setattr(rollups, "LAG_SECONDS", 0)
     while rollups.roll_up_one():
         pass
@@ -149,3 +150,25 @@ def test_it_hides_another_workspaces_person(clicked, people, mallory_client):
 def test_it_loads_the_timeline_on_the_persons_page(clicked, people, alice_client):
     page = alice_client.get(url("audience-subscriber", sid=str(people[1].uuid)))
     assert url("subscriber-activity", sid=str(people[1].uuid)) in page.content.decode()
+
+
+def test_it_shows_hostile_link_urls_escaped_in_the_report(clicked, people, carol_client):
+    """A link's stored URL is captured text too (the campaign's author may paste anything);
+    the report, its per-link table and the chart data show it escaped."""
+    from mailmarketer.audience.links import click_token
+    from mailmarketer.campaigns.models import CampaignLink
+
+    hostile = CampaignLink.objects.create(
+        campaign=clicked, url='https://acme.test/?q="><script>alert("link")</script>', position=9
+    )
+    row = Delivery.objects.get(campaign=clicked, subscriber=people[0])
+    from django.test import Client
+
+    response = Client().get(f"/t/c/{click_token(row.pk, hostile.pk)}", HTTP_USER_AGENT=XSS)
+    assert response["Location"].startswith("https://acme.test/?q=%22%3E%3Cscript")  # encoded
+    ingest()
+    while rollups.roll_up_one():
+        pass
+    page = carol_client.get(url("campaign-report", campaign_id=clicked.pk)).content.decode()
+    assert "<script>alert(" not in page
+    assert "&lt;script&gt;alert(&quot;link&quot;)&lt;/script&gt;" in page

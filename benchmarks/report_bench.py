@@ -1,0 +1,256 @@
+"""Campaign report benchmark: the report of a campaign with 10 million open and click events,
+on PostgreSQL (the issue's target: under 300 ms).
+
+    .venv/bin/python benchmarks/report_bench.py [--events 10000000] [--recipients 1000000]
+                                                [--links 10] [--days 30] [--runs 7]
+
+Makes a throwaway database on 127.0.0.1:5432, migrates it, and writes with SQL (generate_series)
+a sent campaign: its links, `recipients` people and ledger rows, `events` events spread over
+`days` days (a third clicks, a tenth machines', 2,000 recipient domains), and the roll-ups the
+worker's roll-up makes of them, computed in SQL with the same rules as rollups.add (each event's
+contributions per hour and day, link, kind and human/machine, and per domain). Then it times
+`tracking.queries.campaign_report` (what the report page and the API call) and the whole page
+through Django's test client, `runs` times each, and prints the median and worst, the
+statements per report, and the load average. The database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = "postgres://postgres@127.0.0.1:5432"
+
+
+def setup_django(name: str) -> None:
+    os.environ.update(
+        MM_DATABASE_URL=f"{PG}/{name}",
+        MM_SECRET_KEY="report-bench-secret-key-" + "r" * 30,
+        MM_ENCRYPTION_KEY="YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI=",
+        MM_DATA_DIR=str(Path("/tmp") / name),
+        MM_BASE_URL="http://testserver",
+        MM_ALLOWED_HOSTS="testserver",
+        MM_LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="mailmarketer.settings",
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+# Each event's contributions, as rollups._contributions says: an open adds (open, 0) total 1
+# and uniques first_open; a click adds (click, 0) total 1 / first_click, (click, link) total 1
+# / first_link_click, and (open, 0) uniques first_open.
+CONTRIBUTIONS = """
+SELECT workspace_id, campaign_id, at, domain, machine, 0 AS link_id, kind,
+       1 AS total, (CASE WHEN kind = 'open' THEN first_open ELSE first_click END)::int AS uniques
+FROM tracking_emailevent WHERE campaign_id = %(c)s
+UNION ALL
+SELECT workspace_id, campaign_id, at, domain, machine, link_id, 'click', 1, first_link_click::int
+FROM tracking_emailevent WHERE campaign_id = %(c)s AND kind = 'click'
+UNION ALL
+SELECT workspace_id, campaign_id, at, domain, machine, 0, 'open', 0, 1
+FROM tracking_emailevent WHERE campaign_id = %(c)s AND kind = 'click' AND first_open
+"""
+
+
+def seed(args) -> int:
+    from django.db import connection
+    from django.utils.timezone import now
+
+    from mailmarketer.accounts.models import Workspace
+    from mailmarketer.campaigns.models import Campaign, CampaignLink
+
+    ws = Workspace.objects.create(name="Bench", slug="bench", postal_address="1 Bench Road")
+    started = now().replace(microsecond=0) - __import__("datetime").timedelta(days=args.days)
+    campaign = Campaign.objects.create(
+        workspace=ws, name="Big", subject="Hi", status="finished", started_at=started
+    )
+    for position in range(args.links):
+        CampaignLink.objects.create(
+            campaign=campaign, url=f"https://shop.example.com/{position}", position=position
+        )
+    first_link = CampaignLink.objects.filter(campaign=campaign).order_by("pk").first().pk
+    p = {
+        "w": ws.pk, "c": campaign.pk, "n": args.recipients, "e": args.events, "s": started,
+        "secs": args.days * 86400, "l0": first_link, "links": args.links,
+    }  # fmt: skip
+    steps = [
+        (
+            "events",
+            """INSERT INTO tracking_emailevent (workspace_id, campaign_id, kind, at, link_id,
+                   recipient_key, domain, agent_class, user_agent, machine, machine_reason,
+                   first_open, first_click, first_link_click)
+               SELECT %(w)s, %(c)s, CASE WHEN i %% 3 = 0 THEN 'click' ELSE 'open' END,
+                      %(s)s + make_interval(secs => (i::bigint * 7919) %% %(secs)s),
+                      CASE WHEN i %% 3 = 0 THEN %(l0)s + i %% %(links)s END,
+                      'r' || (i %% %(n)s), 'd' || (i %% 2000) || '.test', 'browser', 'Mozilla/5.0',
+                      i %% 10 = 0, CASE WHEN i %% 10 = 0 THEN 'head' ELSE '' END,
+                      i <= %(n)s, i %% 3 = 0 AND i <= 3 * %(n)s, i %% 3 = 0 AND i <= 3 * %(n)s
+               FROM generate_series(1, %(e)s) i""",
+        ),
+        (
+            "roll-ups",
+            f"""INSERT INTO tracking_campaignstat
+                   (workspace_id, campaign_id, grain, bucket, link_id, kind, machine,
+                    total, uniques)
+               SELECT workspace_id, campaign_id, g.grain,
+                      date_trunc(CASE g.grain WHEN 'h' THEN 'hour' ELSE 'day' END, at),
+                      link_id, kind, machine, SUM(total), SUM(uniques)
+               FROM ({CONTRIBUTIONS}) e CROSS JOIN (VALUES ('h'), ('d')) g(grain)
+               GROUP BY 1, 2, 3, 4, 5, 6, 7""",
+        ),
+        (
+            "domain roll-ups",
+            f"""INSERT INTO tracking_campaigndomainstat
+                   (workspace_id, campaign_id, domain, kind, machine, total, uniques)
+               SELECT workspace_id, campaign_id, domain, kind, machine, SUM(total), SUM(uniques)
+               FROM ({CONTRIBUTIONS}) e WHERE link_id = 0
+               GROUP BY 1, 2, 3, 4, 5""",
+        ),
+    ]
+    with connection.cursor() as cursor:
+        _clone_people(cursor, ws, campaign, started, args.recipients)
+        for label, sql in steps:
+            started_at = time.monotonic()
+            cursor.execute(sql, p)
+            print(
+                f"seeded {label}: {cursor.rowcount} rows in {time.monotonic() - started_at:.0f} s"
+            )
+        cursor.execute("ANALYZE")
+    return campaign.pk
+
+
+def _clone(cursor, model, template_id: int, overrides: dict[str, str], source: str, p) -> None:
+    """Copies a row made by the ORM once per row of `source`, with some columns computed
+    (SQL expressions over `i`): every other column, whatever the model has, as made."""
+    columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
+    values = [overrides.get(c, f"t.{c}") for c in columns]
+    cursor.execute(
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM {model._meta.db_table} t, {source} "
+        f"WHERE t.id = {int(template_id)}",
+        p,
+    )
+
+
+def _clone_people(cursor, ws, campaign, started, recipients: int) -> None:
+    """`recipients` people and their ledger rows (sent, a fiftieth bounced)."""
+    import uuid
+
+    from mailmarketer.audience.models import Subscriber
+    from mailmarketer.delivery.models import Delivery
+
+    moment = time.monotonic()
+    person = Subscriber.objects.create(workspace=ws, email="template@d0.test")
+    row = Delivery.objects.create(
+        workspace=ws, campaign=campaign, subscriber=person, status="sent", sent_at=started
+    )
+    email = "'p' || i || '@d' || (i %% 2000) || '.test'"
+    overrides = {"email": email}
+    for field in Subscriber._meta.concrete_fields:
+        if field.column in ("email_normalized", "email_lower", "email_key"):
+            overrides[field.column] = email
+        elif field.default is uuid.uuid4:
+            overrides[field.column] = "gen_random_uuid()"
+    _clone(cursor, Subscriber, person.pk, overrides, "generate_series(1, %(n)s) i",
+           {"n": recipients})  # fmt: skip
+    print(f"seeded people: {recipients} in {time.monotonic() - moment:.0f} s")
+    moment = time.monotonic()
+    _clone(
+        cursor,
+        Delivery,
+        row.pk,
+        {
+            "subscriber_id": "s.id",
+            "status": "CASE WHEN s.id %% 50 = 0 THEN 'bounced' ELSE 'sent' END",
+        },
+        "(SELECT id FROM audience_subscriber WHERE workspace_id = %(w)s AND id <> %(p)s) s",
+        {"w": ws.pk, "p": person.pk},
+    )
+    print(f"seeded ledger in {time.monotonic() - moment:.0f} s")
+
+
+def measure(campaign_id: int, runs: int) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    from mailmarketer.accounts.models import Membership, User
+    from mailmarketer.campaigns.models import Campaign
+    from mailmarketer.tracking import queries
+
+    campaign = Campaign.objects.get(pk=campaign_id)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        queries.campaign_report(campaign)
+        times.append(time.perf_counter() - started)
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        queries.campaign_report(campaign)
+    user = User.objects.create_user(email="bench@example.com", password="x" * 20)
+    Membership.objects.create(user=user, workspace=campaign.workspace, role="owner")
+    client = Client()
+    client.force_login(user)
+    page = f"/app/{campaign.workspace.slug}/campaigns/{campaign.pk}/report/"
+    pages = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(page)
+        pages.append(time.perf_counter() - started)
+    assert response.status_code == 200, response.status_code
+    load = os.getloadavg()
+    print(
+        f"\ncampaign report ({runs} runs): median {statistics.median(times) * 1e3:.0f} ms, "
+        f"worst {max(times) * 1e3:.0f} ms, {len(statements)} statements"
+    )
+    print(
+        f"report page (the whole request): median {statistics.median(pages) * 1e3:.0f} ms, "
+        f"worst {max(pages) * 1e3:.0f} ms; target < 300 ms"
+    )
+    print(f"load average: {load[0]:.1f} {load[1]:.1f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--recipients", type=int, default=1_000_000)
+    parser.add_argument("--links", type=int, default=10)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    import psycopg
+
+    name = f"mm_report_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        setup_django(name)
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        campaign_id = seed(args)
+        measure(campaign_id, args.runs)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
