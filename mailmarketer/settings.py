@@ -401,3 +401,7 @@ TRACKING_SPOOL_DIR = DATA_DIR / "spool"
 # Seconds a day's roll-up waits after being marked (tracking/rollup.py): a busy day is rebuilt
 # at most this often.
 TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)
+
+# The help pages at /app/help/ render the Markdown files of this directory (web/help.py): the
+# repository's docs/, which mailmarketer/web/docs links to and the wheel carries.
+DOCS_DIR = env_path("MM_DOCS_DIR", BASE_DIR / "web" / "docs")
