@@ -6,6 +6,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mailmarketer ./mailmarketer
+# The help pages: mailmarketer/web/docs is a link to docs/, followed when the wheel is built.
+COPY docs ./docs
 RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

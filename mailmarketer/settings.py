@@ -404,3 +404,7 @@ TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)
 # Days email open and click events are kept (tracking/mail_retention.py); the campaign reports'
 # roll-ups stay. About 13 months by default, so a year can be compared with the last.
 TRACKING_EMAIL_EVENT_DAYS = env_int("MM_TRACKING_EMAIL_EVENT_DAYS", 395, minimum=1)
+
+# The help pages at /app/help/ render the Markdown files of this directory (web/help.py): the
+# repository's docs/, which mailmarketer/web/docs links to and the wheel carries.
+DOCS_DIR = env_path("MM_DOCS_DIR", BASE_DIR / "web" / "docs")

@@ -17,6 +17,7 @@ from .actors import Actor
 from .models import (
     RECOVERY_ALPHABET,
     RECOVERY_LENGTH,
+    RESERVED_WORKSPACE_SLUGS,
     ApiToken,
     AuditEvent,
     Invitation,
@@ -101,6 +102,10 @@ def audit(
 
 @transaction.atomic
 def do_create_workspace(*, name: str, slug: str, owner: User | None, actor: Actor, **fields):
+    if slug in RESERVED_WORKSPACE_SLUGS:
+        raise ActionError(
+            f"{slug!r} is a page of the app, not available as a workspace address", field="slug"
+        )
     if Workspace.objects.filter(slug=slug).exists():
         raise Conflict(f"a workspace with the slug {slug!r} already exists")
     workspace = Workspace(name=name, slug=slug, **fields)

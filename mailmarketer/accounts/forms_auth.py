@@ -10,7 +10,14 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
-from .models import RECOVERY_LENGTH, User, Workspace, normalise_recovery_code, slug_validator
+from .models import (
+    RECOVERY_LENGTH,
+    RESERVED_WORKSPACE_SLUGS,
+    User,
+    Workspace,
+    normalise_recovery_code,
+    slug_validator,
+)
 
 MISMATCH_MESSAGE = "The two passwords differ: type the same new password in both fields."
 
@@ -188,7 +195,12 @@ class SetupForm(NewPasswordForm):
     field_order = ["workspace_name", "workspace_slug", "name", "email", "password1", "password2"]
 
     def clean_workspace_slug(self):
-        return self.cleaned_data["workspace_slug"].strip().lower()
+        slug = self.cleaned_data["workspace_slug"].strip().lower()
+        if slug in RESERVED_WORKSPACE_SLUGS:
+            raise forms.ValidationError(
+                f"“{slug}” is a page of the app; choose another address.", code="reserved"
+            )
+        return slug
 
     def user_for_validation(self):
         return User(

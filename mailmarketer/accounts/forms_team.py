@@ -11,6 +11,7 @@ import zoneinfo
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
 from mailmarketer.lib.text import validate_one_line, validate_text
 
@@ -137,6 +138,65 @@ def timezone_choices(current: str = "") -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(names)]
 
 
+class ZoneInput(forms.TextInput):
+    """A text box with the ~600 zones as its suggestions (a <datalist>): typing "berl" offers
+    Europe/Berlin in any browser, with or without JavaScript, where a select of 600 entries
+    offers only scrolling."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"autocomplete": "off", "spellcheck": "false", **(attrs or {})})
+        self.choices: list = []
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"]["list"] = f"{context['widget']['attrs'].get('id', name)}_zones"
+        return context
+
+    def render(self, name, value, attrs=None, renderer=None):
+        box = super().render(name, value, attrs, renderer)
+        list_id = f"{(attrs or {}).get('id') or self.attrs.get('id') or name}_zones"
+        options = format_html_join("", '<option value="{}">', ((v,) for v, _ in self.choices))
+        return format_html('{}<datalist id="{}">{}</datalist>', box, list_id, options)
+
+
+class ZoneField(forms.ChoiceField):
+    """A zone name, typed: taken as written, or with any case and spaces for underscores
+    ("europe/berlin", "New York"), or by its place alone when only one zone has that name
+    ("Berlin"). Anything else is refused with what to type instead."""
+
+    widget = ZoneInput
+
+    def to_python(self, value):
+        text = super().to_python(value).strip()
+        names = [name for name, _ in self.choices]
+        if not text or text in names:
+            return text
+        wanted = text.replace(" ", "_").casefold()
+        same = [n for n in names if n.casefold() == wanted]
+        if len(same) == 1:
+            return same[0]
+        places = [n for n in names if n.rpartition("/")[2].casefold() == wanted]
+        if len(places) == 1:
+            return places[0]
+        if len(places) > 1:
+            raise forms.ValidationError(
+                "%(value)s is the name of several time zones: choose one of %(names)s.",
+                code="ambiguous",
+                params={"value": text, "names": ", ".join(places)},
+            )
+        return text
+
+    def validate(self, value):
+        if value and not self.valid_value(value):
+            raise forms.ValidationError(
+                "%(value)s is not one of the available time zones: type a place and pick from "
+                "the suggestions, for example Europe/Berlin.",
+                code="invalid_choice",
+                params={"value": value},
+            )
+        super().validate(value)
+
+
 class WorkspaceSettingsForm(Form):
     """The editable workspace fields (actions.WORKSPACE_EDITABLE). A plain form, not a
     ModelForm: a ModelForm would change the workspace object while validating, and
@@ -167,9 +227,12 @@ class WorkspaceSettingsForm(Form):
             "while it is empty."
         ),
     )
-    timezone = forms.ChoiceField(
+    timezone = ZoneField(
         label="Time zone",
-        help_text="Used for schedules, reports and the times shown in this workspace.",
+        help_text=(
+            "Used for schedules, reports and the times shown in this workspace. Type a city or "
+            "region (for example Berlin or America/New_York) and pick it from the suggestions."
+        ),
     )
     require_2fa = forms.BooleanField(
         label="Require two-factor authentication",

@@ -32,6 +32,10 @@ slug_validator = RegexValidator(
     "Use 1-50 lower-case letters, digits and hyphens, not starting or ending with a hyphen.",
 )
 
+# Pages of the shell under /app/<name>/ that are not a workspace (web/urls.py): a workspace
+# with one of these addresses could never open its dashboard.
+RESERVED_WORKSPACE_SLUGS = frozenset({"help", "switch"})
+
 
 class TrackingMode(models.TextChoices):
     IDENTIFIED = "identified", "Identified (linked to the person)"

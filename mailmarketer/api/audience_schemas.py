@@ -253,7 +253,7 @@ class SegmentIn(_Body):
     description: StrictStr = Field("", max_length=2000)
     rules: dict[str, Any] = Field(
         description='The rule tree: {"version": 1, "root": {"type": "group", "match": "all", '
-        '"children": [...]}}; see docs/api.md for the conditions'
+        '"children": [...]}}; see /app/help/api/ for the conditions'
     )
 
 

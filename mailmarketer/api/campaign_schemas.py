@@ -21,7 +21,7 @@ DeliveryStatus = Literal[
 SkipReason = Literal["", "unsubscribed", "blocklisted", "excluded", "suppressed", "erased"]
 Header = Annotated[list[StrictStr], Field(min_length=2, max_length=2)]  # [name, value]
 
-_TEMPLATE = "A Jinja2 template (docs/campaign-templates.md); checked when saved"
+_TEMPLATE = "A Jinja2 template (help: /app/help/campaign-templates/); checked when saved"
 
 
 class CampaignIn(_Body):

@@ -39,7 +39,7 @@ class Privacy(Schema):
         description="Whether consent records keep the person's IP address and user agent"
     )
     tracking_mode: str = Field(
-        description="Email opens and clicks: identified, anonymous or off (docs/tracking.md)"
+        description="Email opens and clicks: identified, anonymous or off (/app/help/tracking/)"
     )
     tracking_requires_consent: bool = Field(
         description="Identified tracking only of people with a tracking consent"

@@ -44,6 +44,7 @@ from .segments.builder import (
 )
 from .segments.kinds import ATTRIBUTE_OPS, FIELDS, LIST_STATUSES, VALUE_TYPES
 from .segments.queries import get_segment, segments_for
+from .views_lists import audience_subnav
 
 PERSONAL_DATA_REFUSAL = (
     "Counting by address, name or an attribute's value needs permission to see personal data "
@@ -88,6 +89,7 @@ def segment_list(request):
         {
             "segments": segments_for(request.workspace),
             "can_manage": request.membership.has(p.AUDIENCE_MANAGE),
+            "subnav": audience_subnav(request, "segments"),
         },
     )
 
@@ -171,6 +173,7 @@ def _builder_page(
         else reverse("segment-new", kwargs={"ws": request.workspace.slug})
     )
     context = {
+        "subnav": audience_subnav(request, "segments"),
         "segment": segment,
         "tree": tree,
         "name": name,
@@ -287,6 +290,7 @@ def segment_detail(request, segment_id: int):
             ),
             "count": count,
             "count_error": count_error,
+            "subnav": audience_subnav(request, "segments"),
         },
     )
 
@@ -310,4 +314,8 @@ def segment_delete(request, segment_id: int):
         segment_actions.do_delete_segment(segment, actor=Actor.from_request(request))
         messages.success(request, f"Segment “{name}” deleted.")
         return redirect("segment-list", ws=request.workspace.slug)
-    return render(request, "audience/segment_delete.html", {"segment": segment})
+    return render(
+        request,
+        "audience/segment_delete.html",
+        {"segment": segment, "subnav": audience_subnav(request, "segments")},
+    )

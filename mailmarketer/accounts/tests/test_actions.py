@@ -139,3 +139,11 @@ def test_it_refuses_unknown_fields_and_bad_time_zones(personas):
     with pytest.raises(ValidationError, match="Mars/Olympus"):
         actions.do_update_workspace(personas.acme, {"timezone": "Mars/Olympus"}, actor=alice)
     assert Workspace.objects.get(pk=personas.acme.pk).timezone == "UTC"
+
+
+@pytest.mark.parametrize("slug", ["help", "switch"])
+def test_it_refuses_a_workspace_address_the_app_uses_for_its_own_pages(db, slug):
+    with pytest.raises(actions.ActionError, match="is a page of the app") as refused:
+        actions.do_create_workspace(name="Help", slug=slug, owner=None, actor=Actor.system())
+    assert refused.value.field == "slug"
+    assert not Workspace.objects.exists()

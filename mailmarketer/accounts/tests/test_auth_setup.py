@@ -82,6 +82,8 @@ def test_it_answers_404_to_an_expired_token(client, db, settings):
         ("Acme Ltd", "lower-case letters"),
         ("-acme", "not starting or ending with a hyphen"),
         ("a" * 51, "at most 50 characters"),
+        ("help", "is a page of the app"),  # /app/help/ is the help pages, not a workspace
+        ("switch", "is a page of the app"),
     ],
 )
 def test_it_checks_the_workspace_address(client, db, slug, message):

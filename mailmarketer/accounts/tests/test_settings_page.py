@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.urls import reverse
 
 from mailmarketer.accounts.actions import WORKSPACE_EDITABLE
@@ -44,12 +45,15 @@ def test_it_shows_the_form_with_the_current_values(alice_client):
     assert 'action="/app/acme/settings/save/"' in html
     assert 'name="name" value="Acme"' in html
     assert 'name="sender_email" value="news@acme.test"' in html
-    select = re.search(r'<select name="timezone".*?</select>', html, re.S).group(0)
-    options = re.findall(r'<option value="([^"]+)"', select)
+    # The time zone: a text box with the zones as suggestions (a datalist: no script needed).
+    box = re.search(r'<input type="text" name="timezone"[^>]*>', html).group(0)
+    assert 'value="UTC"' in box and 'list="id_timezone_zones"' in box
+    zones = re.search(r'<datalist id="id_timezone_zones">.*?</datalist>', html, re.S).group(0)
+    options = re.findall(r'<option value="([^"]+)"', zones)
     assert options == sorted(options)
     assert "Europe/Berlin" in options
     assert "localtime" not in options
-    assert '<option value="UTC" selected>' in select
+    assert len(options) > 400
     assert "Marketing mail must carry your postal address" in html
     assert "Members whose role can see personal data must use two-factor authentication" in html
     assert "Keep the IP address and browser of people giving consent" in html
@@ -97,9 +101,10 @@ def test_it_shows_validation_errors_on_the_fields(alice_client):
         assert 'aria-invalid="true"' in control
         assert f"id_{name}_error" in control
         assert f'id="id_{name}_error"' in html
-    select = re.search(r'<select name="timezone"[^>]*>', html).group(0)
-    assert 'aria-invalid="true"' in select
-    assert "Mars/Olympus_Mons is not one of the available choices" in html
+    box = re.search(r'<input type="text" name="timezone"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in box
+    assert 'value="Mars/Olympus_Mons"' in box  # kept, to be corrected
+    assert "Mars/Olympus_Mons is not one of the available time zones" in html
     assert "Enter a valid email address." in html
     assert "This field is required." in html
     assert acme().sender_email == "news@acme.test"
@@ -192,3 +197,26 @@ def test_it_saves_the_email_tracking_settings(alice_client):
     assert event.new["tracking_mode"] == "anonymous"
     refused = alice_client.post(SAVE, valid(tracking_mode="everything"))
     assert refused.status_code == 400 and acme().tracking_mode == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("Europe/Berlin", "Europe/Berlin"),
+        ("  europe/berlin ", "Europe/Berlin"),
+        ("Berlin", "Europe/Berlin"),
+        ("new york", "America/New_York"),
+    ],
+)
+def test_it_takes_a_time_zone_as_people_type_it(alice_client, typed, stored):
+    assert alice_client.post(SAVE, valid(timezone=typed)).status_code == 302
+    assert acme().timezone == stored
+
+
+def test_it_asks_which_zone_when_a_place_names_several(alice_client):
+    response = alice_client.post(SAVE, valid(timezone="Istanbul"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Istanbul is the name of several time zones: choose one of" in html
+    assert "Europe/Istanbul" in html and "Asia/Istanbul" in html
+    assert acme().timezone == "UTC"

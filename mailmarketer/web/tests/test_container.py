@@ -106,6 +106,9 @@ def test_the_wheel_the_dockerfile_installs_builds_with_everything_it_needs(tmp_p
         ), package
     assert any(n.startswith("mailmarketer/web/templates/") for n in names)
     assert any(n.startswith("mailmarketer/web/static/") for n in names)
+    # The help pages' Markdown (mailmarketer/web/docs links to docs/; the wheel holds files).
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"mailmarketer/web/docs/{page.name}" in names, page.name
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
         "mailmarketer = mailmarketer.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

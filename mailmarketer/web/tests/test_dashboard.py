@@ -17,13 +17,15 @@ from mailmarketer.web.nav import SECTIONS
 DASHBOARD = reverse("app-dashboard", kwargs={"ws": "acme"})
 
 
-def cards(response) -> dict[str, str]:
-    """{label: count} of the dashboard's cards."""
+def cards(response, name="Counts") -> dict[str, str]:
+    """{label: count} of one group of the dashboard's cards (the admin counts by default)."""
+    group = re.search(
+        rf'<ul class="cards" aria-label="{name}">.*?</ul>', response.content.decode(), re.S
+    ).group(0)
     return dict(
         (label, count)
         for count, label in re.findall(
-            r'<span class="count">([^<]+)</span> <span class="label">([^<]+)</span>',
-            response.content.decode(),
+            r'<span class="count">([^<]+)</span> <span class="label">([^<]+)</span>', group
         )
     )
 
@@ -118,3 +120,117 @@ def test_it_names_the_sections_built_so_far(alice_client, carol_client):
 def test_it_marks_the_current_section(alice_client):
     html = alice_client.get("/app/acme/outbox/").content.decode()
     assert '<a href="/app/acme/outbox/" aria-current="page">Outbox</a>' in html
+
+
+# -- the marketer's part: audience, growth chart, campaigns, imports, the checklist
+
+
+def chart_rows(html: str, chart_id: str) -> list[list[str]]:
+    figure = re.search(
+        rf'<figure class="chart" aria-labelledby="{chart_id}-title">.*?</figure>', html, re.S
+    ).group(0)
+    body = re.search(r"<tbody>(.*?)</tbody>", figure, re.S).group(1)
+    return [
+        re.findall(r"<t[hd][^>]*>(?:<time[^>]*>)?([^<]*)", row)
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_it_shows_the_audience_and_its_growth_to_a_marketer(bob_client, ws, news):
+    from datetime import UTC, datetime
+
+    from mailmarketer.testing import many_people
+
+    many_people(ws, [news], 3)
+    response = bob_client.get(DASHBOARD)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert cards(response, "Audience") == {
+        "subscribed people": "3",
+        "list subscriptions": "3",
+        "people in total": "3",
+    }
+    rows = chart_rows(html, "growth-30")
+    assert len(rows) == 30
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert rows[-1] == [today, "3", "0", "3"]
+    assert 'id="growth-30-data"' in html  # the numbers chart.js draws
+    assert "uplot.iife.min.js" in html
+    assert '<a href="?days=30#audience-heading" aria-current="true">30 days</a>' in html
+
+    ninety = bob_client.get(DASHBOARD + "?days=90").content.decode()
+    assert len(chart_rows(ninety, "growth-90")) == 90
+    assert '<a href="?days=90#audience-heading" aria-current="true">90 days</a>' in ninety
+
+
+def test_it_refuses_a_period_it_does_not_offer(bob_client):
+    response = bob_client.get(DASHBOARD + "?days=7")
+    assert response.status_code == 400
+    assert response.content.decode() == "days must be 30 or 90, not '7'"
+
+
+def test_it_puts_the_marketers_part_above_the_admin_cards(alice_client):
+    html = alice_client.get(DASHBOARD).content.decode()
+    order = [
+        html.index(f'id="{h}"')
+        for h in ("start-heading", "audience-heading", "campaigns-heading", "admin-heading")
+    ]
+    assert order == sorted(order)
+
+
+def test_it_shows_imports_in_progress_to_whoever_may_import(bob_client, carol_client, personas):
+    from mailmarketer.audience.models import Import
+
+    imp = Import.objects.create(
+        workspace=personas.acme,
+        original_name="winter.csv",
+        encoding="utf-8",
+        delimiter=",",
+        status=Import.Status.RUNNING,
+        rows_total=1000,
+        rows_done=250,
+    )
+    html = bob_client.get(DASHBOARD).content.decode()
+    assert f'href="/app/acme/audience/imports/{imp.pk}/">winter.csv</a>' in html
+    assert "250 of about 1,000 rows" in html
+    assert "winter.csv" not in carol_client.get(DASHBOARD).content.decode()
+
+
+def test_it_hides_the_checklist_when_every_step_is_done(alice_client, ws, news):
+    from mailmarketer.delivery.models import DkimKey
+    from mailmarketer.signup.actions import do_create_form
+    from mailmarketer.testing import SETUP, launch, relay
+
+    assert 'id="getting-started"' in alice_client.get(DASHBOARD).content.decode()
+    relay(ws)
+    DkimKey.objects.create(
+        workspace=ws, domain="acme.test", selector="s1", private_key="x", public_key="y"
+    )
+    do_create_form(ws, name="F", slug="f", title="F", lists=[news], notice_text="Y.", actor=SETUP)
+    html = alice_client.get(DASHBOARD).content.decode()
+    assert "6 of 7 done" in html
+    assert '<a href="/app/acme/campaigns/">Send your first campaign</a>' in html
+    launch(ws, [news])
+    assert 'id="getting-started"' not in alice_client.get(DASHBOARD).content.decode()
+
+
+def test_it_reads_the_dashboard_in_a_number_of_statements_that_does_not_grow(
+    alice_client, ws, news
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailmarketer.testing import launch, ledger_rows, many_people
+
+    def statements() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert alice_client.get(DASHBOARD).status_code == 200
+        return len(ctx.captured_queries)
+
+    people = many_people(ws, [news], 2)
+    ledger_rows(launch(ws, [news], name="One"), people, ["sent", "sent"])
+    few = statements()
+    people += many_people(ws, [news], 5, prefix="more")
+    for i in range(4):
+        ledger_rows(launch(ws, [news], name=f"More {i}"), people[:2], ["sent", "failed"])
+    assert statements() == few

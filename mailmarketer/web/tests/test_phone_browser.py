@@ -99,7 +99,7 @@ def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, transactional_db
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{base}/app/acme/")
-        queue = ["/app/acme/", "/account/"]
+        queue = ["/app/acme/", "/account/", "/app/help/"]
         while queue and len(seen) < MAX_PAGES:
             path = queue.pop(0)
             if path in seen:
@@ -123,11 +123,12 @@ def test_no_staff_page_scrolls_sideways_on_a_phone(live_server, transactional_db
                 if parts.netloc != urlsplit(base).netloc:
                     continue
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
-                if not (target.startswith("/app/acme/") or target.startswith("/account/")):
+                if not target.startswith(("/app/acme/", "/account/", "/app/help/")):
                     continue
                 if any(s in target for s in SKIP) or target in seen:
                     continue
                 queue.append(target)
     assert len(seen) > 20, f"the crawl reached only {sorted(seen)}"
+    assert "/app/help/sending/" in seen, "the crawl missed the help pages"
     assert wide == {}, f"pages wider than {PHONE['width']} px: {wide}"
     assert errors == [], f"console errors: {errors}; not found: {missing}; {skipped}"
