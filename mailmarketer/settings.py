@@ -401,3 +401,7 @@ TRACKING_SPOOL_DIR = DATA_DIR / "spool"
 # Seconds a day's roll-up waits after being marked (tracking/rollup.py): a busy day is rebuilt
 # at most this often.
 TRACKING_ROLLUP_DELAY = env_int("MM_TRACKING_ROLLUP_DELAY", 60, minimum=0)
+
+# Campaign images (campaigns/images.py): uploaded pictures, one file per content hash, served
+# at /i/<workspace>/<sha256>.<ext>. Several web hosts must share this directory (a volume).
+IMAGES_DIR = DATA_DIR / "images"
