@@ -46,16 +46,20 @@ from .forms import LivePreviewForm, PeopleSearchForm, PreviewSearchForm, TestSen
 from .models import Campaign
 from .views_campaigns import campaign_or_404, subnav
 
+
 # allow-same-origin (never with allow-scripts) lets the page that frames it measure the message
 # to size the frame (web/static/web/frame.js); the message still runs no script (no script
 # source is allowed, and the frame's sandbox attribute has no allow-scripts either), posts no
 # form and cannot navigate the page. Images: the web's (https:) and ours (/i/, on BASE_URL,
 # which is plain http on a local evaluation).
-PREVIEW_CSP = (
-    "sandbox allow-same-origin; default-src 'none'; "
-    f"img-src data: https: {settings.BASE_URL}/i/; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
+def preview_csp() -> str:
+    return (
+        "sandbox allow-same-origin; default-src 'none'; "
+        f"img-src data: https: {settings.BASE_URL}/i/; style-src 'unsafe-inline'; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
+
+
 PREVIEW_TOKEN_SALT = "mailmarketer.campaigns.preview-as"  # noqa: S105 (a salt, not a secret)
 PREVIEW_TOKEN_MAX_AGE = 600  # seconds: long enough to read a preview, too short to share
 SEARCH_LIMIT = 10
@@ -179,7 +183,7 @@ def campaign_preview_html(request, campaign_id: int):
         raise Http404("This campaign is plain text: it has no HTML version")
     else:
         response = HttpResponse(message.html, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = PREVIEW_CSP
+    response["Content-Security-Policy"] = preview_csp()
     response["Cache-Control"] = "no-store, private"
     return response
 
@@ -189,7 +193,7 @@ def campaign_preview_html(request, campaign_id: int):
 # The edit page posts its unsaved form here as the marketer types (htmx, debounced): one answer
 # is a fragment with the rendered subject, the text version or the error, the other (posted by
 # the page into the preview frame, after the fragment came back without an error) the HTML with
-# PREVIEW_CSP. Nothing is saved. The draft is rendered by queries.preview_campaign, the path the
+# preview_csp(). Nothing is saved. The draft is rendered by queries.preview_campaign, the path the
 # saved preview takes: the campaign's content in its layout, compiled and rendered in a child
 # process under the hard limits, with inert links (tracking rewrites links only when sending).
 #
@@ -307,7 +311,7 @@ def live_preview_html(request):
         )
     else:
         response = HttpResponse(message.html, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = PREVIEW_CSP
+    response["Content-Security-Policy"] = preview_csp()
     response["Cache-Control"] = "no-store, private"
     return response
 
