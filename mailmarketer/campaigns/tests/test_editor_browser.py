@@ -1,5 +1,6 @@
 """The editor in a real browser: typing in the source updates the preview frame, the mobile
-toggle narrows it, the frame is as tall as the message (its footer shows), an image uploaded
+toggle narrows it, the frame is as tall as the message (its footer shows; the saved preview's
+frame too), an image uploaded
 from the editor lands in the body as Markdown, and a starter of the gallery becomes a saved
 campaign; no console errors along the way (a CSP violation is one).
 
@@ -134,6 +135,16 @@ def test_it_previews_as_you_type_and_starts_from_the_gallery(
             "the page scrolls sideways at 390 px"
         )
         page.set_viewport_size({"width": 1400, "height": 900})
+
+        # The saved preview's frame is sized to the message too (frame.js).
+        page.goto(f"{base}/app/acme/campaigns/{draft.pk}/preview/")
+        page.frame_locator("iframe.mail").get_by_text("First words.").wait_for()
+        page.wait_for_function(
+            "() => { const f = document.querySelector('iframe.mail');"
+            " const d = f.contentDocument;"
+            " return d && d.body && d.body.innerText.includes('Unsubscribe') &&"
+            " Math.abs(f.getBoundingClientRect().height - d.documentElement.scrollHeight) < 8; }"
+        )
 
         # The gallery: start a newsletter, pick the list, save.
         page.goto(f"{base}/app/acme/campaigns/new/")

@@ -12,11 +12,16 @@
     var doc;
     try { doc = frame.contentDocument; } catch (e) { return; }
     if (!doc || !doc.documentElement) { return; }
+    // A document is never shorter than its frame: shrink the frame to its CSS minimum first,
+    // so that a shorter message (the editor renders again and again) shrinks it too. Both
+    // writes happen before the next paint, so nothing flickers.
+    var before = frame.style.height;
+    frame.style.height = "0px";
     var height = Math.max(
       doc.documentElement.scrollHeight,
       doc.body ? doc.body.scrollHeight : 0
     );
-    if (height > 0) { frame.style.height = (height + 4) + "px"; }
+    frame.style.height = height > 0 ? (height + 4) + "px" : before;
   }
 
   function observe(frame) {
