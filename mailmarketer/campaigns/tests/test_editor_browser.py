@@ -75,6 +75,7 @@ def test_it_previews_as_you_type_and_starts_from_the_gallery(
         page.goto(f"{base}/app/acme/campaigns/{draft.pk}/edit/")
         frame = page.frame_locator("#live-frame")
         frame.get_by_text("First words.").wait_for()
+        assert not page.locator("[data-live-frame-submit]").is_visible()
         assert page.locator("#live-result .preview-subject").inner_text().endswith("Hello Jane")
 
         # Typing updates the frame (and the subject) without saving.
