@@ -131,7 +131,8 @@ def test_it_previews_as_you_type_and_starts_from_the_gallery(
         page.set_viewport_size({"width": 390, "height": 800})
         source = page.locator(".editor-source").bounding_box()
         preview = page.locator(".editor-preview").bounding_box()
-        assert preview["y"] >= source["y"] + source["height"] - 1
+        files = page.locator(".editor-files").bounding_box()
+        assert source["y"] + source["height"] - 1 <= preview["y"] < files["y"]
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), (
             "the page scrolls sideways at 390 px"
         )
