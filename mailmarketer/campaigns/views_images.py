@@ -13,7 +13,7 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.access import public_view, workspace_view
@@ -76,7 +76,7 @@ def image_upload(request):
 
 
 @public_view
-@require_GET
+@require_safe
 def image_file(request, ws: str, name: str):
     image = images.get_image(ws, name)
     if image is None:

@@ -75,6 +75,8 @@ def test_it_serves_the_image_with_the_sniffed_type_and_a_long_cache(
     assert response["Cache-Control"] == "public, max-age=31536000, immutable"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'none'" in response["Content-Security-Policy"]
+    head = client.head(path)
+    assert head.status_code == 200 and head["Content-Type"] == content_type
 
 
 def test_the_same_picture_twice_is_one_file_and_one_url(bob_client, ws):
