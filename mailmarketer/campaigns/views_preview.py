@@ -235,9 +235,13 @@ def _live_subscriber(request, token: str):
         raise LiveProblem("Previewing as a subscriber needs the permission to see personal data.")
     try:
         claims = signing.loads(token, salt=LIVE_AS_SALT, max_age=LIVE_AS_MAX_AGE)
-    except signing.BadSignature:
+    except signing.SignatureExpired:
         raise LiveProblem(
             "The choice of subscriber has expired: choose the person again."
+        ) from None
+    except signing.BadSignature:
+        raise LiveProblem(
+            "The choice of subscriber is not valid: choose the person again."
         ) from None
     if claims.get("u") != request.user.pk or claims.get("w") != request.workspace.pk:
         raise LiveProblem("The choice of subscriber is not yours: choose the person again.")

@@ -12,7 +12,7 @@ from django.test import Client
 
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
-from mailmarketer.campaigns import actions
+from mailmarketer.campaigns import actions, views_preview
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.testing import SETUP, events, url
 
@@ -164,10 +164,18 @@ def test_it_refuses_a_token_of_another_user(alice_client, bob_client, ann):
     assert "not yours" in html
 
 
-def test_it_refuses_a_forged_or_expired_token(bob_client, ann):
+def test_it_refuses_a_forged_token(bob_client, ann):
     forged = signing.dumps({"s": str(ann.uuid), "u": 1, "w": 1}, salt="another salt")
     response = bob_client.post(url("campaign-live-preview"), form(preview_as=forged))
-    assert "expired" in response.content.decode()
+    assert "is not valid: choose the person again" in response.content.decode()
+    assert "Hi Ann" not in response.content.decode()
+
+
+def test_it_refuses_an_expired_token(bob_client, ann, monkeypatch):
+    token = choose(bob_client, ann)
+    monkeypatch.setattr(views_preview, "LIVE_AS_MAX_AGE", -1)
+    response = bob_client.post(url("campaign-live-preview"), form(preview_as=token))
+    assert "has expired: choose the person again" in response.content.decode()
     assert "Hi Ann" not in response.content.decode()
 
 
