@@ -408,3 +408,7 @@ TRACKING_EMAIL_EVENT_DAYS = env_int("MM_TRACKING_EMAIL_EVENT_DAYS", 395, minimum
 # The help pages at /app/help/ render the Markdown files of this directory (web/help.py): the
 # repository's docs/, which mailmarketer/web/docs links to and the wheel carries.
 DOCS_DIR = env_path("MM_DOCS_DIR", BASE_DIR / "web" / "docs")
+
+# Campaign images (campaigns/images.py): uploaded pictures, one file per content hash, served
+# at /i/<workspace>/<sha256>.<ext>. Several web hosts must share this directory (a volume).
+IMAGES_DIR = DATA_DIR / "images"

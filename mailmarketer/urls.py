@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("mailmarketer.campaigns.urls_public")),
     path("", include("mailmarketer.signup.urls_public_forms")),  # last: /f/<ws>/<form>
     path("api/v1/", api.urls),
+    path("", include("mailmarketer.campaigns.urls_images")),  # /i/<ws>/<image>
 ]

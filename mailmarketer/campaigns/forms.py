@@ -18,9 +18,11 @@ from .actions import (
     ATTACHMENT_TYPES,
     ATTACHMENTS_MAX_TOTAL,
     MAX_ATTACHMENTS,
+    MAX_BODY,
     MAX_HEADERS,
     MAX_TEST_ADDRESSES,
 )
+from .images import IMAGE_MAX_BYTES
 from .models import Campaign
 
 
@@ -289,3 +291,55 @@ class LayoutForm(Form):
     is_default = forms.BooleanField(
         label="Use for campaigns that do not choose a layout", required=False
     )
+
+
+# -- the editor's live preview -----------------------------------------------------------------
+
+
+class LivePreviewForm(Form):
+    """What the live preview reads of the unsaved campaign form (views_preview.live_preview):
+    the content fields under the campaign form's own names, the campaign being edited (empty
+    for a new one) and the signed choice of a person to preview as (empty: sample data)."""
+
+    campaign = forms.IntegerField(required=False, min_value=1)
+    subject = forms.CharField(max_length=500, required=False)
+    body_format = forms.ChoiceField(choices=Campaign.Format.choices)
+    body = forms.CharField(max_length=MAX_BODY, required=False, strip=False)
+    text_body = forms.CharField(max_length=MAX_BODY, required=False, strip=False)
+    layout = forms.CharField(max_length=20, required=False)
+    preview_as = forms.CharField(max_length=1000, required=False)
+
+    def problem(self) -> str:
+        """The errors as one line for the preview pane."""
+        return "; ".join(
+            f"{name.replace('_', ' ')}: {' '.join(errors)}" for name, errors in self.errors.items()
+        )
+
+
+class PeopleSearchForm(Form):
+    q = forms.CharField(max_length=254, required=False)
+    lists = forms.TypedMultipleChoiceField(required=False, coerce=int)
+
+    def __init__(self, *args, lists=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].choices = [(m.pk, m.name) for m in lists]
+
+
+class ImageForm(Form):
+    image = forms.FileField(
+        label="Upload an image",
+        help_text="PNG, JPEG, GIF or WebP, up to 5 MB. It is served from this site at an address "
+        "that never changes, so messages already sent keep showing it.",
+    )
+
+    def clean_image(self):
+        upload = self.cleaned_data["image"]
+        if upload.size > IMAGE_MAX_BYTES:
+            raise forms.ValidationError(
+                f"the image is {upload.size:,} bytes; at most {IMAGE_MAX_BYTES:,} (5 MB) are "
+                "allowed"
+            )
+        return upload
+
+    def problem(self) -> str:
+        return " ".join(" ".join(errors) for errors in self.errors.values())

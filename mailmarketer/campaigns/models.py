@@ -139,3 +139,6 @@ class Attachment(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+from .models_images import CampaignImage  # noqa: E402, F401

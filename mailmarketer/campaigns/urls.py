@@ -35,4 +35,19 @@ urlpatterns = [
     path(ONE + "delete/", c.campaign_delete, name="campaign-delete"),
     path(ONE + "preview/", preview.campaign_preview, name="campaign-preview"),
     path(ONE + "preview/html", preview.campaign_preview_html, name="campaign-preview-html"),
+    # The editor: live preview of the unsaved form, the person it is made for, images.
+    path(
+        "app/<slug:ws>/campaigns/live-preview/", preview.live_preview, name="campaign-live-preview"
+    ),
+    path(
+        "app/<slug:ws>/campaigns/live-preview/html",
+        preview.live_preview_html,
+        name="campaign-live-preview-html",
+    ),
+    path(
+        "app/<slug:ws>/campaigns/live-preview/people/",
+        preview.live_people,
+        name="campaign-live-people",
+    ),
+    path("app/<slug:ws>/campaigns/live-preview/as/", preview.live_as, name="campaign-live-as"),
 ]

@@ -5,6 +5,11 @@ through actions.py; a refusal is shown with a 4xx status, on the field it names 
 one (a template error with its line). Campaigns are looked up inside request.workspace only, so
 another workspace's id is a 404.
 
+The edit page is the editor: the form (content, sender, audience, schedule, options) beside a
+live preview of the unsaved content (views_preview.live_preview) and the workspace's images
+(views_images.py); a new campaign can start from one of the gallery's starters (gallery.py,
+`?start=<key>`), which only fills the form.
+
 The list of campaigns and one campaign's page (its status, the buttons its status allows, its
 live progress), the ledger and the test send are delivery's (delivery/views_campaign.py): they
 show and change how the campaign is sent. A refusal here links back to that page by its name.
@@ -25,10 +30,11 @@ from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.queries import lists_of
 from mailmarketer.audience.segments.queries import segments_for
 
-from . import actions, queries
+from . import actions, gallery, images, queries
 from .forms import (
     AttachmentForm,
     CampaignForm,
+    ImageForm,
     header_formset,
 )
 from .models import EDITABLE_STATUSES, Campaign
@@ -97,7 +103,16 @@ def _put_error(form, headers, exc: ActionError) -> str:
 
 
 def _edit_page(
-    request, form, headers, *, campaign=None, attachment_form=None, error="", status=200
+    request,
+    form,
+    headers,
+    *,
+    campaign=None,
+    attachment_form=None,
+    error="",
+    status=200,
+    starters=(),
+    start="",
 ):
     context = {
         "subnav": subnav(request, "campaigns"),
@@ -107,16 +122,40 @@ def _edit_page(
         "attachments": queries.attachments_of(campaign) if campaign else [],
         "attachment_form": attachment_form or AttachmentForm(),
         "error": error,
+        "image_form": ImageForm(),
+        "images": _images(request.workspace),
+        "can_choose": request.membership.has(p.VIEW_PERSONAL_DATA),
+        "starters": starters,
+        "start": start,
     }
     return render(request, "campaigns/edit.html", context, status=status)
+
+
+def _images(workspace) -> list[dict]:
+    return [
+        {
+            "url": images.image_url(image),
+            "filename": image.filename,
+            "size": image.size,
+            "alt": image.filename.rsplit(".", 1)[0],
+        }
+        for image in images.images_for(workspace)
+    ]
 
 
 @workspace_view(p.CAMPAIGNS_MANAGE)
 @require_http_methods(["GET", "POST"])
 def campaign_new(request):
     if request.method == "GET":
-        form = _campaign_form(request, initial={"body_format": Campaign.Format.MARKDOWN})
-        return _edit_page(request, form, header_formset())
+        start = request.GET.get("start", "")
+        initial = {"body_format": Campaign.Format.MARKDOWN}
+        if start:
+            starter = gallery.get_starter(start)
+            if starter is None:
+                raise Http404(f"No starting point called {start!r}")
+            initial.update(starter.initial())
+        form = _campaign_form(request, initial=initial)
+        return _edit_page(request, form, header_formset(), starters=gallery.STARTERS, start=start)
     form = _campaign_form(request, request.POST)
     headers = header_formset(request.POST)
     if not (form.is_valid() and headers.is_valid()):

@@ -9,6 +9,7 @@ from email.parser import BytesParser
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.conf import settings
 from django.core import signing
 
 from mailmarketer.audience import actions as audience
@@ -41,7 +42,9 @@ def personal(ws, news):
 
 def frame_src(html: str) -> str:
     return (
-        re.search(r'<iframe class="mail" sandbox="" src="([^"]+)"', html)
+        re.search(
+            r'<iframe class="mail" sandbox="allow-same-origin" data-fit-frame src="([^"]+)"', html
+        )
         .group(1)
         .replace("&amp;", "&")
     )
@@ -66,7 +69,8 @@ def test_it_serves_the_html_with_a_sandbox_policy(bob_client, personal):
     assert response["Content-Type"] == "text/html; charset=utf-8"
     csp = response["Content-Security-Policy"]
     assert csp.startswith(
-        "sandbox; default-src 'none'; img-src data: https:; style-src 'unsafe-inline'; "
+        "sandbox allow-same-origin; default-src 'none'; "
+        f"img-src data: https: {settings.BASE_URL}/i/; style-src 'unsafe-inline'; "
         "frame-ancestors 'self'"
     )
     assert "script-src" not in csp
