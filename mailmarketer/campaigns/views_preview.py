@@ -361,5 +361,7 @@ def live_as(request):
         "can_choose": sees_personal_data(request),
     }
     response = render(request, "campaigns/_live_as.html", context)
-    response["HX-Trigger"] = "preview-as-changed"
+    # After the swap, so that the render it starts reads the new token (the button that asked
+    # is gone by then: htmx fires the event on the body).
+    response["HX-Trigger-After-Settle"] = "preview-as-changed"
     return response

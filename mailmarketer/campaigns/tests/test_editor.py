@@ -45,7 +45,7 @@ def choose(client, person) -> str:
     """Choose `person` in the chooser; returns the token the page carries."""
     response = client.post(url("campaign-live-as"), {"subscriber": str(person.uuid)})
     assert response.status_code == 200
-    assert response["HX-Trigger"] == "preview-as-changed"
+    assert response["HX-Trigger-After-Settle"] == "preview-as-changed"
     return re.search(r'name="preview_as" value="([^"]+)"', response.content.decode()).group(1)
 
 

@@ -1,4 +1,5 @@
-"""The editor in a real browser: typing in the source updates the preview frame, the mobile
+"""The editor in a real browser: typing in the source updates the preview frame (as sample
+data or a chosen subscriber), the mobile
 toggle narrows it, the frame is as tall as the message (its footer shows; the saved preview's
 frame too), an image uploaded
 from the editor lands in the body as Markdown, and a starter of the gallery becomes a saved
@@ -86,6 +87,16 @@ def test_it_previews_as_you_type_and_starts_from_the_gallery(
         assert frame.get_by_text("First words.").count() == 0
         page.get_by_label("Subject").fill("Cold days, {{ subscriber.first_name }}")
         page.locator("#live-result .preview-subject", has_text="Cold days, Jane").wait_for()
+
+        # As a chosen subscriber: the subject and the frame, until back to sample data.
+        page.get_by_label("Preview as a subscriber").fill("ann")
+        page.get_by_role("button", name="ann@example.com").click()
+        page.locator("#live-result .preview-subject", has_text="Cold days, Ann").wait_for()
+        body.fill("Our **winter** roast, {{ subscriber.first_name }}.")
+        frame.get_by_text("roast, Ann.").wait_for()
+        page.get_by_role("button", name="Use sample data instead").click()
+        page.locator("#live-result .preview-subject", has_text="Cold days, Jane").wait_for()
+        frame.get_by_text("roast, Jane.").wait_for()
 
         # The frame is as tall as the message: its footer is inside the visible frame.
         page.wait_for_function(
