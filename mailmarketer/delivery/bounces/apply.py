@@ -1,9 +1,12 @@
 """Applying a bounce, a complaint or a provider event: match it to its ledger row, act, record.
 
-`do_process_bounce` is the one entry of every channel (receiver, mailbox, webhooks). One
-transaction: the Bounce row, the ledger row's status, the unsubscription and the suppression
-(through audience's actions, which write the consent withdrawals and the audit rows) commit
-together or not at all; a message already recorded (same bytes, or the same provider event) is
+`apply_reports` is the one place the rules live, for every channel: the mailbox and the
+webhooks call it with one report (`do_process_bounce`, `do_process_event`), the receiver's
+queue with batches of up to 200 (`apply_pending_one`). One transaction: the Bounce rows, the
+ledger rows' status, the unsubscriptions and the suppressions (through audience.bulk_withdraw,
+which writes what audience's do_unsubscribe and do_add_suppression write: the consent
+withdrawals and the audit rows) commit together or not at all, with a fixed number of
+statements per batch; a message already recorded (same bytes, or the same provider event) is
 not applied again, so an MTA retrying after a lost 250 costs nothing.
 
 Matching, strongest first:

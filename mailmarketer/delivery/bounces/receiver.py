@@ -6,11 +6,11 @@ What holds:
   relay: it sends nothing, to anyone;
 - a message is stored as received (apply.store_received: one INSERT into the queue, several
   sessions' messages grouped into one transaction) before the 250, and applied right after,
-  in batches (apply.apply_pending_one, the background task below, and a worker duty): so the
-  SMTP session costs one write, and whatever was answered 250 is applied even if the bouncer
-  is killed before applying it (the queue row waits for the next applier); if it is killed
-  before the commit, the MTA got no 250 and retries, and a message that comes again is
-  recognised by its digest (applied once);
+  in batches (apply.apply_pending_one, by the bouncer's child process applier.py, and as a
+  worker duty): so the SMTP session costs one write, and whatever was answered 250 is applied
+  even if the bouncer is killed before applying it (the queue row waits for the next
+  applier); if it is killed before the commit, the MTA got no 250 and retries, and a message
+  that comes again is recognised by its digest (applied once);
 - a database error answers 451 (the MTA retries later), never 5xx (the MTA would bounce the
   bounce back to its sender, an empty return path, and drop it);
 - limits: messages over MM_BOUNCER_MAX_BYTES are refused (SIZE and 552), and a client past
@@ -21,27 +21,23 @@ What holds:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import DatabaseError, close_old_connections, connection
 
-from .apply import apply_pending_one, store_received
+from .apply import store_received
 
 logger = logging.getLogger(__name__)
 
 LOCAL_PART = "bounces"
 GROUP_MAX = 500  # messages per group commit at most (one transaction)
-# The applier waits for the intake to be quiet this long (or for this many waiting reports)
-# before a batch: applying takes the CPU (one process, one GIL) and, on SQLite, the write lock
-# that accepting needs, and an MTA's connections are what must not wait. Reports are applied
-# within a second of a lull, and the queue cannot grow past APPLY_BACKLOG while mail streams in.
-APPLY_QUIET_S = 0.5
-APPLY_BACKLOG = 5000
 
 
 def _in_thread(work):
@@ -63,13 +59,10 @@ class BounceHandler:
         self.max_bytes = max_bytes
         self.rate_per_minute = rate_per_minute
         self._counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        # One thread writes the queue and one applies it, each with its own connection.
+        # One thread writes the queue, with its own connection (the event loop never waits on
+        # the database); the applying is a child process (applier.py).
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="bouncer-store")
-        self._applier = ThreadPoolExecutor(1, thread_name_prefix="bouncer-apply")
         self._queue: asyncio.Queue | None = None
-        self.received = asyncio.Event()
-        self.last_received = 0.0
-        self.waiting = 0  # stored since the applier last emptied the queue (an estimate)
 
     async def store(self, content: bytes, recipients: list[str]) -> None:
         """Kept durably once this returns (group commit: the messages of every session waiting
@@ -100,33 +93,6 @@ class BounceHandler:
             for *_, done in group:
                 if not done.done():
                     done.set_result(None)
-            self.waiting += len(group)
-            self.last_received = time.monotonic()
-            self.received.set()
-
-    async def apply_forever(self) -> None:
-        """Apply what was accepted, a batch at a time, whenever the intake pauses (and at
-        start: what a killed bouncer accepted and did not apply)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            quiet = time.monotonic() - self.last_received
-            if quiet < APPLY_QUIET_S and self.waiting < APPLY_BACKLOG:
-                await asyncio.sleep(APPLY_QUIET_S - quiet)
-                continue
-            try:
-                found = await loop.run_in_executor(self._applier, _in_thread, apply_pending_one)
-            except Exception:
-                logger.exception("applying received reports failed; trying again shortly")
-                found = False
-                await asyncio.sleep(1)
-            if not found:
-                self.waiting = 0
-                self.received.clear()
-                # Then look again anyway: a bouncer killed earlier may have left some queued.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.received.wait(), timeout=5)
-            else:
-                self.waiting = max(0, self.waiting - 200)
 
     def accepts(self, address: str) -> bool:
         local, _, domain = address.strip("<>").rpartition("@")
@@ -188,7 +154,31 @@ def make_server_factory(handler: BounceHandler, hostname: str = "bouncer"):
     return factory
 
 
-async def serve(host: str, port: int, handler: BounceHandler, *, ready=None) -> None:
+def start_applier() -> subprocess.Popen:
+    """The applier child (applier.py), with this process's environment and settings."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mailmarketer.delivery.bounces.applier",
+            "--parent",
+            str(os.getpid()),
+        ]
+    )
+
+
+def stop_applier(child: subprocess.Popen, timeout: float = 60) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(10)
+
+
+async def serve(
+    host: str, port: int, handler: BounceHandler, *, ready=None, apply: bool = True
+) -> None:
     """Listen until SIGTERM or SIGINT, applying what it accepts; a message being stored
     finishes first (a batch being applied commits or rolls back whole)."""
     loop = asyncio.get_running_loop()
@@ -196,7 +186,7 @@ async def serve(host: str, port: int, handler: BounceHandler, *, ready=None) -> 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    applier = loop.create_task(handler.apply_forever())
+    applier = start_applier() if apply else None
     if ready is not None:
         ready(server.sockets[0].getsockname())
     try:
@@ -204,5 +194,6 @@ async def serve(host: str, port: int, handler: BounceHandler, *, ready=None) -> 
     finally:
         server.close()
         await server.wait_closed()
-        # What was accepted and not applied yet stays queued for the next applier.
-        applier.cancel()
+        # The batch in hand finishes; what is still queued waits for the next applier.
+        if applier is not None:
+            stop_applier(applier)

@@ -1,9 +1,12 @@
 """The receiver's queue and the batch applier: what is stored before the 250 is applied once,
 set-based, with the outcomes each report would have had applied alone in order."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils.timezone import now
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -250,3 +253,19 @@ def test_it_applies_only_the_reports_no_other_applier_took_while_it_classified(
     assert apply.apply_pending_one() is True
     assert Bounce.objects.count() == 1 and not PendingReport.objects.exists()
     assert Bounce.objects.get().delivery_id == rows[1].pk
+
+
+def test_the_bouncers_applier_applies_the_queue_and_stops_when_its_parent_is_gone(
+    ws, rows, monkeypatch
+):
+    from mailmarketer.delivery.bounces import applier
+
+    apply.store_received([_hard(rows[0], "a"), _hard(rows[1], "b")])
+    assert applier._intake_busy()  # just queued: the intake may still be streaming
+    PendingReport.objects.update(received_at=now() - timedelta(seconds=applier.QUIET_S + 1))
+    assert not applier._intake_busy()
+    parents = iter([42, 42, 42])
+    monkeypatch.setattr(applier.os, "getppid", lambda: next(parents, 1))  # then reparented
+    monkeypatch.setattr(applier.signal, "signal", lambda *args: None)
+    applier.run(42, idle_s=0)  # returns: its parent is gone
+    assert not PendingReport.objects.exists() and Bounce.objects.count() == 2

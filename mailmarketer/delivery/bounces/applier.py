@@ -1,0 +1,91 @@
+"""The bouncer's applier: a child process of `mailmarketer bouncer` that applies what the
+receiver queued (apply.apply_pending_one, batches of up to 200) until it is told to stop or its
+parent is gone.
+
+Why a process and not a thread of the bouncer: applying is CPU work in Python (the MIME parser,
+Django building the bulk statements), and a thread doing it holds the GIL that the receiver's
+event loop needs for every SMTP command: measured under load, acceptance fell from ~600 to ~130
+DSNs/s whenever a batch ran beside the intake. As a process it uses the other core and the
+receiver answers at its own pace.
+
+    python -m mailmarketer.delivery.bounces.applier --parent <pid>
+
+It exits when its parent is gone (checked between batches, at most IDLE_S apart), so a bouncer
+killed with kill -9 leaves no applier behind; SIGTERM lets the batch in hand finish. What it has
+not applied stays queued for the next bouncer or a worker (the same function is a worker duty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+
+logger = logging.getLogger(__name__)
+
+IDLE_S = 0.2  # how long an empty queue is left before looking again
+# While mail streams in, batches wait until the intake has paused this long, or this many reports
+# wait: on a machine of 2 cores the SMTP client side, the receiver and the applier compete for
+# the CPU, and it is the MTA's connections that must not wait (measured: acceptance ~600 DSNs/s
+# alone, ~90-130 with a batch running beside it under load). So reports are applied within a
+# second of a pause, and the queue stays under BACKLOG while a stream lasts.
+QUIET_S = 0.5
+BACKLOG = 5000
+
+
+def _intake_busy() -> bool:
+    """A report queued less than QUIET_S ago, and fewer than BACKLOG waiting (one query)."""
+    from datetime import timedelta
+
+    from django.db.models import Count, Max
+    from django.utils.timezone import now
+
+    from .models import PendingReport
+
+    found = PendingReport.objects.aggregate(newest=Max("received_at"), waiting=Count("id"))
+    return (
+        found["newest"] is not None
+        and found["newest"] > now() - timedelta(seconds=QUIET_S)
+        and found["waiting"] < BACKLOG
+    )
+
+
+def run(parent: int, *, idle_s: float = IDLE_S) -> None:
+    from django.db import DatabaseError, connection
+
+    from .apply import apply_pending_one
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    while not stopping and os.getppid() == parent:
+        try:
+            if _intake_busy():
+                time.sleep(QUIET_S / 2)
+                continue
+            found = apply_pending_one()
+        except DatabaseError:
+            logger.exception("applying received reports failed; trying again in a second")
+            connection.close()
+            time.sleep(1)
+            continue
+        if not found:
+            time.sleep(idle_s)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mailmarketer.delivery.bounces.applier")
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailmarketer.settings")
+    import django
+
+    django.setup()
+    run(args.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
