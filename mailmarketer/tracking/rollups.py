@@ -5,9 +5,11 @@ them to CampaignStat (per hour and per day, per link, per kind, human or machine
 CampaignDomainStat (per recipient domain), and moves the cursor, all in one transaction with the
 cursor row locked, so two workers never count an event twice and a crash counts it once later.
 
-Events are read only once they are LAG_SECONDS old: on PostgreSQL ids are handed out before
-commit, so a hit still committing can hold a lower id than one already visible; a hit's
-transaction lasts milliseconds, and the cursor stops at the first event younger than the lag.
+Events are stored only by the worker's ingestion of the spool (mail_ingest.py), which holds
+this cursor's row lock while it inserts: on PostgreSQL ids are handed out before commit, so
+without it a batch still committing could hold lower ids than events already visible. The
+cursor also stops at the first event younger than LAG_SECONDS (a guard kept from when the edge
+wrote events itself).
 
 What each event adds (a click counts as an open: it adds to unique opens, not to total opens):
 - open:  (open, link 0)  total +1, uniques +first_open
