@@ -174,7 +174,10 @@ def campaign_overview(workspace, *, with_activity: bool) -> dict:
     """The latest campaigns that have started and the next scheduled ones (marketing campaigns
     only), each with sent/total from the ledger and, when asked, people's unique opens and
     clicks from tracking's roll-ups: four statements for the lot."""
-    marketing = Campaign.objects.filter(workspace=workspace, kind=Campaign.Kind.MARKETING)
+    # The bodies can be large and nothing here shows them.
+    marketing = Campaign.objects.filter(workspace=workspace, kind=Campaign.Kind.MARKETING).only(
+        "pk", "workspace_id", "name", "status", "scheduled_at", "started_at"
+    )
     recent = list(
         marketing.filter(started_at__isnull=False)
         .exclude(status=Campaign.Status.SCHEDULED)
