@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
-from django.db.models.functions import TruncDay
+from django.db.models import CharField, Count, Exists, Func, OuterRef, Subquery, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -114,11 +113,28 @@ def audience_size(workspace) -> dict:
     }
 
 
+class UTCDay(Func):
+    """The UTC calendar day of a timestamp, computed by the database itself. Django's TruncDay
+    calls a Python function per row on SQLite: 1.6 s for 200,000 subscriptions here, against
+    about 0.1 s for the text's first ten characters (SQLite keeps UTC timestamps as ISO text)."""
+
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="substr(%(expressions)s, 1, 10)")
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        )
+
+
 def _per_day(rows, field: str) -> dict[date, int]:
     counts: dict[date, int] = {}
-    for row in rows.annotate(day=TruncDay(field, tzinfo=UTC)).values("day").annotate(n=Count("pk")):
-        day = row["day"]
-        day = day.date() if isinstance(day, datetime) else day
+    for row in rows.annotate(day=UTCDay(field)).values("day").annotate(n=Count("pk")).order_by():
+        day = date.fromisoformat(row["day"])
         counts[day] = counts.get(day, 0) + row["n"]
     return counts
 
@@ -158,7 +174,10 @@ def campaign_overview(workspace, *, with_activity: bool) -> dict:
     """The latest campaigns that have started and the next scheduled ones (marketing campaigns
     only), each with sent/total from the ledger and, when asked, people's unique opens and
     clicks from tracking's roll-ups: four statements for the lot."""
-    marketing = Campaign.objects.filter(workspace=workspace, kind=Campaign.Kind.MARKETING)
+    # The bodies can be large and nothing here shows them.
+    marketing = Campaign.objects.filter(workspace=workspace, kind=Campaign.Kind.MARKETING).only(
+        "pk", "workspace_id", "name", "status", "scheduled_at", "started_at"
+    )
     recent = list(
         marketing.filter(started_at__isnull=False)
         .exclude(status=Campaign.Status.SCHEDULED)
