@@ -5,7 +5,8 @@
     message = compiled.render(context)               # RenderedMessage; RenderError on a cap
 
 What a template sees (plain data only, never models, settings or our functions):
-`subscriber.email`, `.name`, `.first_name`, `.uuid`, `subscriber.attributes.<name>`,
+`subscriber.email`, `.name`, `.first_name`, `.last_name`, `.uuid`,
+`subscriber.attributes.<name>`,
 `campaign.name`, `campaign.subject` (as written), `workspace.name`, `workspace.sender_name`,
 `postal_address` (also `workspace.postal_address`), `lists` (the names of the campaign's lists),
 `unsubscribe_url`, `manage_url`, `view_in_browser_url`, and in the HTML and text bodies
@@ -911,11 +912,17 @@ def recipient_context(
 ) -> dict:
     """The template context for one recipient, from plain dicts (see the module docstring)."""
     name = subscriber.get("name") or ""
+    last_name = subscriber.get("last_name") or ""
+    first_name = subscriber.get("first_name") or ""
+    if not (first_name or last_name) and name.strip():
+        # Only a full name is known (kept whole): its first word is the best guess.
+        first_name = name.split()[0]
     person = {
         "uuid": str(subscriber.get("uuid") or ""),
         "email": subscriber.get("email") or "",
         "name": name,
-        "first_name": subscriber.get("first_name") or (name.split()[0] if name.strip() else ""),
+        "first_name": first_name,
+        "last_name": last_name,
         "attributes": subscriber.get("attributes") or {},
     }
     return {
@@ -1207,6 +1214,7 @@ SAMPLE_SUBSCRIBER = {
     "email": "jane.doe@example.com",
     "name": "Jane Doe",
     "first_name": "Jane",
+    "last_name": "Doe",
     "attributes": {},
 }
 

@@ -80,6 +80,8 @@ def view_in_browser(request, token: str):
             "uuid": person.uuid,
             "email": person.email,
             "name": person.name,
+            "first_name": person.first_name,
+            "last_name": person.last_name,
             "attributes": person.attributes,
         },
         urls={
