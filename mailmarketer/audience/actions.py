@@ -833,11 +833,25 @@ def do_remove_suppression(suppression: Suppression, *, actor: Actor, note: str =
 
 @transaction.atomic
 def do_add_subscriber(
-    workspace, *, email: str, name: str = "", lists=(), actor: Actor
+    workspace,
+    *,
+    email: str,
+    name: str = "",
+    lists=(),
+    actor: Actor,
+    first_name: str = "",
+    last_name: str = "",
 ) -> tuple[Subscriber, list[SubscribeOutcome]]:
     """Staff adding one person (the subscribers page): the subscriber and their lists in one
     transaction, each list following its opt-in (a double opt-in list leaves them unconfirmed)."""
-    subscriber = do_create_subscriber(workspace, email=email, name=name, actor=actor)
+    subscriber = do_create_subscriber(
+        workspace,
+        email=email,
+        name=name,
+        first_name=first_name,
+        last_name=last_name,
+        actor=actor,
+    )
     outcomes = []
     if lists:
         outcomes = do_subscribe(subscriber, list(lists), actor=actor, reason=Reason.BY_ADMIN)

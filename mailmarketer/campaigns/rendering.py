@@ -914,8 +914,8 @@ def recipient_context(
     name = subscriber.get("name") or ""
     last_name = subscriber.get("last_name") or ""
     first_name = subscriber.get("first_name") or ""
-    if not (first_name or last_name) and name.strip():
-        # Only a full name is known (kept whole): its first word is the best guess.
+    if not first_name and name.strip() and name.strip() != last_name.strip():
+        # A full name kept whole (not a last name alone): its first word is the best guess.
         first_name = name.split()[0]
     person = {
         "uuid": str(subscriber.get("uuid") or ""),
