@@ -103,7 +103,7 @@ from markupsafe import Markup, escape
 
 from mailmarketer.lib.bounded import Overrun, run_bounded
 
-from . import content
+from . import content, layouts
 from .content import TemplateProblem
 from .layouts import default_layout_html
 
@@ -895,7 +895,7 @@ def _check_time(field: str) -> None:
 def workspace_context(workspace) -> dict:
     return {
         "name": workspace.name,
-        "postal_address": workspace.postal_address,
+        "postal_address": layouts.postal_address(workspace.postal_address),
         "sender_name": workspace.sender_name or workspace.name,
     }
 
@@ -1245,7 +1245,8 @@ HTML_FOOTER = (
     '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
     '<tr><td align="center" style="padding: 16px; font-family: Arial, Helvetica, sans-serif; '
     'font-size: 12px; line-height: 1.5; color: #6b7280;">'
-    "{{ workspace.name }}<br>{{ postal_address }}<br>"
+    "{{ workspace.name }}<br>{% for line in postal_address.splitlines() %}{{ line }}<br>"
+    "{% endfor %}"
     '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> | '
     '<a href="{{ manage_url }}" style="color: #6b7280;">Manage your subscription</a>'
     "</td></tr></table>"
