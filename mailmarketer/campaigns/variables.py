@@ -135,6 +135,22 @@ def _is_empty(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def archive_subscriber(campaign: Campaign) -> dict:
+    """Who the public archive shows the campaign to: nobody's data, but no blanks either where
+    a variable without a fallback stands. Names read "there" ("Hello there,"), an attribute
+    "your <its name>" ("We ship to your city"); a `default` the author wrote still applies,
+    since only variables printed without one are filled in."""
+    person = {"uuid": "", "email": "", "name": "", "first_name": "", "attributes": {}}
+    for _, path in dict(
+        ref for source in campaign_sources(campaign) for ref in references(source)
+    ).items():
+        if path[0] == "attributes":
+            person["attributes"][path[1]] = "your " + path[1].replace("_", " ").strip()
+        elif path[0] in ("name", "first_name"):
+            person[path[0]] = "there"
+    return person
+
+
 def campaign_sources(campaign: Campaign) -> list[str]:
     return [campaign.subject, campaign.body, campaign.text_body or ""]
 

@@ -1,6 +1,10 @@
 """Public pages of a campaign: "view in browser" (the message as that person received it, from a
-signed link in the message) and the public archive (campaigns marked for it, rendered without
-anyone's data). No staff login; nothing here changes anything.
+signed link in the message), the public archive (campaigns marked for it, rendered without
+anyone's data: variables.archive_subscriber fills what would be blank) and its index per
+workspace (/archive/<workspace>/). No staff login; nothing here changes anything.
+
+Neither page shows the message's own "View this email in your browser" link: they are the web
+version (view_in_browser_url is empty there, and layouts show the link only when it is set).
 
 The message HTML is served with a policy that lets it run no script, load nothing but images,
 submit nothing and be framed by nobody: it is content written by campaign authors, shown on our
@@ -16,10 +20,11 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts.access import public_view
+from mailmarketer.accounts.models import Workspace
 from mailmarketer.audience.links import manage_url, read_view_token, unsubscribe_url
 from mailmarketer.audience.models import Subscriber
 
-from . import rendering
+from . import rendering, variables
 from .models import Campaign
 
 SHOWN = (Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.FINISHED)
@@ -87,7 +92,8 @@ def view_in_browser(request, token: str):
         urls={
             "unsubscribe_url": unsubscribe,
             "manage_url": manage_url(workspace_id, subscriber_id),
-            "view_in_browser_url": settings.BASE_URL + request.path,
+            # This page is the web version: the layout leaves its own link out.
+            "view_in_browser_url": "",
         },
         data=campaign.data,
     )
@@ -108,8 +114,61 @@ def archive(request, uuid):
     context = rendering.recipient_context(
         workspace=rendering.workspace_context(campaign.workspace),
         campaign=rendering.campaign_context(campaign),
-        # Nobody's data: the archive shows the message as a stranger would see it.
-        subscriber={},
-        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
+        # Nobody's data: the archive shows the message as a stranger would see it, with
+        # neutral words where a variable would print nothing.
+        subscriber=variables.archive_subscriber(campaign),
+        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": ""},
     )
     return _rendered(request, campaign, context)
+
+
+ARCHIVE_PAGE = 30
+
+
+@public_view
+@require_GET
+def archive_index(request, ws: str):
+    """The workspace's archived campaigns, newest first (ARCHIVE_PAGE of them). A workspace with
+    none, or none of that name, is a 404 alike: the page says nothing about what exists."""
+    workspace = Workspace.objects.filter(slug=ws).first()
+    campaigns = []
+    if workspace is not None:
+        campaigns = list(
+            Campaign.objects.filter(
+                workspace=workspace,
+                archive=True,
+                status__in=SHOWN,
+                kind=Campaign.Kind.MARKETING,
+            )
+            .order_by("-started_at", "-pk")
+            .select_related("workspace")[:ARCHIVE_PAGE]
+        )
+    if not campaigns:
+        return _not_found(request)
+    entries = [
+        {"uuid": c.uuid, "subject": _archive_subject(c), "at": c.started_at} for c in campaigns
+    ]
+    response = render(
+        request,
+        "campaigns/public_archive_index.html",
+        {"workspace_name": workspace.name, "campaigns": entries},
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _archive_subject(campaign: Campaign) -> str:
+    """The subject as the archive page shows it: rendered like the archive (a subject holding
+    a template, in the bounded child process), or the campaign's name if it cannot be."""
+    if "{" not in campaign.subject:
+        return campaign.subject
+    context = rendering.recipient_context(
+        workspace=rendering.workspace_context(campaign.workspace),
+        campaign=rendering.campaign_context(campaign),
+        subscriber=variables.archive_subscriber(campaign),
+        urls={},
+    )
+    try:
+        return rendering.render_isolated(campaign, context).subject
+    except (rendering.TemplateProblem, rendering.RenderError):
+        return campaign.name
