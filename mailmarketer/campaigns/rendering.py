@@ -8,7 +8,7 @@ What a template sees (plain data only, never models, settings or our functions):
 `subscriber.email`, `.name`, `.first_name`, `.last_name`, `.uuid`,
 `subscriber.attributes.<name>`,
 `campaign.name`, `campaign.subject` (as written), `workspace.name`, `workspace.sender_name`,
-`postal_address` (also `workspace.postal_address`), `lists` (the names of the campaign's lists),
+`postal_address` (also `workspace.postal_address`; by line: `workspace.postal_lines`), `lists` (the names of the campaign's lists),
 `unsubscribe_url`, `manage_url`, `view_in_browser_url`, and in the HTML and text bodies
 `subject` (this recipient's rendered subject).
 
@@ -896,6 +896,9 @@ def workspace_context(workspace) -> dict:
     return {
         "name": workspace.name,
         "postal_address": layouts.postal_address(workspace.postal_address),
+        # The same, line by line, for HTML: a loop over it is shared by every recipient (a
+        # method call such as .splitlines() would make it a per-recipient piece).
+        "postal_lines": layouts.postal_address(workspace.postal_address).splitlines(),
         "sender_name": workspace.sender_name or workspace.name,
     }
 
@@ -911,6 +914,9 @@ def recipient_context(
     *, workspace: dict, campaign: dict, subscriber: dict, urls: dict, data: dict | None = None
 ) -> dict:
     """The template context for one recipient, from plain dicts (see the module docstring)."""
+    if "postal_lines" not in workspace:  # a dict made by hand, not by workspace_context()
+        lines = layouts.postal_address(workspace.get("postal_address", "")).splitlines()
+        workspace = {**workspace, "postal_lines": lines}
     name = subscriber.get("name") or ""
     last_name = subscriber.get("last_name") or ""
     first_name = subscriber.get("first_name") or ""
@@ -1245,8 +1251,7 @@ HTML_FOOTER = (
     '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
     '<tr><td align="center" style="padding: 16px; font-family: Arial, Helvetica, sans-serif; '
     'font-size: 12px; line-height: 1.5; color: #6b7280;">'
-    "{{ workspace.name }}<br>{% for line in postal_address.splitlines() %}{{ line }}<br>"
-    "{% endfor %}"
+    "{{ workspace.name }}<br>{% for line in workspace.postal_lines %}{{ line }}<br>{% endfor %}"
     '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> | '
     '<a href="{{ manage_url }}" style="color: #6b7280;">Manage your subscription</a>'
     "</td></tr></table>"
@@ -1412,7 +1417,11 @@ def _footer_missing(trees: list[nodes.Template]) -> bool:
     """True when neither the body nor the layout links to unsubscribe_url, or neither shows
     the postal address."""
     unsubscribe = any(_references(t, "unsubscribe_url") for t in trees)
-    address = any(_references(t, "postal_address", attribute_of="workspace") for t in trees)
+    address = any(
+        _references(t, "postal_address", attribute_of="workspace")
+        or _references(t, "postal_lines", attribute_of="workspace")
+        for t in trees
+    )
     return not (unsubscribe and address)
 
 

@@ -64,11 +64,17 @@ def references(source: str) -> list[tuple[str, tuple[str, ...]]]:
     ("subscriber.attributes.city", ("attributes", "city")), in the order first printed. Those
     inside `{% if <the same> %}` are left out. A template that does not parse gives none (the
     renderer reports it, with its line)."""
+    return list(_walk(source)[0].items())
+
+
+def _walk(source: str) -> tuple[dict[str, tuple[str, ...]], set[tuple[str, ...]]]:
+    """references() as a dict, and the paths printed through a `default` somewhere."""
+    found: dict[str, tuple[str, ...]] = {}
+    defaulted: set[tuple[str, ...]] = set()
     try:
         tree = Environment().parse(source)  # noqa: S701 - parsed, never rendered
     except Exception:
-        return []
-    found: dict[str, tuple[str, ...]] = {}
+        return found, defaulted
 
     def path_of(node) -> tuple[str, ...] | None:
         parts: list[str] = []
@@ -89,6 +95,11 @@ def references(source: str) -> list[tuple[str, tuple[str, ...]]]:
         # Through filters (`| title`, `| upper`): empty in, empty out, unless one is `default`.
         while isinstance(expr, nodes.Filter):
             if expr.name in _DEFAULT_FILTERS:
+                inner = expr.node
+                while isinstance(inner, nodes.Filter):
+                    inner = inner.node
+                if path := path_of(inner):
+                    defaulted.add(path)
                 return None
             expr = expr.node
         return path_of(expr)
@@ -115,7 +126,7 @@ def references(source: str) -> list[tuple[str, tuple[str, ...]]]:
             visit(child, guarded)
 
     visit(tree, frozenset())
-    return list(found.items())
+    return found, defaulted
 
 
 def _known(path: tuple[str, ...]) -> bool:
@@ -139,11 +150,16 @@ def archive_subscriber(campaign: Campaign) -> dict:
     """Who the public archive shows the campaign to: nobody's data, but no blanks either where
     a variable without a fallback stands. Names read "there" ("Hello there,"), an attribute
     "your <its name>" ("We ship to your city"); a `default` the author wrote still applies,
-    since only variables printed without one are filled in."""
+    since a variable printed with one anywhere is left empty."""
     person = {"uuid": "", "email": "", "name": "", "first_name": "", "attributes": {}}
-    for _, path in dict(
-        ref for source in campaign_sources(campaign) for ref in references(source)
-    ).items():
+    found, defaulted = {}, set()
+    for source in campaign_sources(campaign):
+        more, with_default = _walk(source)
+        found.update(more)
+        defaulted |= with_default
+    for path in found.values():
+        if path in defaulted:
+            continue
         if path[0] == "attributes":
             person["attributes"][path[1]] = "your " + path[1].replace("_", " ").strip()
         elif path[0] in ("name", "first_name"):

@@ -4,7 +4,10 @@ anyone's data: variables.archive_subscriber fills what would be blank) and its i
 workspace (/archive/<workspace>/). No staff login; nothing here changes anything.
 
 Neither page shows the message's own "View this email in your browser" link: they are the web
-version (view_in_browser_url is empty there, and layouts show the link only when it is set).
+version. They render with WEB_VERSION as `view_in_browser_url` and take out every link to it
+(and, in a text-only message, every line naming it) afterwards: a condition in the layout
+instead would make a per-recipient piece of every message the engine renders
+(rendering.SplitTemplate).
 
 The message HTML is served with a policy that lets it run no script, load nothing but images,
 submit nothing and be framed by nobody: it is content written by campaign authors, shown on our
@@ -12,6 +15,9 @@ origin.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import replace
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -34,7 +40,21 @@ MESSAGE_CSP = (
 )
 
 
+# Never a real address (.invalid, RFC 2606): a link to it is this page's link to itself.
+WEB_VERSION = "https://web-version.invalid/"
+_LINK_TO_SELF = re.compile(r'<a\b[^>]*\bhref="' + re.escape(WEB_VERSION) + r'"[^>]*>.*?</a>', re.S)
+
+
+def _without_own_link(rendered: rendering.RenderedMessage) -> rendering.RenderedMessage:
+    html = rendered.html
+    if html is not None:
+        html = _LINK_TO_SELF.sub("", html)
+    text = "\n".join(line for line in rendered.text.split("\n") if WEB_VERSION not in line)
+    return replace(rendered, html=html, text=text)
+
+
 def _message_response(rendered: rendering.RenderedMessage) -> HttpResponse:
+    rendered = _without_own_link(rendered)
     body = rendered.html
     if body is None:
         title, text = escape(rendered.subject), escape(rendered.text)
@@ -92,8 +112,8 @@ def view_in_browser(request, token: str):
         urls={
             "unsubscribe_url": unsubscribe,
             "manage_url": manage_url(workspace_id, subscriber_id),
-            # This page is the web version: the layout leaves its own link out.
-            "view_in_browser_url": "",
+            # This page is the web version: its own link is taken out (_message_response).
+            "view_in_browser_url": WEB_VERSION,
         },
         data=campaign.data,
     )
@@ -117,7 +137,7 @@ def archive(request, uuid):
         # Nobody's data: the archive shows the message as a stranger would see it, with
         # neutral words where a variable would print nothing.
         subscriber=variables.archive_subscriber(campaign),
-        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": ""},
+        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": WEB_VERSION},
     )
     return _rendered(request, campaign, context)
 
