@@ -8,7 +8,8 @@ What a template sees (plain data only, never models, settings or our functions):
 `subscriber.email`, `.name`, `.first_name`, `.last_name`, `.uuid`,
 `subscriber.attributes.<name>`,
 `campaign.name`, `campaign.subject` (as written), `workspace.name`, `workspace.sender_name`,
-`postal_address` (also `workspace.postal_address`; by line: `workspace.postal_lines`), `lists` (the names of the campaign's lists),
+`postal_address` (also `workspace.postal_address`; by line: `workspace.postal_lines`),
+`lists` (the names of the campaign's lists),
 `unsubscribe_url`, `manage_url`, `view_in_browser_url`, and in the HTML and text bodies
 `subject` (this recipient's rendered subject).
 
