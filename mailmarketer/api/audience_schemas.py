@@ -227,7 +227,8 @@ class ListsOut(Schema):
 
 class BulkAddIn(_Body):
     subscribers: list[Any] = Field(
-        description="Up to 10,000 objects {email, name?, attributes?}; each is judged on its "
+        description="Up to 10,000 objects {email, name?, first_name?, last_name?, attributes?}; "
+        "each is judged on its "
         "own, so a bad one is reported and never fails the others"
     )
     status: SubscriptionStatus | None = Field(

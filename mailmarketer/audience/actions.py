@@ -982,7 +982,7 @@ BULK_ADD_LIMIT = 10_000  # items per call
 # Addresses looked up per query: well under SQLite's limit of bound parameters, and small enough
 # that a retry after a concurrent insert redoes little.
 BULK_ADD_CHUNK = 500
-BULK_ADD_FIELDS = ("email", "name", "attributes")
+BULK_ADD_FIELDS = ("email", "name", "first_name", "last_name", "attributes")
 BULK_ADD_RESULTS = (
     "created",  # a new subscriber, now on the list
     "subscribed",  # an existing subscriber newly on the list, or an unconfirmed one confirmed
@@ -1002,8 +1002,9 @@ class BulkAddResult:
     reason: str = ""
 
 
-def _bulk_add_item(item) -> tuple[str, str, dict]:
-    """(normalised email, name, attributes) of one item, or ActionError saying what is wrong."""
+def _bulk_add_item(item) -> tuple[str, str, dict, dict]:
+    """(normalised email, name, attributes, {first_name, last_name}) of one item, or
+    ActionError saying what is wrong. Without a name, the name is first and last joined."""
     if not isinstance(item, dict):
         raise ActionError("each item must be an object with an email")
     unknown = ", ".join(sorted(set(item) - set(BULK_ADD_FIELDS)))
@@ -1016,7 +1017,9 @@ def _bulk_add_item(item) -> tuple[str, str, dict]:
         raise ActionError("email must be a string")
     if name is not None and not isinstance(name, str):
         raise ActionError("name must be a string")
-    return valid_email(email), _clean_name(name), _clean_attributes(item.get("attributes"))
+    parts = {k: _clean_name(item.get(k), k, 100) for k in ("first_name", "last_name")}
+    name = _clean_name(name) or display_name(parts["first_name"], parts["last_name"])
+    return valid_email(email), name, _clean_attributes(item.get("attributes")), parts
 
 
 @transaction.atomic
@@ -1051,7 +1054,7 @@ def do_bulk_add_to_list(
     usable = []
     for index, item in enumerate(items):
         try:
-            email, name, attributes = _bulk_add_item(item)
+            email, name, attributes, parts = _bulk_add_item(item)
         except ActionError as exc:
             results[index] = BulkAddResult("invalid", reason=str(exc))
             continue
@@ -1062,7 +1065,7 @@ def do_bulk_add_to_list(
             )
             continue
         first_index[key] = index
-        usable.append((index, Person.of(email, name, attributes)))
+        usable.append((index, Person.of(email, name, attributes, **parts)))
     terms = ConsentSource.for_actor(actor).terms(
         reason=reason,
         notice_id=notice.pk if notice else None,

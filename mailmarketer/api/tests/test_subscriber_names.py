@@ -56,3 +56,26 @@ def test_it_masks_first_and_last_names_without_personal_data(tokens, as_token):
     )
     body = as_token(tokens.analyst.raw).get(f"/api/v1/subscribers/{created['id']}").json()
     assert (body["first_name"], body["last_name"]) == ("•••", "•••")
+
+
+def test_the_bulk_add_takes_first_and_last_names(tokens, as_token, personas):
+    from .audience_data import make_list
+
+    make_list(personas.acme, "news")
+    response = as_token(tokens.marketer.raw).request(
+        "POST",
+        "/api/v1/lists/news/subscriptions",
+        {
+            "subscribers": [
+                {"email": "ann@example.com", "first_name": "Ann", "last_name": "Berg"},
+                {"email": "bob@example.com", "first_name": "Bob\nBcc: x@evil.example"},
+            ],
+            "status": "unconfirmed",
+        },
+    )
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [r["result"] for r in results] == ["created", "invalid"]
+    assert "first name" in results[1]["reason"]
+    ann = Subscriber.objects.get(email="ann@example.com")
+    assert (ann.first_name, ann.last_name, ann.name) == ("Ann", "Berg", "Ann Berg")
