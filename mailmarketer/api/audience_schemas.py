@@ -62,7 +62,11 @@ class ConsentIn(_Body):
 
 class SubscriberIn(_Body):
     email: StrictStr
-    name: StrictStr = Field("", max_length=200)
+    name: StrictStr = Field(
+        "", max_length=200, description="The name shown; default: first and last name joined"
+    )
+    first_name: StrictStr = Field("", max_length=100)
+    last_name: StrictStr = Field("", max_length=100)
     attributes: Attributes = {}
     lists: list[StrictInt | StrictStr] = Field(
         [], description="Lists to subscribe to, by id or slug"
@@ -80,6 +84,12 @@ class SubscriberIn(_Body):
 class SubscriberPatch(_Patch):
     email: StrictStr = None  # type: ignore[assignment]
     name: StrictStr = Field(None, max_length=200)  # type: ignore[assignment]
+    first_name: StrictStr = Field(  # type: ignore[assignment]
+        None,
+        max_length=100,
+        description="Without `name`, a new first or last name makes the name shown anew",
+    )
+    last_name: StrictStr = Field(None, max_length=100)  # type: ignore[assignment]
     attributes: Attributes = None  # type: ignore[assignment]
     attributes_mode: Literal["merge", "replace"] = Field(  # type: ignore[assignment]
         None,
@@ -144,6 +154,8 @@ class SubscriberOut(Schema):
     id: str = Field(description="The subscriber's uuid")
     email: str = Field(description="Masked (j•••@example.com) without view_personal_data")
     name: str = Field(description="••• without view_personal_data")
+    first_name: str = Field(description="••• without view_personal_data (when not empty)")
+    last_name: str = Field(description="••• without view_personal_data (when not empty)")
     status: str
     source: str
     attributes: dict[str, Any] = Field(description="Values ••• without view_personal_data")
@@ -215,7 +227,8 @@ class ListsOut(Schema):
 
 class BulkAddIn(_Body):
     subscribers: list[Any] = Field(
-        description="Up to 10,000 objects {email, name?, attributes?}; each is judged on its "
+        description="Up to 10,000 objects {email, name?, first_name?, last_name?, attributes?}; "
+        "each is judged on its "
         "own, so a bad one is reported and never fails the others"
     )
     status: SubscriptionStatus | None = Field(

@@ -359,6 +359,8 @@ def create_subscriber(request, payload: SubscriberIn):
             workspace,
             email=payload.email,
             name=payload.name,
+            first_name=payload.first_name,
+            last_name=payload.last_name,
             attributes=payload.attributes,
             source=Subscriber.Source.API,
             actor=actor,
@@ -407,11 +409,13 @@ def patch_subscriber(request, subscriber_id: str, payload: SubscriberPatch):
         )
     actor = Actor.from_request(request)
     with refusals(), transaction.atomic():
-        if {"email", "name", "attributes"} & set(changes):
+        if {"email", "name", "first_name", "last_name", "attributes"} & set(changes):
             do_update_subscriber(
                 subscriber,
                 email=changes.get("email"),
                 name=changes.get("name"),
+                first_name=changes.get("first_name"),
+                last_name=changes.get("last_name"),
                 attributes=changes.get("attributes"),
                 merge_attributes=changes.get("attributes_mode") != "replace",
                 actor=actor,

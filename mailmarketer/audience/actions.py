@@ -25,6 +25,7 @@ from .models import (
     Subscriber,
     Subscription,
     Suppression,
+    display_name,
 )
 from .queries import latest_tracking_record
 from .subscribing import (
@@ -218,12 +219,15 @@ def do_delete_list(mailing_list: MailingList, *, actor: Actor) -> None:
 # -- subscribers -----------------------------------------------------------------------------
 
 
-def _clean_name(name) -> str:
-    """A subscriber's name: one line (it is the display name of the To header)."""
-    name = (name or "").strip()[:200]
+def _clean_name(name, field: str = "name", limit: int = 200) -> str:
+    """A subscriber's name (or first or last name): one line (the name is the display name of
+    the To header, and the others make it)."""
+    if name is not None and not isinstance(name, str):
+        raise ActionError(f"{field.replace('_', ' ')} must be text", field=field)
+    name = (name or "").strip()[:limit]
     problem = one_line_problem(name)
     if problem:
-        raise ActionError(f"name {problem}", field="name")
+        raise ActionError(f"{field.replace('_', ' ')} {problem}", field=field)
     return name
 
 
@@ -269,11 +273,17 @@ def do_create_subscriber(
     source: str = Subscriber.Source.ADMIN,
     actor: Actor,
     pending_reconsent: bool = False,
+    first_name: str = "",
+    last_name: str = "",
 ) -> Subscriber:
     """`pending_reconsent`: a form keeping a record of an address suppressed as erased or
     unsubscribed from everything (subscribing.RECONSENT_REASONS), to mail it a confirmation:
-    the suppression stays until the person confirms (do_confirm_reconsent)."""
+    the suppression stays until the person confirms (do_confirm_reconsent).
+
+    The name shown is `name` when given, else made from `first_name` and `last_name`."""
     email = valid_email(email)
+    first_name = _clean_name(first_name, "first_name", 100)
+    last_name = _clean_name(last_name, "last_name", 100)
     suppression = suppression_for(workspace, email)
     if suppression is not None and not (
         pending_reconsent and suppression.reason in RECONSENT_REASONS
@@ -284,7 +294,9 @@ def do_create_subscriber(
     subscriber = Subscriber(
         workspace=workspace,
         email=email,
-        name=_clean_name(name),
+        name=_clean_name(name) or display_name(first_name, last_name),
+        first_name=first_name,
+        last_name=last_name,
         attributes=_clean_attributes(attributes),
         source=source,
     )
@@ -312,7 +324,11 @@ def do_update_subscriber(
     attributes: dict | None = None,
     merge_attributes: bool = True,
     actor: Actor,
+    first_name: str | None = None,
+    last_name: str | None = None,
 ) -> Subscriber:
+    """Fields given as None stay as they are. A new first or last name without a `name` makes
+    the name shown anew from the two (display_name)."""
     changed = []
     if email is not None:
         email = valid_email(email)
@@ -324,6 +340,13 @@ def do_update_subscriber(
                 raise Conflict("another subscriber already has this email address")
             subscriber.email = email
             changed.append("email")
+    parts = {"first_name": first_name, "last_name": last_name}
+    for part, value in parts.items():
+        if value is not None and _clean_name(value, part, 100) != getattr(subscriber, part):
+            setattr(subscriber, part, _clean_name(value, part, 100))
+            changed.append(part)
+    if name is None and {"first_name", "last_name"} & set(changed):
+        name = display_name(subscriber.first_name, subscriber.last_name, subscriber.name)
     if name is not None and _clean_name(name) != subscriber.name:
         subscriber.name = _clean_name(name)
         changed.append("name")
@@ -810,11 +833,25 @@ def do_remove_suppression(suppression: Suppression, *, actor: Actor, note: str =
 
 @transaction.atomic
 def do_add_subscriber(
-    workspace, *, email: str, name: str = "", lists=(), actor: Actor
+    workspace,
+    *,
+    email: str,
+    name: str = "",
+    lists=(),
+    actor: Actor,
+    first_name: str = "",
+    last_name: str = "",
 ) -> tuple[Subscriber, list[SubscribeOutcome]]:
     """Staff adding one person (the subscribers page): the subscriber and their lists in one
     transaction, each list following its opt-in (a double opt-in list leaves them unconfirmed)."""
-    subscriber = do_create_subscriber(workspace, email=email, name=name, actor=actor)
+    subscriber = do_create_subscriber(
+        workspace,
+        email=email,
+        name=name,
+        first_name=first_name,
+        last_name=last_name,
+        actor=actor,
+    )
     outcomes = []
     if lists:
         outcomes = do_subscribe(subscriber, list(lists), actor=actor, reason=Reason.BY_ADMIN)
@@ -945,7 +982,7 @@ BULK_ADD_LIMIT = 10_000  # items per call
 # Addresses looked up per query: well under SQLite's limit of bound parameters, and small enough
 # that a retry after a concurrent insert redoes little.
 BULK_ADD_CHUNK = 500
-BULK_ADD_FIELDS = ("email", "name", "attributes")
+BULK_ADD_FIELDS = ("email", "name", "first_name", "last_name", "attributes")
 BULK_ADD_RESULTS = (
     "created",  # a new subscriber, now on the list
     "subscribed",  # an existing subscriber newly on the list, or an unconfirmed one confirmed
@@ -965,8 +1002,9 @@ class BulkAddResult:
     reason: str = ""
 
 
-def _bulk_add_item(item) -> tuple[str, str, dict]:
-    """(normalised email, name, attributes) of one item, or ActionError saying what is wrong."""
+def _bulk_add_item(item) -> tuple[str, str, dict, dict]:
+    """(normalised email, name, attributes, {first_name, last_name}) of one item, or
+    ActionError saying what is wrong. Without a name, the name is first and last joined."""
     if not isinstance(item, dict):
         raise ActionError("each item must be an object with an email")
     unknown = ", ".join(sorted(set(item) - set(BULK_ADD_FIELDS)))
@@ -979,7 +1017,9 @@ def _bulk_add_item(item) -> tuple[str, str, dict]:
         raise ActionError("email must be a string")
     if name is not None and not isinstance(name, str):
         raise ActionError("name must be a string")
-    return valid_email(email), _clean_name(name), _clean_attributes(item.get("attributes"))
+    parts = {k: _clean_name(item.get(k), k, 100) for k in ("first_name", "last_name")}
+    name = _clean_name(name) or display_name(parts["first_name"], parts["last_name"])
+    return valid_email(email), name, _clean_attributes(item.get("attributes")), parts
 
 
 @transaction.atomic
@@ -1014,7 +1054,7 @@ def do_bulk_add_to_list(
     usable = []
     for index, item in enumerate(items):
         try:
-            email, name, attributes = _bulk_add_item(item)
+            email, name, attributes, parts = _bulk_add_item(item)
         except ActionError as exc:
             results[index] = BulkAddResult("invalid", reason=str(exc))
             continue
@@ -1025,7 +1065,7 @@ def do_bulk_add_to_list(
             )
             continue
         first_index[key] = index
-        usable.append((index, Person.of(email, name, attributes)))
+        usable.append((index, Person.of(email, name, attributes, **parts)))
     terms = ConsentSource.for_actor(actor).terms(
         reason=reason,
         notice_id=notice.pk if notice else None,

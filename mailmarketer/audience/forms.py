@@ -283,8 +283,18 @@ class SubscriberFilterForm(Form):
 
 class AddSubscriberForm(Form):
     email = forms.CharField(label="Email address", max_length=254)
+    first_name = forms.CharField(
+        label="First name", required=False, max_length=100, validators=[validate_one_line]
+    )
+    last_name = forms.CharField(
+        label="Last name", required=False, max_length=100, validators=[validate_one_line]
+    )
     name = forms.CharField(
-        label="Name", required=False, max_length=200, validators=[validate_one_line]
+        label="Name shown",
+        required=False,
+        max_length=200,
+        validators=[validate_one_line],
+        help_text="Leave empty to show the first and last name.",
     )
     lists = forms.MultipleChoiceField(
         label="Subscribe to",
@@ -368,8 +378,19 @@ class BulkForm(Form):
 
 class ProfileForm(Form):
     email = forms.CharField(label="Email address", max_length=254)
+    first_name = forms.CharField(
+        label="First name", required=False, max_length=100, validators=[validate_one_line]
+    )
+    last_name = forms.CharField(
+        label="Last name", required=False, max_length=100, validators=[validate_one_line]
+    )
     name = forms.CharField(
-        label="Name", required=False, max_length=200, validators=[validate_one_line]
+        label="Name shown",
+        required=False,
+        max_length=200,
+        validators=[validate_one_line],
+        help_text="Leave empty to show the first and last name; it follows them while it "
+        "is made from them.",
     )
 
     def __init__(self, *args, **kwargs):

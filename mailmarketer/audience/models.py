@@ -65,7 +65,13 @@ class Subscriber(models.Model):
     # emails.email_key(email): the whole address lower-cased, what addresses are compared by;
     # unique per workspace. Derived on every save; the import's SQL writes it with the email.
     email_key = models.CharField(max_length=254, editable=False)
+    # The display name (the To header's, the one shown): made from first_name and last_name
+    # when either is given (display_name()), kept whole where only a full name is known.
     name = models.CharField(max_length=200, blank=True)
+    # What templates greet people by ({{ subscriber.first_name }}). A database default too, so
+    # the import's own SQL and rows written before migration 0010 need not name them.
+    first_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    last_name = models.CharField(max_length=100, blank=True, default="", db_default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ENABLED)
     attributes = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.ADMIN)
@@ -98,6 +104,13 @@ class Subscriber(models.Model):
         if update_fields is not None and "email" in update_fields:
             kwargs["update_fields"] = {*update_fields, "email_key"}
         super().save(*args, **kwargs)
+
+
+def display_name(first_name: str, last_name: str, name: str = "") -> str:
+    """The name shown for someone: first and last joined when either is known, else the full
+    name as given."""
+    joined = " ".join(part for part in (first_name.strip(), last_name.strip()) if part)
+    return joined[:200] or name.strip()
 
 
 class MailingList(models.Model):

@@ -164,6 +164,10 @@ def present_subscriber(subscriber: Subscriber, *, reveal: bool) -> dict:
         "id": str(subscriber.uuid),
         "email": subscriber.email if reveal else mask_email(subscriber.email),
         "name": subscriber.name if reveal else (HIDDEN if subscriber.name else ""),
+        "first_name": subscriber.first_name
+        if reveal
+        else (HIDDEN if subscriber.first_name else ""),
+        "last_name": subscriber.last_name if reveal else (HIDDEN if subscriber.last_name else ""),
         "status": subscriber.status,
         "source": subscriber.source,
         "attributes": subscriber.attributes

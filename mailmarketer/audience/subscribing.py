@@ -123,11 +123,27 @@ class Person:
     hashed: str  # emails.suppression_hash(email)
     name: str = ""
     attributes_json: str = "{}"  # what the subscriber is created with; store.json_text()
+    first_name: str = ""
+    last_name: str = ""
 
     @classmethod
-    def of(cls, email: str, name: str = "", attributes: dict | None = None) -> Person:
+    def of(
+        cls,
+        email: str,
+        name: str = "",
+        attributes: dict | None = None,
+        *,
+        first_name: str = "",
+        last_name: str = "",
+    ) -> Person:
         return cls(
-            email, email_key(email), suppression_hash(email), name, json_text(attributes or {})
+            email,
+            email_key(email),
+            suppression_hash(email),
+            name,
+            json_text(attributes or {}),
+            first_name,
+            last_name,
         )
 
 
@@ -205,7 +221,10 @@ def subscribe_people(
     if new:
         enabled = Subscriber.Status.ENABLED
         uuids = store.insert_people(
-            [(p.email, p.key, p.name, enabled, p.attributes_json) for _, p in new],
+            [
+                (p.email, p.key, p.name, enabled, p.attributes_json, p.first_name, p.last_name)
+                for _, p in new
+            ],
             source=terms.created_as,
             at=at,
             lists=[

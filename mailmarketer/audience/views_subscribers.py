@@ -41,7 +41,7 @@ from .forms import (
     SubscriberFilterForm,
     attribute_formset,
 )
-from .models import ConsentRecord, Segment, Subscriber
+from .models import ConsentRecord, Segment, Subscriber, display_name
 from .views_lists import audience_subnav, forbidden, sees_personal_data
 from .views_lists import status_for as _status_for
 
@@ -160,6 +160,8 @@ def subscriber_create(request):
             request.workspace,
             email=form.cleaned_data["email"],
             name=form.cleaned_data["name"],
+            first_name=form.cleaned_data["first_name"],
+            last_name=form.cleaned_data["last_name"],
             lists=form.chosen_lists(),
             actor=Actor.from_request(request),
         )
@@ -257,7 +259,12 @@ def _subscriber_page(
     on = {s.mailing_list_id for s in subscriptions}
     if can_edit:
         profile_form = profile_form or ProfileForm(
-            initial={"email": subscriber.email, "name": subscriber.name}
+            initial={
+                "email": subscriber.email,
+                "first_name": subscriber.first_name,
+                "last_name": subscriber.last_name,
+                "name": subscriber.name,
+            }
         )
         attributes = attributes or attribute_formset(subscriber)
     consent = [
@@ -313,11 +320,19 @@ def subscriber_profile(request, sid: str):
     form = ProfileForm(request.POST)
     if not form.is_valid():
         return _subscriber_page(request, subscriber, profile_form=form, status=400)
+    data = form.cleaned_data
+    name = data["name"]
+    made = display_name(subscriber.first_name, subscriber.last_name)
+    if (not name and (data["first_name"] or data["last_name"])) or (made and name == made):
+        # Left empty, or still the one made from the names: made from the new ones.
+        name = None
     try:
         actions.do_update_subscriber(
             subscriber,
-            email=form.cleaned_data["email"],
-            name=form.cleaned_data["name"],
+            email=data["email"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            name=name,
             actor=Actor.from_request(request),
         )
     except ActionError as exc:

@@ -23,6 +23,15 @@ def default_layout_html() -> str:
     return DEFAULT_LAYOUT_PATH.read_text(encoding="utf-8")
 
 
+def postal_address(text: str) -> str:
+    """A postal address as templates see it: one line per line written, whatever the line
+    endings (a form's textarea sends CRLF), each trimmed of the commas people end lines with,
+    blank lines dropped. The footers print its lines with line breaks, never joined by commas
+    ("GmbH , Kaffeestraße 12 ," once)."""
+    lines = (line.strip().rstrip(",;").rstrip() for line in (text or "").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def content_slots(html: str) -> int:
     """How many `{{ content }}` slots a layout has (exactly one is right)."""
     return len(CONTENT_SLOT.findall(html))

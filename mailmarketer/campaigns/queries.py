@@ -73,6 +73,8 @@ def preview_campaign(
             "uuid": str(subscriber.uuid),
             "email": subscriber.email,
             "name": subscriber.name,
+            "first_name": subscriber.first_name,
+            "last_name": subscriber.last_name,
             "attributes": subscriber.attributes or {},
         }
     context = rendering.sample_context(

@@ -5,9 +5,11 @@
     message = compiled.render(context)               # RenderedMessage; RenderError on a cap
 
 What a template sees (plain data only, never models, settings or our functions):
-`subscriber.email`, `.name`, `.first_name`, `.uuid`, `subscriber.attributes.<name>`,
+`subscriber.email`, `.name`, `.first_name`, `.last_name`, `.uuid`,
+`subscriber.attributes.<name>`,
 `campaign.name`, `campaign.subject` (as written), `workspace.name`, `workspace.sender_name`,
-`postal_address` (also `workspace.postal_address`), `lists` (the names of the campaign's lists),
+`postal_address` (also `workspace.postal_address`; by line: `workspace.postal_lines`),
+`lists` (the names of the campaign's lists),
 `unsubscribe_url`, `manage_url`, `view_in_browser_url`, and in the HTML and text bodies
 `subject` (this recipient's rendered subject).
 
@@ -102,7 +104,7 @@ from markupsafe import Markup, escape
 
 from mailmarketer.lib.bounded import Overrun, run_bounded
 
-from . import content
+from . import content, layouts
 from .content import TemplateProblem
 from .layouts import default_layout_html
 
@@ -894,7 +896,10 @@ def _check_time(field: str) -> None:
 def workspace_context(workspace) -> dict:
     return {
         "name": workspace.name,
-        "postal_address": workspace.postal_address,
+        "postal_address": layouts.postal_address(workspace.postal_address),
+        # The same, line by line, for HTML: a loop over it is shared by every recipient (a
+        # method call such as .splitlines() would make it a per-recipient piece).
+        "postal_lines": layouts.postal_address(workspace.postal_address).splitlines(),
         "sender_name": workspace.sender_name or workspace.name,
     }
 
@@ -910,12 +915,21 @@ def recipient_context(
     *, workspace: dict, campaign: dict, subscriber: dict, urls: dict, data: dict | None = None
 ) -> dict:
     """The template context for one recipient, from plain dicts (see the module docstring)."""
+    if "postal_lines" not in workspace:  # a dict made by hand, not by workspace_context()
+        lines = layouts.postal_address(workspace.get("postal_address", "")).splitlines()
+        workspace = {**workspace, "postal_lines": lines}
     name = subscriber.get("name") or ""
+    last_name = subscriber.get("last_name") or ""
+    first_name = subscriber.get("first_name") or ""
+    if not first_name and name.strip() and name.strip() != last_name.strip():
+        # A full name kept whole (not a last name alone): its first word is the best guess.
+        first_name = name.split()[0]
     person = {
         "uuid": str(subscriber.get("uuid") or ""),
         "email": subscriber.get("email") or "",
         "name": name,
-        "first_name": subscriber.get("first_name") or (name.split()[0] if name.strip() else ""),
+        "first_name": first_name,
+        "last_name": last_name,
         "attributes": subscriber.get("attributes") or {},
     }
     return {
@@ -1207,6 +1221,7 @@ SAMPLE_SUBSCRIBER = {
     "email": "jane.doe@example.com",
     "name": "Jane Doe",
     "first_name": "Jane",
+    "last_name": "Doe",
     "attributes": {},
 }
 
@@ -1237,7 +1252,7 @@ HTML_FOOTER = (
     '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
     '<tr><td align="center" style="padding: 16px; font-family: Arial, Helvetica, sans-serif; '
     'font-size: 12px; line-height: 1.5; color: #6b7280;">'
-    "{{ workspace.name }}<br>{{ postal_address }}<br>"
+    "{{ workspace.name }}<br>{% for line in workspace.postal_lines %}{{ line }}<br>{% endfor %}"
     '<a href="{{ unsubscribe_url }}" style="color: #6b7280;">Unsubscribe</a> | '
     '<a href="{{ manage_url }}" style="color: #6b7280;">Manage your subscription</a>'
     "</td></tr></table>"
@@ -1403,7 +1418,11 @@ def _footer_missing(trees: list[nodes.Template]) -> bool:
     """True when neither the body nor the layout links to unsubscribe_url, or neither shows
     the postal address."""
     unsubscribe = any(_references(t, "unsubscribe_url") for t in trees)
-    address = any(_references(t, "postal_address", attribute_of="workspace") for t in trees)
+    address = any(
+        _references(t, "postal_address", attribute_of="workspace")
+        or _references(t, "postal_lines", attribute_of="workspace")
+        for t in trees
+    )
     return not (unsubscribe and address)
 
 

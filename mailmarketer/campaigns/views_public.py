@@ -1,6 +1,13 @@
 """Public pages of a campaign: "view in browser" (the message as that person received it, from a
-signed link in the message) and the public archive (campaigns marked for it, rendered without
-anyone's data). No staff login; nothing here changes anything.
+signed link in the message), the public archive (campaigns marked for it, rendered without
+anyone's data: variables.archive_subscriber fills what would be blank) and its index per
+workspace (/archive/<workspace>/). No staff login; nothing here changes anything.
+
+Neither page shows the message's own "View this email in your browser" link: they are the web
+version. They render with WEB_VERSION as `view_in_browser_url` and take out every link to it
+(and, in a text-only message, every line naming it) afterwards: a condition in the layout
+instead would make a per-recipient piece of every message the engine renders
+(rendering.SplitTemplate).
 
 The message HTML is served with a policy that lets it run no script, load nothing but images,
 submit nothing and be framed by nobody: it is content written by campaign authors, shown on our
@@ -9,6 +16,9 @@ origin.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -16,10 +26,11 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from mailmarketer.accounts.access import public_view
+from mailmarketer.accounts.models import Workspace
 from mailmarketer.audience.links import manage_url, read_view_token, unsubscribe_url
 from mailmarketer.audience.models import Subscriber
 
-from . import rendering
+from . import rendering, variables
 from .models import Campaign
 
 SHOWN = (Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.FINISHED)
@@ -29,7 +40,21 @@ MESSAGE_CSP = (
 )
 
 
+# Never a real address (.invalid, RFC 2606): a link to it is this page's link to itself.
+WEB_VERSION = "https://web-version.invalid/"
+_LINK_TO_SELF = re.compile(r'<a\b[^>]*\bhref="' + re.escape(WEB_VERSION) + r'"[^>]*>.*?</a>', re.S)
+
+
+def _without_own_link(rendered: rendering.RenderedMessage) -> rendering.RenderedMessage:
+    html = rendered.html
+    if html is not None:
+        html = _LINK_TO_SELF.sub("", html)
+    text = "\n".join(line for line in rendered.text.split("\n") if WEB_VERSION not in line)
+    return replace(rendered, html=html, text=text)
+
+
 def _message_response(rendered: rendering.RenderedMessage) -> HttpResponse:
+    rendered = _without_own_link(rendered)
     body = rendered.html
     if body is None:
         title, text = escape(rendered.subject), escape(rendered.text)
@@ -80,12 +105,15 @@ def view_in_browser(request, token: str):
             "uuid": person.uuid,
             "email": person.email,
             "name": person.name,
+            "first_name": person.first_name,
+            "last_name": person.last_name,
             "attributes": person.attributes,
         },
         urls={
             "unsubscribe_url": unsubscribe,
             "manage_url": manage_url(workspace_id, subscriber_id),
-            "view_in_browser_url": settings.BASE_URL + request.path,
+            # This page is the web version: its own link is taken out (_message_response).
+            "view_in_browser_url": WEB_VERSION,
         },
         data=campaign.data,
     )
@@ -106,8 +134,61 @@ def archive(request, uuid):
     context = rendering.recipient_context(
         workspace=rendering.workspace_context(campaign.workspace),
         campaign=rendering.campaign_context(campaign),
-        # Nobody's data: the archive shows the message as a stranger would see it.
-        subscriber={},
-        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": here},
+        # Nobody's data: the archive shows the message as a stranger would see it, with
+        # neutral words where a variable would print nothing.
+        subscriber=variables.archive_subscriber(campaign),
+        urls={"unsubscribe_url": here, "manage_url": here, "view_in_browser_url": WEB_VERSION},
     )
     return _rendered(request, campaign, context)
+
+
+ARCHIVE_PAGE = 30
+
+
+@public_view
+@require_GET
+def archive_index(request, ws: str):
+    """The workspace's archived campaigns, newest first (ARCHIVE_PAGE of them). A workspace with
+    none, or none of that name, is a 404 alike: the page says nothing about what exists."""
+    workspace = Workspace.objects.filter(slug=ws).first()
+    campaigns = []
+    if workspace is not None:
+        campaigns = list(
+            Campaign.objects.filter(
+                workspace=workspace,
+                archive=True,
+                status__in=SHOWN,
+                kind=Campaign.Kind.MARKETING,
+            )
+            .order_by("-started_at", "-pk")
+            .select_related("workspace")[:ARCHIVE_PAGE]
+        )
+    if not campaigns:
+        return _not_found(request)
+    entries = [
+        {"uuid": c.uuid, "subject": _archive_subject(c), "at": c.started_at} for c in campaigns
+    ]
+    response = render(
+        request,
+        "campaigns/public_archive_index.html",
+        {"workspace_name": workspace.name, "campaigns": entries},
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _archive_subject(campaign: Campaign) -> str:
+    """The subject as the archive page shows it: rendered like the archive (a subject holding
+    a template, in the bounded child process), or the campaign's name if it cannot be."""
+    if "{" not in campaign.subject:
+        return campaign.subject
+    context = rendering.recipient_context(
+        workspace=rendering.workspace_context(campaign.workspace),
+        campaign=rendering.campaign_context(campaign),
+        subscriber=variables.archive_subscriber(campaign),
+        urls={},
+    )
+    try:
+        return rendering.render_isolated(campaign, context).subject
+    except (rendering.TemplateProblem, rendering.RenderError):
+        return campaign.name

@@ -239,7 +239,7 @@ def _mailable(
         row["id"]: row
         for row in Subscriber.objects.filter(
             pk__in=subscriber_ids, workspace_id=campaign.workspace_id
-        ).values("id", "uuid", "email", "name", "attributes", "status")
+        ).values("id", "uuid", "email", "name", "first_name", "last_name", "attributes", "status")
     }
     reasons = {sid: SkipReason.ERASED for sid in subscriber_ids if sid not in people}
     for sid, row in people.items():

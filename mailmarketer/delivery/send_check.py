@@ -1,7 +1,8 @@
 """What the page before sending shows (issue 12, "a send step that shows who gets it"): how many
 people would get the campaign if it started now, the subject as one of them sees it, who it is
 from, where it goes (the relays, or the local outbox where nobody receives it), and how many of a
-sample of real recipients would see an empty value where a template variable stands.
+sample of real recipients would see an empty value where a template variable stands
+(campaigns/variables.py; this module picks the sample, since the audience is delivery's).
 
 The count is the planner's audience (planner.audience: lists, exclusions, segments) minus
 suppressed addresses, the rule the engine applies again just before each message; it is exact up
@@ -14,30 +15,21 @@ rendered by campaigns.rendering.render_isolated, in a bounded child process, as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from jinja2 import Environment, nodes
+from dataclasses import dataclass
 
 from mailmarketer.audience.emails import mask_email, suppression_hash
 from mailmarketer.audience.models import Suppression
-from mailmarketer.campaigns import rendering
+from mailmarketer.campaigns import rendering, variables
 from mailmarketer.campaigns.models import Campaign
 
 from .models import SmtpServer
 from .planner import audience
 
-SAMPLE = 200
+SAMPLE = variables.SAMPLE
 EXACT_LIMIT = 200_000
-EXAMPLES = 3
-_DEFAULT_FILTERS = {"default", "d"}
-_SUBSCRIBER_FIELDS = {"email", "name", "first_name", "uuid"}
-
-
-@dataclass
-class EmptyVariable:
-    expression: str  # "subscriber.first_name", "subscriber.attributes.city"
-    empty: int  # of the sampled recipients
-    examples: list[str] = field(default_factory=list)  # masked addresses
+# The tests and older callers name these here.
+EmptyVariable = variables.EmptyVariable
+_references = variables.references
 
 
 @dataclass
@@ -57,75 +49,32 @@ class SendCheck:
         return not self.relays
 
 
-def _references(source: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(expression, path) of each `subscriber...` printed without a `default` filter, e.g.
-    ("subscriber.attributes.city", ("attributes", "city")). Those inside `{% if <the same> %}`
-    are left out: the author already decided what an empty value shows."""
-    try:
-        tree = Environment().parse(source)  # noqa: S701 - parsed, never rendered
-    except Exception:  # a template error is reported by the render, with its line
-        return []
-    found: dict[str, tuple[str, ...]] = {}
-
-    def path_of(node) -> tuple[str, ...] | None:
-        parts: list[str] = []
-        while True:
-            if isinstance(node, nodes.Getattr):
-                parts.append(node.attr)
-                node = node.node
-            elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-                parts.append(str(node.arg.value))
-                node = node.node
-            else:
-                break
-        if isinstance(node, nodes.Name) and node.name == "subscriber" and parts:
-            return tuple(reversed(parts))
-        return None
-
-    def guarded_by(test) -> set[tuple[str, ...]]:
-        candidates = [test, *test.find_all((nodes.Getattr, nodes.Getitem))]
-        return {p for n in candidates if (p := path_of(n))}
-
-    def visit(node, guarded: frozenset):
-        if isinstance(node, nodes.If):
-            inner = guarded | guarded_by(node.test)
-            for child in node.body:
-                visit(child, frozenset(inner))
-            for child in [*node.elif_, *node.else_]:
-                visit(child, guarded)
-            return
-        if isinstance(node, nodes.Output):
-            for expr in node.nodes:
-                if isinstance(expr, nodes.Filter) and expr.name in _DEFAULT_FILTERS:
-                    continue
-                path = path_of(expr)
-                if path and path not in guarded and _known(path):
-                    found.setdefault("subscriber." + ".".join(path), path)
-            return
-        for child in node.iter_child_nodes():
-            visit(child, guarded)
-
-    visit(tree, frozenset())
-    return list(found.items())
+def sample_recipients(campaign: Campaign, suppressed_hashes: set[str] | None = None) -> list[dict]:
+    """Up to SAMPLE real recipients of the campaign's audience (the first by id), suppressed
+    addresses left out, as rows of variables.RECIPIENT_FIELDS."""
+    if suppressed_hashes is None:
+        suppressed_hashes = set(
+            Suppression.objects.filter(workspace_id=campaign.workspace_id).values_list(
+                "email_hash", flat=True
+            )
+        )
+    sample = []
+    rows = audience(campaign).order_by("pk").values(*variables.RECIPIENT_FIELDS)
+    for row in rows[: SAMPLE + len(suppressed_hashes)]:
+        if suppression_hash(row["email"]) not in suppressed_hashes:
+            sample.append(row)
+        if len(sample) == SAMPLE:
+            break
+    return sample
 
 
-def _known(path: tuple[str, ...]) -> bool:
-    return (len(path) == 1 and path[0] in _SUBSCRIBER_FIELDS) or (
-        len(path) == 2 and path[0] == "attributes"
-    )
+def empty_variables(campaign: Campaign, *, reveal: bool) -> variables.EmptyReport:
+    """The empty-variable report over a sample of the campaign's real recipients."""
+    return variables.empty_variables(campaign, sample_recipients(campaign), reveal=reveal)
 
 
-def _value(person: dict, path: tuple[str, ...]):
-    if path[0] == "attributes":
-        return (person.get("attributes") or {}).get(path[1])
-    return person.get(path[0])
-
-
-def _is_empty(value) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def send_check(campaign: Campaign) -> SendCheck:
+def send_check(campaign: Campaign, *, reveal: bool = False) -> SendCheck:
+    """`reveal`: the viewer sees personal data (the empty-variable examples unmasked)."""
     workspace = campaign.workspace
     people = audience(campaign)
     total = people.count()
@@ -140,14 +89,7 @@ def send_check(campaign: Campaign) -> SendCheck:
             if suppression_hash(email) in suppressed_hashes
         )
 
-    sample = []
-    for row in people.order_by("pk").values("id", "uuid", "email", "name", "attributes")[
-        : SAMPLE + len(suppressed_hashes)
-    ]:
-        if suppression_hash(row["email"]) not in suppressed_hashes:
-            sample.append(row)
-        if len(sample) == SAMPLE:
-            break
+    sample = sample_recipients(campaign, suppressed_hashes)
     workspace_ctx = rendering.workspace_context(workspace)
     campaign_ctx = rendering.campaign_context(campaign)
     contexts = [
@@ -158,24 +100,9 @@ def send_check(campaign: Campaign) -> SendCheck:
             urls=rendering.sample_urls(),
             data=campaign.data,
         )
-        for row in sample
+        for row in sample[:1]
     ]
-
-    empty = []
-    sources = [campaign.subject, campaign.body, campaign.text_body or ""]
-    references = dict(ref for source in sources for ref in _references(source))
-    for expression, path in references.items():
-        blank = [
-            ctx["subscriber"] for ctx in contexts if _is_empty(_value(ctx["subscriber"], path))
-        ]
-        if blank:
-            empty.append(
-                EmptyVariable(
-                    expression=expression,
-                    empty=len(blank),
-                    examples=[mask_email(p["email"]) for p in blank[:EXAMPLES]],
-                )
-            )
+    report = variables.empty_variables(campaign, sample, reveal=reveal)
 
     subject, problem = "", ""
     if contexts:
@@ -192,13 +119,13 @@ def send_check(campaign: Campaign) -> SendCheck:
     return SendCheck(
         recipients=max(total, 0),
         exact=exact,
-        sampled=len(contexts),
+        sampled=report.sampled,
         sample_to=mask_email(sample[0]["email"]) if sample else "",
         sample_subject=subject,
         problem=problem,
         sender=sender,
         relays=relays,
-        empty=empty,
+        empty=report.empty,
     )
 
 

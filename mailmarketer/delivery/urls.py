@@ -41,6 +41,7 @@ urlpatterns = [
     path(ONE + "retry/", c.campaign_retry, name="campaign-retry"),
     path(ONE + "test/", c.campaign_test_send, name="campaign-test-send"),
     path(ONE + "deliveries/", ledger.campaign_ledger, name="campaign-ledger"),
+    path(ONE + "empty-variables/", c.campaign_empty_variables, name="campaign-empty-variables"),
     path(ONE + "deliveries/export/", ledger.campaign_ledger_export, name="campaign-ledger-export"),
     path("app/<slug:ws>/settings/sending/", v.sending, name="sending"),
     path(

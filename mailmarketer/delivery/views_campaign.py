@@ -49,7 +49,7 @@ from mailmarketer.campaigns.views_preview import (
 from . import campaign_actions as actions
 from . import queries as ledger
 from .forms import CampaignFilterForm, CancelForm, ScheduleForm
-from .send_check import send_check
+from .send_check import empty_variables, send_check
 from .status import MOVES, allowed_from, moves_for
 
 Status = Campaign.Status
@@ -217,7 +217,7 @@ def campaign_start(request, campaign_id: int):
         context = {
             "subnav": subnav(request, "campaigns"),
             "campaign": campaign,
-            "check": send_check(campaign),
+            "check": send_check(campaign, reveal=request.membership.has(p.VIEW_PERSONAL_DATA)),
             "lists": list(campaign.lists.order_by("name")),
         }
         return render(request, "delivery/start.html", context)
@@ -367,3 +367,17 @@ def campaign_test_send(request, campaign_id: int):
         "campaign-preview", kwargs={"ws": request.workspace.slug, "campaign_id": campaign.pk}
     )
     return redirect(f"{url}?{urlencode({'as': raw})}" if raw else url)
+
+
+@workspace_view(p.CAMPAIGNS_VIEW)
+@require_GET
+def campaign_empty_variables(request, campaign_id: int):
+    """The empty-variable warning as a fragment, which the campaign's preview page loads (the
+    sample of real recipients is the audience's, which the campaigns package cannot see)."""
+    campaign = campaign_or_404(request, campaign_id)
+    report = empty_variables(campaign, reveal=request.membership.has(p.VIEW_PERSONAL_DATA))
+    return render(
+        request,
+        "delivery/_empty_variables.html",
+        {"sampled": report.sampled, "empty": report.empty, "fragment": True},
+    )

@@ -302,13 +302,21 @@ def _fill_profile(subscriber: Subscriber, actor: Actor, *, name: str = "", attri
     """Fills in what the record lacks, never overwrites: anyone can type anyone's address into
     a public form, and must not be able to rename them."""
     name = name if name and not subscriber.name else None
+    # With the name, the first and last name the form asked (kept as attributes too).
+    parts = _name_parts({**subscriber.attributes, **(attributes or {})}) if name else {}
+    parts = {k: v for k, v in parts.items() if v and not getattr(subscriber, k)}
     attributes = {
         k: v for k, v in (attributes or {}).items() if subscriber.attributes.get(k) in (None, "")
     }
     if name or attributes:
         audience.do_update_subscriber(
-            subscriber, name=name, attributes=attributes or None, actor=actor
+            subscriber, name=name, attributes=attributes or None, actor=actor, **parts
         )
+
+
+def _name_parts(attributes: dict) -> dict:
+    """The form's first_name and last_name fields, for the subscriber's own fields."""
+    return {k: str(attributes.get(k) or "")[:100] for k in ("first_name", "last_name")}
 
 
 def _queue_mail(confirmation: Confirmation, subscriber: Subscriber, form: Form) -> None:
@@ -425,6 +433,7 @@ def do_submit_form(
                 workspace,
                 email=submitted.email,
                 name=submitted.name if no_mail else "",
+                **(_name_parts(submitted.attributes) if no_mail else {}),
                 attributes=submitted.attributes,
                 source=Subscriber.Source.FORM,
                 actor=actor,

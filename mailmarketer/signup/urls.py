@@ -4,7 +4,15 @@ pages under /app/<ws>/forms/."""
 from django.conf import settings
 from django.urls import include, path
 
-from . import views, views_altcha, views_manage, views_public, views_resources, views_webinars
+from . import (
+    views,
+    views_altcha,
+    views_manage,
+    views_public,
+    views_resources,
+    views_undo,
+    views_webinars,
+)
 
 urlpatterns = [
     path(
@@ -26,6 +34,8 @@ urlpatterns = [
     path("app/<slug:ws>/leads/", include("mailmarketer.signup.urls_leads")),
     # The link in every marketing message: GET shows a page, POST unsubscribes (RFC 8058).
     path("f/u/<str:token>", views.unsubscribe, name="unsubscribe"),
+    # "I did this by mistake" on the page after unsubscribing (a POST with CSRF).
+    path("f/u/<str:token>/undo", views_undo.unsubscribe_undo, name="unsubscribe-undo"),
     # The preference centre ("Manage your subscription" in every message) and its mailed links.
     path("f/m/<str:token>", views_manage.manage, name="signup-manage"),
     path("f/m/data/<str:token>", views_manage.data_download, name="signup-manage-data"),

@@ -13,6 +13,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -144,4 +145,8 @@ def unsubscribe(request, token: str):
     context = _context(target)  # before: the lists it ends are the ones still active now
     _unsubscribe(request, target, everything=everything, label=label)
     context.update(everything=everything, suppressed=is_suppressed(target))
+    if not everything:  # "I did this by mistake" (views_undo.py imports this module)
+        from .views_undo import form_token
+
+        context.update(undo_url=reverse("unsubscribe-undo", args=[token]), undo=form_token(token))
     return _page(request, "signup/unsubscribed.html", context)

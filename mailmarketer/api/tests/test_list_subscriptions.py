@@ -82,7 +82,11 @@ def test_it_reports_every_item_exactly(tokens, as_token, personas, news):
         ("invalid", None, "invalid email address: An email address must have an @-sign."),
         ("invalid", None, "each item must be an object with an email"),
         ("invalid", None, "email is missing"),
-        ("invalid", None, "unknown fields: phone (allowed: email, name, attributes)"),
+        (
+            "invalid",
+            None,
+            "unknown fields: phone (allowed: email, name, first_name, last_name, attributes)",
+        ),
         ("invalid", None, "name must be a string"),
         ("invalid", None, "attributes must be an object of names to values"),
         ("invalid", None, "the same address as item 0"),

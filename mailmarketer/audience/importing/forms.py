@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from ..models import Import, MailingList
-from .mapping import Attribute, Mapping, default_attribute_name
+from .mapping import ROLE_TEXT, SINGLE_ROLES, Attribute, Mapping, default_attribute_name
 
 # Which upload field an ActionError's code belongs to.
 ERROR_FIELDS = {
@@ -98,7 +98,10 @@ class UploadForm(forms.Form):
 ROLE_CHOICES = [
     ("ignore", "Ignore"),
     ("email", "Email address"),
-    ("name", "Name"),
+    ("name", "Name (as shown)"),
+    ("first_name", "First name"),
+    ("last_name", "Last name"),
+    ("attributes_json", "Attributes (JSON objects)"),
     ("attribute:text", "Attribute (text)"),
     ("attribute:number", "Attribute (number)"),
 ]
@@ -130,19 +133,16 @@ class MappingForm(forms.Form):
 
     def mapping(self) -> Mapping:
         """The mapping chosen (not yet validated against the header: Mapping.validated)."""
-        email = name = None
+        singles: dict[str, int] = {}
         attributes = []
         for i in range(len(self.header)):
             role = self.cleaned_data[f"role_{i}"]
-            if role == "email":
-                if email is not None:
-                    raise forms.ValidationError("only one column can hold the email address")
-                email = i
-            elif role == "name":
-                if name is not None:
-                    raise forms.ValidationError("only one column can hold the name")
-                name = i
+            if role in SINGLE_ROLES:
+                if role in singles:
+                    what = "email address" if role == "email" else ROLE_TEXT[role]
+                    raise forms.ValidationError(f"only one column can hold the {what}")
+                singles[role] = i
             elif role.startswith("attribute:"):
                 attribute_name = self.cleaned_data[f"attr_{i}"].strip()
                 attributes.append(Attribute(i, attribute_name, role.split(":", 1)[1]))
-        return Mapping(email=email, name=name, attributes=tuple(attributes))
+        return Mapping(email=singles.pop("email", None), attributes=tuple(attributes), **singles)

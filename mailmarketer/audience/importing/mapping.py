@@ -1,8 +1,14 @@
-"""Which column of the file holds the email address, which the name, which become attributes
-(as text or as numbers), and which are ignored. Columns are numbered from 0 internally (the
-header may repeat a name); people see and type them by header name or 1-based number.
+"""Which column of the file holds the email address, which the name (or the first and the last
+name), which become attributes (as text or as numbers, or a column of JSON objects as listmonk
+exports them), and which are ignored. Columns are numbered from 0 internally (the header may
+repeat a name); people see and type them by header name or 1-based number.
 
-Stored on the import as JSON: {"email": 0, "name": 1, "attributes": [[2, "city", "text"]]}.
+Stored on the import as JSON: {"email": 0, "name": 1, "attributes": [[2, "city", "text"]]}, with
+"first_name", "last_name" and "attributes_json" (column numbers) where those are mapped.
+
+The headers recognised without asking cover what people name these columns in English and
+German, and the exports of Mailchimp ("Email Address", "First Name", "Last Name") and listmonk
+(email, name, attributes).
 """
 
 from __future__ import annotations
@@ -32,7 +38,51 @@ EMAIL_HEADERS = {
     "correo",
     "correoelectronico",
 }
-NAME_HEADERS = {"name", "fullname", "displayname", "nom", "nombre", "nomcomplet"}
+NAME_HEADERS = {
+    "name",
+    "fullname",
+    "displayname",
+    "nom",
+    "nombre",
+    "nomcomplet",
+    "vollername",
+    "vollständigername",
+}
+FIRST_NAME_HEADERS = {
+    "firstname",
+    "first",
+    "fname",
+    "givenname",
+    "forename",
+    "vorname",
+    "rufname",
+    "prenom",
+    "prénom",
+}
+LAST_NAME_HEADERS = {
+    "lastname",
+    "last",
+    "lname",
+    "surname",
+    "familyname",
+    "nachname",
+    "familienname",
+    "zuname",
+    "nomdefamille",
+    "apellido",
+    "apellidos",
+}
+# listmonk's export: a column of JSON objects, each key an attribute.
+ATTRIBUTES_JSON_HEADERS = {"attributes", "attribs"}
+# The roles one column at most may have, in the order they are guessed and checked.
+SINGLE_ROLES = ("email", "name", "first_name", "last_name", "attributes_json")
+ROLE_TEXT = {
+    "email": "email",
+    "name": "name",
+    "first_name": "first name",
+    "last_name": "last name",
+    "attributes_json": "attributes (JSON)",
+}
 
 _INTEGER = re.compile(r"[+-]?\d{1,15}")
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+")
@@ -70,27 +120,34 @@ class Mapping:
     email: int | None
     name: int | None = None
     attributes: tuple[Attribute, ...] = ()
+    first_name: int | None = None
+    last_name: int | None = None
+    attributes_json: int | None = None
 
     def to_json(self) -> dict:
+        # The roles added later (first and last name, JSON attributes) only when mapped.
         return {
             "email": self.email,
             "name": self.name,
+            **{
+                role: column
+                for role in SINGLE_ROLES[2:]
+                if (column := getattr(self, role)) is not None
+            },
             "attributes": [[a.column, a.name, a.type] for a in self.attributes],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Mapping:
         return cls(
-            email=data.get("email"),
-            name=data.get("name"),
+            **{role: data.get(role) for role in SINGLE_ROLES},
             attributes=tuple(Attribute(c, n, t) for c, n, t in data.get("attributes", [])),
         )
 
     def role_of(self, column: int) -> str:
-        if column == self.email:
-            return "email"
-        if column == self.name:
-            return "name"
+        for role in SINGLE_ROLES:
+            if column == getattr(self, role):
+                return role
         for attribute in self.attributes:
             if attribute.column == column:
                 return f"attribute:{attribute.type}"
@@ -112,14 +169,20 @@ class Mapping:
         if self.email is None:
             raise MappingError("choose the column that holds the email addresses")
         used = {}
-        for role, column in (("email", self.email), ("name", self.name)):
+        for role in SINGLE_ROLES:
+            column = getattr(self, role)
             if column is None:
                 continue
             if not isinstance(column, int) or not 0 <= column < width:
-                raise MappingError(f"the {role} column {column!r} is not a column of the file")
+                raise MappingError(
+                    f"the {ROLE_TEXT[role]} column {column!r} is not a column of the file"
+                )
+            if column in used:
+                raise MappingError(
+                    f"the {ROLE_TEXT[used[column]]} and the {ROLE_TEXT[role]} must be "
+                    "different columns"
+                )
             used[column] = role
-        if self.name is not None and self.name == self.email:
-            raise MappingError("the email and the name must be different columns")
         names = set()
         for attribute in self.attributes:
             column = attribute.column
@@ -145,8 +208,7 @@ class Mapping:
             if attribute.type not in ATTRIBUTE_TYPES:
                 raise MappingError(f"unknown attribute type {attribute.type!r} (text or number)")
         return Mapping(
-            email=self.email,
-            name=self.name,
+            **{role: getattr(self, role) for role in SINGLE_ROLES},
             attributes=tuple(
                 Attribute(a.column, a.name.strip(), a.type)
                 for a in sorted(self.attributes, key=lambda a: a.column)
@@ -170,10 +232,10 @@ def _holds_emails(rows: list[list[str]], column: int) -> bool:
     return bool(values) and good * 2 >= len(values)
 
 
-def _attributes(header: list[str], email: int | None, name: int | None) -> tuple[Attribute, ...]:
+def _attributes(header: list[str], *taken: int | None) -> tuple[Attribute, ...]:
     attributes, names = [], set()
     for column in range(len(header)):
-        if column in (email, name):
+        if column in taken:
             continue
         base = default_attribute_name(header, column)
         attribute_name, n = base, 1
@@ -187,14 +249,32 @@ def _attributes(header: list[str], email: int | None, name: int | None) -> tuple
 
 def guess_mapping(header: list[str], rows: list[list[str]]) -> Mapping:
     """The mapping the page starts from: the email column by its header name (or, failing
-    that, the first column whose preview values are mostly addresses), the name likewise,
-    every other column a text attribute named after its header. Email may stay None."""
+    that, the first column whose preview values are mostly addresses), the name, first name,
+    last name and a column of JSON attributes likewise by their header names, every other
+    column a text attribute named after its header. Email may stay None."""
     squashed = [_squashed(cell) for cell in header]
     email = next((i for i, s in enumerate(squashed) if s in EMAIL_HEADERS), None)
     if email is None:
         email = next((i for i in range(len(header)) if _holds_emails(rows, i)), None)
-    name = next((i for i, s in enumerate(squashed) if s in NAME_HEADERS and i != email), None)
-    return Mapping(email=email, name=name, attributes=_attributes(header, email, name))
+    taken = [email]
+
+    def by_header(names: set[str]) -> int | None:
+        found = next((i for i, s in enumerate(squashed) if s in names and i not in taken), None)
+        taken.append(found)
+        return found
+
+    name = by_header(NAME_HEADERS)
+    first_name = by_header(FIRST_NAME_HEADERS)
+    last_name = by_header(LAST_NAME_HEADERS)
+    attributes_json = by_header(ATTRIBUTES_JSON_HEADERS)
+    return Mapping(
+        email=email,
+        name=name,
+        first_name=first_name,
+        last_name=last_name,
+        attributes_json=attributes_json,
+        attributes=_attributes(header, *taken),
+    )
 
 
 def find_column(header: list[str], wanted: str, *, what: str) -> int:
@@ -232,6 +312,15 @@ def mapping_for(
     name_column = find_column(header, name, what="name") if name else guess.name
     if name_column == email_column:
         name_column = None
+    # The guessed first and last name and JSON attributes, unless named as email or name.
+    others = {
+        role: column
+        for role in ("first_name", "last_name", "attributes_json")
+        if (column := getattr(guess, role)) not in (None, email_column, name_column)
+    }
     return Mapping(
-        email_column, name_column, _attributes(header, email_column, name_column)
+        email_column,
+        name_column,
+        _attributes(header, email_column, name_column, *others.values()),
+        **others,
     ).validated(header)

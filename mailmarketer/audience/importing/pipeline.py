@@ -16,15 +16,20 @@ subscribe  new address: created (source import) and subscribed to the chosen lis
            mode changes profiles). An unconfirmed membership becomes confirmed when the import
            is confirmed. An unsubscribed membership stays unsubscribed and the row is reported:
            an import never resubscribes anyone. A blocklisted subscriber is reported.
-update     existing subscriber: the name (when the name column is mapped and the cell is not
-           empty) and attributes (merge: the file's attributes added or replaced, the others
-           kept; overwrite: the file's attributes replace them all, when any attribute column is
-           mapped) are set. Unknown addresses are reported as "not found", never created:
-           an update is not consent to add someone.
+update     existing subscriber: the name, first and last name (when their columns are mapped
+           and the cells are not empty) and attributes (merge: the file's attributes added or
+           replaced, the others kept; overwrite: the file's attributes replace them all, when
+           any attribute column is mapped) are set. Unknown addresses are reported as "not
+           found", never created: an update is not consent to add someone.
 blocklist  existing subscriber: blocklisted, their memberships unsubscribed (reason by_import,
            with a withdrawal in the consent ledger). Unknown address: created blocklisted, so
            a later form or import cannot add them, except when the address is suppressed: then
            it is reported, because storing it again would undo an erasure.
+
+Names: a row with a first or a last name and no full name gets the two joined as the name
+shown (models.display_name); a full name is kept whole. A column of JSON objects (listmonk's
+`attributes`) adds each object's keys as attributes; a column mapped to a single attribute wins
+over a key of the same name.
 
 In every mode a suppressed address is neither added nor subscribed, and empty cells carry no
 value (they never blank a stored one). Doing the same file twice changes nothing the second time.
@@ -32,6 +37,7 @@ value (they never blank a stored one). Doing the same file twice changes nothing
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,11 +46,19 @@ from json.encoder import encode_basestring_ascii as quote
 from mailmarketer.lib.text import one_line_problem
 
 from ..emails import InvalidEmail, email_key, normalise_email, suppression_hash
-from ..models import ConsentRecord, Import, MailingList, Subscriber, Subscription, Suppression
+from ..models import (
+    ConsentRecord,
+    Import,
+    MailingList,
+    Subscriber,
+    Subscription,
+    Suppression,
+    display_name,
+)
 from ..subscribing import CHANGED, Result, Terms, subscribe_people
-from .mapping import Mapping, parse_number
+from .mapping import MAX_ATTRIBUTE_NAME, Mapping, parse_number
 from .seen import SeenAddresses
-from .store import Consent, Store
+from .store import Consent, Store, json_text
 
 Mode = Import.Mode
 SubStatus = Subscription.Status
@@ -76,6 +90,8 @@ class Row:
     key: str  # email_key(email): what the address is compared by
     hashed: str  # suppression_hash(email)
     attributes_json: str  # the attributes as the database stores them
+    first_name: str = ""
+    last_name: str = ""
 
 
 @dataclass
@@ -134,6 +150,9 @@ class Pipeline:
         width = self.width
         email_column = self.mapping.email
         name_column = self.mapping.name
+        first_column = self.mapping.first_name
+        last_column = self.mapping.last_name
+        json_column = self.mapping.attributes_json
         # Each attribute's JSON key is written once; a row's JSON is then joined from pieces,
         # several times cheaper than json.dumps of its dict (the same text json.dumps writes:
         # the C string quoting json itself uses, and repr of numbers, never infinite).
@@ -181,17 +200,29 @@ class Pipeline:
                     else:
                         pieces.append(key + quote(value))
                     values[attribute] = value
+            attributes_text = "{" + ", ".join(pieces) + "}"
+            if json_column is not None and not bad and cells[json_column].strip():
+                more, bad = _json_attributes(cells[json_column])
+                if more:
+                    values = {**more, **values}
+                    attributes_text = json_text(values)
             if bad:
                 result.report(line, "invalid_value", bad, cells)
                 continue
             name = cells[name_column].strip()[:200] if name_column is not None else ""
-            if name:
+            first = cells[first_column].strip()[:100] if first_column is not None else ""
+            last = cells[last_column].strip()[:100] if last_column is not None else ""
+            for what, value in (("name", name), ("first name", first), ("last name", last)):
                 # A quoted cell may hold a line break; a name is the To header's display name.
-                problem = one_line_problem(name)
+                problem = value and one_line_problem(value)
                 if problem:
-                    bad = f"invalid value: the name {problem}"
-                    result.report(line, "invalid_value", bad, cells)
-                    continue
+                    bad = f"invalid value: the {what} {problem}"
+                    break
+            if bad:
+                result.report(line, "invalid_value", bad, cells)
+                continue
+            if first or last:
+                name = name or display_name(first, last)
             rows.append(
                 Row(
                     line,
@@ -201,7 +232,9 @@ class Pipeline:
                     values,
                     keyed(email),
                     hashed(email),
-                    "{" + ", ".join(pieces) + "}",
+                    attributes_text,
+                    first,
+                    last,
                 )
             )
         duplicates = self.seen.duplicates([(row.key, row.line) for row in rows])
@@ -228,7 +261,9 @@ class Pipeline:
                 values[0]: values[1:]
                 for values in Subscriber.objects.filter(
                     workspace_id=self.imp.workspace_id, email_key__in=[r.key for r in rows]
-                ).values_list("email_key", "id", "status", "name", "attributes")
+                ).values_list(
+                    "email_key", "id", "status", "name", "attributes", "first_name", "last_name"
+                )
             }
             self._update(rows, existing, result, at)
             return
@@ -280,6 +315,7 @@ class Pipeline:
             self.mapping.attributes
         )
         changes = []
+        name_column = self.mapping.name
         for row in rows:
             current = existing.get(row.key)
             if current is None:
@@ -290,11 +326,17 @@ class Pipeline:
                     "subscribers only)",
                 )
                 continue
-            sid, _, name, attributes = current
+            sid, _, name, attributes, first, last = current
+            new_first, new_last = row.first_name or first, row.last_name or last
             new_name = row.name or name
+            named = name_column is not None and row.cells[name_column].strip()
+            if not named and (new_first, new_last) != (first, last):
+                # New first or last name and no full name in the file: the name shown is
+                # made anew from them.
+                new_name = display_name(new_first, new_last, name)
             new_attributes = row.attributes if overwrite else {**attributes, **row.attributes}
-            if new_name != name or new_attributes != attributes:
-                changes.append((sid, new_name, new_attributes))
+            if (new_name, new_attributes, new_first, new_last) != (name, attributes, first, last):
+                changes.append((sid, new_name, new_attributes, new_first, new_last))
                 result.updated += 1
             else:
                 result.unchanged += 1
@@ -316,7 +358,15 @@ class Pipeline:
                 block.append(current[0])
         self.store.insert_people(
             [
-                (r.email, r.key, r.name, Subscriber.Status.BLOCKLISTED, r.attributes_json)
+                (
+                    r.email,
+                    r.key,
+                    r.name,
+                    Subscriber.Status.BLOCKLISTED,
+                    r.attributes_json,
+                    r.first_name,
+                    r.last_name,
+                )
                 for r in new
             ],
             source=Subscriber.Source.IMPORT,
@@ -348,3 +398,25 @@ class Pipeline:
             withdrawals, consent=Consent(None, self.source_id, self.source_label), at=at
         )
         result.updated += len(block)
+
+
+def _json_attributes(cell: str) -> tuple[dict, str | None]:
+    """The attributes of a cell holding a JSON object (listmonk's export), or a problem."""
+    what = "invalid value: the attributes column"
+    try:
+        value = json.loads(cell)
+        # NaN and infinities are not JSON either database stores.
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return {}, f'{what} must hold a JSON object, as {{"city": "Oslo"}}'
+    if not isinstance(value, dict):
+        return {}, f"{what} must hold a JSON object, not {type(value).__name__}"
+    if "\x00" in json.dumps(value, ensure_ascii=False):
+        return {}, f"{what} must not contain a NUL character"
+    for key in value:
+        problem = one_line_problem(key) if key.strip() else "is blank"
+        if not problem and len(key) > MAX_ATTRIBUTE_NAME:
+            problem = f"is longer than {MAX_ATTRIBUTE_NAME} characters"
+        if problem:
+            return {}, f"invalid value: the attribute name {key[:40]!r} {problem}"
+    return value, None

@@ -36,6 +36,8 @@ SUBSCRIBER_FIELDS = (
     "email",
     "email_key",
     "name",
+    "first_name",
+    "last_name",
     "status",
     "attributes",
     "source",
@@ -114,7 +116,9 @@ def chunk_transaction_settings() -> None:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-STAGE = "mm_import_stage"
+# Named anew when its columns changed (first and last names): a connection that made the older,
+# narrower table before an upgrade keeps it until it closes.
+STAGE = "mm_import_stage2"
 
 
 @dataclass(frozen=True)
@@ -246,19 +250,20 @@ class Store:
 
     def insert_people(
         self,
-        rows: list[tuple[str, str, str, str, str]],
+        rows: list[tuple[str, ...]],
         *,
         source: str,
         at: datetime,
         lists: list[tuple[int, str, str, datetime | None]] = (),
         consent: Consent | None = None,
     ) -> list[str]:
-        """New people: (email, email key, name, status, attributes as JSON text: json_text())
-        rows of addresses not in the workspace yet, each subscribed to every (list id, purpose,
-        status, confirmed at) of `lists`, with a consent record (`consent`) for each
-        membership. Returns their uuids (32 hex digits), in the order of `rows`.
+        """New people: (email, email key, name, status, attributes as JSON text: json_text()
+        [, first name, last name]) rows of addresses not in the workspace yet, each subscribed
+        to every (list id, purpose, status, confirmed at) of `lists`, with a consent record
+        (`consent`) for each membership. Returns their uuids (32 hex digits), in the order of
+        `rows`.
 
-        The rows are staged once (COPY, or one executemany of six values a row); the
+        The rows are staged once (COPY, or one executemany of eight values a row); the
         subscribers are made from the staged rows by one INSERT ... SELECT, which returns their
         ids, and the memberships and consent records from those ids by one INSERT ... SELECT
         per list each. What would otherwise be some thirty values a row for the driver to
@@ -268,8 +273,10 @@ class Store:
         uuids = self.new_uuids(len(rows))
         self._stage(
             [
-                (email, key, name, state, attributes, uid)
-                for (email, key, name, state, attributes), uid in zip(rows, uuids, strict=True)
+                (email, key, name, state, attributes, uid, *(names or ("", "")))
+                for (email, key, name, state, attributes, *names), uid in zip(
+                    rows, uuids, strict=True
+                )
             ]
         )
         people, people_columns = _table(Subscriber, SUBSCRIBER_FIELDS)
@@ -281,6 +288,7 @@ class Store:
         ts = self._time_param
         ids = self._select(
             f"INSERT INTO {people} ({people_columns}) SELECT %s, {uid}, email, email_key, name, "  # noqa: S608 - identifiers from the models
+            "first_name, last_name, "
             f"status, {attributes}, %s, {ts}, {ts} FROM {STAGE} ORDER BY email_key RETURNING id",
             [self.workspace_id, source, self.stamp(at), self.stamp(at)],
         )
@@ -343,11 +351,14 @@ class Store:
         return uuids
 
     def _stage(self, rows: list[tuple]) -> None:
-        """Stages `rows` (email, email key, name, status, attributes, uuid: all text) for this
-        transaction. The staging table is temporary, this connection's own, and empty outside
-        insert_people: emptied after use, and by the rollback of a chunk that failed in
-        between (on PostgreSQL at each commit as well)."""
-        columns = "email text, email_key text, name text, status text, attributes text, uuid text"
+        """Stages `rows` (email, email key, name, status, attributes, uuid, first name, last
+        name: all text) for this transaction. The staging table is temporary, this
+        connection's own, and empty outside insert_people: emptied after use, and by the
+        rollback of a chunk that failed in between (on PostgreSQL at each commit as well)."""
+        columns = (
+            "email text, email_key text, name text, status text, attributes text, uuid text, "
+            "first_name text, last_name text"
+        )
         with connection.cursor() as cursor:
             if self.postgres:
                 cursor.execute(
@@ -355,7 +366,7 @@ class Store:
                 )
             else:
                 cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({columns})")
-            self._write_rows(cursor, STAGE, 6, rows)
+            self._write_rows(cursor, STAGE, 8, rows)
 
     @property
     def _time_param(self) -> str:
@@ -427,23 +438,28 @@ class Store:
             ],
         )
 
-    def update_profiles(self, rows: list[tuple[int, str, dict]], *, at: datetime) -> None:
-        """(subscriber id, name, attributes) rows: both fields set as given."""
+    def update_profiles(self, rows: list[tuple], *, at: datetime) -> None:
+        """(subscriber id, name, attributes[, first name, last name]) rows: the fields set as
+        given (first and last name only where the row has them)."""
         if not rows:
             return
         qn = connection.ops.quote_name
         meta = Subscriber._meta
         value = "CAST(%s AS jsonb)" if self.postgres else "%s"
-        sql = (
-            f"UPDATE {qn(meta.db_table)} SET {qn('name')} = %s, {qn('attributes')} = {value}, "  # noqa: S608 - identifiers from the models
-            f"{qn('updated_at')} = %s WHERE {qn('id')} = %s AND {qn('workspace_id')} = %s"
-        )
         stamp = self.stamp(at)
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                sql,
-                [
-                    (name, json_text(attrs), stamp, sid, self.workspace_id)
-                    for sid, name, attrs in rows
-                ],
+        for width in sorted({len(row) for row in rows}):
+            names = f", {qn('first_name')} = %s, {qn('last_name')} = %s" if width == 5 else ""
+            sql = (
+                f"UPDATE {qn(meta.db_table)} SET {qn('name')} = %s, "  # noqa: S608 - identifiers from the models
+                f"{qn('attributes')} = {value}{names}, "
+                f"{qn('updated_at')} = %s WHERE {qn('id')} = %s AND {qn('workspace_id')} = %s"
             )
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    sql,
+                    [
+                        (name, json_text(attrs), *extra, stamp, sid, self.workspace_id)
+                        for sid, name, attrs, *extra in rows
+                        if len(extra) + 3 == width
+                    ],
+                )

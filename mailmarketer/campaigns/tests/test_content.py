@@ -177,7 +177,7 @@ def test_it_builds_the_default_layout_for_email_clients():
     assert 'width="600"' in html and "max-width: 600px" in html
     assert "{{ (view_in_browser_url)|mm_url }}" in html
     assert "{{ (unsubscribe_url)|mm_url }}" in html and "{{ (manage_url)|mm_url }}" in html
-    assert "postal_address" in html
+    assert "workspace.postal_lines" in html  # the address, line by line
     assert "<style" in html and "class=" in html  # classes kept for the dark-mode rules
     body = html.split("<body", 1)[1]
     assert "<style" not in body  # everything else inlined

@@ -133,8 +133,10 @@ class Command(BaseCommand):
             raise CommandError(f"{path.name}: {exc}") from None
 
         columns = [f"email = {imp.header[mapping.email]!r}"]
-        if mapping.name is not None:
-            columns.append(f"name = {imp.header[mapping.name]!r}")
+        for role in ("name", "first_name", "last_name", "attributes_json"):
+            column = getattr(mapping, role)
+            if column is not None:
+                columns.append(f"{role} = {imp.header[column]!r}")
         if mapping.attributes:
             columns.append("attributes: " + ", ".join(a.name for a in mapping.attributes))
         described = import_progress(imp)
