@@ -242,6 +242,30 @@ def wrk(url: str, script: str, seconds: float, connections: int, *args: str) -> 
     return result
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (the gunicorn
+    master and its workers), from /proc: a figure that load on the machine does not inflate
+    the way it does wall-clock rates."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
 def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
     import urllib.request
 
@@ -306,9 +330,12 @@ def run_case(db: str, args) -> dict:
         )
         wait_up(base + "/bench/constant", server)
         wrk(base + "/bench/constant", WRK_GET, 2, args.connections)  # warm-up
+        cpu = tree_cpu(server.pid)
         limit = wrk(base + "/bench/constant", WRK_GET, args.seconds, args.connections)
+        limit["cpu_ms"] = (tree_cpu(server.pid) - cpu) * 1000 / max(limit["requests"], 1)
         # For scale: /healthz, one `SELECT 1` per request (the cost of touching the database).
         health = wrk(base + "/healthz", WRK_GET, args.seconds, args.connections)
+        cpu = tree_cpu(server.pid)
         ours = wrk(
             base + "/f/bench/news.json",
             WRK_POST,
@@ -318,6 +345,7 @@ def run_case(db: str, args) -> dict:
             "2",
             "/f/bench/news.json",
         )
+        ours["cpu_ms"] = (tree_cpu(server.pid) - cpu) * 1000 / max(ours["requests"], 1)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         check = json.loads(run(sys.executable, __file__, "--inside-check"))
@@ -380,7 +408,7 @@ def main() -> int:
     header = (
         f"{'db':<9}{'sign-ups/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'limit/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  {'errors':<8}"
-        f"{'stored+consent':<24}{'healthz/s':>9}"
+        f"{'stored+consent':<24}{'healthz/s':>9}{'web CPU ms':>11}{'limit':>7}"
     )
     print(header)
     for row in rows:
@@ -392,13 +420,16 @@ def main() -> int:
             f"{limit['rate']:>9.1f}{limit['p50_ms']:>8.1f}{limit['p99_ms']:>8.1f}"
             f"{ratio:>6.3f}x  {errors:<8}"
             f"{check['complete']}/{ours['ok']} accepted{'':<8}{row['health']['rate']:>9.1f}"
+            f"{ours['cpu_ms']:>11.2f}{limit['cpu_ms']:>7.2f}"
         )
         for problem in row["problems"]:
             print(f"  PROBLEM ({row['db']}): {problem}")
     print(
         "limit: GET /bench/constant on the same server (no database); "
         "ratio = sign-ups/s / limit/s; target >= 0.25x on PostgreSQL; "
-        "healthz: GET /healthz (one SELECT 1), for scale"
+        "healthz: GET /healthz (one SELECT 1), for scale; web CPU ms: the web server's CPU "
+        "time (all its processes, from /proc) per request, sign-ups and limit; load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
     return 1 if failed else 0
 

@@ -40,12 +40,15 @@ per import chunk).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from django.db import models
+from django.db import connection, models
+
+from mailmarketer.lib.text import one_line_problem
 
 from .emails import email_key, suppression_hash
 from .importing.store import Consent, Store, json_text
@@ -330,3 +333,186 @@ def record_tracking_consent(
         at=at,
         confirmed_at=at if confirmed else None,
     )
+
+
+# -- one person, set-based (the sign-up forms' path) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the caller read about one address before subscribing it, in its own query (the
+    forms read it with their limits, in one statement): the subscriber if there is one, and
+    its memberships of the lists in question ({list id: status})."""
+
+    subscriber_id: int | None = None
+    status: str = ""
+    uuid: UUID | None = None
+    suppressed: str | None = None  # the suppression's reason
+    memberships: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubscribedOne:
+    """What subscribe_one did: the subscriber (created or not) and, per list id, the Result
+    and the membership's status after."""
+
+    subscriber_id: int
+    uuid: UUID
+    created: bool
+    results: dict[int, tuple[str, str]]
+    tracking_consent: bool = False
+
+
+def subscribe_one(
+    workspace,
+    person: Person,
+    lists: Sequence[MailingList],
+    terms: Terms,
+    known: Known,
+    *,
+    at: datetime,
+    tracking_notice_id: int | None = None,
+    tracking_confirmed: bool = True,
+) -> SubscribedOne | None:
+    """The plain cases of subscribe_people for one person, in a fixed three statements at most
+    (the subscriber, the memberships, the consent records), from what the caller read in
+    `known`: an address on no suppression list, new (created with `person`'s name and
+    attributes) or enabled, joining lists it is not on (SUBSCRIBED) or already on (ALREADY).
+    `tracking_notice_id` adds an activity-tracking grant (record_tracking_consent's row) to the
+    same insert.
+
+    Returns None, having written nothing, for anything else (suppressed, blocklisted, a
+    renewal after unsubscribing, an upgrade to confirmed, or an address created by a
+    concurrent writer since `known` was read): the caller then takes subscribe_people's path,
+    which decides those, in the same transaction. The rules are subscribe_people's: this is
+    a shortcut for the cases where they decide nothing."""
+    if known.suppressed or any(ml.workspace_id != workspace.pk for ml in lists):
+        return None
+    if known.subscriber_id is None and not _plain_profile(person):
+        return None  # actions.do_create_subscriber names what is wrong with it
+    statuses = {ml.pk: terms.status_on(ml) for ml in lists}
+    results: dict[int, tuple[str, str]] = {}
+    if known.subscriber_id is None:
+        inserted = _insert_subscriber(workspace.pk, person, terms.created_as, at)
+        if inserted is None:
+            return None  # created meanwhile by a concurrent sign-up
+        subscriber_id, uid = inserted
+        created = True
+    else:
+        if known.status != Subscriber.Status.ENABLED:
+            return None
+        subscriber_id, uid, created = known.subscriber_id, known.uuid, False
+    for ml in lists:
+        current = known.memberships.get(ml.pk)
+        if current is None:
+            results[ml.pk] = (Result.SUBSCRIBED, statuses[ml.pk])
+        elif current == Status.UNSUBSCRIBED or (
+            current == Status.UNCONFIRMED and statuses[ml.pk] == Status.CONFIRMED
+        ):
+            return None  # nothing written yet: a known person's renewal or upgrade
+        else:
+            results[ml.pk] = (Result.ALREADY, current)
+    joining = [ml for ml in lists if results[ml.pk][0] == Result.SUBSCRIBED]
+    keep_ip = workspace.consent_store_ip
+    Subscription.objects.bulk_create(
+        [
+            Subscription(
+                workspace_id=workspace.pk,
+                subscriber_id=subscriber_id,
+                mailing_list_id=ml.pk,
+                status=statuses[ml.pk],
+                status_reason=terms.reason,
+                created_at=at,
+                updated_at=at,
+                confirmed_at=at if statuses[ml.pk] == Status.CONFIRMED else None,
+            )
+            for ml in joining
+        ]
+    )
+    common = {
+        "workspace_id": workspace.pk,
+        "subscriber_id": subscriber_id,
+        "action": GRANT,
+        "source_type": terms.source_type,
+        "source_id": terms.source_id[:64],
+        "source_label": terms.source_label[:200],
+        "ip": terms.ip if keep_ip else None,
+        "user_agent": terms.user_agent[:400] if keep_ip else "",
+        "at": at,
+    }
+    records = [
+        ConsentRecord(
+            purpose=f"email:{ml.slug}",
+            mailing_list_id=ml.pk,
+            notice_id=terms.notice_id,
+            confirmed_at=at if statuses[ml.pk] == Status.CONFIRMED else None,
+            **common,
+        )
+        for ml in joining
+    ]
+    if tracking_notice_id is not None:
+        records.append(
+            ConsentRecord(
+                purpose=TRACKING,
+                mailing_list_id=None,
+                notice_id=tracking_notice_id,
+                confirmed_at=at if tracking_confirmed else None,
+                **common,
+            )
+        )
+    ConsentRecord.objects.bulk_create(records)
+    return SubscribedOne(
+        subscriber_id, uid, created, results, tracking_consent=tracking_notice_id is not None
+    )
+
+
+def _plain_profile(person: Person) -> bool:
+    """A name and attributes that actions.do_create_subscriber would store as they are: one
+    line, no NUL, finite numbers (json.dumps writes NaN and Infinity as bare words), attribute
+    names of one line and at most 100 characters."""
+    if len(person.name) > 200 or one_line_problem(person.name):
+        return False
+    text = person.attributes_json
+    if "\\u0000" in text or "NaN" in text or "Infinity" in text:
+        return False
+    return all(
+        isinstance(k, str) and k.strip() and len(k) <= 100 and not one_line_problem(k)
+        for k in json.loads(text)
+    )
+
+
+def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datetime):
+    """(id, uuid) of a new subscriber, or None when the workspace has the address already: one
+    INSERT ... ON CONFLICT DO NOTHING RETURNING, so a concurrent sign-up of the same address
+    neither fails the transaction nor needs a savepoint. Values are prepared by the model's own
+    fields (as save() would), identifiers come from its metadata."""
+    subscriber = Subscriber(
+        workspace_id=workspace_id,
+        email=person.email,
+        email_key=person.key,
+        name=person.name,
+        attributes=json.loads(person.attributes_json),
+        status=Subscriber.Status.ENABLED,
+        source=source,
+        created_at=at,
+        updated_at=at,
+    )
+    fields = [f for f in Subscriber._meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(subscriber, True), connection) for f in fields]
+    table = qn(Subscriber._meta.db_table)
+    key_columns = ", ".join(
+        qn(Subscriber._meta.get_field(f).column) for f in ("workspace", "email_key")
+    )
+    marks = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}) "  # noqa: S608 - identifiers from the model
+            f"ON CONFLICT ({key_columns}) DO NOTHING RETURNING {qn('id')}",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return row[0], subscriber.uuid
