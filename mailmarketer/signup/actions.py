@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils.timezone import now
@@ -614,7 +614,7 @@ def _submit_plain(
     submission.outcome = Submission.Outcome.SUBSCRIBED if joined else Submission.Outcome.ALREADY
     submission.subscriber_id = done.subscriber_id
     submission.tracking = track
-    submission.save(force_insert=True)
+    _insert_submission(submission)
     submission.grant = None
     # One audit row for the whole submission: what subscriber.created, subscriber.subscribed
     # and subscriber.tracking_consent would each say on the general path.
@@ -633,6 +633,45 @@ def _submit_plain(
         },
     )
     return submission
+
+
+SUBMISSION_COLUMNS = (
+    "workspace_id",
+    "form_id",
+    "subscriber_id",
+    "notice_id",
+    "email_hash",
+    "ip_key",
+    "ip",
+    "user_agent",
+    "page_url",
+    "referrer",
+    "name",
+    "via",
+    "tracking",
+    "outcome",
+    "created_at",
+)
+
+
+def _insert_submission(submission: Submission) -> None:
+    """submission.save(), as one plain INSERT ... RETURNING: the ORM's save was a fifth of a
+    plain sign-up's CPU in the web process (profiled), for one row of known columns."""
+    postgres = connection.vendor == "postgresql"
+    qn = connection.ops.quote_name
+    values = [getattr(submission, column) for column in SUBMISSION_COLUMNS]
+    values[-1] = connection.ops.adapt_datetimefield_value(values[-1])
+    marks = ", ".join(
+        "CAST(%s AS inet)" if postgres and column == "ip" else "%s" for column in SUBMISSION_COLUMNS
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(Submission._meta.db_table)} "  # noqa: S608 - identifiers from the model
+            f"({', '.join(map(qn, SUBMISSION_COLUMNS))}) VALUES ({marks}) RETURNING {qn('id')}",
+            values,
+        )
+        submission.pk = cursor.fetchone()[0]
+    submission._state.adding = False
 
 
 def _after_submit(form: Form, submission: Submission, submitted: Submitted, subscriber, *, refused):
