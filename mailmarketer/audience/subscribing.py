@@ -576,7 +576,11 @@ def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datet
         "created_at": stamp,
         "updated_at": stamp,
     }
-    values = [value[f] for f in SUBSCRIBER_FIELDS]  # a column added there fails loudly here
+    # A column added to the import's list later (with a default) gets the model's default.
+    values = [
+        value[f] if f in value else Subscriber._meta.get_field(f).get_default()
+        for f in SUBSCRIBER_FIELDS
+    ]
     with connection.cursor() as cursor:
         cursor.execute(f"{sql} ON CONFLICT ({key}) DO NOTHING RETURNING {qn('id')}", values)
         row = cursor.fetchone()
