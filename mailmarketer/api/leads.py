@@ -4,7 +4,7 @@ Reading leads needs `leads.view`; changing status, assignee or notes `leads.mana
 signup.leads.do_update_lead, the one writer: a status only along its transitions). Leads come
 newest first in keyset pages with filters. Without `audience.view_personal_data` the address is
 masked and the name, message and notes are null; an unmasked answer is audited. Resources (with
-download counts) need `forms.view`.
+download counts) need `forms.view`; uploading one (`POST /resources`, multipart) `forms.manage`.
 """
 
 from __future__ import annotations
@@ -12,21 +12,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
+from django.conf import settings
 from django.core import signing
 from django.http import Http404
-from ninja import Query, Router, Schema
+from ninja import File, Form, Query, Router, Schema
+from ninja import Status as Answer
+from ninja.files import UploadedFile
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from mailmarketer.accounts import permissions as p
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import mask_email
-from mailmarketer.signup import leads
+from mailmarketer.signup import leads, resources
 from mailmarketer.signup import queries_leads as lq
 from mailmarketer.signup import queries_resources as rq
 from mailmarketer.signup.fields import FormError
 
 from .access import require
-from .errors import READ_ERRORS, WRITE_ERRORS, FieldErrors
+from .errors import READ_ERRORS, WRITE_ERRORS, ApiError, FieldErrors
+from .schemas import Error
 
 router = Router(tags=["leads"])
 CURSOR_SALT = "mailmarketer.api.leads.cursor"
@@ -253,6 +257,65 @@ def all_resources(request):
             for r in rq.resources_with_counts(request.workspace)
         ]
     }
+
+
+class ResourceIn(Schema):
+    title: str = Field(description="what the form and the delivery mail call it")
+    external_url: str = Field(
+        "", description="an https URL to send people to instead of a file (one of the two)"
+    )
+    link_days: int = Field(
+        resources.DEFAULT_LINK_DAYS, description="how long a download link works, in days"
+    )
+
+
+def _resource_out(resource) -> dict:
+    return {
+        **{
+            k: getattr(resource, k)
+            for k in (
+                "id",
+                "title",
+                "filename",
+                "content_type",
+                "size",
+                "external_url",
+                "link_days",
+                "created_at",
+            )
+        },
+        "downloads": getattr(resource, "download_count", 0),
+        "people": getattr(resource, "people_count", 0),
+    }
+
+
+@router.post(
+    "/resources",
+    response={201: ResourceOut, **WRITE_ERRORS, 413: Error},
+    summary="Upload a resource",
+)
+@require(p.FORMS_MANAGE)
+def create_resource(request, form: Form[ResourceIn], file: File[UploadedFile] = None):
+    """A multipart upload: `file` (PDF, ZIP, EPUB, PNG, JPEG or UTF-8 text, told by its
+    content, not its name; at most MM_RESOURCE_MAX_MB, 413 beyond) or `external_url`, one of
+    them, with a `title`. The same checks as the staff page (signup.resources, the one
+    writer); a refused file leaves nothing behind. Bind it to a resource form with
+    `PUT /forms/{form_id}/resource`."""
+    limit = settings.RESOURCE_MAX_BYTES
+    if file is not None and file.size and file.size > limit:
+        raise ApiError(413, f"file: at most {limit // (1024 * 1024)} MB", code="too_large")
+    try:
+        resource = resources.do_create_resource(
+            request.workspace,
+            title=form.title,
+            upload=file,
+            external_url=form.external_url,
+            link_days=form.link_days,
+            actor=Actor.from_request(request),
+        )
+    except FormError as exc:
+        raise FieldErrors([{"field": exc.field, "message": str(exc)}]) from exc
+    return Answer(201, _resource_out(resource))
 
 
 class EvaluationIn(BaseModel):

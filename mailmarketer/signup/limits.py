@@ -46,7 +46,12 @@ def over_limit(workspace, *, email_hash: str, ip: str | None) -> bool:
         from_ip=Count("pk", filter=Q(ip_key=key)),
         for_address=Count("pk", filter=Q(email_hash=email_hash)),
     )
-    return counts["from_ip"] >= PER_IP or counts["for_address"] >= PER_ADDRESS
+    return over(counts["from_ip"], counts["for_address"])
+
+
+def over(from_ip: int, for_address: int) -> bool:
+    """Whether these counts (accepted submissions within WINDOW) reach a limit."""
+    return from_ip >= PER_IP or for_address >= PER_ADDRESS
 
 
 def may_mail(workspace, email_hash: str) -> bool:

@@ -21,4 +21,9 @@ urlpatterns = [
         views.attendance_mark,
         name="events-attendance",
     ),
+    path(
+        "<int:event_id>/registrations/<int:registration_id>/cancel/",
+        views.registration_cancel,
+        name="events-registration-cancel",
+    ),
 ]

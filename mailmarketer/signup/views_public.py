@@ -24,7 +24,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
-from . import altcha, leads, queries, resources
+from . import altcha, leads, queries, queries_submit, resources
 from .actions import (
     AVAILABLE_KINDS,
     Blocked,
@@ -46,6 +46,7 @@ from .fields import (
     read_submission,
 )
 from .models import Form
+from .queries_submit import FormConfig
 from .texts import text
 from .texts_webinars import wtext
 from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_token
@@ -70,11 +71,11 @@ def _ready(form: Form | None) -> bool:
     return True
 
 
-def _form_or_404(ws: str, form_slug: str) -> Form:
-    form = queries.public_form(ws, form_slug)
-    if not _ready(form):
+def _config_or_404(ws: str, form_slug: str) -> FormConfig:
+    config = queries_submit.form_config(ws, form_slug)
+    if config is None or not _ready(config.form):
         raise Http404("No such form")
-    return form
+    return config
 
 
 def _own_origin() -> str:
@@ -307,8 +308,9 @@ def _read_body(request, *, as_json: bool):
         raise Refusal(400, "too_big") from None
 
 
-def _submit(request, form: Form, data, *, as_json: bool):
+def _submit(request, config: FormConfig, data, *, as_json: bool):
     """Every check, then the submission. Raises Refusal; returns the submission."""
+    form = config.form
     language = form.language
     origin = request.headers.get("Origin")
     if not _origin_allowed(form, origin):
@@ -319,7 +321,7 @@ def _submit(request, form: Form, data, *, as_json: bool):
         raise Refusal(422, text(language, "expired"), field=TOKEN)
     if data.get(HONEYPOT):
         raise Refusal(400, text(language, "blocked"))
-    offered = [m.pk for m in queries.offered_lists(form)]
+    offered = [m.pk for m in config.lists]
     submitted = read_submission(form, data, offered_list_ids=offered, language=language)
     if form.kind == Form.Kind.EVALUATION:
         submitted.extra, lead_errors = leads.read_lead_fields(form, data, language)
@@ -327,7 +329,7 @@ def _submit(request, form: Form, data, *, as_json: bool):
     if submitted.errors:
         raise Refusal(422, text(language, "problem"), errors=submitted.errors)
     solved = None
-    if altcha.protection_for(form.workspace).required:
+    if config.protection.required:
         try:
             solved = altcha.check(form, data.get(altcha.FIELD))
         except altcha.AltchaRefused as refused:
@@ -339,7 +341,9 @@ def _submit(request, form: Form, data, *, as_json: bool):
         referrer=_header(request, "Referer"),
     )
     try:
-        return do_submit_form(form, submitted, visit, solved=solved)
+        return do_submit_form(
+            form, submitted, visit, solved=solved, lists=config.chosen(submitted.lists)
+        )
     except Blocked as blocked:
         raise Refusal(429, text(language, blocked.reason)) from None
     except altcha.AltchaRefused as refused:
@@ -357,7 +361,8 @@ def _header(request, name: str) -> str:
 @csrf_exempt  # a cross-site post from an embed carries no CSRF cookie: see tokens.py
 @require_http_methods(["GET", "HEAD", "POST"])
 def form_page(request, ws: str, form_slug: str):
-    form = _form_or_404(ws, form_slug)
+    config = _config_or_404(ws, form_slug)
+    form = config.form
     if request.method != "POST":
         if request.method == "GET":
             count_form_view(form)
@@ -365,7 +370,7 @@ def form_page(request, ws: str, form_slug: str):
     data = {}
     try:
         data = _read_body(request, as_json=False)
-        submission = _submit(request, form, data, as_json=False)
+        submission = _submit(request, config, data, as_json=False)
     except Refusal as refusal:
         message = _message(form, refusal)
         errors = dict(refusal.errors or {})
@@ -387,7 +392,8 @@ def _values(data) -> dict:
 @csrf_exempt  # posted by scripts on the form's allowed origins: CORS and the token guard it
 @require_http_methods(["POST", "OPTIONS"])
 def form_json(request, ws: str, form_slug: str):
-    form = queries.public_form(ws, form_slug)
+    config = queries_submit.form_config(ws, form_slug)
+    form = config.form if config is not None else None
     origin = request.headers.get("Origin")
     if not _ready(form):
         return JsonResponse({"code": "not_found", "message": "no such form"}, status=404)
@@ -400,7 +406,7 @@ def form_json(request, ws: str, form_slug: str):
         return _cors(response, form, origin)
     try:
         data = _read_body(request, as_json=True)
-        submission = _submit(request, form, data, as_json=True)
+        submission = _submit(request, config, data, as_json=True)
     except Refusal as refusal:
         message = _message(form, refusal)
         body = {"code": _code(refusal), "message": message}

@@ -352,6 +352,23 @@ def attendance_mark(request, event_id: int, registration_id: int):
 
 @workspace_view(p.FORMS_MANAGE)
 @require_POST
+def registration_cancel(request, event_id: int, registration_id: int):
+    """Staff cancel one person's place (they asked by phone, a duplicate): the same action as
+    the person's own cancel link, so the seat goes to the first on the waiting list, the person
+    gets the cancellation with its .ics, and the audit row names the staff member."""
+    event = _event_or_404(request, event_id)
+    registration = queries.get_registration(event, registration_id)
+    if registration is None:
+        raise Http404("No such registration")
+    if webinars.do_cancel_registration(registration, actor=Actor.from_request(request)):
+        messages.success(request, "The registration is cancelled and its seat freed.")
+    else:
+        messages.error(request, "That registration was cancelled already.")
+    return redirect("events-detail", ws=request.workspace.slug, event_id=event.pk)
+
+
+@workspace_view(p.FORMS_MANAGE)
+@require_POST
 def attendance_import(request, event_id: int):
     event = _event_or_404(request, event_id)
     upload = AttendanceImportForm(request.POST, request.FILES)

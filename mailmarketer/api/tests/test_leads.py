@@ -25,6 +25,7 @@ ROUTES = {
     ("GET", "/leads/{lead_id}"): p.LEADS_VIEW,
     ("PATCH", "/leads/{lead_id}"): p.LEADS_MANAGE,
     ("GET", "/resources"): p.FORMS_VIEW,
+    ("POST", "/resources"): p.FORMS_MANAGE,
     ("PUT", "/forms/{form_id}/evaluation"): p.FORMS_MANAGE,
     ("PUT", "/forms/{form_id}/resource"): p.FORMS_MANAGE,
 }
@@ -205,3 +206,101 @@ def test_it_builds_an_evaluation_form_through_the_api(tokens, as_token, personas
     assert as_token(tokens.mallory.raw).request("PUT", path, body).status_code == 404
     wrong_kind = client.request("PUT", f"/api/v1/forms/{form_id}/resource", {"resource": 1})
     assert wrong_kind.status_code == 422
+
+
+# -- uploading a resource --------------------------------------------------------------------
+
+
+def upload_resource(token, content, name="guide.pdf", **fields):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    data = {"title": "The guide", **fields}
+    if content is not None:
+        data["file"] = SimpleUploadedFile(name, content, content_type="application/octet-stream")
+    return Client().post(
+        "/api/v1/resources", data=data, headers={"Authorization": f"Bearer {token.raw}"}
+    )
+
+
+def resource_files(settings, workspace) -> list:
+    from pathlib import Path
+
+    folder = Path(settings.DATA_DIR) / "resources" / f"ws-{workspace.pk}"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path):
+    settings.DATA_DIR = tmp_path / "data"
+    return settings.DATA_DIR
+
+
+def test_it_uploads_a_resource_file_checked_by_its_content(
+    tokens, as_token, personas, settings, data_dir
+):
+    from mailmarketer.signup.models_resources import Resource
+
+    response = upload_resource(tokens.marketer, b"%PDF-1.7 the guide", link_days="7")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["title"], body["content_type"], body["size"], body["link_days"]) == (
+        "The guide",
+        "application/pdf",
+        len(b"%PDF-1.7 the guide"),
+        7,
+    )
+    resource = Resource.objects.get(pk=body["id"])
+    assert resource.workspace == personas.acme
+    (stored,) = resource_files(settings, personas.acme)
+    assert stored.read_bytes() == b"%PDF-1.7 the guide"
+    assert AuditEvent.objects.filter(event="resource.created").count() == 1
+    # And it is listed with its counts.
+    listed = as_token(tokens.analyst.raw).get("/api/v1/resources").json()["resources"]
+    assert [r["id"] for r in listed] == [resource.pk]
+
+
+def test_it_takes_an_external_url_instead_of_a_file(tokens, data_dir):
+    response = upload_resource(tokens.marketer, None, external_url="https://cdn.example.com/g.pdf")
+    assert response.status_code == 201, response.content
+    assert response.json()["external_url"] == "https://cdn.example.com/g.pdf"
+
+
+def test_it_refuses_a_file_of_another_type_whatever_its_name_storing_nothing(
+    tokens, personas, settings, data_dir
+):
+    from mailmarketer.signup.models_resources import Resource
+
+    response = upload_resource(tokens.marketer, b"MZ\x90\x00\x03 an executable", "guide.pdf")
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "file"
+    assert not Resource.objects.exists()
+    assert resource_files(settings, personas.acme) == []
+
+
+def test_it_refuses_a_file_over_the_size_limit_with_413(tokens, personas, settings, data_dir):
+    from mailmarketer.signup.models_resources import Resource
+
+    settings.RESOURCE_MAX_BYTES = 16
+    response = upload_resource(tokens.marketer, b"%PDF-1.7 " + b"x" * 64)
+
+    assert response.status_code == 413
+    assert not Resource.objects.exists()
+    assert resource_files(settings, personas.acme) == []
+
+
+def test_it_refuses_both_or_neither_of_file_and_url(tokens, data_dir):
+    both = upload_resource(tokens.marketer, b"%PDF-1.7 x", external_url="https://cdn.example.com/")
+    neither = upload_resource(tokens.marketer, None)
+    assert (both.status_code, neither.status_code) == (422, 422)
+    assert both.json()["errors"][0]["field"] == "file"
+
+
+def test_it_lets_neither_an_analyst_nor_another_workspace_upload(tokens, personas, data_dir):
+    from mailmarketer.signup.models_resources import Resource
+
+    assert upload_resource(tokens.analyst, b"%PDF-1.7 x").status_code == 403
+    assert upload_resource(tokens.mallory, b"%PDF-1.7 x").status_code == 201
+    assert not Resource.objects.filter(workspace=personas.acme).exists()

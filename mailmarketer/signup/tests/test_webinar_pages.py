@@ -206,3 +206,41 @@ def test_it_builds_a_webinar_form_in_the_builder(bob_client, event):
     assert response.status_code == 302, response.content.decode()[:3000]
     form = Form.objects.get()
     assert (form.kind, form.webinar.event) == ("webinar", event)
+
+
+def test_it_lets_staff_cancel_one_registration_freeing_the_seat_audited(
+    bob_client, personas, event, registered
+):
+    seat = Registration.objects.get(subscriber__email="ann@example.com")
+    assert "Cancel registration" in bob_client.get(base(event)).content.decode()
+
+    response = bob_client.post(base(event) + f"registrations/{seat.pk}/cancel/")
+
+    assert response.status_code == 302
+    seat.refresh_from_db()
+    assert seat.status == Registration.Status.CANCELLED
+    # The first on the waiting list has the seat now.
+    waiting = Registration.objects.get(subscriber__email="cy@example.com")
+    assert waiting.status == Registration.Status.REGISTERED
+    (row,) = AuditEvent.objects.filter(event="webinar.registration_cancelled")
+    assert row.actor_user == personas.bob
+    assert row.new == {"subscriber": str(seat.subscriber.uuid), "had_seat": True}
+    # Twice is once.
+    bob_client.post(base(event) + f"registrations/{seat.pk}/cancel/")
+    assert AuditEvent.objects.filter(event="webinar.registration_cancelled").count() == 1
+
+
+def test_it_lets_neither_the_analyst_nor_another_workspace_cancel_a_registration(
+    carol_client, mallory_client, event, registered
+):
+    seat = Registration.objects.get(subscriber__email="ann@example.com")
+    assert "Cancel registration" not in carol_client.get(base(event)).content.decode()
+    assert carol_client.post(base(event) + f"registrations/{seat.pk}/cancel/").status_code == 403
+    path = f"/app/evil/events/{event.pk}/registrations/{seat.pk}/cancel/"
+    assert mallory_client.post(path).status_code == 404
+    assert mallory_client.post(base(event) + f"registrations/{seat.pk}/cancel/").status_code in (
+        403,
+        404,
+    )
+    seat.refresh_from_db()
+    assert seat.status == Registration.Status.REGISTERED
