@@ -589,6 +589,8 @@ def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datet
         "email": person.email,
         "email_key": person.key,
         "name": person.name,
+        "first_name": person.first_name,
+        "last_name": person.last_name,
         "status": Subscriber.Status.ENABLED,
         "attributes": person.attributes_json,
         "source": source,

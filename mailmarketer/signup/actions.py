@@ -606,7 +606,12 @@ def _submit_plain(
     track = bool(submitted.tracking and form.tracking_notice_id)
     done = subscribe_one(
         workspace,
-        Person.of(submitted.email, submitted.name.strip(), submitted.attributes),
+        Person.of(
+            submitted.email,
+            submitted.name.strip(),
+            submitted.attributes,
+            **_name_parts(submitted.attributes),
+        ),
         lists,
         _consent_source(form, submission).terms(
             reason=Subscription.Reason.BY_SUBSCRIBER,
