@@ -35,7 +35,7 @@ PAGE_SIZE = 50
 # The page's own policy (the global middleware only adds its default when none is set). It must
 # allow framing by our own pages: the default policy's frame-ancestors 'none' would blank it.
 MESSAGE_HTML_CSP = (
-    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "sandbox allow-same-origin; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
 

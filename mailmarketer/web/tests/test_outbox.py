@@ -90,7 +90,10 @@ def test_it_shows_a_message_with_headers_escaped(alice_client):
     assert '<th scope="row">Message-ID</th>' in html
     assert '<th scope="row">Subject</th>' in html
     iframe = re.search(r"<iframe[^>]*>", html).group(0)
-    assert 'sandbox=""' in iframe
+    # Same origin (so frame.js can size it to the message), never scripts.
+    assert 'sandbox="allow-same-origin"' in iframe
+    assert "data-fit-frame" in iframe
+    assert "web/frame.js" in html
     assert f'src="{html_url(message_id)}"' in iframe
     assert "title=" in iframe
 
@@ -103,7 +106,8 @@ def test_it_serves_the_html_part_sandboxed(alice_client):
     assert b"<p>Rich</p>" in response.content
     csp = response["Content-Security-Policy"]
     directives = [d.strip() for d in csp.split(";")]
-    assert directives[0] == "sandbox"
+    assert directives[0] == "sandbox allow-same-origin"
+    assert not any("script" in d for d in directives)
     assert "default-src 'none'" in directives
     assert "img-src data:" in directives
     assert "style-src 'unsafe-inline'" in directives
