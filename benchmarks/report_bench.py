@@ -195,8 +195,11 @@ def measure(campaign_id: int, runs: int) -> None:
     statements = []
 
     def count(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append((time.perf_counter() - started, sql))
 
     with connection.execute_wrapper(count):
         queries.campaign_report(campaign)
@@ -220,6 +223,9 @@ def measure(campaign_id: int, runs: int) -> None:
         f"report page (the whole request): median {statistics.median(pages) * 1e3:.0f} ms, "
         f"worst {max(pages) * 1e3:.0f} ms; target < 300 ms"
     )
+    print("statements of one report, slowest first:")
+    for took, sql in sorted(statements, reverse=True):
+        print(f"  {took * 1e3:7.1f} ms  {' '.join(sql.split())[:110]}")
     print(f"load average: {load[0]:.1f} {load[1]:.1f}")
 
 
