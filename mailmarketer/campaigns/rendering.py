@@ -1099,18 +1099,16 @@ class SplitTemplate:
         self.field = field
         self.items = items  # str (constant text) or int (index into the values of the pieces)
         self.pieces = pieces
-        # The part as a str.format pattern ("{3}" for a value, braces of the text doubled), so
-        # that the whole part is put together in C; and the values printed more than once,
-        # charged to the work budget again for each reuse, as a whole render would.
-        pattern = []
+        # The part as a list to fill in: the constant text in place, an empty slot for each
+        # value, and where each value goes; a render copies the list, puts the values in and
+        # joins it in C. (str.format of a pattern re-parses the whole ~7 KB text for its braces
+        # on every call: 12 us against 1.4 us for the same body.) And the values printed more
+        # than once, charged to the work budget again for each reuse, as a whole render would.
+        self.skeleton = [item if isinstance(item, str) else "" for item in items]
+        self.slots = [(at, item) for at, item in enumerate(items) if not isinstance(item, str)]
         uses: dict[int, int] = {}
-        for item in items:
-            if isinstance(item, str):
-                pattern.append(item.replace("{", "{{").replace("}", "}}"))
-            else:
-                pattern.append(f"{{{item}}}")
-                uses[item] = uses.get(item, 0) + 1
-        self.pattern = "".join(pattern)
+        for _, item in self.slots:
+            uses[item] = uses.get(item, 0) + 1
         self.reused = [(index, count - 1) for index, count in uses.items() if count > 1]
 
     @classmethod
@@ -1183,7 +1181,7 @@ class SplitTemplate:
     def render(self, context: dict, limit: int, extra: dict | None = None) -> str:
         # Per-recipient links (tracked links, an open pixel) are substituted here: the values
         # are this recipient's; the constant text, where the campaign's links are, is
-        # self.pattern (or self.items), the same for everyone.
+        # self.skeleton (or self.items), the same for everyone.
         values: list[str] = []
         for piece in self.pieces:
             values.extend(piece.values(context, self.field, limit, extra))
@@ -1195,8 +1193,11 @@ class SplitTemplate:
                 self.field, f"the template produces more than {MAX_WORK:,} characters"
             )
         # Each value is at most `limit` long (Piece.values), and the work budget bounds them
-        # all together, so what format() builds here is bounded too.
-        output = self.pattern.format(*values)
+        # all together, so what is joined here is bounded too.
+        parts = self.skeleton.copy()
+        for at, index in self.slots:
+            parts[at] = values[index]
+        output = "".join(parts)
         if len(output) > limit:
             raise RenderError(self.field, f"the output is longer than {limit:,} characters")
         return output
