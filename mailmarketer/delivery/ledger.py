@@ -1,12 +1,12 @@
 """The ledger's state changes: claiming rows with a lease, returning expired leases, and
 recording what the relay said. Nothing here talks to a relay.
 
-Claiming (why it is written this way): on PostgreSQL, `SELECT ... FOR UPDATE SKIP LOCKED` lets
-any number of workers on any number of hosts take disjoint batches without waiting for each
-other; on SQLite, `select_for_update` is a no-op but every write transaction begins IMMEDIATE
-(settings.py), holding the database's single write lock from BEGIN, so the select-then-update
-pair is atomic there too. Either way a row is `sending` for exactly one worker until its lease
-expires.
+Claiming (why it is written this way): one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
+LOCKED) RETURNING` (CLAIM_SQL); on PostgreSQL, SKIP LOCKED lets any number of workers on any
+number of hosts take disjoint batches without waiting for each other; on SQLite there is no lock
+clause, but every write transaction begins IMMEDIATE (settings.py), holding the database's single
+write lock from BEGIN, so the statement is atomic there too. Either way a row is `sending` for
+exactly one worker until its lease expires.
 
 Recording: a row becomes `sent` only by its lease owner, right after the relay accepted it. A
 worker whose lease expired meanwhile (it was presumed dead and the row was requeued) still
