@@ -8,6 +8,8 @@ next to the limit of the same machine measured in the same run.
 Sends a personalised ~5 KB HTML campaign with links and unsubscribe headers over SMTP to
 Postfix's `smtp-sink` on 127.0.0.1, with real `mailmarketer worker` processes, on SQLite (1
 worker) and PostgreSQL (each --workers count). Also prints each worker's peak RSS (VmHWM).
+The campaign is launched once every worker has logged that it started, and the clock and the
+workers' CPU time (CPU us/msg) count from the launch.
 
 The limits, in the same run:
 - Postfix's `smtp-source -d -s 8` (8 sessions, each kept open for the next message, as our
