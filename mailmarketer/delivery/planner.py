@@ -31,11 +31,13 @@ from mailmarketer.campaigns.models import Campaign
 ACTIVE = (Subscription.Status.CONFIRMED, Subscription.Status.UNCONFIRMED)
 
 
-def mailable_subscriptions(campaign: Campaign):
+def mailable_subscriptions(campaign: Campaign, lists: list[tuple[int, str]] | None = None):
     """Subscriptions that put a person in the campaign's audience.
 
-    The list ids are read first and passed as values (a campaign has a handful of lists)."""
-    lists = list(campaign.lists.values_list("pk", "optin"))
+    The list ids are read first and passed as values (a campaign has a handful of lists);
+    `lists`, (id, optin) pairs, when the caller has read them already (the engine, per batch)."""
+    if lists is None:
+        lists = list(campaign.lists.values_list("pk", "optin"))
     single = [pk for pk, optin in lists if optin == MailingList.OptIn.SINGLE]
     return Subscription.objects.filter(
         workspace_id=campaign.workspace_id,
@@ -46,10 +48,14 @@ def mailable_subscriptions(campaign: Campaign):
     )
 
 
-def excluded_subscriptions(campaign: Campaign):
+def excluded_subscriptions(campaign: Campaign, list_ids: list[int] | None = None):
+    """Subscriptions that take a person out of the audience (`list_ids`: the excluded lists,
+    when the caller has read them already)."""
+    if list_ids is None:
+        list_ids = list(campaign.exclude_lists.values_list("pk", flat=True))
     return Subscription.objects.filter(
         workspace_id=campaign.workspace_id,
-        mailing_list_id__in=list(campaign.exclude_lists.values_list("pk", flat=True)),
+        mailing_list_id__in=list_ids,
         status__in=ACTIVE,
     )
 

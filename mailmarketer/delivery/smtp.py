@@ -44,6 +44,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Literal
 
+from .mime import CrlfMessage
+
 TlsMode = Literal["none", "starttls", "implicit"]
 _TLS_MODES = ("none", "starttls", "implicit")
 
@@ -201,13 +203,18 @@ def prepare_data(data: bytes) -> bytes:
     """The DATA payload for a message: dot-stuffed, ending with CRLF and the final dot.
 
     Raises ValueError for a bare CR or LF: the message must use CRLF line endings only (a bare
-    LF next to a dot is how SMTP smuggling ends one message early on some relays)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+    LF next to a dot is how SMTP smuggling ends one message early on some relays). A
+    mime.CrlfMessage (what build_message returns) has none by construction and is not scanned."""
+    if type(data) is CrlfMessage:
+        # build_message's output: CRLF line endings by construction (mime.CrlfMessage).
+        data = bytes(data)
+    elif not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"data must be bytes, not {type(data).__name__}")
-    data = bytes(data)
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        raise ValueError("data has a bare CR or LF: use CRLF line endings only")
+    else:
+        data = bytes(data)
+        crlf = data.count(b"\r\n")
+        if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+            raise ValueError("data has a bare CR or LF: use CRLF line endings only")
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     data = data.replace(b"\r\n.", b"\r\n..")

@@ -517,3 +517,29 @@ def test_it_refuses_content_whose_check_overruns_the_hard_limit(monkeypatch):
     with pytest.raises(TemplateProblem) as info:
         rendering.check_content(spec("Hello"), workspace=WORKSPACE, campaign=CAMPAIGN)
     assert "cannot be rendered within the limits" in info.value.message
+
+
+def test_renders_read_the_cpu_clock_at_most_every_cpu_mark_and_still_stop_runaways(
+    monkeypatch,
+):
+    from mailmarketer.campaigns import rendering
+
+    reads = []
+    real = rendering.thread_time
+    monkeypatch.setattr(rendering, "thread_time", lambda: reads.append(1) or real())
+    c = compiled("Hi {{ subscriber.first_name }}", body_format="html")
+    c.split_for_sending()
+    reads.clear()
+    started = rendering.perf_counter()
+    for _ in range(200):
+        c.render(context())
+    elapsed = rendering.perf_counter() - started
+    # One read per CPU_MARK_S of wall time at most (and at least one), not one per render.
+    assert 1 <= len(reads) <= elapsed / rendering.CPU_MARK_S + 2
+    runaway = compiled(
+        "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+        "{{ f(subscriber.attributes.depth) }}",
+        body_format="html",
+    )
+    with pytest.raises(RenderError, match="took longer than 200 ms"):
+        runaway.render(context(attributes={"depth": 40}))

@@ -209,3 +209,13 @@ def test_it_refuses_keys_and_names_it_cannot_use(key):
         generate_key(512)
     with pytest.raises(ValueError, match="separator"):
         DkimSigner(DOMAIN, SELECTOR, key[0]).sign(b"Subject: no body separator\r\n")
+
+
+def test_a_signed_message_keeps_crlf_line_ends_only(signer):
+    # The SMTP client skips its bare CR/LF scan for build_message's output (mime.CrlfMessage).
+    from mailmarketer.delivery.mime import CrlfMessage
+
+    message = campaign_message(signer, text="a\rb\nc.\n.d", html="<p>x\r\n.</p>")
+    assert type(message) is CrlfMessage
+    data = bytes(message)
+    assert data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")

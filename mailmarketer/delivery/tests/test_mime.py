@@ -372,3 +372,64 @@ def test_it_encodes_bodies_by_content():
     assert encode_body(b"ascii\r\n")[0] == "7bit"
     assert encode_body("é in mostly ascii text\r\n".encode())[0] == "quoted-printable"
     assert encode_body("ééééé\r\n".encode())[0] == "base64"
+
+
+def _has_bare_cr_or_lf(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") != crlf or data.count(b"\r") != crlf
+
+
+# Bodies with every kind of line break and dots at line starts (what SMTP smuggling needs).
+breaky = st.lists(
+    st.sampled_from(["\r", "\n", "\r\n", ".", "a", "é", "字", " ", "\x00", "=", "\u2028"]),
+    max_size=400,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=breaky,
+    html=breaky | st.none(),
+    subject=breaky.map(lambda s: s.replace("\r", "").replace("\n", "").replace("\x00", "")),
+)
+def test_what_it_builds_has_crlf_line_ends_only_so_the_client_may_skip_its_scan(
+    text, html, subject
+):
+    from mailmarketer.delivery.mime import CrlfMessage
+    from mailmarketer.delivery.smtp import prepare_data
+
+    message = build(text=text, html=html, subject=subject)
+    assert type(message) is CrlfMessage
+    assert not _has_bare_cr_or_lf(bytes(message))
+    # The client's fast path gives the same DATA as its full check of the plain bytes.
+    assert prepare_data(message) == prepare_data(bytes(message))
+
+
+def test_attachments_keep_crlf_line_ends_only():
+    p = parts(attachments=[("a.txt", "text/plain", b"one\ntwo\rthree\r\n" * 50)])
+    assert not _has_bare_cr_or_lf(bytes(build(p, text="x\ny\rz")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(st.integers(0, 1100), st.sampled_from([996, 997, 998, 999, 1000])), max_size=8
+    ),
+    tail=st.booleans(),
+    bare=st.sampled_from([b"", b"\r", b"\n"]),
+)
+def test_the_long_line_check_agrees_with_splitting_every_line(lines, tail, bare):
+    from mailmarketer.delivery.mime import MAX_LINE, has_long_line
+
+    data = b"\r\n".join(b"x" * n + bare for n in lines) + (b"\r\n" if tail else b"")
+    expected = max(map(len, data.split(b"\r\n"))) > MAX_LINE
+    assert has_long_line(data) is expected
+
+
+def test_the_date_header_follows_the_date_given():
+    first = build(date=DATE)
+    later = build(date=DATE + timedelta(seconds=1))
+    other_zone = build(date=DATE.astimezone(timezone(timedelta(hours=2))))
+    assert b"Date: Fri, 14 Mar 2025 09:26:53 +0000\r\n" in first
+    assert b"Date: Fri, 14 Mar 2025 09:26:54 +0000\r\n" in later
+    assert b"Date: Fri, 14 Mar 2025 11:26:53 +0200\r\n" in other_zone

@@ -20,3 +20,19 @@ def test_it_accepts_fallback_keys_only_while_they_are_listed(settings):
     assert read_token("s", token, 2) == (5, 6)
     settings.SECRET_KEY_FALLBACKS = []
     assert read_token("s", token, 2) is None
+
+
+def test_the_signature_is_salted_hmacs_with_the_derived_key_kept(settings):
+    # The derived key is cached per (salt, secret): tokens already sent must stay valid, and a
+    # changed SECRET_KEY must change the signature at once.
+    import base64
+
+    from django.utils.crypto import salted_hmac
+
+    def expected(salt, payload, secret):
+        digest = salted_hmac(salt, payload, secret=secret, algorithm="sha256").digest()[:16]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    assert make_token("s", 7, 8) == f"7.8.{expected('s', '7.8', settings.SECRET_KEY)}"
+    settings.SECRET_KEY = "another-secret-key-" + "q" * 40
+    assert make_token("s", 7, 8) == f"7.8.{expected('s', '7.8', settings.SECRET_KEY)}"
