@@ -16,6 +16,8 @@ origin, so the message can neither read the app nor call out (no tracking pixels
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
@@ -32,12 +34,26 @@ from .actions import record_outbox_listed, record_outbox_viewed
 
 PAGE_SIZE = 50
 
+
 # The page's own policy (the global middleware only adds its default when none is set). It must
 # allow framing by our own pages: the default policy's frame-ancestors 'none' would blank it.
-MESSAGE_HTML_CSP = (
-    "sandbox allow-same-origin; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
+# Images: the web's (https:) and our own campaign images (/i/ on BASE_URL, plain http on a
+# local evaluation), as the campaign preview allows them.
+def message_html_csp() -> str:
+    return (
+        "sandbox allow-same-origin; default-src 'none'; "
+        f"img-src data: https: {settings.BASE_URL}/i/; style-src 'unsafe-inline'; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
+
+
+# The open pixel (/t/o/<token>, delivery/tracked_links.py) is taken out of what staff are shown:
+# a look at the outbox is not the recipient opening the message.
+OPEN_PIXEL = re.compile(r"<img\b[^>]*\bsrc=[\"'][^\"']*/t/o/[^\"']*[\"'][^>]*>", re.IGNORECASE)
+
+
+def without_open_pixel(html: str) -> str:
+    return OPEN_PIXEL.sub("", html)
 
 
 def _refused(request):
@@ -137,6 +153,6 @@ def outbox_message_html(request, message_id: str):
     if html is None:
         raise Http404("This message has no HTML part")
     _record_look(request, message_id, "html")
-    response = HttpResponse(html, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = MESSAGE_HTML_CSP
+    response = HttpResponse(without_open_pixel(html), content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = message_html_csp()
     return response

@@ -109,13 +109,22 @@ def test_it_serves_the_html_part_sandboxed(alice_client):
     assert directives[0] == "sandbox allow-same-origin"
     assert not any("script" in d for d in directives)
     assert "default-src 'none'" in directives
-    assert "img-src data:" in directives
+    assert "img-src data: https: http://testserver/i/" in directives
     assert "style-src 'unsafe-inline'" in directives
     assert "frame-ancestors 'self'" in directives
     assert "frame-ancestors 'none'" not in csp
     assert not any(d.startswith("script-src") for d in directives)
     assert response["X-Frame-Options"] == "SAMEORIGIN"
     assert "no-store" in response["Cache-Control"]
+
+
+def test_a_look_at_the_html_part_does_not_count_as_an_open(alice_client):
+    pixel = '<img src="http://testserver/t/o/4.eNjU3baHuU9POFi0" width="1" height="1" alt="">'
+    picture = '<img src="http://testserver/i/acme/ab12.png" alt="Our roast">'
+    message_id = store(html=f"<p>Rich</p>{picture}{pixel}</body>")
+    body = alice_client.get(html_url(message_id)).content.decode()
+    assert "/t/o/" not in body
+    assert picture in body and "<p>Rich</p>" in body
 
 
 def test_it_keeps_the_strict_policy_on_the_other_pages(alice_client):
