@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -177,6 +178,25 @@ def bounce_domain(from_email: str) -> str:
     return settings.BOUNCE_DOMAIN or mime.ascii_domain(from_email.rpartition("@")[2].lower())
 
 
+_ICS_METHOD = re.compile(rb"^METHOD:([A-Za-z-]+)\r?$", re.MULTILINE)
+
+
+def _inline_calendar(campaign: Campaign) -> tuple[str, bytes] | None:
+    """(method, bytes) of a transactional message's calendar invitation (one the system made,
+    a webinar's), which then also goes as the body's text/calendar alternative: what Gmail and
+    Outlook need to show "add to calendar". Marketing campaigns' uploaded files stay plain
+    attachments. (Only transactional campaigns ask for their attachments a second time.)"""
+    if campaign.kind != Campaign.Kind.TRANSACTIONAL:
+        return None
+    for a in campaign.attachments.all():
+        if a.content_type == "text/calendar":
+            data = bytes(a.data)
+            match = _ICS_METHOD.search(data)
+            if match:
+                return match.group(1).decode("ascii"), data
+    return None
+
+
 def prepare(campaign: Campaign) -> PreparedCampaign:
     """Build what the campaign's messages share. Raises ValueError (HeaderInjection among
     them) for a header that cannot be built, rendering.TemplateProblem for a bad template."""
@@ -201,6 +221,7 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         ],
         dkim=_dkim_signer(campaign, from_email),
         message_id_domain=settings.MESSAGE_ID_DOMAIN,
+        calendar=_inline_calendar(campaign),
     )
     compiled = rendering.compile_campaign(campaign)
     # Thousands of renders follow: split the templates so that what every recipient shares is

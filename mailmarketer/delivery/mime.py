@@ -304,6 +304,26 @@ def _attachment_part(filename: str, content_type: str, data: bytes) -> bytes:
     ).encode("ascii") + _b64_lines(data)
 
 
+def _calendar_part(method: str, data: bytes) -> bytes:
+    """An iCalendar invitation as the last alternative of the body (`text/calendar;
+    method=...`), which is what Gmail and Outlook read to offer "add to calendar" (RFC 6047
+    section 2.4); the same bytes usually go as an .ics attachment too."""
+    check_header_value("calendar method", method)
+    if not _TOKEN.match(method):
+        raise ValueError(f"calendar method: not a method name: {method!r}")
+    if not isinstance(data, bytes):
+        raise ValueError("calendar: data must be bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("calendar: the invitation is not UTF-8") from None
+    encoding, body = encode_body(_crlf(text))
+    return (
+        f'Content-Type: text/calendar; method={method.upper()}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode("ascii") + body
+
+
 # -- what build_message returns ----------------------------------------------------------------
 
 
@@ -328,8 +348,9 @@ class MessageParts:
     list_id is the list's identifier, a dot-atom such as "42.lists.acme.example" (written as
     `List-Id: Name <42.lists.acme.example>`, with list_name when given); feedback_id the
     Feedback-ID value ("campaign:workspace:kind:sender", printable ASCII); attachments are
-    (filename, content type, bytes). Raises ValueError (HeaderInjection for CR/LF/NUL) naming
-    the field at fault.
+    (filename, content type, bytes); calendar, when given, is (method, .ics bytes), sent as an
+    inline `text/calendar; method=...` alternative after the text and HTML bodies (webinar
+    invitations). Raises ValueError (HeaderInjection for CR/LF/NUL) naming the field at fault.
     """
 
     from_email: str
@@ -342,6 +363,7 @@ class MessageParts:
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
     dkim: DkimSigner | None = None
     message_id_domain: str = "localhost"
+    calendar: tuple[str, bytes] | None = None
 
     def __post_init__(self):
         head = [f"From: {_mailbox('From', self.from_name, self.from_email)}\r\n"]
@@ -398,6 +420,7 @@ class MessageParts:
         set_(self, "_alt_boundary", f"=_alt_{token}")
         set_(self, "_mixed_boundary", f"=_mix_{token}")
         set_(self, "_attachments", attachments)
+        set_(self, "_calendar", _calendar_part(*self.calendar) if self.calendar else None)
 
     def make_message_id(self, delivery_id: int, campaign_uuid: uuid.UUID | str) -> str:
         return make_message_id(delivery_id, campaign_uuid, self.message_id_domain)
@@ -484,7 +507,23 @@ def build_message(
     headers.append(parts._extra)
 
     text_part = _text_part("plain", text)
-    if html is not None:
+    if parts._calendar is not None:
+        alt = parts._alt_boundary
+        separator = f"\r\n--{alt}\r\n".encode("ascii")
+        alternatives = [text_part]
+        if html is not None:
+            alternatives.append(_text_part("html", html))
+        alternatives.append(parts._calendar)
+        body = b"".join(
+            (
+                f'Content-Type: multipart/alternative; boundary="{alt}"\r\n\r\n--{alt}\r\n'.encode(
+                    "ascii"
+                ),
+                separator.join(alternatives),
+                f"\r\n--{alt}--\r\n".encode("ascii"),
+            )
+        )
+    elif html is not None:
         alt = parts._alt_boundary
         body = b"".join(
             (

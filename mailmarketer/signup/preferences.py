@@ -35,17 +35,17 @@ from mailmarketer.audience.subscribing import RECONSENT_REASONS
 from mailmarketer.delivery.transactional import do_send_transactional
 
 from . import queries
+from .texts_pages import page_text
 from .tokens import DATA, ERASE, SELF_SERVICE_HOURS, make_self_service_token
 
 MAILS_PER_DAY = 3
 MAIL_EVENT = "preferences.mail_sent"
 NOTICE_NAME = "Preference centre"
-# The words next to the lists on the page; the consent records of lists ticked there name this
-# notice, so their hash is the hash of what the person saw.
-NOTICE_WORDS = (
-    "I want to receive the lists ticked above from {sender}. I can change this at any time on "
-    "this page, or from the unsubscribe link in every message."
-)
+# The words next to the lists on the page (texts_pages.py, "notice", in the page's language);
+# the consent records of lists ticked there name this notice, so their hash is the hash of what
+# the person saw. One notice per language (English keeps the original name), so that switching
+# languages does not make a new version each time.
+NOTICE_NAMES = {"en": NOTICE_NAME, "de": f"{NOTICE_NAME} (de)"}
 REASON = audience.Reason.BY_SUBSCRIBER
 
 
@@ -57,12 +57,13 @@ def sender_of(workspace) -> str:
     return workspace.sender_name or workspace.name
 
 
-def notice_words(workspace) -> str:
-    return NOTICE_WORDS.format(sender=sender_of(workspace))
+def notice_words(workspace, language: str = "en") -> str:
+    return page_text(language, "notice", sender=sender_of(workspace))
 
 
-def preference_notice(workspace) -> ConsentNotice:
-    return audience.notice_for_text(workspace, NOTICE_NAME, notice_words(workspace))
+def preference_notice(workspace, language: str = "en") -> ConsentNotice:
+    name = NOTICE_NAMES.get(language, NOTICE_NAME)
+    return audience.notice_for_text(workspace, name, notice_words(workspace, language))
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def do_update_preferences(
     name: str | None,
     visitor: Visitor,
     tracking: bool | None = None,
+    language: str = "en",
 ) -> Changed:
     """The person's public lists become exactly `wanted` (public lists of their workspace; the
     caller reads them), and their name `name` (None: unchanged). Joining a list is their own
@@ -137,7 +139,8 @@ def do_update_preferences(
     bounce, a complaint or by staff is not theirs to lift, and nothing is joined.
 
     `tracking` (None: not on the page): keep or withdraw their activity-tracking consent; ticked
-    again, it is granted with the words they agreed to last (the page shows them)."""
+    again, it is granted with the words they agreed to last (the page shows them). `language`
+    is the page's, whose notice words the person saw."""
     workspace = subscriber.workspace
     actor = _actor()
     public = queries.public_lists(workspace)
@@ -176,7 +179,7 @@ def do_update_preferences(
                 actor=actor,
                 reason=REASON,
                 source=_source("Preference centre", visitor),
-                notice=preference_notice(workspace),
+                notice=preference_notice(workspace, language),
                 confirmed=True,
                 resubscribe=True,
             )
@@ -242,20 +245,9 @@ def _mail(subscriber: Subscriber, *, subject: str, body: str, url: str, kind: st
     audit(MAIL_EVENT, actor=actor, workspace=workspace, obj=subscriber, new={"kind": kind})
 
 
-DATA_SUBJECT = "Your data"
-DATA_BODY = (
-    "You asked for a copy of the data {{ data.sender }} keeps about {{ subscriber.email }}.\n\n"
-    f"Download it from this link (it works for {SELF_SERVICE_HOURS} hours):\n\n"
-    "{{ data.url }}\n\n"
-    "If it was not you, ignore this message: the data goes only to this address."
-)
-ERASE_SUBJECT = "Confirm the erasure of your data"
-ERASE_BODY = (
-    "You asked {{ data.sender }} to erase everything it keeps about {{ subscriber.email }}.\n\n"
-    f"To confirm, open this link and press Erase (within {SELF_SERVICE_HOURS} hours):\n\n"
-    "{{ data.url }}\n\n"
-    "If it was not you, ignore this message: nothing is erased without your confirmation."
-)
+def _words(language: str, key: str) -> str:
+    """A mail's words (a Jinja template for the engine: only the hours go in here)."""
+    return page_text(language, key).replace("{hours}", str(SELF_SERVICE_HOURS))
 
 
 def self_service_url(kind: str, subscriber: Subscriber) -> str:
@@ -265,26 +257,30 @@ def self_service_url(kind: str, subscriber: Subscriber) -> str:
 
 
 @transaction.atomic
-def do_request_data_mail(subscriber: Subscriber, *, visitor: Visitor) -> None:
-    """Mails the person a link to their data (expires after SELF_SERVICE_HOURS). Raises
-    TooManyMails, or the engine's refusal (an address that bounced or complained)."""
+def do_request_data_mail(subscriber: Subscriber, *, visitor: Visitor, language: str = "en") -> None:
+    """Mails the person a link to their data (expires after SELF_SERVICE_HOURS), in the
+    page's language. Raises TooManyMails, or the engine's refusal (an address that bounced or
+    complained)."""
     _mail(
         subscriber,
-        subject=DATA_SUBJECT,
-        body=DATA_BODY,
+        subject=_words(language, "data_subject"),
+        body=_words(language, "data_body"),
         url=self_service_url(DATA, subscriber),
         kind=DATA,
     )
 
 
 @transaction.atomic
-def do_request_erasure_mail(subscriber: Subscriber, *, visitor: Visitor) -> None:
+def do_request_erasure_mail(
+    subscriber: Subscriber, *, visitor: Visitor, language: str = "en"
+) -> None:
     """Mails the person a link that confirms their erasure (expires after
-    SELF_SERVICE_HOURS). Nothing is erased until they press the button behind it."""
+    SELF_SERVICE_HOURS), in the page's language. Nothing is erased until they press the button
+    behind it."""
     _mail(
         subscriber,
-        subject=ERASE_SUBJECT,
-        body=ERASE_BODY,
+        subject=_words(language, "erase_subject"),
+        body=_words(language, "erase_body"),
         url=self_service_url(ERASE, subscriber),
         kind=ERASE,
     )

@@ -286,3 +286,17 @@ def tracking_records(subscriber: Subscriber) -> list[ConsentRecord]:
         .select_related("notice")
         .order_by("-at", "-pk")
     )
+
+
+def language_of(subscriber: Subscriber | None) -> str:
+    """The language of the pages a person reaches from their mail: the one of the last form
+    they used (its submission names them), else English."""
+    if subscriber is None:
+        return "en"
+    language = (
+        Submission.objects.filter(subscriber=subscriber)
+        .order_by("-pk")
+        .values_list("form__language", flat=True)
+        .first()
+    )
+    return language or "en"

@@ -444,23 +444,30 @@ def give_resource(
 class LinkProblem(Exception):
     """A download link that gives nothing: `reason` is "invalid" or "expired"."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, language: str = "en"):
         super().__init__(reason)
         self.reason = reason
+        self.language = language  # the form's, when the link is known
 
 
 def grant_for_token(token: str) -> ResourceGrant:
     grant_id = read_download_token(token)
     grant = (
-        ResourceGrant.objects.select_related("resource", "subscriber").filter(pk=grant_id).first()
+        ResourceGrant.objects.select_related("resource", "subscriber", "form")
+        .filter(pk=grant_id)
+        .first()
         if grant_id is not None
         else None
     )
     if grant is None:
         raise LinkProblem("invalid")
     if grant.expires_at <= now():
-        raise LinkProblem("expired")
+        raise LinkProblem("expired", language_of_grant(grant))
     return grant
+
+
+def language_of_grant(grant: ResourceGrant) -> str:
+    return grant.form.language if grant.form is not None else "en"
 
 
 @transaction.atomic

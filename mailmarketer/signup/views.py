@@ -26,7 +26,14 @@ from mailmarketer.audience.models import ConsentRecord
 from mailmarketer.audience.tokens import read_unsubscribe_token
 from mailmarketer.lib.http import client_ip
 
-from .queries import UnsubscribeTarget, active_subscriptions, is_suppressed, unsubscribe_target
+from .queries import (
+    UnsubscribeTarget,
+    active_subscriptions,
+    is_suppressed,
+    language_of,
+    unsubscribe_target,
+)
+from .texts_pages import page_text
 
 # The buttons on our page send `scope`; a mail client's one-click POST never does.
 SCOPE_LISTS = "lists"
@@ -82,6 +89,7 @@ def _context(target: UnsubscribeTarget) -> dict:
         return {"gone": True}
     return {
         "gone": False,
+        "language": language_of(target.subscriber),
         "address": mask_email(target.subscriber.email),
         "sender": _sender_name(target),
         "active": [s.mailing_list.name for s in active_subscriptions(target)],
@@ -138,7 +146,7 @@ def unsubscribe(request, token: str):
         return _invalid_page(request)
     if scope not in SCOPES:
         context = _context(target)
-        context["problem"] = "The form sent a choice this page does not offer: use a button below."
+        context["problem"] = page_text(context.get("language", "en"), "unsub_bad_scope")
         return _page(request, "signup/unsubscribe.html", context, status=400)
     everything = scope == SCOPE_EVERYTHING
     label = "Unsubscribe page: everything" if everything else "Unsubscribe page"

@@ -20,6 +20,7 @@ never sends the token in the URL to another site.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -36,6 +37,7 @@ from mailmarketer.lib.http import client_ip
 from . import preferences, queries
 from .fields import CONTROL
 from .preferences import TooManyMails, Visitor
+from .texts_pages import page_text
 from .tokens import DATA, ERASE, SELF_SERVICE_HOURS, read_self_service_token
 from .views import _public
 
@@ -71,9 +73,11 @@ def _person(token: str):
 
 def _context(subscriber, *, ticked=None, name=None, **more) -> dict:
     workspace = subscriber.workspace
+    language = more.pop("language", None) or queries.language_of(subscriber)
     active = queries.active_list_ids(subscriber) if ticked is None else ticked
     tracking = preferences.tracking_notice_of(subscriber)  # the words they agreed to last
     return {
+        "language": language,
         "sender": preferences.sender_of(workspace),
         "address": mask_email(subscriber.email),
         "name": subscriber.name if name is None else name,
@@ -84,7 +88,7 @@ def _context(subscriber, *, ticked=None, name=None, **more) -> dict:
         ],
         "others": queries.other_active_lists(subscriber),
         "suppressed": suppression_for(workspace, subscriber.email) is not None,
-        "notice": preferences.notice_words(workspace),
+        "notice": preferences.notice_words(workspace, language),
         "hours": SELF_SERVICE_HOURS,
         "tracking_words": tracking.text if tracking else "",
         "tracking": has_tracking_consent(workspace, subscriber),
@@ -98,65 +102,61 @@ def manage(request, token: str):
     subscriber = _person(token)
     if subscriber is None:
         return _invalid(request)
+    language = queries.language_of(subscriber)
     if request.method != "POST":
-        return _page(request, "signup/manage.html", _context(subscriber))
+        return _page(request, "signup/manage.html", _context(subscriber, language=language))
+    words = partial(page_text, language)
     action = request.POST.get("action")
     if action not in ACTIONS:
-        context = _context(subscriber, problem="The form sent a choice this page does not offer.")
+        context = _context(subscriber, language=language, problem=words("bad_action"))
         return _page(request, "signup/manage.html", context, status=400)
     visitor = _visitor(request)
     if action == "save":
-        return _save(request, subscriber, visitor)
+        return _save(request, subscriber, visitor, language)
     if action == "everything":
         preferences.do_unsubscribe_everything(subscriber, visitor=visitor)
-        context = _context(
-            subscriber,
-            done="You are unsubscribed from every list, and no more "
-            "marketing mail will be sent to this address.",
-        )
+        context = _context(subscriber, language=language, done=words("everything_done"))
         return _page(request, "signup/manage.html", context)
     try:
         if action == "data":
-            preferences.do_request_data_mail(subscriber, visitor=visitor)
-            done = "We have sent a link to your data to your address. It works for 24 hours."
+            preferences.do_request_data_mail(subscriber, visitor=visitor, language=language)
+            done = words("data_sent", hours=SELF_SERVICE_HOURS)
         else:
-            preferences.do_request_erasure_mail(subscriber, visitor=visitor)
-            done = (
-                "We have sent a link to your address: open it and press Erase to erase "
-                "your data. Nothing is erased until then."
-            )
-    except TooManyMails as exc:
+            preferences.do_request_erasure_mail(subscriber, visitor=visitor, language=language)
+            done = words("erase_sent")
+    except TooManyMails:
         return _page(
             request,
             "signup/manage.html",
-            _context(subscriber, problem=str(exc).capitalize() + "."),
+            _context(subscriber, language=language, problem=words("too_many_mails")),
             status=429,
         )
     except ActionError:
-        problem = (
-            "We cannot send mail to this address (it bounced or was blocked): ask the sender "
-            "to help."
-        )
-        return _page(
-            request, "signup/manage.html", _context(subscriber, problem=problem), status=409
-        )
-    return _page(request, "signup/manage.html", _context(subscriber, done=done))
+        context = _context(subscriber, language=language, problem=words("cannot_mail"))
+        return _page(request, "signup/manage.html", context, status=409)
+    return _page(request, "signup/manage.html", _context(subscriber, language=language, done=done))
 
 
-def _save(request, subscriber, visitor: Visitor) -> HttpResponse:
+def _save(request, subscriber, visitor: Visitor, language: str) -> HttpResponse:
+    words = partial(page_text, language)
     public = {str(m.pk): m for m in queries.public_lists(subscriber.workspace)}
     chosen = request.POST.getlist("lists")
     name = request.POST.get("name")
     problem, errors = "", {}
     if len(chosen) > len(public) or any(c not in public for c in chosen):
-        errors["lists"] = "Choose among the lists shown."
+        errors["lists"] = words("lists_invalid")
     if name is not None and (len(name) > MAX_NAME or CONTROL.search(name)):
-        errors["name"] = f"At most {MAX_NAME} characters, and no control characters."
+        errors["name"] = words("name_invalid", limit=MAX_NAME)
     if errors:
-        problem = "Please correct the marked fields."
+        problem = words("problem")
         ticked = {int(c) for c in chosen if c in public}
         context = _context(
-            subscriber, ticked=ticked, name=name or "", problem=problem, errors=errors
+            subscriber,
+            ticked=ticked,
+            name=name or "",
+            problem=problem,
+            errors=errors,
+            language=language,
         )
         return _page(request, "signup/manage.html", context, status=422)
     try:
@@ -169,20 +169,22 @@ def _save(request, subscriber, visitor: Visitor) -> HttpResponse:
             tracking=request.POST.get("tracking") == "1"
             if "tracking_shown" in request.POST
             else None,
+            language=language,
         )
     except ActionError as exc:
-        context = _context(subscriber, problem=str(exc), errors={exc.field or "name": str(exc)})
+        context = _context(
+            subscriber,
+            problem=str(exc),
+            errors={exc.field or "name": str(exc)},
+            language=language,
+        )
         return _page(request, "signup/manage.html", context, status=422)
     subscriber.refresh_from_db()
     if changed.refused:
-        context = _context(
-            subscriber,
-            problem="This address is on the sender's do-not-mail list for a reason only the sender "
-            "can lift (a bounce, a complaint, or their decision): no list was joined.",
-        )
+        context = _context(subscriber, language=language, problem=words("not_liftable"))
         return _page(request, "signup/manage.html", context, status=409)
     return _page(
-        request, "signup/manage.html", _context(subscriber, done="Your choices are saved.")
+        request, "signup/manage.html", _context(subscriber, language=language, done=words("saved"))
     )
 
 
@@ -217,8 +219,9 @@ def erase(request, token: str):
     if subscriber is None:
         return _invalid(request)
     sender = preferences.sender_of(subscriber.workspace)
+    language = queries.language_of(subscriber)  # before erasure takes the submissions along
     if request.method != "POST":
-        context = {"sender": sender, "address": mask_email(subscriber.email)}
+        context = {"sender": sender, "address": mask_email(subscriber.email), "language": language}
         return _page(request, "signup/manage_erase.html", context)
     preferences.do_erase_self(subscriber)
-    return _page(request, "signup/manage_erased.html", {"sender": sender})
+    return _page(request, "signup/manage_erased.html", {"sender": sender, "language": language})

@@ -24,10 +24,8 @@ from . import queries, resources
 from . import queries_resources as rq
 from .fields import FormError
 from .models import Form
+from .texts_pages import page_text
 from .views import _public
-
-INVALID = "This download link is not valid. Ask for the download again on the form you used."
-EXPIRED = "This download link has expired. Ask for the download again on the form you used."
 
 
 @public_view
@@ -37,7 +35,9 @@ def download(request, token: str):
         grant = resources.grant_for_token(token)
     except resources.LinkProblem as problem:
         expired = problem.reason == "expired"
-        context = {"message": EXPIRED if expired else INVALID}
+        language = problem.language
+        key = "download_expired" if expired else "download_invalid"
+        context = {"message": page_text(language, key), "language": language}
         return _public(
             render(request, "signup/confirm_done.html", context, status=410 if expired else 400)
         )
@@ -49,7 +49,8 @@ def download(request, token: str):
     try:
         handle = path.open("rb")
     except OSError:
-        context = {"message": "This download is no longer available."}
+        language = resources.language_of_grant(grant)
+        context = {"message": page_text(language, "download_gone"), "language": language}
         return _public(render(request, "signup/confirm_done.html", context, status=410))
     resources.do_record_download(grant)
     response = FileResponse(

@@ -35,7 +35,8 @@ from mailmarketer.audience.models import ConsentRecord, MailingList, Subscriptio
 from mailmarketer.audience.tokens import read_unsubscribe_token
 from mailmarketer.lib.http import client_ip
 
-from .queries import UnsubscribeTarget, is_suppressed, unsubscribe_target
+from .queries import UnsubscribeTarget, is_suppressed, language_of, unsubscribe_target
+from .texts_pages import page_text
 from .views import _invalid_page, _page, _sender_name
 
 UNDO_WINDOW = timedelta(days=7)
@@ -79,19 +80,22 @@ def unsubscribe_undo(request, token: str):
     target = unsubscribe_target(parsed) if parsed else None
     if target is None or target.subscriber is None:
         return _invalid_page(request)
-    if not _form_token_valid(token, request.POST.get("confirm", "")):
-        context = {"problem": "This button is out of date: open the unsubscribe link again."}
-        return _page(request, "signup/resubscribed.html", context, status=403)
     subscriber = target.subscriber
-    context = {"address": mask_email(subscriber.email), "sender": _sender_name(target)}
+    language = language_of(subscriber)
+    if not _form_token_valid(token, request.POST.get("confirm", "")):
+        context = {"problem": page_text(language, "undo_out_of_date"), "language": language}
+        return _page(request, "signup/resubscribed.html", context, status=403)
+    context = {
+        "address": mask_email(subscriber.email),
+        "sender": _sender_name(target),
+        "language": language,
+    }
     ended = undoable(target)
     if is_suppressed(target) or not ended:
         context["problem"] = (
-            "This address is on the do-not-mail list: to get mail again, sign up through one "
-            "of the sender's forms and confirm."
+            page_text(language, "undo_suppressed")
             if is_suppressed(target)
-            else "There is nothing to undo here: the unsubscribe is older than "
-            f"{UNDO_WINDOW.days} days, or was not made through this link."
+            else page_text(language, "undo_nothing", days=UNDO_WINDOW.days)
         )
         return _page(request, "signup/resubscribed.html", context, status=409)
     source = ConsentSource(
@@ -117,7 +121,7 @@ def unsubscribe_undo(request, token: str):
                     resubscribe=True,
                 )
     except ActionError:  # blocklisted by staff meanwhile: nothing was renewed
-        context["problem"] = "The sender has stopped mail to this address."
+        context["problem"] = page_text(language, "undo_stopped")
         return _page(request, "signup/resubscribed.html", context, status=409)
     context["lists"] = [s.mailing_list.name for s in ended]
     return _page(request, "signup/resubscribed.html", context)
