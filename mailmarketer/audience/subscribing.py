@@ -612,21 +612,24 @@ SUBSCRIBER = object()  # in subscribe_one's rows: the subscriber's id, filled in
 def _insert_from_s(model, fields, rows: list[tuple]) -> tuple[str, list]:
     """INSERT of `rows` taking the subscriber's id from the CTE `s` (PostgreSQL): each value
     cast to its column's type, since a SELECT's parameters have none of their own."""
+    shape = tuple(tuple(value is SUBSCRIBER for value in row) for row in rows)
+    values = [value for row in rows for value in row if value is not SUBSCRIBER]
+    return _insert_from_s_sql(model, fields, shape), values
+
+
+@functools.cache
+def _insert_from_s_sql(model, fields, shape: tuple[tuple[bool, ...], ...]) -> str:
     qn = connection.ops.quote_name
     columns = [model._meta.get_field(f) for f in fields]
-    selects, values = [], []
-    for row in rows:
-        items = []
-        for column, value in zip(columns, row, strict=True):
-            if value is SUBSCRIBER:
-                items.append("s.id")
-            else:
-                items.append(f"CAST(%s AS {column.db_type(connection)})")
-                values.append(value)
+    selects = []
+    for row in shape:
+        items = [
+            "s.id" if is_id else f"CAST(%s AS {column.db_type(connection)})"
+            for column, is_id in zip(columns, row, strict=True)
+        ]
         selects.append(f"SELECT {', '.join(items)} FROM s")  # noqa: S608 - casts and marks
     names = ", ".join(qn(c.column) for c in columns)
-    sql = f"INSERT INTO {qn(model._meta.db_table)} ({names}) {' UNION ALL '.join(selects)}"
-    return sql, values
+    return f"INSERT INTO {qn(model._meta.db_table)} ({names}) {' UNION ALL '.join(selects)}"
 
 
 def _subscriber_insert(workspace_id: int, person: Person, source: str, at: datetime):
