@@ -480,7 +480,9 @@ def subscribe_one(
                 stamp if tracking_confirmed else None,
             )
         )
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and (
+        known.subscriber_id is None or memberships or records
+    ):
         # One round trip: the subscriber (or the known one's id) and the rows that need it,
         # as data-modifying CTEs. A concurrent insert of the address makes the subscriber's
         # insert return no row, and then the rows selected from it are none: nothing written.
