@@ -419,16 +419,8 @@ def subscribe_one(
         return None  # actions.do_create_subscriber names what is wrong with it
     statuses = {ml.pk: terms.status_on(ml) for ml in lists}
     results: dict[int, tuple[str, str]] = {}
-    if known.subscriber_id is None:
-        inserted = _insert_subscriber(workspace.pk, person, terms.created_as, at)
-        if inserted is None:
-            return None  # created meanwhile by a concurrent sign-up
-        subscriber_id, uid = inserted
-        created = True
-    else:
-        if known.status != Subscriber.Status.ENABLED:
-            return None
-        subscriber_id, uid, created = known.subscriber_id, known.uuid, False
+    if known.subscriber_id is not None and known.status != Subscriber.Status.ENABLED:
+        return None
     for ml in lists:
         current = known.memberships.get(ml.pk)
         if current is None:
@@ -443,30 +435,27 @@ def subscribe_one(
     keep_ip = workspace.consent_store_ip
     stamp = _stamp(at)
     confirmed = {ml.pk: stamp if statuses[ml.pk] == Status.CONFIRMED else None for ml in joining}
-    _insert_rows(
-        Subscription,
-        SUBSCRIPTION_FIELDS,
-        [
-            (
-                workspace.pk,
-                subscriber_id,
-                ml.pk,
-                statuses[ml.pk],
-                terms.reason,
-                stamp,
-                stamp,
-                confirmed[ml.pk],
-            )
-            for ml in joining
-        ],
-    )
+    # The rows, with SUBSCRIBER where the subscriber's id goes (not known yet for a new one).
+    memberships = [
+        (
+            workspace.pk,
+            SUBSCRIBER,
+            ml.pk,
+            statuses[ml.pk],
+            terms.reason,
+            stamp,
+            stamp,
+            confirmed[ml.pk],
+        )
+        for ml in joining
+    ]
     ip = terms.ip if keep_ip else None
     user_agent = terms.user_agent[:400] if keep_ip else ""
     source = (terms.source_type, terms.source_id[:64], terms.source_label[:200], stamp, ip)
     records = [
         (
             workspace.pk,
-            subscriber_id,
+            SUBSCRIBER,
             ml.pk,
             f"email:{ml.slug}",
             GRANT,
@@ -481,7 +470,7 @@ def subscribe_one(
         records.append(
             (
                 workspace.pk,
-                subscriber_id,
+                SUBSCRIBER,
                 None,
                 TRACKING,
                 GRANT,
@@ -491,7 +480,52 @@ def subscribe_one(
                 stamp if tracking_confirmed else None,
             )
         )
-    _insert_rows(ConsentRecord, CONSENT_FIELDS, records)
+    if connection.vendor == "postgresql" and (
+        known.subscriber_id is None or memberships or records
+    ):
+        # One round trip: the subscriber (or the known one's id) and the rows that need it,
+        # as data-modifying CTEs. A concurrent insert of the address makes the subscriber's
+        # insert return no row, and then the rows selected from it are none: nothing written.
+        if known.subscriber_id is None:
+            uid, head, head_values = _subscriber_insert(workspace.pk, person, terms.created_as, at)
+        else:
+            uid, head, head_values = (
+                known.uuid,
+                "SELECT CAST(%s AS bigint) AS id",
+                [known.subscriber_id],
+            )
+        sql, values = [f"WITH s AS ({head})"], list(head_values)
+        for name, model, fields, rows in (
+            ("m", Subscription, SUBSCRIPTION_FIELDS, memberships),
+            ("c", ConsentRecord, CONSENT_FIELDS, records),
+        ):
+            if rows:
+                part, part_values = _insert_from_s(model, fields, rows)
+                sql.append(f", {name} AS ({part})")
+                values.extend(part_values)
+        sql.append(" SELECT id FROM s")
+        with connection.cursor() as cursor:
+            cursor.execute("".join(sql), values)
+            row = cursor.fetchone()
+        if row is None:
+            return None  # created meanwhile by a concurrent sign-up
+        subscriber_id, created = row[0], known.subscriber_id is None
+        uid = UUID(str(uid))
+    else:
+        if known.subscriber_id is None:
+            inserted = _insert_subscriber(workspace.pk, person, terms.created_as, at)
+            if inserted is None:
+                return None  # created meanwhile by a concurrent sign-up
+            subscriber_id, uid = inserted
+            created = True
+        else:
+            subscriber_id, uid, created = known.subscriber_id, known.uuid, False
+
+        def fill(rows):
+            return [tuple(subscriber_id if v is SUBSCRIBER else v for v in r) for r in rows]
+
+        _insert_rows(Subscription, SUBSCRIPTION_FIELDS, fill(memberships))
+        _insert_rows(ConsentRecord, CONSENT_FIELDS, fill(records))
     return SubscribedOne(
         subscriber_id, uid, created, results, tracking_consent=tracking_notice_id is not None
     )
@@ -574,10 +608,34 @@ def _plain_profile(person: Person) -> bool:
     )
 
 
-def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datetime):
-    """(id, uuid) of a new subscriber, or None when the workspace has the address already: one
-    INSERT ... ON CONFLICT DO NOTHING RETURNING, so a concurrent sign-up of the same address
-    neither fails the transaction nor needs a savepoint."""
+SUBSCRIBER = object()  # in subscribe_one's rows: the subscriber's id, filled in on writing
+
+
+def _insert_from_s(model, fields, rows: list[tuple]) -> tuple[str, list]:
+    """INSERT of `rows` taking the subscriber's id from the CTE `s` (PostgreSQL): each value
+    cast to its column's type, since a SELECT's parameters have none of their own."""
+    shape = tuple(tuple(value is SUBSCRIBER for value in row) for row in rows)
+    values = [value for row in rows for value in row if value is not SUBSCRIBER]
+    return _insert_from_s_sql(model, fields, shape), values
+
+
+@functools.cache
+def _insert_from_s_sql(model, fields, shape: tuple[tuple[bool, ...], ...]) -> str:
+    qn = connection.ops.quote_name
+    columns = [model._meta.get_field(f) for f in fields]
+    selects = []
+    for row in shape:
+        items = [
+            "s.id" if is_id else f"CAST(%s AS {column.db_type(connection)})"
+            for column, is_id in zip(columns, row, strict=True)
+        ]
+        selects.append(f"SELECT {', '.join(items)} FROM s")  # noqa: S608 - casts and marks
+    names = ", ".join(qn(c.column) for c in columns)
+    return f"INSERT INTO {qn(model._meta.db_table)} ({names}) {' UNION ALL '.join(selects)}"
+
+
+def _subscriber_insert(workspace_id: int, person: Person, source: str, at: datetime):
+    """(uuid, sql, values) of _insert_subscriber's statement, run by the caller."""
     qn = connection.ops.quote_name
     uid = Store.new_uuids(1)[0]
     stamp = _stamp(at)
@@ -602,8 +660,16 @@ def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datet
         value[f] if f in value else Subscriber._meta.get_field(f).get_default()
         for f in SUBSCRIBER_FIELDS
     ]
+    return uid, f"{sql} ON CONFLICT ({key}) DO NOTHING RETURNING {qn('id')}", values
+
+
+def _insert_subscriber(workspace_id: int, person: Person, source: str, at: datetime):
+    """(id, uuid) of a new subscriber, or None when the workspace has the address already: one
+    INSERT ... ON CONFLICT DO NOTHING RETURNING, so a concurrent sign-up of the same address
+    neither fails the transaction nor needs a savepoint."""
+    uid, sql, values = _subscriber_insert(workspace_id, person, source, at)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} ON CONFLICT ({key}) DO NOTHING RETURNING {qn('id')}", values)
+        cursor.execute(sql, values)
         row = cursor.fetchone()
     if row is None:
         return None

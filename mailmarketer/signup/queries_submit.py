@@ -81,12 +81,28 @@ def _fingerprint_sql() -> str:
     )
 
 
+def _digest_sql() -> str:
+    """PostgreSQL: the same rows, as one digest of their text. The server hashes the row
+    values (text forms of every column, in the same order) instead of the web process
+    decoding some sixty columns per post: a tenth of a sign-up's CPU in the web process
+    (profiled). None when the form is not found (no rows: the aggregate is NULL)."""
+    inner = _fingerprint_sql().replace(
+        "SELECT f.*, w.*, p.*, n.sha256, t.sha256, l.* ",
+        "SELECT md5(string_agg(ROW(f.*, w.*, p.*, n.sha256, t.sha256, l.*)::text, ',' "
+        "ORDER BY l.name, l.id)) ",
+    )
+    return inner.removesuffix(" ORDER BY l.name, l.id")
+
+
 def form_config(workspace_slug: str, form_slug: str) -> FormConfig | None:
     """The form's objects, checked against the database by one query; None for no such form."""
+    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        cursor.execute(_fingerprint_sql(), [workspace_slug, form_slug])
+        cursor.execute(
+            _digest_sql() if postgres else _fingerprint_sql(), [workspace_slug, form_slug]
+        )
         rows = cursor.fetchall()
-    if not rows:
+    if not rows or rows == [(None,)]:
         return None
     key = (workspace_slug, form_slug)
     cached = _cache.get(key)
