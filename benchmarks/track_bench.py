@@ -12,10 +12,10 @@ token, read from a file by a small Lua script; each collect hit a page view with
 id, posted as the snippet posts it). Prints requests/s, p50 and p99 latency, non-2xx/3xx
 answers and socket errors, and the events stored: every hit answered must be a row (lost =
 answered - stored, never below 0; rows may exceed the answers by the requests wrk had in flight
-when it stopped). Clicks and opens are spooled by the edge and stored by the worker's duty
-(tracking/mail_ingest.py): the count runs that duty until the spool is empty first, and the
-time it took is printed too. Needs, for PostgreSQL, a server on 127.0.0.1:5432 where the
-benchmark may create and drop a database.
+when it stopped). Clicks, opens and collect hits are spooled by the edge and stored by the
+worker's duties (tracking/mail_ingest.py, tracking/web_ingest.py): the count runs that duty
+until the spool is empty first, and the time it took is printed too. Needs, for PostgreSQL, a
+server on 127.0.0.1:5432 where the benchmark may create and drop a database.
 
 A case is (seed, count, Lua template) in CASES: the seed writes what the Lua script reads.
 """
@@ -121,6 +121,7 @@ def count_events() -> int:
     from mailmarketer.tracking.mail_ingest import ingest_all
     from mailmarketer.tracking.models import EmailEvent
 
+    handed_over()
     started = time.perf_counter()
     rounds = ingest_all()
     if rounds:
@@ -140,12 +141,29 @@ def seed_site(recipients: int, out: Path) -> None:
 
 
 def count_hits() -> int:
+    """Runs the worker's ingestion of the spooled website hits, then counts the hits."""
     from mailmarketer.tracking.models_web import WebHit
     from mailmarketer.tracking.spool import replay_spool_one
+    from mailmarketer.tracking.web_ingest import ingest_all
 
+    handed_over()
+    started = time.perf_counter()
+    rounds = ingest_all()
+    if rounds:
+        print(f"ingested in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     while replay_spool_one():
         pass
     return WebHit.objects.count()
+
+
+def handed_over(timeout: float = 5.0) -> None:
+    """Waits (bounded) until the web processes have handed over their open spool files (they do
+    a second after their last write), so the count sees every answered hit."""
+    from mailmarketer.tracking.mail_spool import spool_dir
+
+    deadline = time.monotonic() + timeout
+    while any(spool_dir().glob("*.open")) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 CASES = {

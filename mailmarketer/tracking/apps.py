@@ -35,7 +35,7 @@ class TrackingConfig(AppConfig):
         subscriber row on erasure), and the worker's website duties."""
         from mailmarketer.lib.worker import register_duty
 
-        from . import duties_web, rollup, spool
+        from . import duties_web, rollup, spool, web_ingest
         from .models_web import WebHit
 
         def export_web_hits(subscriber):
@@ -47,6 +47,7 @@ class TrackingConfig(AppConfig):
 
         personal_data.register(WebHit, section="web_hits", export=export_web_hits)
         for duty in (
+            web_ingest.ingest_web_one,
             spool.replay_spool_one,
             duties_web.make_partitions_one,
             rollup.rollup_one,

@@ -48,6 +48,9 @@ def _lines(data: bytes, start: int, count: int) -> tuple[bytes, int]:
     return data[start:end], end
 
 
+lines = _lines  # the website hits' ingestion (web_ingest.py) reads its files the same way
+
+
 def ingest_mail_one() -> bool:
     """Worker duty: store one batch of spooled email hits; whether there was a file."""
     files = mail_spool.ready_files()

@@ -51,9 +51,11 @@ class _Batch:
 
 
 class GroupSpool:
-    """One per process (`spool`); safe for the threads of a gthread worker."""
+    """One per process and prefix (`spool` here, `web_ingest.spool` for website hits); safe for
+    the threads of a gthread worker."""
 
-    def __init__(self):
+    def __init__(self, prefix: str = PREFIX):
+        self.prefix = prefix
         self._reset()
 
     def _reset(self) -> None:
@@ -112,7 +114,7 @@ class GroupSpool:
     def _start(self) -> None:
         directory = spool_dir()
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = directory / f"{PREFIX}{time.time_ns():020d}-{os.getpid()}.open"
+        path = directory / f"{self.prefix}{time.time_ns():020d}-{os.getpid()}.open"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self.fd, self.path, self.opened_at = fd, path, time.monotonic()
@@ -168,14 +170,14 @@ def append(record: dict) -> None:
 # -- the reader's side (mail_ingest.py) ----------------------------------------------------------
 
 
-def ready_files() -> list[Path]:
+def ready_files(prefix: str = PREFIX) -> list[Path]:
     """Files no writer holds, oldest first (names start with their creation time). An
     `.open` file whose lock can be taken belonged to a process that died: it is renamed to
     `.jsonl` here, under the lock, and ingested like the others."""
     directory = spool_dir()
     if not directory.is_dir():
         return []
-    for path in directory.glob(f"{PREFIX}*.open"):
+    for path in directory.glob(f"{prefix}*.open"):
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -192,7 +194,7 @@ def ready_files() -> list[Path]:
             pass
         finally:
             os.close(fd)
-    return sorted(directory.glob(f"{PREFIX}*.jsonl"), key=lambda p: p.name)
+    return sorted(directory.glob(f"{prefix}*.jsonl"), key=lambda p: p.name)
 
 
 def read_records(data: bytes) -> tuple[list[dict], int]:

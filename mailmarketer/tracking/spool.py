@@ -1,5 +1,6 @@
-"""The spool: where website hits go when the database cannot take them, so that a hit answered
-with 2xx is never lost.
+"""The former website spool: where /t/e put hits the database refused, before every hit went
+through the group-committed spool (web_ingest.py). Nothing writes these files now; the worker
+still replays any left by an earlier version, and `append` stays for that format's tests.
 
 Writing: one JSON line per hit appended to `<data dir>/spool/hits-<pid>.jsonl` (mode 0600),
 flushed and fsync'd before the answer goes out. One file per process, so two processes never

@@ -39,6 +39,16 @@ def post_hit(client, site, *, origin=ORIGIN, ua=CHROME, ip="203.0.113.77", heade
     )
 
 
+def ingest() -> int:
+    """What the worker does a moment after hits were posted: the web process hands over its
+    spool file and its counters, and every finished file is stored."""
+    from . import views_web, web_ingest
+
+    web_ingest.spool.close()
+    views_web.flush_counts(force=True)
+    return web_ingest.ingest_all()
+
+
 def grant_tracking(person, action=ConsentRecord.Action.GRANT) -> None:
     ConsentRecord.objects.create(
         workspace_id=person.workspace_id,

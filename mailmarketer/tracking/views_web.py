@@ -2,11 +2,15 @@
 
 /t/e answers 204 to everything it does not refuse outright (garbage, an unknown site, a bot, a
 flood, a browser that asks not to be tracked), so a client learns nothing from the answer and
-never sees an error. The one exception: when neither the database nor the spool can keep a
+never sees an error. The one exception: when neither the spool nor the database can keep a
 hit, the answer is 503, because a 2xx means "stored" (DESIGN.md section 5).
 
-A hit is stored before the answer goes out (the INSERT commits, or the spool line is fsync'd),
-so a web process killed right after answering has lost nothing it acknowledged.
+The hot path writes no database: the site comes from a per-process cache (queries_web), the
+origin, DNT/GPC, bot and flood checks are in memory, the row is made here (the IP kept as the
+site says, the visitor hash) and appended to the spool (web_ingest.py: group commit, synced
+before the answer); the worker stores the hits in batches and decides, per batch, whether a
+visitor token's person has consented. The counters of hits refused, bots and floods are summed
+in the process and written at most every COUNT_SECONDS (best effort).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.links import read_visitor_token
 from mailmarketer.lib.http import client_ip
 
-from . import queries_web, spool, web
+from . import queries_web, web, web_ingest
 from .models_web import HitKind
 
 logger = logging.getLogger("mailmarketer.tracking")
@@ -116,16 +120,18 @@ def collect(request):
         # Garbage must not become an error page; it is logged for us, not answered.
         logger.exception("collect: a hit could not be read")
         return response
+    flush_counts()
     if not rows:
         return response
+    row, token_ids = rows[0]
     try:
-        web.store_rows(rows)
-    except DatabaseError:
-        logger.warning("collect: the database refused a hit; spooling it")
+        web_ingest.append(row, token_ids)
+    except OSError:
+        logger.warning("collect: the spool refused a hit; storing it in the database")
         try:
-            spool.append(rows)
-        except OSError:
-            logger.exception("collect: neither the database nor the spool took a hit")
+            web_ingest.store([row], [token_ids])
+        except DatabaseError:
+            logger.exception("collect: neither the spool nor the database took a hit")
             return _unavailable()
     return response
 
@@ -137,8 +143,9 @@ def _unavailable():
     return failed
 
 
-def _rows(request, response) -> list[dict]:
-    """The hit's row, or [] when nothing is to be stored (counted apart where that helps)."""
+def _rows(request, response) -> list[tuple[dict, tuple[int, int] | None]]:
+    """The hit's row and the ids a genuine visitor token names, or [] when nothing is to be
+    stored (counted apart where that helps)."""
     if request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1":
         return []
     length = request.META.get("CONTENT_LENGTH") or "0"
@@ -156,56 +163,89 @@ def _rows(request, response) -> list[dict]:
     at = now()
     origin = request.headers.get("Origin", "")
     if origin not in site.origin_list():
-        web.count_apart(site, at.date(), "refused")
+        count_apart(site, at.date(), "refused")
         return []
     _cors(response, origin)
     ip = client_ip(request) or ""
     if not flood.allow(ip, settings.TRACKING_IP_HITS_PER_MINUTE):
-        web.count_apart(site, at.date(), "flood")
+        count_apart(site, at.date(), "flood")
         return []
     ua = request.headers.get("User-Agent", "")[:1000]
     info = web.agent(ua)
     if info[5]:
-        web.count_apart(site, at.date(), "bot")
+        count_apart(site, at.date(), "bot")
         return []
     kind = KINDS.get(payload.get("k"), HitKind.PAGEVIEW)
     path, utm, _host = web.split_url(_text(payload.get("u")))
     props = payload.get("p")
     client_id = _text(payload.get("i"))[:40]
     key_material = f"{site.key}:{client_id}" if client_id else secrets.token_hex(16)
-    return [
-        web.hit_row(
-            site,
-            at=at,
-            key=hashlib.sha256(key_material.encode()).hexdigest()[:32],
-            kind=kind,
-            path=path,
-            utm=utm,
-            title=_text(payload.get("t")),
-            referrer=_text(payload.get("r")),
-            target=_text(payload.get("g")) if kind != HitKind.PAGEVIEW else "",
-            name=_text(payload.get("n")) if kind == HitKind.EVENT else "",
-            props=json.dumps(props, separators=(",", ":"))[:1000]
-            if isinstance(props, dict)
-            else "",
-            ip=ip,
-            ua=ua,
-            subscriber_id=_identified(site, _text(payload.get("v"))),
-            agent_info=info,
-        )
-    ]
+    row = web.hit_row(
+        site,
+        at=at,
+        key=hashlib.sha256(key_material.encode()).hexdigest()[:32],
+        kind=kind,
+        path=path,
+        utm=utm,
+        title=_text(payload.get("t")),
+        referrer=_text(payload.get("r")),
+        target=_text(payload.get("g")) if kind != HitKind.PAGEVIEW else "",
+        name=_text(payload.get("n")) if kind == HitKind.EVENT else "",
+        props=json.dumps(props, separators=(",", ":"))[:1000] if isinstance(props, dict) else "",
+        ip=ip,
+        ua=ua,
+        agent_info=info,
+    )
+    return [(row, _token_ids(site, _text(payload.get("v"))))]
 
 
 def _text(value) -> str:
     return value[:4096] if isinstance(value, str) else ""
 
 
-def _identified(site, token: str) -> int | None:
-    """The person the visitor token names, when it is genuine, of this site's workspace, and
-    the person's tracking consent stands; otherwise None (the anonymous tier)."""
+def _token_ids(site, token: str) -> tuple[int, int] | None:
+    """(workspace, person) the visitor token names, when it is genuine and of this site's
+    workspace; otherwise None (the anonymous tier). Whether the person's tracking consent
+    stands is asked when the hit is stored (web_ingest.store)."""
     if not token:
         return None
     ids = read_visitor_token(token)
     if ids is None or ids[0] != site.workspace_id:
         return None
-    return ids[1] if queries_web.tracking_consent(site.workspace_id, ids[1]) else None
+    return ids
+
+
+# -- counters of what was counted apart --------------------------------------------------------
+
+COUNT_SECONDS = 5.0
+_counts: dict[tuple, int] = {}
+_counts_lock = threading.Lock()
+_counts_written = [time.monotonic()]
+
+
+def count_apart(site, day, name: str) -> None:
+    """Adds one to a counter in this process; flush_counts writes them."""
+    key = (site.pk, site.workspace_id, day, name)
+    with _counts_lock:
+        _counts[key] = _counts.get(key, 0) + 1
+
+
+def flush_counts(force: bool = False) -> None:
+    """Writes the counters summed since the last write, at most every COUNT_SECONDS unless
+    `force`; best effort (lost while the database is down, or with the process)."""
+    if not _counts or (not force and time.monotonic() - _counts_written[0] < COUNT_SECONDS):
+        return
+    with _counts_lock:
+        todo = dict(_counts)
+        _counts.clear()
+        _counts_written[0] = time.monotonic()
+    for (site_id, workspace_id, day, name), count in todo.items():
+        stand_in = _SiteIds(site_id, workspace_id)
+        web.count_apart(stand_in, day, name, count)
+
+
+class _SiteIds:
+    __slots__ = ("pk", "workspace_id")
+
+    def __init__(self, pk: int, workspace_id: int):
+        self.pk, self.workspace_id = pk, workspace_id

@@ -1,4 +1,7 @@
-"""/t/e and /t/mm.js: what a hit stores, what it refuses, and that garbage never hurts."""
+"""/t/e and /t/mm.js: what a hit stores, what it refuses, and that garbage never hurts.
+
+/t/e spools; the worker stores. `post_hit` here posts a hit and then runs the worker's
+ingestion (as a worker would a moment later), so each test checks what ends up stored."""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import gzip
 import json
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.links import (
@@ -17,22 +22,31 @@ from mailmarketer.audience.links import (
 )
 from mailmarketer.audience.models import ConsentRecord, Fact
 from mailmarketer.testing import SETUP
-from mailmarketer.tracking import queries_web, spool, views_web, web
+from mailmarketer.tracking import queries_web, spool, views_web, web, web_ingest
 from mailmarketer.tracking.models_web import IpMode, RollupDue, WebCounter, WebHit
 from mailmarketer.tracking.testing_web import (
     CHROME,
     GOOGLEBOT,
     IPHONE,
     grant_tracking,
+    ingest,
     make_site,
-    post_hit,
 )
+from mailmarketer.tracking.testing_web import post_hit as post_only
+
+
+def post_hit(client, site, **kwargs):
+    """Posts a hit, then the worker ingests the spool."""
+    response = post_only(client, site, **kwargs)
+    ingest()
+    return response
 
 
 @pytest.fixture(autouse=True)
 def _fresh(settings, tmp_path):
     queries_web.forget_sites()
     views_web.flood.counts.clear()
+    views_web._counts.clear()
     settings.TRACKING_SPOOL_DIR = tmp_path / "spool"
 
 
@@ -156,6 +170,7 @@ def test_it_answers_garbage_with_204_and_stores_nothing(client, site, body):
     response = client.post(
         "/t/e", data=body, content_type="text/plain", HTTP_ORIGIN="https://acme.test"
     )
+    ingest()
     assert response.status_code == 204
     assert not WebHit.objects.exists()
 
@@ -249,37 +264,104 @@ def test_it_serves_a_small_cacheable_snippet(client):
     assert again.status_code == 304
 
 
-def test_it_spools_hits_the_database_refuses_and_replays_them_once(client, site, monkeypatch):
-    real = web.store_rows
+# -- the spool: nothing written to the database in the request, nothing lost ----------------
 
-    def down(rows):
-        raise OperationalError("database is locked")
 
-    monkeypatch.setattr(web, "store_rows", down)
-    for n in range(3):
-        assert post_hit(client, site, u=f"https://acme.test/{n}", i=f"id{n}").status_code == 204
+def test_the_edge_writes_no_database_and_stores_only_once_ingested(client, site, settings):
+    post_hit(client, site)  # the site and the day's salt are known to this process now
+    WebHit.objects.all().delete()
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(5):
+            assert post_only(client, site, u=f"https://acme.test/{n}").status_code == 204
+    assert len(queries) == 0
     assert not WebHit.objects.exists()
-    files = spool.pending()
-    assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o600"
-    monkeypatch.setattr(web, "store_rows", real)
-    # A replay killed after storing, before deleting its file, runs again: nothing doubles.
-    copy = files[0].read_bytes()
-    assert spool.replay_spool_one() is True
-    (files[0].parent / "hits-1.jsonl.replaying").write_bytes(copy + b'{"torn')
-    assert spool.replay_spool_one() is True
-    assert spool.replay_spool_one() is False
-    assert sorted(WebHit.objects.values_list("path", flat=True)) == ["/0", "/1", "/2"]
+    web_ingest.spool.close()
+    [spooled] = mail_ingest_files()
+    assert oct(spooled.stat().st_mode & 0o777) == "0o600"
+    assert b"203.0.113.77" not in spooled.read_bytes()  # only the kept (truncated) address
+    assert web_ingest.ingest_all() == 1
+    assert sorted(WebHit.objects.values_list("path", flat=True)) == ["/0", "/1", "/2", "/3", "/4"]
+    assert not mail_ingest_files()
 
 
-def test_it_answers_503_only_when_neither_the_database_nor_the_spool_keeps_the_hit(
+def mail_ingest_files():
+    from mailmarketer.tracking import mail_spool
+
+    return mail_spool.ready_files(web_ingest.PREFIX)
+
+
+def test_a_flood_costs_no_database_write_per_hit(client, site, settings):
+    settings.TRACKING_IP_HITS_PER_MINUTE = 1
+    post_hit(client, site, ip="198.51.100.9")
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            post_only(client, site, ip="198.51.100.9")
+    assert len(queries) == 0
+    ingest()
+    assert WebCounter.objects.get(site=site, name="flood").count == 20
+    assert WebHit.objects.count() == 1
+
+
+def test_one_batch_is_one_insert_whatever_its_size(client, site, personas):
+    person = audience.do_create_subscriber(personas.acme, email="p@example.com", actor=SETUP)
+    grant_tracking(person)
+    token = visitor_token(site.workspace_id, person.pk)
+
+    def statements(hits: int) -> int:
+        for n in range(hits):
+            post_only(client, site, u=f"https://acme.test/{hits}/{n}", v=token)
+        web_ingest.spool.close()
+        with CaptureQueriesContext(connection) as queries:
+            web_ingest.ingest_all()
+        inserts = [q for q in queries if q["sql"].startswith("INSERT INTO tracking_webhit")]
+        assert len(inserts) == 1
+        return len(queries)
+
+    statements(1)  # the first round makes the lock's row
+    assert statements(3) == statements(9)
+    assert WebHit.objects.filter(subscriber=person).count() == 13
+    assert Fact.objects.filter(subscriber=person, kind="visited").count() == 1 + 13
+
+
+def test_consent_withdrawn_before_the_hit_is_stored_keeps_it_anonymous(client, site, personas):
+    person = audience.do_create_subscriber(personas.acme, email="p@example.com", actor=SETUP)
+    grant_tracking(person)
+    post_only(client, site, v=visitor_token(site.workspace_id, person.pk))
+    grant_tracking(person, ConsentRecord.Action.WITHDRAW)
+    ingest()
+    assert WebHit.objects.get().subscriber_id is None
+    assert not Fact.objects.exists()
+
+
+def test_a_worker_killed_mid_batch_stores_nothing_then_everything_once(client, site, monkeypatch):
+    for n in range(5):
+        post_only(client, site, u=f"https://acme.test/{n}", i=f"id{n}")
+    web_ingest.spool.close()
+    [spooled] = mail_ingest_files()
+    copy = spooled.read_bytes()
+    real = web_ingest.RollupCursor.save
+
+    def killed(self, *args, **kwargs):
+        if self.name.startswith("w:"):
+            raise OperationalError("the worker died here")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(web_ingest.RollupCursor, "save", killed)
+    with pytest.raises(OperationalError):
+        web_ingest.ingest_web_one()
+    assert not WebHit.objects.exists()  # the batch went with its mark
+    monkeypatch.setattr(web_ingest.RollupCursor, "save", real)
+    monkeypatch.setattr(web_ingest, "BATCH", 2)
+    assert web_ingest.ingest_all() == 3
+    # The same lines again (a file replayed after its mark was lost), with a torn last line.
+    (spooled.parent / "web-00000000000000000001-1.jsonl").write_bytes(copy + b'{"torn')
+    assert web_ingest.ingest_all() == 3
+    assert sorted(WebHit.objects.values_list("path", flat=True)) == ["/0", "/1", "/2", "/3", "/4"]
+
+
+def test_it_takes_hits_while_the_database_is_down_and_stores_them_once_it_is_back(
     client, site, monkeypatch
 ):
-    monkeypatch.setattr(web, "store_rows", lambda rows: (_ for _ in ()).throw(OperationalError()))
-    monkeypatch.setattr(spool, "append", lambda rows: (_ for _ in ()).throw(OSError("full")))
-    assert post_hit(client, site).status_code == 503
-
-
-def test_it_spools_with_a_stand_in_salt_when_the_database_is_down(client, site, monkeypatch):
     post_hit(client, site)  # the site is known to this process now
     down = OperationalError("the database is down")
 
@@ -288,11 +370,32 @@ def test_it_spools_with_a_stand_in_salt_when_the_database_is_down(client, site, 
 
     monkeypatch.setattr(web, "_salts", {})
     monkeypatch.setattr(web.VisitorSalt.objects, "bulk_create", fail)
-    monkeypatch.setattr(web, "store_rows", fail)
     monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
-    assert post_hit(client, site, u="https://acme.test/while-down").status_code == 204
-    [spooled] = spool.pending()
-    assert json.loads(spooled.read_text())["path"] == "/while-down"
+    monkeypatch.setattr(web, "store_rows", fail)
+    assert post_only(client, site, u="https://acme.test/while-down").status_code == 204
+    web_ingest.spool.close()
+    with pytest.raises(OperationalError):
+        web_ingest.ingest_web_one()
+    monkeypatch.undo()
+    ingest()
+    assert sorted(WebHit.objects.values_list("path", flat=True)) == ["/", "/while-down"]
+
+
+def test_it_stores_in_the_request_when_the_spool_refuses(client, site, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(web_ingest.spool, "append", full)
+    assert post_only(client, site, u="https://acme.test/direct").status_code == 204
+    assert WebHit.objects.get().path == "/direct"
+
+
+def test_it_answers_503_only_when_neither_the_spool_nor_the_database_keeps_the_hit(
+    client, site, monkeypatch
+):
+    monkeypatch.setattr(web, "store_rows", lambda rows: (_ for _ in ()).throw(OperationalError()))
+    monkeypatch.setattr(web_ingest.spool, "append", lambda r: (_ for _ in ()).throw(OSError()))
+    assert post_hit(client, site).status_code == 503
 
 
 def test_it_answers_503_when_the_database_is_down_and_the_site_unknown(client, site, monkeypatch):
@@ -300,5 +403,19 @@ def test_it_answers_503_when_the_database_is_down_and_the_site_unknown(client, s
         raise OperationalError("the database is down")
 
     monkeypatch.setattr(queries_web.Site.objects, "filter", fail)
-    assert post_hit(client, site).status_code == 503
-    assert not spool.pending()
+    assert post_only(client, site).status_code == 503
+    web_ingest.spool.close()
+    assert not mail_ingest_files()
+
+
+def test_old_fallback_spool_files_are_still_replayed_once(site):
+    row = web.hit_row(site, at=timezone.now(), key="k1", path="/old", ip="203.0.113.1", ua=CHROME)
+    directory = spool.spool_dir()
+    directory.mkdir(parents=True)
+    line = json.dumps(spool._plain(row)) + "\n"
+    (directory / "hits-1.jsonl").write_text(line)
+    assert spool.replay_spool_one() is True
+    (directory / "hits-2.jsonl.replaying").write_text(line + '{"torn')
+    assert spool.replay_spool_one() is True
+    assert spool.replay_spool_one() is False
+    assert list(WebHit.objects.values_list("path", flat=True)) == ["/old"]

@@ -19,7 +19,7 @@ from mailmarketer.accounts.permissions import Role
 from mailmarketer.testing import chromium_page
 from mailmarketer.tracking import queries_web, rollup, web
 from mailmarketer.tracking.models_web import WebHit
-from mailmarketer.tracking.testing_web import make_site
+from mailmarketer.tracking.testing_web import ingest, make_site
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.browser]
@@ -80,8 +80,11 @@ class StaticSite:
 
 
 def wait_for_hits(count: int, timeout: float = 10.0) -> list[WebHit]:
+    """The hits stored once the worker has ingested what /t/e spooled (polled: beacons may
+    still be on their way)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        ingest()
         hits = list(WebHit.objects.order_by("id"))
         if len(hits) >= count:
             return hits
@@ -152,6 +155,7 @@ def test_it_sends_nothing_when_the_browser_asks_not_to_be_tracked(
             page.add_init_script(script)
             browse(page, shop.url, requests)
     time.sleep(1)
+    ingest()
     assert not WebHit.objects.exists()
     assert not [u for u in requests if "/t/e" in u]
 
