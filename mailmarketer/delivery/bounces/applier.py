@@ -28,11 +28,11 @@ logger = logging.getLogger(__name__)
 IDLE_S = 0.1  # how long an empty queue is left before looking again
 # Batches run while mail streams in, beside the intake (the applier has the other core): each
 # holds SQLite's write lock for its database work only (the MIME parsing is done before it
-# takes the lock), so a batch of BATCH reports keeps the receiver's group commit waiting a few
-# tens of milliseconds at most. Waiting for a pause in the intake instead left one core idle
-# while the receiver worked (end to end 0.24x of the discarding server; concurrent, see
-# benchmarks/README.md).
-BATCH = 100
+# takes the lock), so the receiver's group commit, and the sessions waiting for their 250, wait
+# for at most one batch's statements (a few hundred milliseconds under load). Waiting for a
+# pause in the intake instead left one core idle while the receiver worked (end to end 0.24x
+# of the discarding server; see benchmarks/README.md).
+BATCH = 200  # measured in-process: ~12% less CPU per report than batches of 100
 # A batch costs a fixed number of statements and their Python whatever its size, so an applier
 # that keeps up with the intake would apply a few reports at a time at several times the cost
 # per report: after a batch smaller than BATCH it lets the queue fill for GATHER_S first (at
