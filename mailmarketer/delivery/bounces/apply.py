@@ -484,17 +484,23 @@ def store_received(messages: list[tuple[bytes, list[str]]]) -> None:
 
 
 def apply_pending_one(limit: int = BATCH) -> bool:
-    """Worker duty (and the bouncer's own background task): apply up to `limit` accepted
+    """Worker duty: apply_pending, True when there was something to apply."""
+    return apply_pending(limit) > 0
+
+
+def apply_pending(limit: int = BATCH) -> int:
+    """The bouncer's applier's work (and the worker duty's): apply up to `limit` accepted
     reports in one transaction and delete them from the queue in the same one, so a report is
     applied once whoever runs this and whenever it is killed.
 
     The reports are read and classified (the CPU-heavy part: the MIME parser) before the write
     transaction, which then claims those still queued: on SQLite the write lock, taken at BEGIN
     (IMMEDIATE), is held for the database work only, so the receiver's stores wait less; on
-    PostgreSQL concurrent appliers skip each other's rows (SKIP LOCKED)."""
+    PostgreSQL concurrent appliers skip each other's rows (SKIP LOCKED). Returns how many
+    reports it read (0: the queue was empty)."""
     pending = list(PendingReport.objects.order_by("id")[:limit])
     if not pending:
-        return False
+        return 0
     reports = {
         p.pk: report_of_message(
             bytes(p.raw),
@@ -511,7 +517,7 @@ def apply_pending_one(limit: int = BATCH) -> bool:
         )
         pending = [p for p in pending if p.pk in claimed]  # another applier took the rest
         if not pending:
-            return True
+            return len(reports)
         batch = [reports[p.pk] for p in pending]
         keep: set[int] = set()
         try:
@@ -523,7 +529,7 @@ def apply_pending_one(limit: int = BATCH) -> bool:
             logger.exception("a batch of %d reports failed: applying them one by one", len(pending))
             keep = _apply_each(pending, batch)
         PendingReport.objects.filter(pk__in=[p.pk for p in pending if p.pk not in keep]).delete()
-    return True
+    return len(reports)
 
 
 def _apply_each(pending, reports) -> set[int]:

@@ -147,3 +147,91 @@ def test_it_never_crashes_on_fuzzed_reports(headers, body, parts):
 @given(st.binary(max_size=4000))
 def test_it_never_crashes_on_random_bytes(raw):
     classify(raw)
+
+
+# -- the fast path for DSNs (classify._fast_dsn) gives the full parser's answer ---------------
+
+
+def test_the_fast_path_gives_the_full_parsers_answer_on_the_whole_corpus():
+    from mailmarketer.delivery.bounces.classify import _fast_dsn
+
+    fast = 0
+    for path in sorted(CORPUS.glob("*.eml")):
+        raw = path.read_bytes()
+        assert classify(raw) == classify(raw, fast=False), path.name
+        fast += _fast_dsn(raw) is not None
+    assert fast >= 5  # the standard DSNs of the corpus take it
+
+
+_NL = st.sampled_from(["\n", "\r\n", "\r"])
+_PART = st.sampled_from(
+    [
+        "Content-Type: text/plain\n\nThe mail system\n\n--{b}x is not a delimiter\n",
+        "Content-Type: message/rfc822\n\nContent-Type: message/delivery-status\n\n"
+        "Final-Recipient: rfc822; inner@b.c\nAction: failed\nStatus: 5.1.1\n",
+        "Content-Type: multipart/mixed; boundary=in\n\n--in\nContent-Type: "
+        "message/delivery-status\n\nFinal-Recipient: rfc822; nested@b.c\nAction: failed\n"
+        "Status: 5.1.1\n--in--\n",
+        "Content-Type: text/rfc822-headers\n\nTo: bounces+tok@b.c\nSubject: hi\n",
+        "\n",
+        "",
+        "garbage line\nContent-Type: message/delivery-status\n\n",
+    ]
+)
+_BLOCK_LINE = st.sampled_from(
+    [
+        "Reporting-MTA: dns; mx.b.c",
+        "Final-Recipient: rfc822; ann@b.c",
+        "Final-Recipient: bob@b.c",
+        "Original-Recipient: rfc822;carl@b.c",
+        "Action: failed",
+        "Action: delayed",
+        "Action: Delivered",
+        "Status: 5.1.1",
+        "Status: 4.2.2",
+        "Status: 5.7.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown",
+        "Diagnostic-Code: smtp; 552 mailbox full",
+        "  continued words",
+        "",
+        " ",
+        "no colon here",
+        "From somebody",
+        "X-Odd:",
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    boundary=st.sampled_from(["B1", "=_x.y", "a b", "simple", "-"]),
+    quoted=st.booleans(),
+    nl=_NL,
+    before=st.lists(_PART, max_size=3),
+    report_type=st.sampled_from(
+        ["message/delivery-status", "Message/Delivery-Status", "message/global-delivery-status"]
+    ),
+    block=st.lists(_BLOCK_LINE, max_size=14),
+    after=st.lists(_PART, max_size=2),
+    repeat=st.booleans(),
+    close=st.sampled_from(["--{b}--\n", "--{b}-- \t\n", "--{b}--", "", "--{b}\n--{b}--\n"]),
+    preamble=st.sampled_from(["", "This is a MIME report.\n", "--{b}x\n"]),
+)
+def test_the_fast_path_gives_the_full_parsers_answer_on_fuzzed_dsns(
+    boundary, quoted, nl, before, report_type, block, after, repeat, close, preamble
+):
+    def lines(text):
+        return text.format(b=boundary).replace("\n", nl)
+
+    param = f'"{boundary}"' if quoted or " " in boundary else boundary
+    delimiter = f"--{boundary}\n" * (2 if repeat else 1)
+    parts = [*before, f"Content-Type: {report_type}\n\n" + "\n".join(block) + "\n", *after]
+    text = (
+        "From: MAILER-DAEMON@b.c\nSubject: Undelivered\n"
+        f"Content-Type: multipart/report; report-type=delivery-status; boundary={param}\n\n"
+        + preamble
+        + "".join(delimiter + part for part in parts)
+        + close
+    )
+    raw = lines(text).encode()
+    assert classify(raw) == classify(raw, fast=False)
