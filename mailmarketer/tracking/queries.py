@@ -1,8 +1,9 @@
 """Reads for the campaign reports and a person's activity timeline.
 
 Reports read the roll-ups (CampaignStat, CampaignDomainStat: rollups.py keeps them), delivery's
-per-campaign ledger counts for delivered and bounced (delivery/counters.py), and the consent ledger for unsubscribes: never the events. The
-timeline reads the person's own events (one index range: emailevent_subscriber_at).
+per-campaign ledger counts for delivered and bounced (delivery/counters.py), and the consent
+ledger for unsubscribes: never the events nor the ledger rows. The timeline reads the person's
+own events (one index range: emailevent_subscriber_at).
 """
 
 from __future__ import annotations
