@@ -36,7 +36,7 @@ PROGRESS_EVERY_S = 1.0
 
 
 def max_bytes() -> int:
-    return int(getattr(settings, "TRACKING_LOG_UPLOAD_MAX_BYTES", 1024**3))
+    return settings.TRACKING_LOG_UPLOAD_MAX_BYTES
 
 
 def upload_dir(upload_id: int) -> Path:
