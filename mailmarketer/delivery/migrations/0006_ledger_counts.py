@@ -69,13 +69,16 @@ WHERE status IN ('sent', 'bounced') GROUP BY campaign_id, status
 
 
 def forward(apps, schema_editor):
+    # Triggers first: creating them locks the ledger against writes until this migration
+    # commits (SHARE ROW EXCLUSIVE on PostgreSQL), so the count below misses no row written by
+    # a worker still running, and no row is both counted and given a delta.
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(BACKFILL)
         if schema_editor.connection.vendor == "postgresql":
             cursor.execute(PG_FORWARD)
         else:
             for statement in SQLITE_FORWARD:
                 cursor.execute(statement)
+        cursor.execute(BACKFILL)
 
 
 def backward(apps, schema_editor):
