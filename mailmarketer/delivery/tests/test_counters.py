@@ -85,8 +85,10 @@ def test_folding_in_batches_and_twice_counts_each_delta_once(campaign, monkeypat
     claimed = ledger.claim(campaign.pk, "w1", limit=10)
     ledger.record([Outcome(row.id, Status.SENT, "250 ok", "<a@x>", None) for row in claimed])
     Delivery.objects.filter(pk__in=[row.id for row in claimed[:4]]).update(status=Status.BOUNCED)
+    # SQLite's triggers append a delta per row, PostgreSQL's one per statement and status.
+    deltas = LedgerCountDelta.objects.count()
     assert counters.compact_counts_one() is True
-    assert LedgerCountDelta.objects.count() == 18 - 3
+    assert LedgerCountDelta.objects.count() == max(deltas - 3, 0)
     assert counters.ledger_counts(campaign.pk) == {"sent": 6, "bounced": 4}
     fold()
     assert counters.compact_counts_one() is False
@@ -96,6 +98,7 @@ def test_folding_in_batches_and_twice_counts_each_delta_once(campaign, monkeypat
 def test_a_second_worker_folding_the_same_deltas_rolls_back(campaign, monkeypatch):
     claimed = ledger.claim(campaign.pk, "w1", limit=4)
     ledger.record([Outcome(row.id, Status.SENT, "250 ok", "<a@x>", None) for row in claimed])
+    deltas = LedgerCountDelta.objects.count()
     real_delete = counters.LedgerCountDelta.objects.filter
 
     # The other worker deleted one of the deltas this one read, between its read and delete.
@@ -109,7 +112,7 @@ def test_a_second_worker_folding_the_same_deltas_rolls_back(campaign, monkeypatc
     monkeypatch.undo()
     # Nothing folded by the loser (the simulated winner's delete ran inside its transaction,
     # so it is rolled back with it).
-    assert LedgerCountDelta.objects.count() == 4
+    assert LedgerCountDelta.objects.count() == deltas
     assert not LedgerCount.objects.filter(campaign_id=campaign.pk).exists()
 
 
