@@ -2,9 +2,10 @@
 
 Counting a campaign's ledger rows by status reads every row of the campaign (343 ms for a
 million on PostgreSQL), so the report reads these instead. They are kept by the database
-itself: triggers on delivery_delivery (migration 0006) append a delta row (+1 / -1) whenever a
-row enters or leaves `sent` or `bounced`, whichever code path writes it (the engine, bounces,
-a cancelled campaign's delete). Appending never waits on another transaction (no shared counter
+itself: triggers on delivery_delivery (migration 0006) append delta rows (+n / -n) whenever
+rows enter or leave `sent` or `bounced`, whichever code path writes them (the engine, bounces,
+a cancelled campaign's delete): on PostgreSQL one row per statement, campaign and status; on
+SQLite one per ledger row. Appending never waits on another transaction (no shared counter
 row to lock while a send batch is open); the worker's `compact_counts_one` folds the deltas
 into one LedgerCount row per (campaign, status). A count is LedgerCount.n plus the campaign's
 deltas not folded yet, read in one statement (counters.ledger_counts), so it is exact at every
