@@ -412,3 +412,7 @@ DOCS_DIR = env_path("MM_DOCS_DIR", BASE_DIR / "web" / "docs")
 # Campaign images (campaigns/images.py): uploaded pictures, one file per content hash, served
 # at /i/<workspace>/<sha256>.<ext>. Several web hosts must share this directory (a volume).
 IMAGES_DIR = DATA_DIR / "images"
+
+# Staff uploads of access logs (tracking/uploads.py), in megabytes as stored (a .gz counts
+# compressed).
+TRACKING_LOG_UPLOAD_MAX_BYTES = env_int("MM_TRACKING_LOG_UPLOAD_MAX_MB", 1024, minimum=1) * 1024**2

@@ -59,3 +59,6 @@ class DeliveryConfig(AppConfig):
         register_duty(engine.send_some)
         register_duty(engine.reclaim_one)
         register_duty(engine.finish_one)
+        from . import counters
+
+        register_duty(counters.compact_counts_one)

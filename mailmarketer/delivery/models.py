@@ -181,3 +181,4 @@ class SendWindow(models.Model):
 
 
 from .bounces.models import Bounce, BounceMailbox, BounceSettings, WebhookReceipt  # noqa: E402, F401  (delivery/bounces/)
+from .models_counts import LedgerCount, LedgerCountDelta  # noqa: E402, F401

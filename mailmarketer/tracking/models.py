@@ -163,4 +163,5 @@ class RollupCursor(models.Model):
         return f"{self.name} at {self.last_id}"
 
 
+from .models_uploads import LogUpload  # noqa: E402, F401 (staff uploads of access logs)
 from .models_web import *  # noqa: E402,F403 (trackweb: sites, web hits, roll-ups)

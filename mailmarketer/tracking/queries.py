@@ -1,8 +1,9 @@
 """Reads for the campaign reports and a person's activity timeline.
 
-Reports read the roll-ups (CampaignStat, CampaignDomainStat: rollups.py keeps them), the ledger
-for delivered and bounced, and the consent ledger for unsubscribes: never the events. The
-timeline reads the person's own events (one index range: emailevent_subscriber_at).
+Reports read the roll-ups (CampaignStat, CampaignDomainStat: rollups.py keeps them), delivery's
+per-campaign ledger counts for delivered and bounced (delivery/counters.py), and the consent
+ledger for unsubscribes: never the events nor the ledger rows. The timeline reads the person's
+own events (one index range: emailevent_subscriber_at).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Sum
+from django.db.models import Sum
 
 from mailmarketer.audience.models import ConsentRecord
 from mailmarketer.campaigns.models import Campaign, CampaignLink
+from mailmarketer.delivery.counters import ledger_counts
 from mailmarketer.delivery.models import Delivery
 from mailmarketer.lib.charts import Chart, chart
 
@@ -95,12 +97,9 @@ class Report:
 
 
 def campaign_report(campaign: Campaign) -> Report:
-    ledger = dict(
-        Delivery.objects.filter(campaign=campaign, status__in=["sent", "bounced"])
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
+    # Kept by delivery's triggers, exact at every moment (delivery/models_counts.py): counting
+    # the ledger rows here read every row of the campaign.
+    ledger = ledger_counts(campaign.pk)
     bounced = ledger.get("bounced", 0)
     # A bounce arriving after the relay accepted the message turns a sent row into bounced:
     # delivered is what was accepted and did not come back.

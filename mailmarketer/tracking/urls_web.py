@@ -15,3 +15,19 @@ urlpatterns = [
     path(SITES + "<int:site_id>/edit/", views_sites.site_edit, name="site-edit"),
     path(SITES + "<int:site_id>/report/", views_report.site_report, name="site-report"),
 ]
+
+from . import views_uploads  # noqa: E402 (staff uploads of access logs)
+
+urlpatterns += [
+    path(SITES + "<int:site_id>/logs/", views_uploads.log_upload_new, name="site-log-upload-new"),
+    path(
+        SITES + "<int:site_id>/logs/<int:upload_id>/",
+        views_uploads.log_upload_detail,
+        name="site-log-upload",
+    ),
+    path(
+        SITES + "<int:site_id>/logs/<int:upload_id>/progress/",
+        views_uploads.log_upload_progress,
+        name="site-log-upload-progress",
+    ),
+]
