@@ -667,10 +667,11 @@ def send_one() -> bool:
 # How long one call of the worker's sending duty keeps sending batches before the worker's other
 # duties get their turn. A round of the other duties costs about two dozen queries (every app's
 # housekeeping) whatever was sent: at 0.5 s, with a busy machine sending one or two batches in
-# that time, they were 5-15% of a worker's CPU per message; at 2 s a few percent. Nothing waits
-# for them meanwhile: a pause, a cancel or a transactional message is seen at the next batch,
-# and when the planned rows run out the round ends at once and planning runs.
-SEND_ROUND_S = 2.0
+# that time, they were 5-15% of a worker's CPU per message; at 1 s a few percent. Not 2 s: the
+# reclaim runs between rounds, and 2 s pushed a killed worker's recovery past 15 s once on
+# PostgreSQL. Nothing waits for them meanwhile: a pause, a cancel or a transactional message is
+# seen at the next batch, and when the planned rows run out the round ends; planning runs.
+SEND_ROUND_S = 1.0
 
 
 def send_some(clock=time.monotonic) -> bool:
