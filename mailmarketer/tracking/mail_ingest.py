@@ -2,7 +2,8 @@
 
 `ingest_mail_one` takes the oldest finished spool file, stores up to BATCH of its hits past the
 file's progress mark through mail.store_hits, and moves the mark, in one transaction; at the
-end of the file it deletes the file, then the mark. The mark is a RollupCursor row named after
+end of the file it deletes the file, then the mark (lib/group_spool.ingest_spool_file, the loop
+every spool's ingestion shares). The mark is a RollupCursor row named after
 the file (`m:<file>`, its byte offset), so a worker killed anywhere leaves either the batch and
 its mark both committed or neither: nothing lost, nothing stored twice.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.db import transaction
+from mailmarketer.lib import group_spool
 
 from . import mail, mail_spool, rollups
 from .models import RollupCursor
@@ -36,50 +37,26 @@ def _lock() -> None:
     RollupCursor.objects.select_for_update().get(name=rollups.CURSOR)
 
 
-def _lines(data: bytes, start: int, count: int) -> tuple[bytes, int]:
-    """Up to `count` lines of `data` from `start`: their bytes and where they end. A last line
-    without its newline is taken as it is (the file is finished: its writer let go)."""
-    end = start
-    for _ in range(count):
-        if end >= len(data):
-            break
-        newline = data.find(b"\n", end)
-        end = len(data) if newline < 0 else newline + 1
-    return data[start:end], end
+lines = group_spool.lines  # kept for callers of the former name
 
 
-lines = _lines  # the website hits' ingestion (web_ingest.py) reads its files the same way
+def _store(chunk: bytes, path: Path) -> None:
+    records, bad = mail_spool.read_records(chunk)
+    if bad:
+        logger.warning("mail spool %s: %d torn or unreadable lines skipped", path, bad)
+    mail.store_hits(records)
 
 
 def ingest_mail_one() -> bool:
     """Worker duty: store one batch of spooled email hits; whether there was a file."""
-    files = mail_spool.ready_files()
-    if not files:
-        return False
-    path = files[0]
-    name = _mark_name(path)
-    with transaction.atomic():
-        _lock()
-        # Checked under the lock: the file is deleted (before its mark) only under it.
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return True
-        mark, _ = RollupCursor.objects.get_or_create(name=name)
-        chunk, end = _lines(data, mark.last_id, BATCH)
-        if chunk:
-            records, bad = mail_spool.read_records(chunk)
-            if bad:
-                logger.warning("mail spool %s: %d torn or unreadable lines skipped", path, bad)
-            mail.store_hits(records)
-            mark.last_id = end
-            mark.save(update_fields=["last_id"])
-    if end >= len(data):
-        with transaction.atomic():
-            _lock()
-            path.unlink(missing_ok=True)
-            RollupCursor.objects.filter(name=name).delete()
-    return True
+    return group_spool.ingest_spool_file(
+        mail_spool.PREFIX,
+        lock=_lock,
+        mark_model=RollupCursor,
+        mark_name=_mark_name,
+        store_chunk=_store,
+        batch=BATCH,
+    )
 
 
 def ingest_all() -> int:

@@ -1,5 +1,5 @@
 """Website hits through the spool: `/t/e` appends each hit's row to a group-committed spool
-file (`web-<ns>-<pid>.open`, the same GroupSpool as the email hits', mail_spool.py) and answers
+file (`web-<ns>-<pid>.open`, the same GroupSpool as the email hits', lib/group_spool.py) and answers
 once the line is on disk; the worker duty `ingest_web_one` stores them in batches.
 
 A line is the row `web.hit_row` made in the request (the IP already kept as the site says, the
@@ -8,12 +8,12 @@ token named, or nothing. Whether that person is linked (their tracking consent) 
 ingestion, for the whole batch in one query: a withdrawal made before the hit is stored wins.
 
 `ingest_web_one` takes the oldest finished file, and in one transaction stores up to BATCH of its
-lines past the file's progress mark (web.store_rows: one multi-row INSERT ... ON CONFLICT DO
-NOTHING, one record_facts call for the identified page views, the roll-up marks) and moves the
-mark (a RollupCursor row `w:<file>`, a byte offset). Every step holds the lock on one
-RollupCursor row (LOCK), so two workers never ingest the same lines; a worker killed anywhere
-leaves the batch and its mark both committed or neither. The idempotency key would make a
-second pass add nothing anyway.
+lines past the file's progress mark (lib/group_spool.ingest_spool_file, with web.store_rows:
+one multi-row INSERT ... ON CONFLICT DO NOTHING, one record_facts call for the identified
+page views, the roll-up marks) and moves the mark (a RollupCursor row `w:<file>`, a byte
+offset). Every step holds the lock on one RollupCursor row (LOCK), so two workers never
+ingest the same lines; a worker killed anywhere leaves the batch and its mark both committed
+or neither. The idempotency key would make a second pass add nothing anyway.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from mailmarketer.audience.models import ConsentRecord
+from mailmarketer.lib import group_spool
 
-from . import mail_ingest, mail_spool, web
+from . import mail_spool, web
 from .models import RollupCursor
 
 logger = logging.getLogger("mailmarketer.tracking")
@@ -36,7 +36,7 @@ PREFIX = "web-"
 BATCH = 2_000
 LOCK = "web-ingest"
 
-spool = mail_spool.GroupSpool(PREFIX)
+spool = group_spool.GroupSpool(PREFIX)
 
 
 def append(row: dict, token_ids: tuple[int, int] | None) -> None:
@@ -104,31 +104,20 @@ def _lock() -> None:
     RollupCursor.objects.select_for_update().get(name=LOCK)
 
 
+def _store(chunk: bytes, path: Path) -> None:
+    store(*_records(chunk, path))
+
+
 def ingest_web_one() -> bool:
     """Worker duty: store one batch of spooled website hits; whether there was a file."""
-    files = mail_spool.ready_files(PREFIX)
-    if not files:
-        return False
-    path = files[0]
-    name = _mark_name(path)
-    with transaction.atomic():
-        _lock()
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return True  # another worker finished it
-        mark, _ = RollupCursor.objects.get_or_create(name=name)
-        chunk, end = mail_ingest.lines(data, mark.last_id, BATCH)
-        if chunk:
-            store(*_records(chunk, path))
-            mark.last_id = end
-            mark.save(update_fields=["last_id"])
-    if end >= len(data):
-        with transaction.atomic():
-            _lock()
-            path.unlink(missing_ok=True)
-            RollupCursor.objects.filter(name=name).delete()
-    return True
+    return group_spool.ingest_spool_file(
+        PREFIX,
+        lock=_lock,
+        mark_model=RollupCursor,
+        mark_name=_mark_name,
+        store_chunk=_store,
+        batch=BATCH,
+    )
 
 
 def ingest_all() -> int:

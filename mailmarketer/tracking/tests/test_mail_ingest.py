@@ -19,6 +19,7 @@ from mailmarketer.audience.links import click_token, open_token
 from mailmarketer.audience.models import Fact, FactKind
 from mailmarketer.campaigns.models import CampaignLink
 from mailmarketer.delivery.models import Delivery
+from mailmarketer.lib import group_spool
 from mailmarketer.tracking import mail, mail_ingest, mail_spool, queries, rollups
 from mailmarketer.tracking.models import EmailEvent, MachineReason, RollupCursor
 from mailmarketer.tracking.testing import ingest, send_campaign
@@ -197,7 +198,7 @@ def test_it_skips_a_torn_line_and_stores_the_rest(rows):
 
 
 def test_it_hands_an_idle_processs_file_over_within_seconds(client, rows, monkeypatch):
-    monkeypatch.setattr(mail_spool, "ROTATE_SECONDS", 0.2)
+    monkeypatch.setattr(group_spool, "ROTATE_SECONDS", 0.2)
     mail_spool.spool.close()
     mail_spool.spool._reset()
     client.get(f"/t/o/{open_token(rows[0].pk)}", HTTP_USER_AGENT=BROWSER)

@@ -1,0 +1,276 @@
+"""Group-committed spool files: where a public edge (tracking's `/t/c/`, `/t/o/`, `/t/e`, the
+sign-up forms) puts a record before it answers, so the answer waits on one append to a file
+(shared with other requests' appends, one fdatasync for many), never on the database; and the
+one loop by which a worker duty stores those records in batches (`ingest_spool_file`).
+
+Writing (`GroupSpool.append`), group commit: a request adds its line to the open batch;
+whoever finds no flush in progress becomes the flusher, takes the whole batch, writes it with
+one `write` and one `fdatasync`, and wakes the others. Each request returns only once its own
+line is on disk, so a web process killed with SIGKILL right after an answer has lost nothing
+it answered.
+
+Files: one per process and prefix at a time, `<prefix><ns>-<pid>.open`, held under an
+exclusive `flock` while the process writes it. After ROTATE_SECONDS (or on the first write
+after that) the writer renames it to `.jsonl` and closes it; a daemon thread does that in an
+idle process too, so a quiet process's records reach the worker within seconds. The worker
+ingests only files no writer holds: `.jsonl` files, and `.open` files whose `flock` it can take
+(their process died; the lock went with it). No timing assumption decides when a file is
+finished.
+
+Lines are short JSON objects; a line torn by a crash mid-write was never answered, and the
+reader skips it.
+
+Reading (`ingest_spool_file`): the oldest finished file of a prefix; in one transaction, under
+the kind's lock, up to `batch` lines past the file's progress mark (a row of the caller's mark
+model: the file's byte offset) are stored by the kind's callback and the mark is moved. A
+worker killed anywhere leaves the batch and its mark both committed or neither: nothing lost,
+nothing stored twice. At the end of the file the file is deleted, then its mark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger("mailmarketer.spool")
+
+ROTATE_SECONDS = 1.0
+
+
+def spool_dir() -> Path:
+    """One directory for every prefix (`TRACKING_SPOOL_DIR`, its historical name, overrides)."""
+    return Path(getattr(settings, "TRACKING_SPOOL_DIR", None) or settings.DATA_DIR / "spool")
+
+
+class _Batch:
+    __slots__ = ("done", "error", "lines")
+
+    def __init__(self):
+        self.lines: list[bytes] = []
+        self.done = False
+        self.error: OSError | None = None
+
+
+class GroupSpool:
+    """One per process and prefix; safe for the threads of a gthread worker."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
+        self.cond = threading.Condition(threading.Lock())
+        self.open = _Batch()
+        self.flushing = False
+        self.fd: int | None = None
+        self.path: Path | None = None
+        self.opened_at = 0.0
+        self.rotator: threading.Thread | None = None
+
+    def append(self, record: dict) -> None:
+        """Appends one record durably; raises OSError when the file cannot take it."""
+        if self.pid != os.getpid():  # forked after the parent used it: nothing is shared
+            self._reset()
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        with self.cond:
+            batch = self.open
+            batch.lines.append(line)
+            while not batch.done:
+                if self.flushing:
+                    self.cond.wait()
+                    continue
+                self.flushing = True
+                todo, self.open = self.open, _Batch()
+                self.cond.release()
+                try:
+                    todo.error = self._write(b"".join(todo.lines))
+                finally:
+                    self.cond.acquire()
+                    todo.done = True
+                    self.flushing = False
+                    self.cond.notify_all()
+            if batch.error is not None:
+                raise batch.error
+
+    def _write(self, data: bytes) -> OSError | None:
+        """Runs outside the lock, by one flusher at a time."""
+        try:
+            if self.fd is not None and time.monotonic() - self.opened_at >= ROTATE_SECONDS:
+                self._finish()
+            if self.fd is None:
+                self._start()
+            view = memoryview(data)
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+            os.fdatasync(self.fd)
+            return None
+        except OSError as error:
+            logger.exception(
+                "%sspool: a batch of %d bytes could not be written", self.prefix, len(data)
+            )
+            self._abandon()
+            return error
+
+    def _start(self) -> None:
+        directory = spool_dir()
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = directory / f"{self.prefix}{time.time_ns():020d}-{os.getpid()}.open"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self.fd, self.path, self.opened_at = fd, path, time.monotonic()
+        if self.rotator is None:
+            self.rotator = threading.Thread(target=self._rotate_idle, daemon=True)
+            self.rotator.start()
+
+    def _finish(self) -> None:
+        """Hands the current file to the worker: renamed while still locked, then closed."""
+        fd, path = self.fd, self.path
+        self.fd = self.path = None
+        try:
+            os.rename(path, path.with_suffix(".jsonl"))
+        finally:
+            os.close(fd)
+
+    def _abandon(self) -> None:
+        """After a failed write: the file is left to the worker as a dead writer's (its lock
+        goes with the descriptor), and the next batch starts a new one."""
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                self._finish()
+
+    def _rotate_idle(self) -> None:
+        while True:
+            time.sleep(ROTATE_SECONDS / 2)
+            with self.cond:
+                if self.pid != os.getpid():
+                    return
+                due = self.fd is not None and time.monotonic() - self.opened_at >= ROTATE_SECONDS
+                if due and not self.flushing:
+                    try:
+                        self._finish()
+                    except OSError:
+                        logger.exception("%sspool: a file could not be handed over", self.prefix)
+
+    def close(self) -> None:
+        """Hands over the current file now (tests, and a process stopping cleanly)."""
+        with self.cond:
+            while self.flushing:
+                self.cond.wait()
+            if self.fd is not None and self.pid == os.getpid():
+                self._finish()
+
+
+# -- the reader's side ---------------------------------------------------------------------------
+
+
+def ready_files(prefix: str) -> list[Path]:
+    """Files no writer holds, oldest first (names start with their creation time). An
+    `.open` file whose lock can be taken belonged to a process that died: it is renamed to
+    `.jsonl` here, under the lock, and ingested like the others."""
+    directory = spool_dir()
+    if not directory.is_dir():
+        return []
+    for path in directory.glob(f"{prefix}*.open"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # just handed over
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a live writer's
+        try:
+            if path.exists():
+                os.rename(path, path.with_suffix(".jsonl"))
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+    return sorted(directory.glob(f"{prefix}*.jsonl"), key=lambda p: p.name)
+
+
+def read_records(data: bytes) -> tuple[list[dict], int]:
+    """The records in `data` (a finished file's bytes from some offset), and how many lines
+    were torn or unreadable (skipped)."""
+    records, bad = [], 0
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def lines(data: bytes, start: int, count: int) -> tuple[bytes, int]:
+    """Up to `count` lines of `data` from `start`: their bytes and where they end. A last line
+    without its newline is taken as it is (the file is finished: its writer let go)."""
+    end = start
+    for _ in range(count):
+        if end >= len(data):
+            break
+        newline = data.find(b"\n", end)
+        end = len(data) if newline < 0 else newline + 1
+    return data[start:end], end
+
+
+def ingest_spool_file(
+    prefix: str,
+    *,
+    lock: Callable[[], None],
+    mark_model,
+    mark_name: Callable[[Path], str],
+    store_chunk: Callable[[bytes, Path], object],
+    batch: int,
+    mark_field: str = "last_id",
+) -> bool:
+    """Stores one batch of the oldest finished file of `prefix`; whether there was a file.
+
+    `lock()` takes the kind's ingestion lock inside the transaction (two workers never ingest
+    the same lines; the file is deleted only under it); `mark_model` is a model with a unique
+    `name` and an integer `mark_field`, one row per file being ingested (`mark_name(path)`);
+    `store_chunk(chunk, path)` stores the lines of `chunk` (up to `batch` whole lines, the
+    last maybe torn) in the caller's transaction."""
+    files = ready_files(prefix)
+    if not files:
+        return False
+    path = files[0]
+    name = mark_name(path)
+    with transaction.atomic():
+        lock()
+        # Checked under the lock: the file is deleted (before its mark) only under it.
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return True  # another worker finished it
+        mark, _ = mark_model.objects.get_or_create(name=name)
+        chunk, end = lines(data, getattr(mark, mark_field), batch)
+        if chunk:
+            store_chunk(chunk, path)
+            setattr(mark, mark_field, end)
+            mark.save(update_fields=[mark_field])
+    if end >= len(data):
+        with transaction.atomic():
+            lock()
+            path.unlink(missing_ok=True)
+            mark_model.objects.filter(name=name).delete()
+    return True
