@@ -289,6 +289,12 @@ class Visit:
     ip: str | None = None
     user_agent: str = ""
     referrer: str = ""
+    # The IP's keyed hash when it was made before (a spooled sign-up keeps the hash, and the
+    # IP itself only when the workspace keeps IPs).
+    ip_key: str | None = None
+
+    def key(self) -> str:
+        return self.ip_key or limits.ip_key(self.ip)
 
 
 def _refuses(subscriber: Subscriber | None, suppression: Suppression | None) -> bool:
@@ -383,21 +389,23 @@ def do_submit_form(
     *,
     solved: altcha.Solved | None = None,
     lists: list[MailingList] | None = None,
+    at=None,
 ) -> Submission:
     """One accepted submission, all or nothing. Raises Blocked (nothing stored) when the
-    per-IP or per-address limits are reached, altcha.AltchaRefused when the proof of work
-    `solved` was spent before. `submitted` has been read without errors; `lists`, when given,
-    are the form's lists among `submitted.lists` (queries.form_lists, or a FormConfig's)."""
+        per-IP or per-address limits are reached, altcha.AltchaRefused when the proof of work
+        `solved` was spent before. `submitted` has been read without errors; `lists`, when given,
+        are the form's lists among `submitted.lists` (queries.form_lists, or a FormConfig's). `at`,
+    when given, is when the person sent it (a spooled sign-up stored later: signup/spooled.py)."""
     workspace = form.workspace
     if solved is not None:
         altcha.spend(workspace, solved)
     email_hash = suppression_hash(submitted.email)
     lists = queries.form_lists(form, submitted.lists) if lists is None else list(lists)
     if _plain(form, submitted, lists):
-        done = _submit_plain(form, submitted, visit, lists, email_hash)
+        done = _submit_plain(form, submitted, visit, lists, email_hash, at=at)
         if done is not None:
             return done
-    if limits.over_limit(workspace, email_hash=email_hash, ip=visit.ip):
+    if limits.over_limit(workspace, email_hash=email_hash, key=visit.key(), at=at):
         raise Blocked("too_many")
     # A webinar's seats are counted under its lock; full or closed stores nothing.
     event = webinars.check_open(form) if form.kind == Form.Kind.WEBINAR else None
@@ -410,12 +418,13 @@ def do_submit_form(
         form=form,
         notice=form.notice,
         email_hash=email_hash,
-        ip_key=limits.ip_key(visit.ip),
+        ip_key=visit.key(),
         ip=visit.ip if keep_ip else None,
         user_agent=visit.user_agent[:400] if keep_ip else "",
         page_url=submitted.page_url[:500],
         referrer=visit.referrer[:500],
         via=visit.via,
+        created_at=at or now(),
     )
     if _refuses(subscriber, suppression):
         submission.outcome = Submission.Outcome.REFUSED
@@ -563,7 +572,13 @@ def _plain(form: Form, submitted: Submitted, lists: list[MailingList]) -> bool:
 
 
 def _submit_plain(
-    form: Form, submitted: Submitted, visit: Visit, lists: list[MailingList], email_hash: str
+    form: Form,
+    submitted: Submitted,
+    visit: Visit,
+    lists: list[MailingList],
+    email_hash: str,
+    *,
+    at=None,
 ) -> Submission | None:
     """The plain submission (see _plain) in five statements after the spent challenge: the
     reads (one: queries_submit.submit_state), then the subscriber, memberships and consent
@@ -573,8 +588,8 @@ def _submit_plain(
     lacks the name or attributes typed): do_submit_form's general path decides those, in the
     same transaction. Raises Blocked at the limits, as that path does."""
     workspace = form.workspace
-    ip_key = limits.ip_key(visit.ip)
-    at = now()
+    ip_key = visit.key()
+    at = at or now()
     state = queries_submit.submit_state(
         workspace.pk,
         email_key=email_key(submitted.email),

@@ -48,7 +48,7 @@ class SignupConfig(AppConfig):
 
         from mailmarketer.lib.worker import register_duty
 
-        from . import leads, resources, segment_kinds
+        from . import leads, resources, segment_kinds, spooled
         from .models_webinars import Registration
         from .webinars import send_reminder_one
 
@@ -63,6 +63,25 @@ class SignupConfig(AppConfig):
             Registration, section="webinar_registrations", export=export_registrations
         )
         register_duty(send_reminder_one)
+        register_duty(spooled.ingest_signup_one)
+        self._forget_forms_on_change()
         resources.register_personal_data()
         leads.register_personal_data()
         segment_kinds.register()
+
+    def _forget_forms_on_change(self):
+        """A change made in this process to what a form's cached objects are built from
+        empties this process's cache at once (others check theirs within FRESH_SECONDS)."""
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from mailmarketer.accounts.models import Workspace
+        from mailmarketer.audience.models import MailingList
+
+        from .models import Form
+        from .models_altcha import FormProtection
+        from .queries_submit import forget_forms
+
+        for model in (Form, Workspace, MailingList, FormProtection):
+            post_save.connect(forget_forms, sender=model, dispatch_uid=f"forms-{model.__name__}")
+            post_delete.connect(forget_forms, sender=model, dispatch_uid=f"forms-d{model.__name__}")
+        m2m_changed.connect(forget_forms, sender=Form.lists.through, dispatch_uid="forms-lists")

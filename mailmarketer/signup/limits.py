@@ -35,13 +35,17 @@ def ip_key(ip: str | None) -> str:
     return salted_hmac("mailmarketer.signup.ip", ip or "-", algorithm="sha256").hexdigest()
 
 
-def over_limit(workspace, *, email_hash: str, ip: str | None) -> bool:
+def over_limit(
+    workspace, *, email_hash: str, ip: str | None = None, key: str | None = None, at=None
+) -> bool:
+    """Whether the submissions accepted in the WINDOW before `at` (now) reach a limit; the IP
+    as itself or as its `key`."""
     # Both counts in one query (one round trip on every submission).
-    key = ip_key(ip)
+    key = key or ip_key(ip)
     counts = Submission.objects.filter(
         Q(ip_key=key) | Q(email_hash=email_hash),
         workspace=workspace,
-        created_at__gte=now() - WINDOW,
+        created_at__gte=(at or now()) - WINDOW,
     ).aggregate(
         from_ip=Count("pk", filter=Q(ip_key=key)),
         for_address=Count("pk", filter=Q(email_hash=email_hash)),

@@ -2,13 +2,15 @@
 "Performance"):
 
 - `form_config`: the form with its workspace, notices, lists and proof-of-work settings. Each
-  web process keeps the last one it built per form and checks it with one joined query that
-  returns every column those objects were built from (form, workspace, protection, lists, the
-  notices' hashes): any change to any of them (a staff edit, a list's opt-in, the workspace's
-  privacy settings) gives different rows, and the objects are built again. Notices are
-  immutable (a new text is a new row the form points at), so their hashes stand for their
-  words. Nothing another process needs is kept here: a stale entry is never used, only
-  rebuilt.
+  web process keeps the last one it built per form and, at most every FRESH_SECONDS (so a
+  newsletter sign-up, spooled, mostly touches no database at all), checks it with one joined
+  query that returns every column those objects were built from (form, workspace,
+  protection, lists, the notices' hashes): any change to any of them (a staff edit, a list's
+  opt-in, the workspace's privacy settings) gives different rows, and the objects are built
+  again. Notices are immutable (a new text is a new row the form points at), so their hashes
+  stand for their words. Nothing another process needs is kept here: an entry is used at
+  most FRESH_SECONDS after it was last checked (longer only while the database cannot be
+  reached), then rebuilt if anything changed.
 - `submit_state`: what decides the submission for one address: its suppression, its
   subscriber and that subscriber's memberships of the form's lists, and the submissions
   counted by the per-IP and per-address limits, in one statement (left joins from a
@@ -20,11 +22,13 @@ The cached objects are shared by the threads of a process: read them, never chan
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from mailmarketer.accounts.models import Workspace
 from mailmarketer.audience.models import (
@@ -39,6 +43,8 @@ from mailmarketer.audience.subscribing import Known
 from . import altcha, queries
 from .models import Form, Submission
 from .models_altcha import FormProtection
+
+logger = logging.getLogger(__name__)
 
 # Forms whose objects a process keeps; past it the cache starts again (a process serves a
 # workspace's handful of forms; this only bounds a flood of distinct slugs, which are 404s
@@ -58,7 +64,11 @@ class FormConfig:
         return sorted((m for m in self.lists if m.pk in wanted), key=lambda m: m.pk)
 
 
-_cache: dict[tuple[str, str], tuple[list[tuple], FormConfig]] = {}
+# How long a checked entry is used without a new check: a staff edit reaches a web process
+# (other than the one that made it, which forgets its entries at once) within this time.
+FRESH_SECONDS = 2.0
+
+_cache: dict[tuple[str, str], tuple[list[tuple], FormConfig, float]] = {}
 _lock = threading.Lock()
 
 
@@ -95,18 +105,34 @@ def _digest_sql() -> str:
 
 
 def form_config(workspace_slug: str, form_slug: str) -> FormConfig | None:
-    """The form's objects, checked against the database by one query; None for no such form."""
-    postgres = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _digest_sql() if postgres else _fingerprint_sql(), [workspace_slug, form_slug]
-        )
-        rows = cursor.fetchall()
-    if not rows or rows == [(None,)]:
-        return None
+    """The form's objects, checked against the database by one query at most every
+    FRESH_SECONDS; None for no such form. When the check cannot reach the database, the
+    objects last built are used (a newsletter sign-up is then still answered and spooled)."""
     key = (workspace_slug, form_slug)
     cached = _cache.get(key)
+    if cached is not None and time.monotonic() - cached[2] < FRESH_SECONDS:
+        return cached[1]
+    postgres = connection.vendor == "postgresql"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _digest_sql() if postgres else _fingerprint_sql(), [workspace_slug, form_slug]
+            )
+            rows = cursor.fetchall()
+    except (OperationalError, InterfaceError):
+        if cached is None:
+            raise
+        logger.warning(
+            "form %s/%s: the database is unreachable: its cached objects serve",
+            workspace_slug,
+            form_slug,
+        )
+        return cached[1]
+    if not rows or rows == [(None,)]:
+        return None
     if cached is not None and cached[0] == rows:
+        with _lock:
+            _cache[key] = (rows, cached[1], time.monotonic())
         return cached[1]
     form = queries.public_form(workspace_slug, form_slug)
     if form is None:  # deleted between the two reads
@@ -121,12 +147,13 @@ def form_config(workspace_slug: str, form_slug: str) -> FormConfig | None:
     with _lock:
         if len(_cache) >= MAX_CACHED:
             _cache.clear()
-        _cache[key] = (rows, config)
+        _cache[key] = (rows, config, time.monotonic())
     return config
 
 
-def forget_forms() -> None:
-    """Empties this process's cache (tests that compare statement counts start cold)."""
+def forget_forms(*args, **kwargs) -> None:
+    """Empties this process's cache: after any change to what it is built from made in this
+    process (signal receivers, signup/apps.py), and for tests that start cold."""
     with _lock:
         _cache.clear()
 

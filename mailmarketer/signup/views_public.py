@@ -4,12 +4,15 @@ embed snippet on another site, the JSON endpoint, and the double opt-in confirma
 All three ways in go through `_submit`: the same token, honeypot, origin, field and limit
 checks, and the same answer whether or not the address was known. CSRF: these routes are
 exempt from Django's cookie check and carry a signed per-form token instead (tokens.py says
-why). Nothing is stored unless every check passes; then one transaction stores everything.
+why). Nothing is stored unless every check passes; then one transaction stores everything:
+at once for webinar, resource and evaluation forms, and for newsletter forms by the worker a
+moment after the answer, from the spool line the answer waited for (spooled.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -24,7 +27,7 @@ from mailmarketer.accounts.access import public_view
 from mailmarketer.audience.emails import mask_email
 from mailmarketer.lib.http import DEFAULT_CSP, client_ip
 
-from . import altcha, leads, queries, queries_submit, resources
+from . import altcha, leads, queries, queries_submit, resources, spooled
 from .actions import (
     AVAILABLE_KINDS,
     Blocked,
@@ -53,6 +56,8 @@ from .tokens import EMBED, PAGE, make_form_token, read_confirm_token, read_form_
 from .views import _public
 from .views_webinars import webinar_page_context, webinar_thanks
 from .webinars import RegistrationClosed
+
+logger = logging.getLogger(__name__)
 
 # A form's post is a few hundred bytes; 32 KB leaves room for long custom fields and is far
 # below what would let a flood of posts fill the server's memory.
@@ -340,6 +345,19 @@ def _submit(request, config: FormConfig, data, *, as_json: bool):
         user_agent=_header(request, "User-Agent"),
         referrer=_header(request, "Referer"),
     )
+    if spooled.takes(form):
+        try:
+            spooled.accept(
+                form, submitted, visit, solved=solved, lists=config.chosen(submitted.lists)
+            )
+            return None  # stored by the worker in a moment (spooled.py)
+        except Blocked as blocked:
+            raise Refusal(429, text(language, blocked.reason)) from None
+        except altcha.AltchaRefused as refused:
+            raise Refusal(422, text(language, refused.reason), field=altcha.FIELD) from None
+        except OSError:
+            # The spool cannot take it (disk full, gone): the transactional path still can.
+            logger.exception("form %s: the sign-up spool refused; storing directly", form.pk)
     try:
         return do_submit_form(
             form, submitted, visit, solved=solved, lists=config.chosen(submitted.lists)

@@ -40,6 +40,22 @@ def campaign(personas, news):
     return campaign
 
 
+@pytest.fixture(autouse=True)
+def _own_signup_spool(settings, tmp_path):
+    """Each test its own spool directory, no spool file left open, and this process's form
+    cache and flood memory empty (ids and addresses come back between tests)."""
+    from mailmarketer.signup import queries_submit, spooled
+
+    spooled.spool.close()
+    spooled.memory.forget()
+    queries_submit.forget_forms()
+    settings.TRACKING_SPOOL_DIR = tmp_path / "spool"
+    yield
+    spooled.spool.close()
+    spooled.memory.forget()
+    queries_submit.forget_forms()
+
+
 # -- forms -----------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from django.test import Client
 
 from mailmarketer.delivery import engine, planner
 from mailmarketer.lib import outbox
+from mailmarketer.signup import spooled
 from mailmarketer.signup.testing import altcha_payload
 from mailmarketer.signup.tokens import PAGE, make_form_token
 
@@ -22,16 +23,21 @@ def form_url(form) -> str:
     return f"/f/{form.workspace.slug}/{form.slug}"
 
 
-def post(form, data=None, *, client=None, token=None, **extra):
+def post(form, data=None, *, client=None, token=None, ingest=True, **extra):
     """A POST of the hosted page with a fresh page token (unless given) and a solved proof of
-    work (unless `data` has its own "altcha")."""
+    work (unless `data` has its own "altcha"). A newsletter form's sign-up is stored by the
+    worker after the answer (signup/spooled.py): unless `ingest` is false, the worker's duty
+    runs here, so that the test sees it stored."""
     body = {
         "form_token": token if token is not None else make_form_token(form.pk, PAGE),
         "altcha": altcha_payload(form),
     }
     body.update(GOOD if data is None else data)
     client = client or Client(enforce_csrf_checks=True)
-    return client.post(form_url(form), data=body, **extra)
+    response = client.post(form_url(form), data=body, **extra)
+    if ingest:
+        spooled.ingest_all()
+    return response
 
 
 def run_engine() -> None:

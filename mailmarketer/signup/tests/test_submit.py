@@ -24,7 +24,7 @@ from mailmarketer.audience.models import (
 )
 from mailmarketer.campaigns.models import Campaign
 from mailmarketer.delivery.models import Delivery
-from mailmarketer.signup import limits
+from mailmarketer.signup import limits, spooled
 from mailmarketer.signup.models import Confirmation, Submission
 from mailmarketer.signup.testing import altcha_payload
 from mailmarketer.signup.tokens import EMBED, make_form_token
@@ -520,12 +520,14 @@ def post_json(form, data=None, *, origin="http://127.0.0.1:9999", token=None, ra
         "altcha": altcha_payload(form),
         **(GOOD if data is None else data),
     }
-    return Client(enforce_csrf_checks=True).post(
+    response = Client(enforce_csrf_checks=True).post(
         form_url(form) + ".json",
         data=raw if raw is not None else json.dumps(body),
         content_type="application/json",
         HTTP_ORIGIN=origin,
     )
+    spooled.ingest_all()  # a newsletter sign-up is stored by the worker (signup/spooled.py)
+    return response
 
 
 def test_it_takes_json_from_an_allowed_origin_with_cors(newsletter, personas):
