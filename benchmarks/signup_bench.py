@@ -365,6 +365,7 @@ def run_case(db: str, args) -> dict:
         warm_bodies, bodies = work / "warm.tsv", work / "run.tsv"
         warm_bodies.write_text("".join(lines[:WARM_BODIES]))
         bodies.write_text("".join(lines[WARM_BODIES:]))
+        worker_cpu = tree_cpu(worker.pid)
         warm = wrk(
             base + "/f/bench/news.json",
             WRK_POST,
@@ -401,10 +402,13 @@ def run_case(db: str, args) -> dict:
                     break
             time.sleep(0.2)
         drain = time.monotonic() - ended
+        worker_cpu = tree_cpu(worker.pid) - worker_cpu
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
         check = json.loads(run(sys.executable, __file__, "--inside-check"))
         check["drain_s"] = drain
+        # The worker's CPU per stored sign-up (its process only: PostgreSQL's is not counted).
+        check["worker_cpu_ms"] = worker_cpu * 1000 / max(check["stored"], 1)
         return {
             "db": db,
             "ours": ours,
@@ -482,7 +486,8 @@ def main() -> int:
     header = (
         f"{'db':<9}{'sign-ups/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'limit/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  {'errors':<8}"
-        f"{'stored+consent':<24}{'healthz/s':>9}{'web CPU ms':>11}{'limit':>7}{'drain s':>9}"
+        f"{'stored+consent':<24}{'healthz/s':>9}{'web CPU ms':>11}{'limit':>7}"
+        f"{'drain s':>9}{'worker CPU ms':>14}"
     )
     print(header)
     for row in rows:
@@ -495,7 +500,7 @@ def main() -> int:
             f"{ratio:>6.3f}x  {errors:<8}"
             f"{check['complete']}/{ours['ok'] + row['warm']['ok']} accepted{'':<8}"
             f"{row['health']['rate']:>9.1f}"
-            f"{ours['cpu_ms']:>11.2f}{limit['cpu_ms']:>7.2f}{check['drain_s']:>9.1f}"
+            f"{ours['cpu_ms']:>11.2f}{limit['cpu_ms']:>7.2f}{check['drain_s']:>9.1f}{check['worker_cpu_ms']:>14.2f}"
         )
         for problem in row["problems"]:
             print(f"  PROBLEM ({row['db']}): {problem}")
@@ -504,7 +509,8 @@ def main() -> int:
         "ratio = sign-ups/s / limit/s; target >= 0.25x on PostgreSQL; "
         "healthz: GET /healthz (one SELECT 1), for scale; web CPU ms: the web server's CPU "
         "time (all its processes, from /proc) per request, sign-ups and limit; drain s: from "
-        "the end of the run until the worker had stored every accepted sign-up; load average "
+        "the end of the run until the worker had stored every accepted sign-up; worker CPU ms: "
+        "the worker process's CPU per stored sign-up (warm-up and run); load average "
         f"{os.getloadavg()[0]:.1f}"
     )
     return 1 if failed else 0

@@ -41,6 +41,9 @@ def post(form, data=None, *, client=None, token=None, ingest=True, **extra):
 
 
 def run_engine() -> None:
+    """The worker's duties that matter here: the spooled sign-ups stored (and their
+    confirmation mails queued), then the delivery engine until it is idle."""
+    spooled.ingest_all()
     for _ in range(50):
         if not (planner.plan_one() | engine.send_one() | engine.finish_one()):
             return

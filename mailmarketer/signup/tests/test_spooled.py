@@ -127,7 +127,7 @@ def test_the_database_down_at_ingestion_keeps_the_file_for_the_next_round(plain,
         raise OperationalError("server closed the connection")
 
     with monkeypatch.context() as patched:
-        patched.setattr(spooled, "do_submit_form", down)
+        patched.setattr(spooled, "subscribe_new_people", down)
         with pytest.raises(OperationalError):
             spooled.ingest_signup_one()
     assert not Submission.objects.exists() and len(spooled_files()) == 1
@@ -142,19 +142,16 @@ def test_a_worker_killed_mid_batch_stores_nothing_then_everything_once(plain, mo
     for n in range(5):
         assert send(plain, f"p{n}@example.com", ip=f"203.0.113.{n}").status_code == 200
     spooled.spool.close()
-    real, calls = spooled.do_submit_form, []
 
-    def dies_on_the_fourth(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise Killed
-        return real(*args, **kwargs)
+    def dies(*args, **kwargs):  # after the people, memberships and consent records
+        raise Killed
 
     with monkeypatch.context() as patched:
-        patched.setattr(spooled, "do_submit_form", dies_on_the_fourth)
+        patched.setattr(spooled, "_insert_submissions", dies)
         with pytest.raises(Killed):
             spooled.ingest_signup_one()
     assert not Submission.objects.exists() and not SolvedChallenge.objects.exists()
+    assert not Subscriber.objects.exists() and not ConsentRecord.objects.exists()
     monkeypatch.setattr(spooled, "BATCH", 2)
     assert spooled.ingest_all() == 3  # three batches of the same file
     assert Submission.objects.count() == Subscriber.objects.count() == 5
@@ -243,6 +240,45 @@ def test_a_sign_up_for_a_form_deleted_meanwhile_is_dropped_and_counted(plain, st
     spooled.ingest_all()
     assert not Subscriber.objects.exists() and spooled.dropped["form_gone"] == 1
     assert spooled_files() == []
+
+
+def test_known_and_new_addresses_in_one_batch_each_take_their_path(plain, personas, staff):
+    """New addresses are stored set-based, known ones one by one by the general path; the
+    same address twice in a batch: the first creates it, the second finds it."""
+    audience.do_create_subscriber(personas.acme, email="known@example.com", actor=staff)
+    for n, email in enumerate(["a@example.com", "known@example.com", "a@example.com"]):
+        assert send(plain, email, ip=f"203.0.113.{n}").status_code == 200
+    spooled.ingest_all()
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "a@example.com",
+        "known@example.com",
+    ]
+    assert sorted(Submission.objects.values_list("outcome", flat=True)) == [
+        "already",
+        "subscribed",
+        "subscribed",
+    ]
+    assert ConsentRecord.objects.count() == 2
+    assert AuditEvent.objects.filter(event="form.submitted").count() == 3
+
+
+def test_the_set_based_store_writes_a_fixed_number_of_statements(plain, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(group_spool, "ROTATE_SECONDS", 600)  # one file per size, however slow
+    send(plain, "first@example.com")
+    spooled.ingest_all()  # makes the ingestion's lock row
+    counts = []
+    for size in (2, 12):
+        for n in range(size):
+            send(plain, f"p{size}-{n}@example.com", ip=f"198.51.{size}.{n}")
+        spooled.spool.close()
+        with CaptureQueriesContext(connection) as queries:
+            spooled.ingest_all()
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert Submission.objects.count() == 15 and ConsentRecord.objects.count() == 15
 
 
 def test_webinar_resource_and_evaluation_forms_are_not_spooled():
