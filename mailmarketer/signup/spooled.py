@@ -153,7 +153,11 @@ def accept(
     memory.check(
         challenge=solved.challenge if solved else None,
         expires=solved.expires_at.timestamp() if solved else 0,
-        keys=[("i" + ip_key, limits.PER_IP), ("e" + email_hash, limits.PER_ADDRESS)],
+        # Per workspace, as the limits are counted in the database.
+        keys=[
+            (f"i{form.workspace_id}:{ip_key}", limits.PER_IP),
+            (f"e{form.workspace_id}:{email_hash}", limits.PER_ADDRESS),
+        ],
     )
     keep = form.workspace.consent_store_ip
     record = {
