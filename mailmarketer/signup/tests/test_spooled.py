@@ -11,6 +11,7 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 
+from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
 from mailmarketer.audience import actions as audience
 from mailmarketer.audience.models import ConsentRecord, Subscriber
@@ -197,6 +198,27 @@ def test_the_limits_hold_across_processes_at_ingestion(plain, monkeypatch):
     spooled.ingest_all()
     assert Submission.objects.count() == 2
     assert spooled.dropped["over_limit"] == 2
+
+
+def test_the_memory_counts_per_workspace_as_the_database_does(plain, personas, monkeypatch):
+    system = Actor.system("test")
+    evil_news = audience.do_create_list(personas.evil, name="News", slug="news", actor=system)
+    other = do_create_form(
+        personas.evil,
+        name="Plain",
+        slug="plain",
+        title="News",
+        fields=[{"key": "first_name", "type": "builtin"}],
+        lists=[evil_news],
+        notice_text=NOTICE,
+        actor=Actor.system("test"),
+    )
+    monkeypatch.setattr(limits, "PER_ADDRESS", 1)
+    assert send(plain, ip="203.0.113.1").status_code == 200
+    assert send(other, ip="203.0.113.2").status_code == 200  # another workspace's limit
+    assert send(plain, ip="203.0.113.3").status_code == 429
+    spooled.ingest_all()
+    assert Submission.objects.count() == 2
 
 
 def test_double_opt_in_sends_one_confirmation_for_sign_ups_in_one_batch(
