@@ -50,10 +50,10 @@ def _clean_counts():
     spooled.dropped.clear()
 
 
-def send(form, email="ann@example.com", *, ip="203.0.113.7", payload=None):
+def send(form, email="ann@example.com", *, ip="203.0.113.7", payload=None, token=None):
     """A JSON sign-up, answered but not ingested."""
     body = {
-        "form_token": make_form_token(form.pk, EMBED),
+        "form_token": token or make_form_token(form.pk, EMBED),
         "altcha": payload or altcha_payload(form),
         "email": email,
         "first_name": "Ann",
@@ -301,6 +301,23 @@ def test_the_set_based_store_writes_a_fixed_number_of_statements(plain, monkeypa
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert Submission.objects.count() == 15 and ConsentRecord.objects.count() == 15
+
+
+def test_a_token_whose_signature_was_checked_before_still_expires(plain):
+    import time
+    from unittest import mock
+
+    from mailmarketer.signup.tokens import PAGE
+
+    token = make_form_token(plain.pk, PAGE)
+    assert send(plain, "a@example.com", token=token).status_code == 200
+    assert send(plain, "b@example.com", token=token, ip="203.0.113.8").status_code == 200
+    later = time.time() + 25 * 3600  # the page's token lasts 24 hours
+    with mock.patch("time.time", return_value=later):
+        refused = send(plain, "c@example.com", token=token, ip="203.0.113.9")
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "form_token"
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert send(plain, "d@example.com", token=forged, ip="203.0.113.10").status_code == 422
 
 
 def test_webinar_resource_and_evaluation_forms_are_not_spooled():
