@@ -16,8 +16,11 @@ overlaps the previous one, adds nothing twice, and two genuine equal hits in one
 kept.
 
 Speed: parsing is a regular expression per line; everything else that costs (user agents, bot
-checks, referrers, timestamps) is cached per distinct input, which a log repeats a lot; rows go
-to the database in multi-row INSERTs of 1,000 in one transaction per batch of 20,000 lines.
+checks, referrers, timestamps) is cached per distinct input, which a log repeats a lot (what
+depends only on the line's second is worked out when the second changes); rows go to the
+database in multi-row INSERTs of 1,000 in one transaction per batch of 20,000 lines, written by
+a second thread (web.insert_tuples, which on SQLite skips Django's per-execute placeholder
+rewriting).
 """
 
 from __future__ import annotations
