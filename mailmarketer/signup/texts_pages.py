@@ -23,11 +23,11 @@ PAGES: dict[str, dict[str, str]] = {
         "name": "Name",
         "save": "Save my choices",
         "stop_title": "Stop all mail",
-        "stop_suppressed": "This address is on {sender}'s do-not-mail list: no marketing mail "
+        "stop_suppressed": "This address is on the do-not-mail list of {sender}: no marketing mail "
         "is sent to it. Ticking a list above and saving takes it off again, if you "
         "unsubscribed it yourself.",
-        "stop_intro": "Unsubscribe from every list and put this address on {sender}'s "
-        "do-not-mail list.",
+        "stop_intro": "Unsubscribe from every list and put this address on the do-not-mail "
+        "list of {sender}.",
         "everything_button": "Unsubscribe from everything",
         "data_title": "Your data",
         "data_intro": "We mail a link to this address; it works for {hours} hours.",
@@ -87,12 +87,12 @@ PAGES: dict[str, dict[str, str]] = {
         "unsub_from": "<strong>{address}</strong> will be unsubscribed from:",
         "unsub_button": "Unsubscribe",
         "unsub_already": "<strong>{address}</strong> is already unsubscribed from {lists}.",
-        "unsub_none": "<strong>{address}</strong> is not subscribed to any of {sender}'s lists.",
-        "unsub_suppressed": "This address is on {sender}'s do-not-mail list already: no "
+        "unsub_none": "<strong>{address}</strong> is not subscribed to any list of {sender}.",
+        "unsub_suppressed": "This address is on the do-not-mail list of {sender} already: no "
         "message from {sender} will be sent to it.",
         "unsub_stop_title": "Or stop all mail from {sender}",
-        "unsub_stop_text": "This unsubscribes <strong>{address}</strong> from all of "
-        "{sender}'s lists and puts the address on their do-not-mail list, so that no form, "
+        "unsub_stop_text": "This unsubscribes <strong>{address}</strong> from every list "
+        "of {sender} and puts the address on their do-not-mail list, so that no form, "
         "import or list can add it again. To receive mail from {sender} again later, you "
         "would have to ask them to take it off that list.",
         "unsub_note": "This link was in a message sent to the address above. Opening it "
@@ -104,8 +104,8 @@ PAGES: dict[str, dict[str, str]] = {
         "message and ask to be taken off the list.",
         "unsubscribed_title": "You're unsubscribed",
         "unsubscribed_gone": "No more mail will be sent to this address from these lists.",
-        "unsubscribed_everything": "<strong>{address}</strong> is unsubscribed from all of "
-        "{sender}'s lists and is on their do-not-mail list: no more messages from {sender} "
+        "unsubscribed_everything": "<strong>{address}</strong> is unsubscribed from every list "
+        "of {sender} and is on their do-not-mail list: no more messages from {sender} "
         "will be sent to it.",
         "unsubscribed_from": "<strong>{address}</strong> will get no more mail from:",
         "unsubscribed_already": "<strong>{address}</strong> was already unsubscribed.",
@@ -113,8 +113,8 @@ PAGES: dict[str, dict[str, str]] = {
         "from {lists}.",
         "undo_button": "I did this by mistake: subscribe me again",
         "unsubscribed_stop_title": "Stop all mail from {sender}?",
-        "unsubscribed_stop_text": "This unsubscribes the address from all of {sender}'s other "
-        "lists too and puts it on their do-not-mail list, so that no form, import or list "
+        "unsubscribed_stop_text": "This unsubscribes the address from the other lists of {sender} "
+        "too and puts it on their do-not-mail list, so that no form, import or list "
         "can add it again.",
         "unsubscribed_note": "It may take a few minutes for a message already on its way to stop.",
         "resubscribed_title": "You're subscribed again",

@@ -16,8 +16,11 @@ overlaps the previous one, adds nothing twice, and two genuine equal hits in one
 kept.
 
 Speed: parsing is a regular expression per line; everything else that costs (user agents, bot
-checks, referrers, timestamps) is cached per distinct input, which a log repeats a lot; rows go
-to the database in multi-row INSERTs of 1,000 in one transaction per batch of 20,000 lines.
+checks, referrers, timestamps) is cached per distinct input, which a log repeats a lot (what
+depends only on the line's second is worked out when the second changes); rows go to the
+database in multi-row INSERTs of 1,000 in one transaction per batch of 20,000 lines, written by
+a second thread (web.insert_tuples, which on SQLite skips Django's per-execute placeholder
+rewriting).
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ ROW_ORDER = [
 if ROW_ORDER != web.COLUMNS:
     raise RuntimeError("tracking.logs.ROW_ORDER no longer matches WebHit's columns: update _row")
 BATCH_LINES = 20000
+AGENTS_CACHED = 8192  # distinct user agents remembered per file (then forgotten at once)
 BAD_LINES_LISTED = 20
 LINE_MAX = 16384  # a longer line is bad: no real request line is that long
 
@@ -364,6 +368,7 @@ class Importer:
         overlap: bool = False,
     ):
         self.site = site
+        self.site_id, self.workspace_id = site.pk, site.workspace_id
         self.parse = compile_format(fmt)
         self.static = frozenset(e.lower().lstrip(".") for e in static_extensions)
         self.progress = progress
@@ -415,9 +420,13 @@ class Importer:
         days: set[date] = set()
         seen_second = None
         seen: dict[bytes, int] = {}
+        # What depends only on the line's second, worked out when the second changes (lines
+        # come in time order): its time in the database's form and its day's salt.
+        second: tuple = (None, None, None)
         totals = self.totals
         parse = self.parse
-        site = self.site
+        agents: dict[str, tuple] = {}
+        blake2b = hashlib.blake2b
         try:
             for number, line_bytes in enumerate(stream, start=1):
                 totals.lines += 1
@@ -426,10 +435,20 @@ class Importer:
                     continue
                 line = line_bytes.decode("utf-8", "replace").rstrip("\r\n")
                 parsed = parse(line) if line else None
-                at = parsed and parse_time(parsed.time, parsed.iso)
-                if not at:
+                if parsed is None:
                     self._bad(name, number)
                     continue
+                if parsed.time != seen_second:
+                    at = parse_time(parsed.time, parsed.iso)
+                    if not at:
+                        self._bad(name, number)
+                        continue
+                    # The key: the line itself, and how many equal lines came before it in
+                    # the same second (lines are in time order, so one second is remembered).
+                    seen_second, seen = parsed.time, {}
+                    day = at.date()
+                    second = (self._at(at), self._salt(day), day)
+                    days.add(day)
                 totals.valid += 1
                 if parsed.status == 404:
                     totals.not_found += 1
@@ -443,29 +462,31 @@ class Importer:
                 if ext in self.static:
                     totals.static += 1
                     continue
-                info = NO_AGENT if parsed.ua is None else web.agent(parsed.ua[:1000])
+                ua = parsed.ua
+                if ua is None:
+                    info = NO_AGENT
+                else:
+                    # Keyed by the raw string: a dict lookup, before any slicing.
+                    info = agents.get(ua)
+                    if info is None:
+                        if len(agents) >= AGENTS_CACHED:
+                            agents.clear()
+                        info = agents[ua] = web.agent(ua[:1000])
                 if info[5]:
                     totals.bots += 1
                     continue
-                # The key: the line itself, and how many equal lines came before it in the
-                # same second (lines are in time order, so only one second is remembered).
-                if parsed.time != seen_second:
-                    seen_second, seen = parsed.time, {}
-                digest = hashlib.blake2b(line_bytes, digest_size=16).digest()
+                digest = blake2b(line_bytes, digest_size=16).digest()
                 occurrence = seen.get(digest, 0)
                 seen[digest] = occurrence + 1
                 key = (
                     digest.hex()
                     if occurrence == 0
-                    else hashlib.blake2b(
-                        digest + occurrence.to_bytes(4, "big"), digest_size=16
-                    ).hexdigest()
+                    else blake2b(digest + occurrence.to_bytes(4, "big"), digest_size=16).hexdigest()
                 )
-                rows.append(self._row(site, parsed, at, key, path_part, query, ext, info))
-                days.add(at.date())
+                rows.append(self._row(parsed, second, key, path_part, query, ext, info))
                 if len(rows) >= BATCH_LINES:
                     self._flush(rows, days)
-                    rows, days = [], set()
+                    rows, days = [], {second[2]}
                     if self.progress:
                         self.progress(name, number, raw.tell(), size)
             self._flush(rows, days)
@@ -480,7 +501,7 @@ class Importer:
         if len(self.totals.bad_lines) < BAD_LINES_LISTED:
             self.totals.bad_lines.append((name, number))
 
-    def _row(self, site, parsed: Parsed, at, key, path_part, query, ext, info) -> tuple:
+    def _row(self, parsed: Parsed, second: tuple, key, path_part, query, ext, info) -> tuple:
         if "utm_" in query:
             _path, found, _host = web.split_url("http://x/?" + query)
             utm = tuple(found.get(k, "") for k in web.UTM_KEYS)
@@ -503,12 +524,12 @@ class Importer:
             path = web.cut(path, web.PATH_MAX) or "/"
         # In web.COLUMNS order (checked by ROW_ORDER below).
         return (
-            site.workspace_id, site.pk, self._at(at), kind, LOG, key, path or "/", "",
+            self.workspace_id, self.site_id, second[0], kind, LOG, key, path or "/", "",
             referrer, referrer_host, ref_class, *utm,
             path if kind == DOWNLOAD else "", "", "",
             *info[:5],
             stored_ip, whole,
-            web.visitor_hash(self._salt(at.date()), site.pk, ip, parsed.ua or ""),
+            web.visitor_hash(second[1], self.site_id, ip, parsed.ua or ""),
             parsed.status, None,
         )  # fmt: skip
 

@@ -32,8 +32,11 @@ PIXEL = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
+# Read on phones mostly (a link in a message): the viewport, so that it is not shown tiny.
 INVALID = (
-    "<!doctype html><title>Link not valid</title>"
+    '<!doctype html><html lang="en"><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>Link not valid</title>"
     "<p>This link is not valid. If you copied it from a message, check that it is complete.</p>"
 )
 

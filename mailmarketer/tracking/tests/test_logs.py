@@ -162,3 +162,24 @@ def test_it_writes_the_same_rows_from_a_second_thread(tmp_path, acme, monkeypatc
     assert (totals.stored, totals.duplicates, totals.bad) == (5, 0, 3)
     assert WebHit.objects.filter(site=site).count() == 5
     assert Importer(site, overlap=True).run([log]).duplicates == 5
+
+
+def test_its_inserts_are_seen_by_whoever_watches_the_statements(tmp_path, site):
+    """On SQLite the INSERTs skip Django's placeholder rewriting unless something watches the
+    statements (an execute_wrapper, a debug cursor): then they go through Django's cursor, so
+    the watcher sees them, and the rows stored are the same."""
+    from django.db import connection
+
+    seen = []
+
+    def watch(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        totals = Importer(site).run([write(tmp_path, "access.log", APACHE)])
+    assert totals.stored == 5
+    assert sum("INSERT INTO tracking_webhit" in sql for sql in seen) == 1
+    assert WebHit.objects.filter(site=site).count() == 5
+    again = Importer(site).run([write(tmp_path, "again.log", APACHE)])
+    assert (again.stored, again.duplicates) == (0, 5)

@@ -101,6 +101,9 @@ def test_it_refuses_forged_tokens_and_changes_nothing(client, sent, people):
         response = client.get(url, HTTP_USER_AGENT=BROWSER)
         assert response.status_code == 404, url
         assert "Location" not in response
+        if url == forged[0]:  # the view's own page, readable on the phone it was tapped on
+            assert b"Link not valid" in response.content
+            assert b'name="viewport"' in response.content and b'lang="en"' in response.content
     assert client.get(pixel[:-2] + "xx").content == PIXEL  # an image still, nothing stored
     ingest()
     assert not EmailEvent.objects.exists() and not Fact.objects.exists()
