@@ -34,7 +34,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.accounts.models import AuditEvent
-from mailmarketer.audience.bulk_withdraw import audit_row, suppression_key
+from mailmarketer.audience.bulk_withdraw import audit_row, insert_rows, suppression_key
 from mailmarketer.audience.emails import InvalidEmail, email_key, normalise_email
 from mailmarketer.audience.models import Subscriber, Subscription
 
@@ -200,16 +200,19 @@ def apply_reports(reports: list[Report], *, actor: Actor = BOUNCES) -> list[Boun
     # The Bounce rows, with their outcomes, before the withdrawals that name them.
     _create([bounce for _, bounce, _ in new])
     _act(acting, withdrawing, actor)
-    AuditEvent.objects.bulk_create(
-        audit_row(
-            actor,
-            bounce.workspace_id,
-            "bounce.received",
-            bounce,
-            {"kind": bounce.kind, "outcome": bounce.outcome, "channel": bounce.channel},
-        )
-        for _, bounce, _ in new
-        if bounce.workspace_id is not None and bounce.outcome != Outcome.IGNORED
+    insert_rows(
+        AuditEvent,
+        [
+            audit_row(
+                actor,
+                bounce.workspace_id,
+                "bounce.received",
+                bounce,
+                {"kind": bounce.kind, "outcome": bounce.outcome, "channel": bounce.channel},
+            )
+            for _, bounce, _ in new
+            if bounce.workspace_id is not None and bounce.outcome != Outcome.IGNORED
+        ],
     )
     return results  # type: ignore[return-value]
 
@@ -320,15 +323,7 @@ def _by_address(workspace, address: str) -> Subscriber | None:
 def _create(bounces: list[Bounce]) -> None:
     if not bounces:
         return
-    Bounce.objects.bulk_create(bounces)
-    if bounces[0].pk is None:  # a backend that returns no ids from bulk_create
-        ids = dict(
-            Bounce.objects.filter(digest__in=[b.digest for b in bounces]).values_list(
-                "digest", "pk"
-            )
-        )
-        for bounce in bounces:
-            bounce.pk = ids[bounce.digest]
+    insert_rows(Bounce, bounces, ids=True)
 
 
 def _count_soft(acting: list[tuple[Bounce, Delivery | None]]) -> None:
