@@ -98,13 +98,13 @@ def send_all(port: int, messages: list[tuple[str, bytes]], connections: int) -> 
     return time.perf_counter() - started
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live children so far (Linux /proc): the
-    bouncer's applier is its child."""
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """User + system CPU time of a process and (unless told not to) its live children so far
+    (Linux /proc): the bouncer's applier is its child."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else ():
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in found.read_text().split() if children and found.exists() else ():
         with contextlib.suppress(FileNotFoundError):  # a child that just ended
             total += cpu_seconds(int(child))
     return total
@@ -218,6 +218,7 @@ def main() -> int:
         assert bouncer.stdout.readline().startswith("bouncer listening")
         time.sleep(3)  # the applier child starting Django: not counted
         idle_cpu = cpu_seconds(bouncer.pid)
+        idle_receiver = cpu_seconds(bouncer.pid, children=False)
         started = time.perf_counter()
         ours_s = send_all(port, messages, args.connections)
         accept_cpu = cpu_seconds(bouncer.pid) - idle_cpu  # (the applier waits for a pause)
@@ -226,6 +227,7 @@ def main() -> int:
             time.sleep(0.05)
         applied_s = time.perf_counter() - started
         bouncer_cpu = cpu_seconds(bouncer.pid) - idle_cpu
+        receiver_cpu = cpu_seconds(bouncer.pid, children=False) - idle_receiver
         time.sleep(1)  # anything applied twice would show up now
         found = json.loads(helper("report"))
         bouncer.terminate()  # and its applier: the statement count below must be this run's
@@ -246,6 +248,14 @@ def main() -> int:
         print(
             f"{'bouncer end to end (applied)':34} {args.dsns / applied_s:>10.0f} "
             f"{applied_s:>9.2f} {bouncer_cpu / args.dsns * 1e6:>11.0f}"
+        )
+        print(
+            f"{'  of which the receiver':34} {'':>10} {'':>9} "
+            f"{receiver_cpu / args.dsns * 1e6:>11.0f}"
+        )
+        print(
+            f"{'  of which the applier':34} {'':>10} {'':>9} "
+            f"{(bouncer_cpu - receiver_cpu) / args.dsns * 1e6:>11.0f}"
         )
         print(
             f"{'aiosmtpd accepting, discarding':34} {limit:>10.0f} {limit_s:>9.2f} "

@@ -102,15 +102,19 @@ def _max_parameters() -> int:
     return 65535  # PostgreSQL's protocol limit per statement
 
 
-def insert_rows(model, objects: list, *, ids: bool = False) -> None:
+def insert_rows(model, objects: list, *, ids: bool = False, ignore_conflicts=False) -> None:
     """INSERT `objects` of `model` (an auto-increment primary key) in as few statements as the
     driver's parameter limit allows. Each is an unsaved instance (its defaults set by the
     constructor, as for bulk_create), or a dict of column attnames (cheaper to make than an
     instance: the columns it does not name take their field's default). With `ids`, each
     instance gets its new primary key (RETURNING, in VALUES order: SQLite 3.35+ and
-    PostgreSQL, which bulk_create relies on as well). No signals are sent, as with bulk_create."""
+    PostgreSQL, which bulk_create relies on as well). With `ignore_conflicts`, a row that
+    breaks a unique constraint is left out (ON CONFLICT DO NOTHING: PostgreSQL, SQLite 3.24+),
+    as bulk_create(ignore_conflicts=True) does. No signals are sent, as with bulk_create."""
     if not objects:
         return
+    if ids and ignore_conflicts:
+        raise ValueError("a row left out has no id to give back")
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     if isinstance(objects[0], dict):
         if ids:
@@ -127,6 +131,8 @@ def insert_rows(model, objects: list, *, ids: bool = False) -> None:
     table, columns = quote(model._meta.db_table), ", ".join(quote(f.column) for f in fields)
     head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
     tail = f" RETURNING {quote(model._meta.pk.column)}" if ids else ""
+    if ignore_conflicts:
+        tail = " ON CONFLICT DO NOTHING"
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     chunk = max(1, _max_parameters() // len(fields))
     with connection.cursor() as cursor:

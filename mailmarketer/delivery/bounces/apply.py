@@ -483,14 +483,22 @@ def store_received(messages: list[tuple[bytes, list[str]]]) -> None:
     """The receiver's one write per group of messages (several sessions' at once): each kept
     as received, in one transaction, before any of them is answered 250. A message already
     waiting (an MTA retrying after a lost 250) is not stored twice."""
+    # The rows are made before the transaction: on SQLite it holds the write lock (which the
+    # applier's batches wait for) for the INSERT itself only.
+    stamp = now()
+    rows = [
+        {
+            "raw": raw,
+            "recipients": "\n".join(rcpts)[:2000],
+            "digest": digest_of(raw),
+            "received_at": stamp,
+            "attempts": 0,
+            "last_error": "",
+        }
+        for raw, rcpts in messages
+    ]
     with transaction.atomic():
-        PendingReport.objects.bulk_create(
-            (
-                PendingReport(raw=raw, recipients="\n".join(rcpts)[:2000], digest=digest_of(raw))
-                for raw, rcpts in messages
-            ),
-            ignore_conflicts=True,
-        )
+        insert_rows(PendingReport, rows, ignore_conflicts=True)
 
 
 def apply_pending_one(limit: int = BATCH) -> bool:
