@@ -21,8 +21,6 @@ What holds:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import os
 import signal
@@ -30,8 +28,9 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from .apply import store_received
 
@@ -41,20 +40,15 @@ LOCAL_PART = "bounces"
 GROUP_MAX = 500  # messages per group commit at most (one transaction)
 
 
-@contextlib.contextmanager
-def _blocking_the_loop():
-    """Let the ORM run in the event loop's thread for the duration (Django refuses by default,
-    DJANGO_ALLOW_ASYNC_UNSAFE being its documented switch): the group commit blocks the loop
-    on purpose, and nothing else in the bouncer touches the database from the loop."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+def _in_thread(work):
+    """Run `work` with this thread's database connection, dropping it after a database error
+    (the next call reconnects)."""
+    close_old_connections()
     try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+        return work()
+    except DatabaseError:
+        connection.close()
+        raise
 
 
 class BounceHandler:
@@ -65,45 +59,38 @@ class BounceHandler:
         self.max_bytes = max_bytes
         self.rate_per_minute = rate_per_minute
         self._counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        # The messages whose DATA completed in this pass of the event loop, waiting for their
-        # group commit (run by the loop itself at its next pass: no thread to hand over to).
-        self._group: list[tuple[bytes, list[str], asyncio.Future]] = []
-        self.groups = 0  # group commits made (the benchmark's messages per group)
-        # Django keeps a connection per context in a thread running an event loop (asgiref's
-        # Local): every group commit runs in this one context, so they share one connection
-        # (otherwise each would open its own, and never close it).
-        self._db_context = contextvars.Context()
+        # One thread writes the queue, with its own connection (the event loop never waits on
+        # the database); the applying is a child process (applier.py).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="bouncer-store")
+        self._queue: asyncio.Queue | None = None
 
     async def store(self, content: bytes, recipients: list[str]) -> None:
-        """Kept durably once this returns. Group commit: every message that reaches here in
-        the same pass of the event loop is stored by one INSERT and commit, made by the loop
-        itself at its next pass (it blocks the loop: meanwhile the kernel buffers what the
-        clients send, so the next group is larger when the load is)."""
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        if not self._group:
-            loop.call_soon(self._commit_group, context=self._db_context)
-        self._group.append((content, recipients, done))
+        """Kept durably once this returns (group commit: the messages of every session waiting
+        at the time share one transaction)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._group_commits())
+        done = asyncio.get_running_loop().create_future()
+        await self._queue.put((content, recipients, done))
         await done
 
-    def _commit_group(self) -> None:
-        group, self._group = self._group, []
-        for start in range(0, len(group), GROUP_MAX):
-            part = group[start : start + GROUP_MAX]
-            self.groups += 1
+    async def _group_commits(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < GROUP_MAX and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            messages = [(content, rcpts) for content, rcpts, _ in group]
             try:
-                with _blocking_the_loop():
-                    try:
-                        store_received([(content, rcpts) for content, rcpts, _ in part])
-                    except DatabaseError:
-                        connection.close()  # the next group reconnects
-                        raise
+                await loop.run_in_executor(
+                    self._writer, _in_thread, lambda m=messages: store_received(m)
+                )
             except Exception as exc:
-                for *_, done in part:
-                    if not done.done():  # (a session gone meanwhile has its future cancelled)
+                for *_, done in group:
+                    if not done.done():
                         done.set_exception(exc)
                 continue
-            for *_, done in part:
+            for *_, done in group:
                 if not done.done():
                     done.set_result(None)
 

