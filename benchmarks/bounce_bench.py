@@ -98,16 +98,70 @@ def send_all(port: int, messages: list[tuple[str, bytes]], connections: int) -> 
     return time.perf_counter() - started
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live children so far (Linux /proc): the
-    bouncer's applier is its child."""
+def cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """User + system CPU time of a process and (unless told not to) its live children so far
+    (Linux /proc): the bouncer's applier is its child."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for child in children.read_text().split() if children.exists() else ():
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in found.read_text().split() if children and found.exists() else ():
         with contextlib.suppress(FileNotFoundError):  # a child that just ended
             total += cpu_seconds(int(child))
     return total
+
+
+class PgServerSide:
+    """On PostgreSQL, the server's own share: the CPU of the bench database's backends (their
+    pids from pg_stat_activity, /proc/<pid>/stat: the server runs on this machine) and what
+    they wait on, sampled every 50 ms while the DSNs flow (wait event, or "CPU" when active
+    and waiting on nothing)."""
+
+    def __init__(self, url: str, name: str):
+        import psycopg
+
+        self.admin = psycopg.connect(url, autocommit=True)
+        self.name = name
+        self.waits: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def pids(self) -> list[int]:
+        rows = self.admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [self.name],
+        ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def cpu(self) -> dict[int, float]:
+        found = {}
+        for pid in self.pids():
+            with contextlib.suppress(FileNotFoundError):
+                found[pid] = cpu_seconds(pid, children=False)
+        return found
+
+    def _sample(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin.info.dsn, autocommit=True) as sampler:
+            while not self.stop.wait(0.05):
+                for kind, event, state in sampler.execute(
+                    "SELECT wait_event_type, wait_event, state FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [self.name],
+                ):
+                    if state == "active":
+                        key = f"{kind}:{event}" if kind else "CPU"
+                    elif state and state.startswith("idle in transaction"):
+                        key = "idle in transaction"
+                    else:
+                        continue
+                    self.waits[key] = self.waits.get(key, 0) + 1
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(5)
+        self.admin.close()
 
 
 def database(pg_url: str | None, directory: Path):
@@ -218,6 +272,11 @@ def main() -> int:
         assert bouncer.stdout.readline().startswith("bouncer listening")
         time.sleep(3)  # the applier child starting Django: not counted
         idle_cpu = cpu_seconds(bouncer.pid)
+        idle_receiver = cpu_seconds(bouncer.pid, children=False)
+        server = PgServerSide(url, pg_name) if pg_name else None
+        if server:
+            idle_server = server.cpu()
+            server.thread.start()
         started = time.perf_counter()
         ours_s = send_all(port, messages, args.connections)
         accept_cpu = cpu_seconds(bouncer.pid) - idle_cpu  # (the applier waits for a pause)
@@ -226,6 +285,10 @@ def main() -> int:
             time.sleep(0.05)
         applied_s = time.perf_counter() - started
         bouncer_cpu = cpu_seconds(bouncer.pid) - idle_cpu
+        receiver_cpu = cpu_seconds(bouncer.pid, children=False) - idle_receiver
+        if server:
+            server_cpu = sum(t - idle_server.get(pid, 0.0) for pid, t in server.cpu().items())
+            server.close()
         time.sleep(1)  # anything applied twice would show up now
         found = json.loads(helper("report"))
         bouncer.terminate()  # and its applier: the statement count below must be this run's
@@ -248,9 +311,30 @@ def main() -> int:
             f"{applied_s:>9.2f} {bouncer_cpu / args.dsns * 1e6:>11.0f}"
         )
         print(
+            f"{'  of which the receiver':34} {'':>10} {'':>9} "
+            f"{receiver_cpu / args.dsns * 1e6:>11.0f}"
+        )
+        print(
+            f"{'  of which the applier':34} {'':>10} {'':>9} "
+            f"{(bouncer_cpu - receiver_cpu) / args.dsns * 1e6:>11.0f}"
+        )
+        print(
             f"{'aiosmtpd accepting, discarding':34} {limit:>10.0f} {limit_s:>9.2f} "
             f"{sink_cpu / args.dsns * 1e6:>11.0f}"
         )
+        if server:
+            print(
+                f"{'PostgreSQL backends (server side)':34} {'':>10} {'':>9} "
+                f"{server_cpu / args.dsns * 1e6:>11.0f}"
+            )
+            samples = sum(server.waits.values()) or 1
+            print(
+                "  backends' samples (active: CPU or wait event; idle in transaction): "
+                + ", ".join(
+                    f"{key} {count / samples:.0%}"
+                    for key, count in sorted(server.waits.items(), key=lambda kv: -kv[1])[:6]
+                )
+            )
         print(f"{'ratio accepting':34} {ours / limit:>10.2f}   (target >= 0.3)")
         print(f"{'ratio end to end':34} {args.dsns / applied_s / limit:>10.2f}")
         per = counted["dsns"]

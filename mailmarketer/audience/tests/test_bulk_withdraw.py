@@ -95,3 +95,61 @@ def test_it_touches_no_other_workspace(personas, news, staff):
     )
     assert actions.suppression_for(evil, theirs.email) is None
     assert suppressed_already([theirs]) == set()
+
+
+def _written(model, ids, skip=("id",)):
+    names = [f.attname for f in model._meta.concrete_fields if f.attname not in skip]
+    return [
+        tuple(row[n] for n in names)
+        for row in model.objects.filter(pk__in=ids).order_by("pk").values(*names)
+    ]
+
+
+def test_insert_rows_writes_what_bulk_create_writes_in_chunks_with_the_ids(
+    personas, news, staff, monkeypatch
+):
+    from django.utils.timezone import now
+
+    from mailmarketer.audience import bulk_withdraw
+
+    acme = personas.acme
+    person = _person(acme, "rows@example.com", [news], staff)
+    stamp = now()
+
+    def suppressions(tag):
+        return [
+            Suppression(workspace=acme, email_hash=f"{tag}{i}", reason="complaint", note="é <n>")
+            for i in range(7)
+        ]
+
+    def audits(tag):
+        return [
+            bulk_withdraw.audit_row(SYSTEM, acme.pk, f"test.{tag}", person, {"n": i, "é": [1]})
+            for i in range(7)
+        ]
+
+    # A parameter limit of two rows per statement: chunks, and ids given back across them.
+    monkeypatch.setattr(bulk_withdraw, "_max_parameters", lambda: 11)
+    ours = suppressions("a")
+    for s in ours:
+        s.created_at = stamp
+    bulk_withdraw.insert_rows(Suppression, ours, ids=True)
+    theirs = Suppression.objects.bulk_create(suppressions("b"))
+    for s in theirs:
+        s.created_at = stamp
+        s.save(update_fields=["created_at"])
+    assert all(s.pk for s in ours) and len({s.pk for s in ours}) == 7
+    assert [s.email_hash for s in Suppression.objects.filter(pk__in=[s.pk for s in ours])] == [
+        f"a{i}" for i in range(7)
+    ]
+    mine = _written(Suppression, [s.pk for s in ours], skip=("id", "email_hash"))
+    assert mine == _written(Suppression, [s.pk for s in theirs], skip=("id", "email_hash"))
+
+    bulk_withdraw.insert_rows(AuditEvent, audits("x"))  # dicts: the other columns' defaults
+    AuditEvent.objects.bulk_create(AuditEvent(**row) for row in audits("y"))
+    skip = ("id", "at", "event")
+    got = _written(AuditEvent, AuditEvent.objects.filter(event="test.x").values("pk"), skip)
+    want = _written(AuditEvent, AuditEvent.objects.filter(event="test.y").values("pk"), skip)
+    assert len(got) == 7 and got == want
+    assert AuditEvent.objects.filter(event="test.x", at__gte=stamp).count() == 7
+    assert AuditEvent.objects.get(event="test.x", new__n=3).new == {"n": 3, "é": [1]}

@@ -101,6 +101,15 @@ class BeforeForm(forms.Form):
     before = forms.IntegerField(required=False, min_value=1, max_value=2**62)
 
 
+def _matched_person(bounce: Bounce, reveal: bool) -> str:
+    """The subscriber a report was matched to by the address it names (not acted on), masked
+    for roles without personal data ("" when none, or the person was erased since)."""
+    if bounce.subscriber is None:
+        return ""
+    email = bounce.subscriber.email
+    return email if reveal else mask_email(email)
+
+
 @workspace_view(p.CAMPAIGNS_VIEW)
 @require_GET
 def bounces_unmatched(request):
@@ -120,6 +129,7 @@ def bounces_unmatched(request):
             **_row(b, reveal),
             "sender": shown(b.sender, reveal),
             "subject": shown(b.subject, reveal),
+            "matched": _matched_person(b, reveal),
         }
         for b in page
     ]

@@ -105,6 +105,35 @@ def test_it_masks_the_unmatched_reports_for_a_role_without_personal_data(carol_c
     assert "Addresses are masked" in html
 
 
+def test_it_shows_each_unmatched_report_with_its_diagnostic_and_matched_row(
+    alice_client, carol_client, ws, news, people
+):
+    ledger_rows(launch(ws, [news]), people[1:2], [Delivery.Status.SENT])
+    raw = (
+        b"From: postmaster@relay.example\r\nSubject: Undeliverable\r\n"
+        b"Content-Type: text/plain\r\n\r\n"
+        b"Delivery to the following recipient failed permanently:\r\n\r\n"
+        b"    person1@example.com\r\n\r\n"
+        b"550 5.1.1 The account <script>x</script> does not exist.\r\n"
+    )
+    found = do_process_bounce(raw, channel=Bounce.Channel.IMAP, workspace=ws)
+    assert found.outcome == "not_acted" and found.delivery is not None
+
+    def row_of(client):
+        rows = client.get("/app/acme/bounces/unmatched/").content.decode().split("<tr>")
+        return next(r for r in rows if f"/app/acme/bounces/{found.pk}/" in r)
+
+    row = row_of(alice_client)
+    assert "The account &lt;script&gt;x&lt;/script&gt; does not exist." in row  # the diagnostic
+    assert "<script>x" not in row
+    # the address named, in the diagnostic, and the person matched with their last delivery
+    assert row.count("person1@example.com") == 3
+    assert "Autumn news" in row and "Sent" in row  # (not bounced: not acted on)
+    row = row_of(carol_client)
+    assert "person1@" not in row and row.count("p•••@example.com") == 3
+    assert "does not exist" in row and "Autumn news" in row
+
+
 def test_it_shows_another_workspaces_unmatched_reports_to_nobody(mallory_client, unmatched):
     response = mallory_client.get("/app/acme/bounces/unmatched/")
     assert response.status_code in (403, 404)
