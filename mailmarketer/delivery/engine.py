@@ -695,12 +695,9 @@ def send_some(clock=time.monotonic) -> bool:
     found = False
     deadline = clock() + SEND_ROUND_S
     while not stop_requested():
-        if send_one():
-            found = True
-        elif planner.plan_one():
-            found = True
-        else:
+        if not (send_one() or planner.plan_one()):
             break
+        found = True
         if clock() >= deadline:
             break
         reclaim_one()
