@@ -44,11 +44,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
-from itertools import islice
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -486,38 +484,29 @@ def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str
         return {}
     people, reasons = _mailable(prepared, [r.subscriber_id for r in rows if r.subscriber_id])
     outcomes: list[Outcome] = []
+    outgoing: list[Outgoing] = []
     message_ids: dict[int, str] = {}
     by_row: dict[int, tuple[ledger.Claimed, dict]] = {}
-    envelope: dict[int, str] = {}
+    for row in rows:
+        person = people.get(row.subscriber_id)
+        if person is None:
+            reason = reasons.get(row.subscriber_id, Delivery.SkipReason.ERASED)
+            outcomes.append(
+                Outcome(row.id, Status.SKIPPED, f"skipped: {reason.label}", skip_reason=reason)
+            )
+            continue
+        try:
+            message, message_id = _build(prepared, row, person)
+        except (rendering.RenderError, mime.HeaderInjection, ValueError) as exc:
+            outcomes.append(Outcome(row.id, Status.FAILED, f"not sent: {exc}"))
+            continue
+        outgoing.append(message)
+        message_ids[row.id] = message_id
+        by_row[row.id] = (row, person)
 
-    def built() -> Iterator[Outgoing]:
-        # Messages are built as they are needed: while one part is on the wire, the next one is
-        # built (_send_recording). No database access in here: it may run inside the sender's
-        # event loop, where Django refuses queries.
-        for row in rows:
-            person = people.get(row.subscriber_id)
-            if person is None:
-                reason = reasons.get(row.subscriber_id, Delivery.SkipReason.ERASED)
-                outcomes.append(
-                    Outcome(row.id, Status.SKIPPED, f"skipped: {reason.label}", skip_reason=reason)
-                )
-                continue
-            try:
-                message, message_id = _build(prepared, row, person)
-            except (rendering.RenderError, mime.HeaderInjection, ValueError) as exc:
-                outcomes.append(Outcome(row.id, Status.FAILED, f"not sent: {exc}"))
-                continue
-            message_ids[row.id] = message_id
-            by_row[row.id] = (row, person)
-            envelope[row.id] = message.mail_from
-            yield message
-
-    source: Iterable[Outgoing] = built()
-    if sender.server is not None and ratelimit.limits_of(sender.server):
+    if sender.server is not None and outgoing:
         # The relay's limits hold across all workers: send what they allow now, requeue the
-        # rest for when the window reopens (without counting it as an attempt). The batch is
-        # built first: the reservation is for its size.
-        outgoing = list(source)
+        # rest for when the window reopens (without counting it as an attempt).
         granted, retry_at = ratelimit.reserve_waiting(sender.server, len(outgoing))
         for message in outgoing[granted:]:
             outcomes.append(
@@ -529,12 +518,13 @@ def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str
                 )
             )
         held = [m.key for m in outgoing[granted:]]
-        source = outgoing[:granted]
+        outgoing = outgoing[:granted]
         if held:
             Delivery.objects.filter(id__in=held).update(attempts=F("attempts") - 1)
     breaker = sender.breaker
     probing = breaker.state is not BreakerState.CLOSED
-    results, recorded = _send_recording(sender, source, message_ids)
+    envelope = {m.key: m.mail_from for m in outgoing}
+    results, recorded = _send_recording(sender, outgoing, message_ids)
 
     limit = settings.DELIVERY_MAX_CONSECUTIVE_FAILURES
     refused_streak = st.consecutive_failures.get(campaign.pk, 0)
@@ -625,35 +615,21 @@ def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str
 SEND_PART = 50
 
 
-def _send_recording(sender, source: Iterable[Outgoing], message_ids: dict[int, str]):
-    """Send the messages of `source` part by part, recording the accepted ones as sent after
-    each part; returns every result, in order, and the ids recorded. After a part with any
-    failure the rest goes in one call, and only the end of _deliver records it (the relay's
-    trouble is judged on all of it, as before).
-
-    A sender that can (`overlaps`: SMTP) sends a part while the next one is built: building
-    takes the worker's CPU, and the part's round trips to the relay would otherwise leave it
-    waiting. A part is still recorded before the next one goes out, so a worker killed
-    mid-batch leaves at most one part accepted but unrecorded."""
+def _send_recording(sender, outgoing: list[Outgoing], message_ids: dict[int, str]):
+    """Send `outgoing` part by part, recording the accepted ones as sent after each part; returns
+    every result, in order, and the ids recorded. After a part with any failure the rest goes in
+    one call, and only the end of _deliver records it (the relay's trouble is judged on all of
+    it, as before)."""
     results = []
     recorded: set[int] = set()
-    source = iter(source)
-    overlaps = getattr(sender, "overlaps", False)
-    part = list(islice(source, SEND_PART))
-    while part:
-        following: list[Outgoing] = []
-        if overlaps:
-            sent = sender.send(part, meanwhile=_take(source, SEND_PART, following))
-        else:
-            sent = sender.send(part)
-            following = list(islice(source, SEND_PART))
-        results.extend(sent)
-        if not all(r.ok for r in sent):
-            rest = following + list(source)
-            if rest:
-                results.extend(sender.send(rest))
-            break
-        if following:
+    start = 0
+    while start < len(outgoing):
+        clean = not results or all(r.ok for r in results)
+        end = start + SEND_PART if clean else len(outgoing)
+        part = sender.send(outgoing[start:end])
+        results.extend(part)
+        start = end
+        if start < len(outgoing) and all(r.ok for r in part):
             accepted = [
                 Outcome(
                     r.key,
@@ -662,20 +638,11 @@ def _send_recording(sender, source: Iterable[Outgoing], message_ids: dict[int, s
                     message_ids[r.key],
                     sender.server_id,
                 )
-                for r in sent
+                for r in part
             ]
             ledger.record(accepted)
             recorded.update(o.id for o in accepted)
-        part = following
     return results, recorded
-
-
-def _take(source: Iterator[Outgoing], count: int, into: list[Outgoing]) -> Iterator[None]:
-    """Move up to `count` messages from `source` into `into`, one step per message (the
-    sender's event loop runs its connections between steps)."""
-    for message in islice(source, count):
-        into.append(message)
-        yield
 
 
 def send_one() -> bool:

@@ -18,12 +18,11 @@ nobody having to resume anything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -180,38 +179,10 @@ class SmtpSender:
             for m in messages
         ]
 
-    # The engine may hand send() a `meanwhile`: work to do while the messages are on the wire.
-    overlaps = True
-
-    def send(
-        self, messages: list[Outgoing], meanwhile: Iterator[object] | None = None
-    ) -> list[Result]:
-        """Send the messages; one Result each, in order. `meanwhile`, an iterator of small steps
-        of other work (the engine building its next part), is run to its end while they are on
-        the wire: a step at a time, the connections reading replies and writing the next
-        bodies between steps, so the relay's round trips overlap the work instead of leaving
-        the worker waiting. It runs inside this sender's event loop (no database access)."""
+    def send(self, messages: list[Outgoing]) -> list[Result]:
         if not messages:
-            for _ in meanwhile or ():
-                pass
             return []
-        if meanwhile is None:
-            return self.loop.run_until_complete(self._send(messages))
-        return self.loop.run_until_complete(self._send_meanwhile(messages, meanwhile))
-
-    async def _send_meanwhile(self, messages: list[Outgoing], meanwhile: Iterator[object]):
-        sending = asyncio.ensure_future(self._send(messages))
-        try:
-            for _ in meanwhile:
-                await asyncio.sleep(0)
-        except BaseException:
-            # The work failed: the batch's state on the wire is unknown, so its connections are
-            # not reused (send_batch aborts them when cancelled).
-            sending.cancel()
-            with contextlib.suppress(BaseException):
-                await sending
-            raise
-        return await sending
+        return self.loop.run_until_complete(self._send(messages))
 
     def close(self) -> None:
         async def close_all():

@@ -683,11 +683,11 @@ def test_it_records_each_accepted_part_of_a_batch_before_sending_the_next(
     real_send = sender.send
     sent_before_each_part = []
 
-    def send(messages, meanwhile=None):
+    def send(messages):
         sent_before_each_part.append(
             Delivery.objects.filter(campaign=campaign, status=Status.SENT).count()
         )
-        return real_send(messages, meanwhile=meanwhile)
+        return real_send(messages)
 
     monkeypatch.setattr(sender, "send", send)
     assert engine.send_one() is True
@@ -710,71 +710,11 @@ def test_after_a_part_with_a_failure_the_rest_of_the_batch_goes_at_once(
     real_send = sender.send
     sizes = []
 
-    def send(messages, meanwhile=None):
+    def send(messages):
         sizes.append(len(messages))
-        return real_send(messages, meanwhile=meanwhile)
+        return real_send(messages)
 
     monkeypatch.setattr(sender, "send", send)
     assert engine.send_one() is True
     assert sizes == [2, 5]
     assert statuses(campaign) == ["queued"] + ["sent"] * 6
-
-
-def test_it_builds_the_next_part_while_the_last_one_is_on_the_wire(
-    personas, staff, news, relay, postal, monkeypatch
-):
-    # Building takes the worker's CPU and a part's round trips to the relay left it waiting:
-    # the next part is built while the last one is sent, and each part is still recorded before
-    # the next one goes out.
-    monkeypatch.setattr(engine, "SEND_PART", 2)
-    add_people(personas.acme, [news], 5, staff)
-    campaign = launch(personas.acme, [news])
-    while planner.plan_one():
-        pass
-    events = []
-    real_build = engine._build
-
-    def build(prepared, row, person):
-        events.append("build")
-        return real_build(prepared, row, person)
-
-    monkeypatch.setattr(engine, "_build", build)
-    sender = engine.state().senders.for_workspace(personas.acme.pk)
-    real_send = sender.send
-
-    def send(messages, meanwhile=None):
-        events.append(f"send {len(messages)}")
-        results = real_send(messages, meanwhile=meanwhile)
-        events.append("sent")
-        return results
-
-    monkeypatch.setattr(sender, "send", send)
-    assert engine.send_one() is True
-    assert events == [
-        *["build", "build", "send 2"],
-        *["build", "build", "sent", "send 2"],
-        *["build", "sent", "send 1", "sent"],
-    ]
-    assert statuses(campaign) == ["sent"] * 5
-    assert len(relay.messages) == 5
-
-
-def test_a_message_that_cannot_be_built_while_a_part_is_on_the_wire_fails_alone(
-    personas, staff, news, relay, postal, monkeypatch
-):
-    monkeypatch.setattr(engine, "SEND_PART", 2)
-    people = add_people(personas.acme, [news], 5, staff)
-    campaign = launch(personas.acme, [news])
-    while planner.plan_one():
-        pass
-    real_build = engine._build
-
-    def build(prepared, row, person):
-        if person["id"] == people[2].pk:  # built while the first part is on the wire
-            raise ValueError("no good")
-        return real_build(prepared, row, person)
-
-    monkeypatch.setattr(engine, "_build", build)
-    assert engine.send_one() is True
-    assert statuses(campaign) == ["failed"] + ["sent"] * 4
-    assert len(relay.messages) == 4
