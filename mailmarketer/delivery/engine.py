@@ -695,12 +695,14 @@ def send_some(clock=time.monotonic) -> bool:
     found = False
     deadline = clock() + SEND_ROUND_S
     while not stop_requested():
+        # Before each claim: rows taken back from a dead worker keep their place at the head of
+        # the queue, so this very claim sends them (its recovery is measured until then).
+        reclaim_one()
         if not (send_one() or planner.plan_one()):
             break
         found = True
         if clock() >= deadline:
             break
-        reclaim_one()
     return found
 
 
@@ -709,16 +711,16 @@ _last_reclaim = 0.0
 
 
 def reclaim_one() -> bool:
-    """Worker duty: return expired leases (rows of a worker that died) to the queue, looked for
-    ten times per lease period rather than every round (one read of the partial index of rows in
-    flight), so they wait at most a tenth of a lease after it ends; once an hour, forget old
-    rate-limit counters."""
+    """Worker duty (also run by send_some before each claim): return expired leases (rows of a
+    worker that died) to the queue, looked for twenty times per lease period rather than before
+    every batch (one read of the partial index of rows in flight), so they wait at most a
+    twentieth of a lease after it ends; once an hour, forget old rate-limit counters."""
     global _last_purge, _last_reclaim
     clock = time.monotonic()
     if clock - _last_purge > 3600:
         _last_purge = clock
         ratelimit.purge_old_windows()
-    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 10:
+    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 20:
         return False
     _last_reclaim = clock
     return ledger.reclaim_expired() > 0
