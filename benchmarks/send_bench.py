@@ -144,6 +144,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class BackendCpu:
+    """The CPU time of the PostgreSQL backends serving the benchmark's database (the workers'
+    connections, their heartbeat threads', the report's), from launch to the end: the
+    database's cost per message, next to the workers'. Backends are looked up in
+    pg_stat_activity at every poll; one that ends between two polls keeps its last reading."""
+
+    def __init__(self, name: str | None):
+        self.conn = None
+        self.start: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        if name is None:
+            return
+        import psycopg
+
+        self.name = name
+        self.conn = psycopg.connect(f"{PG}/postgres", autocommit=True)
+        self.poll(launch=True)
+
+    def poll(self, launch: bool = False) -> None:
+        if self.conn is None:
+            return
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.name,)
+        ).fetchall()
+        for (pid,) in rows:
+            seconds = cpu_seconds(pid)
+            if seconds != seconds:  # gone meanwhile (nan)
+                continue
+            if pid not in self.start:
+                self.start[pid] = seconds if launch else 0.0
+            self.last[pid] = seconds
+
+    def seconds(self) -> float:
+        self.poll()
+        return sum(self.last[pid] - self.start[pid] for pid in self.last)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 def run_case(
     db: str,
     workers: int,
@@ -240,6 +281,7 @@ def run_case(
             if sample
         ]
         cpu_start = {p.pid: cpu_seconds(p.pid) for p in procs}
+        backends = BackendCpu(pg_name)
         run(sys.executable, "-m", "mailmarketer.delivery.testing.campaign", "set-status", "running")
         deadline = time.monotonic() + 3600
         rss: dict[int, float] = {}
@@ -249,10 +291,13 @@ def run_case(
             )
             for proc in procs:
                 rss[proc.pid] = max(rss.get(proc.pid, 0), peak_rss_mb(proc.pid))
+            backends.poll()
             if report["status"] in ("finished", "paused", "failed"):
                 # The workers' CPU time from launch to the end: our cost per message, which a
                 # busy machine changes far less than the rate.
                 cpu = sum(cpu_seconds(p.pid) - cpu_start[p.pid] for p in procs)
+                db_cpu = backends.seconds()
+                backends.close()
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit("a worker died: " + logs[0].read_text()[-2000:])
@@ -279,6 +324,7 @@ def run_case(
             "not_sent": report.get("not_sent", []),
             "rss": sorted(rss.values()),
             "cpu_us": cpu * 1e6 / max(1, report["counts"].get("sent", 0)),
+            "db_cpu_us": db_cpu * 1e6 / max(1, report["counts"].get("sent", 0)),
             "seed_s": seed_s,
         }
     finally:
@@ -402,7 +448,8 @@ def main() -> int:
         print(
             f"{c['db']:<10} {c['workers']:>7} {case:<14} {c['counts'].get('sent', 0):>9} "
             f"{c['seconds']:>8.1f} {c['rate']:>9,.0f} {c['rate'] / against:>8.2f} {name:<22} "
-            f"{c['first_after_s']:>9.2f} {rss:>12} {c['cpu_us']:>11.0f}"
+            f"{c['first_after_s']:>9.2f} {rss:>12} {c['cpu_us']:>11.0f} "
+            f"{(str(round(c['db_cpu_us'])) if c['db'] == 'postgres' else '-'):>14}"
         )
     return 0
 

@@ -61,9 +61,9 @@ from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
-from mailmarketer.lib.worker import worker_id
+from mailmarketer.lib.worker import stop_requested, worker_id
 
-from . import ledger, mime, ratelimit
+from . import ledger, mime, planner, ratelimit
 from .ledger import Outcome
 from .models import Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
@@ -272,13 +272,20 @@ def _mailable(
         # Whether each person is still subscribed and not excluded, in the same query as the
         # people (two EXISTS per row) rather than two more queries (and two for the lists)
         # per batch.
-        mailable = mailable_subscriptions(campaign, prepared.lists)
+        # The subscriptions are narrowed to the batch's people: otherwise PostgreSQL hashes
+        # every subscription of the campaign's lists for each batch (a hashed SubPlan: 7 ms a
+        # batch at 20,000 subscribers, growing with the audience), where 200 index probes do.
+        mailable = mailable_subscriptions(campaign, prepared.lists).filter(
+            subscriber_id__in=subscriber_ids
+        )
         people_query = people_query.annotate(
             mm_subscribed=Exists(mailable.filter(subscriber_id=OuterRef("pk")))
         )
         flags.append("mm_subscribed")
         if prepared.exclude_list_ids:
-            excluded = excluded_subscriptions(campaign, prepared.exclude_list_ids)
+            excluded = excluded_subscriptions(campaign, prepared.exclude_list_ids).filter(
+                subscriber_id__in=subscriber_ids
+            )
             people_query = people_query.annotate(
                 mm_excluded=Exists(excluded.filter(subscriber_id=OuterRef("pk")))
             )
@@ -666,29 +673,37 @@ def send_one() -> bool:
 
 # How long one call of the worker's sending duty keeps sending batches before the worker's other
 # duties get their turn. A round of the other duties costs about two dozen queries (every app's
-# housekeeping) whatever was sent: at 0.5 s, with a busy machine sending one or two batches in
-# that time, they were 5-15% of a worker's CPU per message; at 1 s a few percent. Not 2 s: the
-# reclaim runs between rounds, and 2 s pushed a killed worker's recovery past 15 s once on
-# PostgreSQL. Nothing waits for them meanwhile: a pause, a cancel or a transactional message is
-# seen at the next batch, and when the planned rows run out the round ends; planning runs.
-SEND_ROUND_S = 1.0
+# housekeeping: rollups, purges, the task queue, reminders) whatever was sent: with 1 s rounds a
+# py-spy profile of a PostgreSQL worker put them at ~19% of its time (10% of its CPU, the rest
+# waiting for the database). What cannot wait that long runs inside the round: the reclaim of a
+# dead worker's rows (reclaim_one, itself throttled to ten looks a lease), and planning when the
+# planned rows run out (planner.plan_one), so neither a killed worker's recovery (< 15 s) nor a
+# large campaign's next chunk waits for the round's end. A stop request ends the round between
+# batches (lib.worker.stop_requested), and a pause, a cancel or a transactional message is seen
+# at the next batch, as before; what waits up to a round is the other apps' housekeeping (and a
+# scheduled campaign's start, and a finished campaign's "finished", which the planner's end of
+# work also brings forward: the round ends as soon as nothing is due and nothing to plan).
+SEND_ROUND_S = 5.0
 
 
 def send_some(clock=time.monotonic) -> bool:
     """Worker duty: send batches (send_one, each claimed, sent and recorded before the next is
     claimed, so no more is in flight than before) for up to SEND_ROUND_S, then let the round's
-    other duties run. A worker round costs about two dozen queries (scheduler, planner, finisher,
-    task queue, every app's housekeeping) whatever it sends: profiled at 15-25% of a worker's
-    time with one batch a round. Each batch looks for running campaigns again, so a pause, a
-    cancel or a transactional message is seen between batches as before. Planning (5,000 rows a
-    chunk) runs between rounds; a worker that sends the planned rows faster ends its round as
-    soon as none is due (send_one finds nothing) and plans the next chunk."""
-    if not send_one():
-        return False
+    other duties run. Between batches it looks for a dead worker's rows (reclaim_one, throttled)
+    and, when no row is due, plans the next chunk (planner.plan_one) and goes on; the round ends
+    early when nothing is due and nothing is left to plan, or when the worker is asked to stop."""
+    found = False
     deadline = clock() + SEND_ROUND_S
-    while clock() < deadline and send_one():
-        pass
-    return True
+    while not stop_requested():
+        # Before each claim: rows taken back from a dead worker keep their place at the head of
+        # the queue, so this very claim sends them (its recovery is measured until then).
+        reclaim_one()
+        if not (send_one() or planner.plan_one()):
+            break
+        found = True
+        if clock() >= deadline:
+            break
+    return found
 
 
 _last_purge = 0.0
@@ -696,16 +711,16 @@ _last_reclaim = 0.0
 
 
 def reclaim_one() -> bool:
-    """Worker duty: return expired leases (rows of a worker that died) to the queue, looked for
-    ten times per lease period rather than every round (one read of the partial index of rows in
-    flight), so they wait at most a tenth of a lease after it ends; once an hour, forget old
-    rate-limit counters."""
+    """Worker duty (also run by send_some before each claim): return expired leases (rows of a
+    worker that died) to the queue, looked for twenty times per lease period rather than before
+    every batch (one read of the partial index of rows in flight), so they wait at most a
+    twentieth of a lease after it ends; once an hour, forget old rate-limit counters."""
     global _last_purge, _last_reclaim
     clock = time.monotonic()
     if clock - _last_purge > 3600:
         _last_purge = clock
         ratelimit.purge_old_windows()
-    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 10:
+    if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 20:
         return False
     _last_reclaim = clock
     return ledger.reclaim_expired() > 0

@@ -45,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 # Messages a connection takes per pipelined round; replies come back in order.
 PIPELINE_CHUNK = 50
+# A connection carries one message per round trip (the body waits for its 354), so a part of 50
+# on two connections waited for 25 round trips in a row: the engine's part spreads over up to
+# max_connections connections, each with at least this many messages.
+LANE_MIN = 8
 
 
 class BreakerState(enum.Enum):
@@ -165,7 +169,7 @@ class SmtpSender:
             self.connections[index] = SmtpConnection(self.config)
 
     async def _send(self, messages: list[Outgoing]) -> list[Result]:
-        lanes = min(self.max_connections, max(1, len(messages) // PIPELINE_CHUNK + 1))
+        lanes = min(self.max_connections, max(1, -(-len(messages) // LANE_MIN)))
         slices = [messages[i::lanes] for i in range(lanes)]
         per_lane = await asyncio.gather(*(self._drain(i, part) for i, part in enumerate(slices)))
         by_key = {result.key: result for lane in per_lane for result in lane}

@@ -42,6 +42,16 @@ _duties: list[Duty] = []
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 
+# The worker running in this process (set by Worker.run), so that a long duty can see a stop
+# request and end its unit early (stop_requested).
+_running: Worker | None = None
+
+
+def stop_requested() -> bool:
+    """True when the worker running in this process was asked to stop: a duty that loops over
+    several units of work (the delivery engine's send_some) checks it between units."""
+    return _running is not None and _running.stopping
+
 
 def register_duty(duty: Duty) -> Duty:
     """Add a duty to every worker's rounds (once, however often it is registered); usable as a
@@ -138,6 +148,14 @@ class Worker:
         return found
 
     def run(self) -> None:
+        global _running
+        _running = self
+        try:
+            self._run()
+        finally:
+            _running = None
+
+    def _run(self) -> None:
         metrics.forget_dead_processes()
         logger.info(
             "worker %s started with duties: %s",

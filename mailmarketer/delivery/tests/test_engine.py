@@ -612,14 +612,64 @@ def test_it_sends_batch_after_batch_in_one_worker_round(
 def test_it_stops_sending_batches_when_the_round_time_is_up(monkeypatch):
     calls = []
     monkeypatch.setattr(engine, "send_one", lambda: calls.append(1) or True)
+    monkeypatch.setattr(engine, "reclaim_one", lambda: False)
     clock = iter([0.0, 0.1, 0.2, engine.SEND_ROUND_S + 0.01, 99.0])
     assert engine.send_some(clock=lambda: next(clock)) is True
     assert len(calls) == 3
 
 
-def test_it_reports_no_work_when_there_is_no_batch(monkeypatch):
+def test_it_reports_no_work_when_there_is_no_batch_and_nothing_to_plan(monkeypatch):
     monkeypatch.setattr(engine, "send_one", lambda: False)
+    monkeypatch.setattr(engine, "reclaim_one", lambda: False)
+    monkeypatch.setattr(planner, "plan_one", lambda: False)
     assert engine.send_some() is False
+
+
+def test_it_plans_the_next_chunk_within_the_round_when_the_planned_rows_run_out(
+    personas, staff, news, relay, postal, settings, monkeypatch
+):
+    # Planning used to wait for the round's other duties; now the round plans and goes on.
+    settings.DELIVERY_PLAN_CHUNK = 3
+    monkeypatch.setattr(engine, "SEND_ROUND_S", 60)
+    add_people(personas.acme, [news], 7, staff)
+    campaign = launch(personas.acme, [news])
+    assert engine.send_some() is True
+    assert statuses(campaign) == ["sent"] * 7
+    assert engine.send_some() is False
+
+
+def test_it_ends_the_round_between_batches_when_the_worker_is_asked_to_stop(monkeypatch):
+    from mailmarketer.lib import worker
+
+    calls = []
+
+    class Stopping:
+        stopping = False
+
+    running = Stopping()
+
+    def send_one():
+        calls.append(1)
+        running.stopping = len(calls) == 2  # SIGTERM arrives during the second batch
+        return True
+
+    monkeypatch.setattr(worker, "_running", running)
+    monkeypatch.setattr(engine, "send_one", send_one)
+    monkeypatch.setattr(engine, "reclaim_one", lambda: False)
+    assert engine.send_some(clock=lambda: 0.0) is True
+    assert len(calls) == 2
+
+
+def test_it_takes_back_a_dead_workers_rows_within_the_round(monkeypatch):
+    # The reclaim must not wait for the end of a long round: a killed worker's rows are sending
+    # again within 15 s.
+    events = []
+    monkeypatch.setattr(engine, "send_one", lambda: events.append("send") or True)
+    monkeypatch.setattr(engine, "reclaim_one", lambda: events.append("reclaim") or False)
+    clock = iter([0.0, 0.1, 0.2, engine.SEND_ROUND_S + 0.01])
+    assert engine.send_some(clock=lambda: next(clock)) is True
+    # Before each claim, so that rows taken back go out in that very batch.
+    assert events == ["reclaim", "send", "reclaim", "send", "reclaim", "send"]
 
 
 def test_it_records_each_accepted_part_of_a_batch_before_sending_the_next(
