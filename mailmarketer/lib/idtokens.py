@@ -39,14 +39,21 @@ def _hmac_states(salt: str, secret: str) -> tuple:
     return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
 
 
-def _signature(salt: str, payload: str, secret: str | None = None) -> str:
-    """salted_hmac(salt, payload, secret, "sha256"), truncated to 128 bits, base64url."""
+def salted_hmac_sha256(salt: str, payload: str, secret: str | None = None) -> bytes:
+    """The digest of Django's salted_hmac(salt, payload, secret, algorithm="sha256"), from kept
+    HMAC states: what a per-message signature on the send path should call."""
     inner, outer = _hmac_states(salt, settings.SECRET_KEY if secret is None else secret)
     inner = inner.copy()
     inner.update(payload.encode())
     outer = outer.copy()
     outer.update(inner.digest())
-    encoded = binascii.b2a_base64(outer.digest()[:16], newline=False).translate(_URLSAFE)
+    return outer.digest()
+
+
+def _signature(salt: str, payload: str, secret: str | None = None) -> str:
+    """salted_hmac(salt, payload, secret, "sha256"), truncated to 128 bits, base64url."""
+    digest = salted_hmac_sha256(salt, payload, secret)[:16]
+    encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
     return encoded.decode("ascii").rstrip("=")
 
 

@@ -61,3 +61,15 @@ def test_the_signature_is_salted_hmacs_for_any_salt_ids_and_secret(salt, ids, se
     assert _signature(salt, payload, secret) == base64.urlsafe_b64encode(digest).decode().rstrip(
         "="
     )
+
+
+def test_salted_hmac_sha256_is_djangos_digest(settings):
+    from django.utils.crypto import salted_hmac
+
+    from mailmarketer.lib.idtokens import salted_hmac_sha256
+
+    for payload in ("", "1", "123456789-x", "é" * 80):
+        assert (
+            salted_hmac_sha256("a.salt", payload)
+            == salted_hmac("a.salt", payload, algorithm="sha256").digest()
+        )
