@@ -16,6 +16,12 @@ named once more than they occur, so that a copy with one of them added no longer
 
 The body hash covers the whole body (no l= tag): a forwarder appending a footer breaks the
 signature, as it should.
+
+Cost per message (benchmarks/render_bench.py --message --dkim, 15 KB message): the RSA-2048
+signature ~250 us, everything else ~65 us (the relaxed body ~30 us with bytes operations, its
+SHA-256 ~8 us, the header fields: those every message of a campaign shares are canonicalised
+once). Before the 2026-12-04 send13b round a regular expression over every space of the body
+made the rest ~600 us.
 """
 
 from __future__ import annotations
