@@ -3,6 +3,10 @@ Jinja2 rendering the same template in the same run.
 
     .venv/bin/python benchmarks/render_bench.py                   # 20,000 renders, 3 runs
     .venv/bin/python benchmarks/render_bench.py --renders 5000 --runs 1
+    .venv/bin/python benchmarks/render_bench.py --message [--dkim] [--profile]
+
+--message measures instead the delivery engine's whole per-message build on a temporary SQLite
+database (see message_bench below and benchmarks/README.md).
 
 What it measures (no database; Django settings configured in memory):
 - compile: rendering.compile_content once (Markdown, the default layout, CSS inlining,
