@@ -203,7 +203,7 @@ class DkimSigner:
             raise ValueError("message has no header/body separator (CRLF CRLF)")
         by_name: dict[bytes, list[bytes]] = {}
         for field in _FIELD_SPLIT.split(message[:end]):
-            name = field[: field.find(b":")].strip(b" \t").lower()
+            name = field.partition(b":")[0].strip(b" \t").lower()
             found = by_name.get(name)
             if found is None:
                 by_name[name] = [field]
