@@ -3,6 +3,10 @@ Jinja2 rendering the same template in the same run.
 
     .venv/bin/python benchmarks/render_bench.py                   # 20,000 renders, 3 runs
     .venv/bin/python benchmarks/render_bench.py --renders 5000 --runs 1
+    .venv/bin/python benchmarks/render_bench.py --message [--dkim] [--profile]
+
+--message measures instead the delivery engine's whole per-message build on a temporary SQLite
+database (see message_bench below and benchmarks/README.md).
 
 What it measures (no database; Django settings configured in memory):
 - compile: rendering.compile_content once (Markdown, the default layout, CSS inlining,
@@ -33,15 +37,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from django.conf import settings  # noqa: E402
+if "--message" not in sys.argv:
+    # The render cases need no database: Django configured in memory. (--message sets up a
+    # real one, in message_bench.)
+    from django.conf import settings
 
-settings.configure(BASE_URL="https://mail.acme.example")
+    settings.configure(BASE_URL="https://mail.acme.example")
+
+    from mailmarketer.campaigns import rendering
 
 from jinja2 import Environment  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 from markupsafe import escape  # noqa: E402
-
-from mailmarketer.campaigns import rendering  # noqa: E402
 
 SUBJECT = "{{ subscriber.first_name | default('Friend', true) }}, your {{ campaign.name }}"
 PARAGRAPH = (
@@ -118,11 +125,204 @@ def plain_environment(cls, **options):
     return env
 
 
+def cpu_us_per_item(fn, items: list, runs: int) -> float:
+    """Median over runs of the thread's CPU time per item, in µs (a loaded machine inflates the
+    wall clock far more than this)."""
+    results = []
+    for _ in range(runs):
+        started = time.thread_time()
+        for item in items:
+            fn(item)
+        results.append((time.thread_time() - started) * 1e6 / len(items))
+    return statistics.median(results)
+
+
+def message_bench(args) -> None:
+    """--message: the whole per-message build path of the delivery engine, in-process, on a
+    real (temporary SQLite) database: from a claimed ledger row and its person to the final
+    bytes (engine._build: links and tokens, context, render, tracked links, MIME, VERP,
+    Message-ID, DKIM when --dkim), and each of its steps alone."""
+    import cProfile
+    import pstats
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="mm-message-bench-"))
+    os.environ.update(
+        {
+            "MM_DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}",
+            "MM_DATA_DIR": str(work),
+            "MM_SECRET_KEY": "message-bench-secret-key-" + "m" * 30,
+            "MM_ENCRYPTION_KEY": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMTI=",
+            "MM_BASE_URL": "https://mail.bench.example.com",
+            "MM_LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "mailmarketer.settings",
+        }
+    )
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        from django.conf import settings as dj_settings
+
+        from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
+        from mailmarketer.audience.models import Subscriber
+        from mailmarketer.campaigns import rendering
+        from mailmarketer.campaigns.models import Campaign, CampaignLink
+        from mailmarketer.delivery import engine, mime
+        from mailmarketer.delivery.ledger import Claimed
+        from mailmarketer.delivery.testing.campaign import seed
+
+        seed(args.people, None, args.body_kb, status="running", dkim=args.dkim)
+        campaign = Campaign.objects.select_related("workspace").get()
+        # The links a launch stores when it compiles the campaign (the seed writes rows
+        # directly): the body's shop link, tracked in every paragraph.
+        CampaignLink.objects.create(
+            campaign=campaign, url="https://shop.example.com/autumn?utm=mail", position=0
+        )
+        prepared = engine.prepare(campaign)
+        people, _ = engine._mailable(
+            prepared, list(Subscriber.objects.order_by("pk").values_list("pk", flat=True))
+        )
+        rows = [
+            (Claimed(i + 1, sid, 1, None), person) for i, (sid, person) in enumerate(people.items())
+        ]
+
+        def build(item):
+            engine._build(prepared, item[0], item[1])
+
+        sample = engine._build(prepared, *rows[0])[0].data
+        if args.save:
+            Path(args.save).write_bytes(sample)
+        c = prepared.campaign
+        wid, cid = c.workspace_id, c.pk
+
+        def tokens(item):
+            sid = item[1]["id"]
+            unsubscribe_url(wid, sid, cid)
+            manage_url(wid, sid)
+            view_url(wid, sid, cid)
+
+        def context_of(item):
+            person = item[1]
+            return rendering.recipient_context(
+                workspace=prepared.workspace_ctx,
+                campaign=prepared.campaign_ctx,
+                subscriber=person,
+                urls={"unsubscribe_url": "u", "manage_url": "m", "view_in_browser_url": "v"},
+                data=c.data,
+            )
+
+        contexts = [context_of(item) for item in rows]
+        renders = [prepared.compiled.render(ctx) for ctx in contexts]
+        pairs = list(zip(rows, renders, strict=True))
+
+        def tracked(pair):
+            if prepared.tracker is not None:
+                prepared.tracker.apply(pair[0][0].id, pair[1].html, pair[1].text)
+
+        date = engine.now()
+        unsub = unsubscribe_url(wid, rows[0][1]["id"], cid)
+
+        def assemble(pair):
+            (row, person), rendered = pair
+            mime.build_message(
+                prepared.parts,
+                to_email=person["email"],
+                to_name=person["name"] or "",
+                subject=rendered.subject,
+                html=rendered.html,
+                text=rendered.text,
+                message_id=f"<{row.id}.x@bench.example.com>",
+                date=date,
+                list_unsubscribe_url=unsub,
+            )
+
+        def ids(item):
+            row = item[0]
+            mime.make_message_id(row.id, str(c.uuid), dj_settings.MESSAGE_ID_DOMAIN)
+            mime.verp_address("bounces", prepared.bounce_domain, engine.verp_token(row.id))
+
+        steps = [
+            ("tokens: unsubscribe, manage, view URLs", tokens, rows),
+            ("context (recipient_context)", context_of, rows),
+            ("render (subject, HTML, text)", lambda ctx: prepared.compiled.render(ctx), contexts),
+            ("tracked links + open pixel", tracked, pairs),
+            ("MIME assembly (build_message)", assemble, pairs),
+            ("Message-ID + VERP", ids, rows),
+        ]
+        if prepared.parts.dkim is not None:
+            signer = prepared.parts.dkim
+            unsigned = mime.MessageParts(
+                from_email=prepared.parts.from_email, dkim=None, list_id=prepared.parts.list_id
+            )
+            plain = mime.build_message(
+                unsigned,
+                to_email="a@example.com",
+                to_name="A",
+                subject="S",
+                html=renders[0].html,
+                text=renders[0].text,
+                message_id="<1.x@bench.example.com>",
+                date=date,
+                list_unsubscribe_url=unsub,
+            )
+            steps.append(("DKIM: DkimSigner.sign (whole)", signer.sign, [plain] * len(rows)))
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            key = signer._key
+            steps.append(
+                (
+                    "  limit: RSA-2048 sign alone (OpenSSL)",
+                    lambda m: key.sign(m, padding.PKCS1v15(), hashes.SHA256()),
+                    [b"x" * 600] * len(rows),
+                )
+            )
+        total = cpu_us_per_item(build, rows, args.runs)
+        load = os.getloadavg()[0]
+        print(
+            f"\nmessage build benchmark: {len(rows):,} recipients x {args.runs} runs (median), "
+            f"message {len(sample):,} bytes, DKIM {'on' if args.dkim else 'off'}, "
+            f"tracking {'on' if prepared.tracker else 'off'}, load average {load:.2f}\n"
+        )
+        print(f"{'':44} {'CPU us/msg':>10}")
+        print(f"{'engine._build (row + person -> bytes)':44} {total:10.1f}")
+        for name, fn, items in steps:
+            print(f"{'  ' + name:44} {cpu_us_per_item(fn, items, args.runs):10.1f}")
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for item in rows:
+                build(item)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile_lines)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--renders", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--message",
+        action="store_true",
+        help="measure the engine's whole per-message build (needs no server; a temp SQLite)",
+    )
+    parser.add_argument("--people", type=int, default=2000, help="--message: recipients")
+    parser.add_argument("--body-kb", type=int, default=5, help="--message: body size")
+    parser.add_argument("--dkim", action="store_true", help="--message: sign (RSA-2048)")
+    parser.add_argument("--profile", action="store_true", help="--message: cProfile one pass")
+    parser.add_argument("--profile-lines", type=int, default=25, help="--profile: lines")
+    parser.add_argument("--save", metavar="FILE", help="--message: write one message there")
     args = parser.parse_args()
+    if args.message:
+        message_bench(args)
+        return
 
     spec = rendering.ContentSpec(
         kind="marketing", subject=SUBJECT, body_format="markdown", body=BODY

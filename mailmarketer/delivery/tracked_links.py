@@ -25,6 +25,7 @@ from mailmarketer.campaigns.models import Campaign, CampaignLink
 _ANCHOR_HREF = re.compile(r'(<a\s[^>]*?\bhref=")([^"]*)(")', re.I)
 _BODY_END = re.compile(r"</body\s*>", re.I)
 # What may follow a URL in text (the link finder strips trailing punctuation the same way).
+_UNKNOWN = object()
 _TEXT_END = r"(?=[.,;:!?)\]}'\"]*(?:\s|$|<|>))"
 
 
@@ -36,6 +37,9 @@ class LinkTracker:
         # Longest first, so that a URL that begins another one never takes its place.
         alternatives = "|".join(re.escape(url) for url in sorted(links, key=len, reverse=True))
         self._text_url = re.compile(f"(?:{alternatives}){_TEXT_END}") if links else None
+        # An anchor's opening up to its href's closing quote, as written -> its stored link id
+        # or None: the same anchors come in every message of a campaign.
+        self._anchors: dict[str, int | None] = {}
 
     @classmethod
     def for_campaign(cls, campaign: Campaign) -> LinkTracker | None:
@@ -51,35 +55,75 @@ class LinkTracker:
         return cls(links)
 
     def apply(self, delivery_id: int, html: str | None, text: str) -> tuple[str | None, str]:
-        """This recipient's parts with their links tracked and the pixel in the HTML."""
-        tokens: dict[int, str] = {}
+        """This recipient's parts with their links tracked and the pixel in the HTML.
+
+        Per match only a dict lookup: a campaign's messages hold the same anchors and URLs (a
+        5 KB body tracks ~50 of them), so what each anchor as written becomes is worked out
+        once per campaign (self._anchors: its stored link, or None), and its tracked form once
+        per message (`done`, keyed by the match)."""
+        done: dict[str, str] = {}
+        links = self.links
 
         def tracked(link_id: int) -> str:
-            found = tokens.get(link_id)
-            if found is None:
-                found = tokens[link_id] = self.prefix + click_token(delivery_id, link_id)
-            return found
+            return self.prefix + click_token(delivery_id, link_id)
 
         if html is not None:
-            if self.links:
+            if links:
+                known = self._anchors
+                if len(known) > 4096:
+                    known.clear()  # per-recipient URLs (an offer per person) never repeat
 
                 def href(match: re.Match) -> str:
-                    link_id = self.links.get(html_lib.unescape(match.group(2)))
-                    if link_id is None:
-                        return match.group(0)
-                    return match.group(1) + tracked(link_id) + match.group(3)
+                    whole = match.group(0)
+                    found = done.get(whole)
+                    if found is not None:
+                        return found
+                    link = known.get(whole, _UNKNOWN)
+                    if link is _UNKNOWN:
+                        link = known[whole] = links.get(html_lib.unescape(match.group(2)))
+                    if link is None:
+                        found = whole
+                    else:
+                        url = done.get(link) or done.setdefault(link, tracked(link))
+                        found = match.group(1) + url + match.group(3)
+                    done[whole] = found
+                    return found
 
                 html = _ANCHOR_HREF.sub(href, html)
             html = _with_pixel(html, self.open_prefix + open_token(delivery_id))
         if self._text_url is not None:
-            text = self._text_url.sub(lambda m: tracked(self.links[m.group(0)]), text)
+
+            def text_url(match: re.Match) -> str:
+                url = match.group(0)
+                found = done.get(url)
+                if found is None:
+                    link = links[url]
+                    found = done[url] = done.get(link) or done.setdefault(link, tracked(link))
+                return found
+
+            text = self._text_url.sub(text_url, text)
         return html, text
+
+
+def _last_body_end(html: str) -> int:
+    """Where the last `</body>` (any case, spaces before `>`) starts, or -1. Looks back from
+    the end over the last few `</` (the body's end is near the end of a message: a couple of
+    steps) instead of running the expression over the whole part; past 16 of them it asks the
+    expression."""
+    at = len(html)
+    for _ in range(16):
+        at = html.rfind("</", 0, at)
+        if at < 0:
+            return -1
+        if _BODY_END.match(html, at):
+            return at
+    ends = list(_BODY_END.finditer(html, 0, at))
+    return ends[-1].start() if ends else -1
 
 
 def _with_pixel(html: str, src: str) -> str:
     pixel = f'<img src="{src}" width="1" height="1" alt="" border="0">'
-    ends = list(_BODY_END.finditer(html))
-    if not ends:
+    at = _last_body_end(html)
+    if at < 0:
         return html + pixel
-    at = ends[-1].start()
     return html[:at] + pixel + html[at:]

@@ -131,6 +131,39 @@ def test_it_survives_what_relaxed_canonicalisation_allows(key, signer):
     assert dkimpy_verify(trailing, key[1])
 
 
+def test_one_signer_signs_a_whole_campaign_and_other_campaigns_verifiably(key):
+    # The signer remembers the canonical form of the fields messages share (From,
+    # Content-Type...); what it remembers must never stand in for a field that differs.
+    signer = DkimSigner(DOMAIN, SELECTOR, key[0])
+    first = campaign_message(signer, to_email="ann@example.org")
+    second = campaign_message(signer, to_email="bob@example.org", subject="Spring  news\tagain")
+    other_parts = MessageParts(
+        from_email="offers@acme.example", from_name="Acme  Offers", dkim=signer
+    )
+    other = build_message(
+        other_parts,
+        to_email="cy@example.org",
+        to_name="Cy",
+        subject="Offers",
+        html=None,
+        text="Hello\t\tCy   \n\n\n",
+        message_id=make_message_id(8, uuid.uuid4(), DOMAIN),
+        date=datetime(2025, 3, 14, 9, 26, 54, tzinfo=UTC),
+        list_unsubscribe_url="https://acme.example/f/u/tok2.sig",
+    )
+    again = campaign_message(signer, to_email="dee@example.org")
+    for message in (first, second, other, again):
+        assert dkimpy_verify(message, key[1])
+    assert b"Acme  Offers" not in other  # collapsed when built; the signer saw the built form
+
+
+@pytest.mark.parametrize("run", [2, 3, 4, 5, 7, 8, 9, 16, 33, 1000])
+def test_it_collapses_whitespace_runs_of_any_length_as_dkimpy_does(run):
+    for space in (b" ", b"\t", b" \t"):
+        body = b"a" + space * run + b"b\r\n" + space * run + b"c" + space * run + b"\r\n\r\n"
+        assert relaxed_body(body) == dkimpy.RelaxedCanonicalization.canonicalize_body(body)
+
+
 def test_it_fails_verification_against_another_key(signer):
     _, other_public = generate_key(1024)
     assert not dkimpy_verify(campaign_message(signer), other_public)

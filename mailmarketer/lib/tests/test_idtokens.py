@@ -1,3 +1,7 @@
+from hypothesis import given
+from hypothesis import settings as settings_for_hypothesis
+from hypothesis import strategies as st
+
 from mailmarketer.lib.idtokens import make_token, read_token
 
 
@@ -36,3 +40,36 @@ def test_the_signature_is_salted_hmacs_with_the_derived_key_kept(settings):
     assert make_token("s", 7, 8) == f"7.8.{expected('s', '7.8', settings.SECRET_KEY)}"
     settings.SECRET_KEY = "another-secret-key-" + "q" * 40
     assert make_token("s", 7, 8) == f"7.8.{expected('s', '7.8', settings.SECRET_KEY)}"
+
+
+@settings_for_hypothesis(max_examples=200, deadline=None)
+@given(
+    salt=st.text(max_size=40),
+    ids=st.lists(st.integers(min_value=0, max_value=10**18), min_size=1, max_size=4),
+    secret=st.text(min_size=1, max_size=90),
+)
+def test_the_signature_is_salted_hmacs_for_any_salt_ids_and_secret(salt, ids, secret):
+    # The HMAC is computed from kept inner and outer states; it must be salted_hmac's exactly.
+    import base64
+
+    from django.utils.crypto import salted_hmac
+
+    from mailmarketer.lib.idtokens import _signature
+
+    payload = ".".join(map(str, ids))
+    digest = salted_hmac(salt, payload, secret=secret, algorithm="sha256").digest()[:16]
+    assert _signature(salt, payload, secret) == base64.urlsafe_b64encode(digest).decode().rstrip(
+        "="
+    )
+
+
+def test_salted_hmac_sha256_is_djangos_digest(settings):
+    from django.utils.crypto import salted_hmac
+
+    from mailmarketer.lib.idtokens import salted_hmac_sha256
+
+    for payload in ("", "1", "123456789-x", "é" * 80):
+        assert (
+            salted_hmac_sha256("a.salt", payload)
+            == salted_hmac("a.salt", payload, algorithm="sha256").digest()
+        )
