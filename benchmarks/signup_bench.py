@@ -444,7 +444,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--bodies", type=int, default=6000, help="prepared submissions (each sent once)"
+        "--bodies", type=int, default=40_000, help="prepared submissions (each sent once)"
     )
     parser.add_argument(
         "--drain-timeout", type=float, default=300, help="seconds to wait for the worker"
