@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -182,7 +183,8 @@ def test_it_matches_a_number_stored_as_text_by_an_import(alice_client, staff, cr
 def test_it_filters_by_the_day_added_in_the_workspace_time_zone(alice_client, personas, crowd):
     personas.acme.timezone = "Europe/Oslo"
     personas.acme.save()
-    day = now().date()
+    # Today in the workspace's zone (from 23:00 UTC Oslo is a day ahead of UTC).
+    day = now().astimezone(ZoneInfo("Europe/Oslo")).date()
     Subscriber.objects.filter(pk=crowd[0].pk).update(created_at=now() - timedelta(days=10))
     params = {"created_from": day.isoformat(), "created_to": day.isoformat()}
     html = alice_client.get(url("audience-subscribers"), params).content.decode()
