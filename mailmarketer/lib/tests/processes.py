@@ -9,10 +9,14 @@ temporary directory as its working directory (so no developer's .env is read), t
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 # The console script pip installed next to this interpreter: what `make run` calls.
@@ -99,3 +103,34 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
+
+
+def answers_healthz(base: str) -> bool:
+    """Whether the web server at `base` answers GET /healthz with 200."""
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return False
+
+
+def kill_web_mid_stream(proc, base, stream, stop, *, until, timeout, what, streams=4):
+    """Once the web server (started in its own process group) answers, run `streams` threads of
+    `stream(offset)` until `until()` holds, then SIGKILL the whole group mid-stream, with no
+    warning. `stream` returns when `stop` is set; the group is killed whatever happens."""
+    try:
+        wait_for(lambda: answers_healthz(base), 60, what="/healthz")
+        threads = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(streams)]
+        for thread in threads:
+            thread.start()
+        wait_for(until, timeout, what=what)
+        os.killpg(proc.pid, signal.SIGKILL)
+        stop.set()
+        proc.wait(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

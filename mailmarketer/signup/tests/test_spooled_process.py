@@ -10,8 +10,6 @@ its workers, in a process group of their own) is killed by its own group id.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -20,7 +18,13 @@ import urllib.request
 
 import pytest
 
-from mailmarketer.lib.tests.processes import MAILMARKETER, cli_env, free_port, run_cli, wait_for
+from mailmarketer.lib.tests.processes import (
+    MAILMARKETER,
+    cli_env,
+    free_port,
+    kill_web_mid_stream,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -97,29 +101,17 @@ def test_every_answered_sign_up_is_stored_once_when_the_web_process_is_killed(tm
                     return
             number += 4
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            return False
-
     try:
-        wait_for(healthy, 60, what="/healthz")
-        streams = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(4)]
-        for thread in streams:
-            thread.start()
-        wait_for(lambda: len(acknowledged) >= 200, 90, what="200 answered sign-ups")
-        os.killpg(proc.pid, signal.SIGKILL)  # mid-stream, no warning
-        stop.set()
-        proc.wait(timeout=10)
-        for thread in streams:
-            thread.join(timeout=10)
+        kill_web_mid_stream(
+            proc,
+            base,
+            stream,
+            stop,
+            until=lambda: len(acknowledged) >= 200,
+            timeout=90,
+            what="200 answered sign-ups",
+        )
     finally:
-        stop.set()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
         log.close()
 
     assert list((data / "spool").glob("signup-*")), "nothing was spooled"

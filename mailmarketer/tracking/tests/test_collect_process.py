@@ -23,7 +23,15 @@ import urllib.request
 
 import pytest
 
-from mailmarketer.lib.tests.processes import MAILMARKETER, cli_env, free_port, run_cli, wait_for
+from mailmarketer.lib.tests.processes import (
+    MAILMARKETER,
+    answers_healthz,
+    cli_env,
+    free_port,
+    kill_web_mid_stream,
+    run_cli,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,17 +74,6 @@ def start_web(env, tmp_path, port):
     return proc
 
 
-def healthy(base: str):
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            return False
-
-    return check
-
-
 def key_of(number: int) -> str:
     return hashlib.sha256(f"{KEY}:h{number}".encode()).hexdigest()[:32]
 
@@ -114,7 +111,7 @@ def test_it_spools_hits_the_database_refuses_and_the_worker_replays_them_once(tm
             db.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
             db.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
         proc = start_web(web_env, tmp_path, port)
-        wait_for(healthy(base), 60, what="/healthz")
+        wait_for(lambda: answers_healthz(base), 60, what="/healthz")
         acknowledged = [n for n in range(40) if post(base, n) == 204]
         with psycopg.connect(f"{server}/{name}", autocommit=True) as db:
             db.execute(f"REVOKE INSERT ON tracking_webhit FROM {role}")
@@ -180,29 +177,17 @@ def test_it_keeps_every_acknowledged_hit_when_the_web_process_is_killed(tmp_path
                 time.sleep(0.05)
             number += 4
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            return False
-
     try:
-        wait_for(healthy, 60, what="/healthz")
-        streams = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(4)]
-        for thread in streams:
-            thread.start()
-        wait_for(lambda: len(acknowledged) >= 300, 60, what="300 acknowledged hits")
-        os.killpg(proc.pid, signal.SIGKILL)  # mid-stream, no warning
-        stop.set()
-        proc.wait(timeout=10)
-        for thread in streams:
-            thread.join(timeout=10)
+        kill_web_mid_stream(
+            proc,
+            base,
+            stream,
+            stop,
+            until=lambda: len(acknowledged) >= 300,
+            timeout=60,
+            what="300 acknowledged hits",
+        )
     finally:
-        stop.set()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
         log.close()
 
     ingested = run_cli("manage", "shell", "-c", INGEST, env=env, cwd=tmp_path, timeout=120)

@@ -9,8 +9,6 @@ group of their own) is killed by its own group id.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -20,7 +18,13 @@ import urllib.request
 
 import pytest
 
-from mailmarketer.lib.tests.processes import MAILMARKETER, cli_env, free_port, run_cli, wait_for
+from mailmarketer.lib.tests.processes import (
+    MAILMARKETER,
+    cli_env,
+    free_port,
+    kill_web_mid_stream,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -109,29 +113,17 @@ def test_it_keeps_every_answered_click_and_open_when_the_web_process_is_killed(t
                     return
                 time.sleep(0.05)
 
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, OSError):
-            return False
-
     try:
-        wait_for(healthy, 60, what="/healthz")
-        streams = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(4)]
-        for thread in streams:
-            thread.start()
-        wait_for(lambda: len(answered) >= 400, 60, what="400 answered hits")
-        os.killpg(proc.pid, signal.SIGKILL)  # mid-stream, no warning
-        stop.set()
-        proc.wait(timeout=10)
-        for thread in streams:
-            thread.join(timeout=10)
+        kill_web_mid_stream(
+            proc,
+            base,
+            stream,
+            stop,
+            until=lambda: len(answered) >= 400,
+            timeout=60,
+            what="400 answered hits",
+        )
     finally:
-        stop.set()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
         log.close()
 
     ingested = run_cli("manage", "shell", "-c", INGEST, env=env, cwd=tmp_path, timeout=120)
