@@ -138,7 +138,8 @@ def test_it_masks_the_value_of_every_attribute_rule_for_an_analyst(tokens, as_to
     rules = tree({**phone, "value": "+47 555 0009"}, {**age, "value": 31}, has_phone)
     do_create_segment(personas.acme, name="Callers", rules=rules, actor=SETUP)
     response = as_token(tokens.analyst.raw).get("/api/v1/segments")
-    assert "555" not in response.content.decode()
+    body = response.content.decode()
+    assert "+47 555 0009" not in body and "555 0009" not in body  # timestamps may hold "555"
     (callers,) = response.json()["segments"]
     values = [node.get("value") for node in callers["rules"]["root"]["children"]]
     assert values == ["•••", "•••", None]

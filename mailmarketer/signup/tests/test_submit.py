@@ -196,7 +196,7 @@ def test_it_never_runs_an_address_as_a_template(newsletter, personas):
     run_engine()
     (message,) = sent_messages(personas.acme)
     body = message.get_body(("plain",)).get_content()
-    assert "{{7*7}}@example.com" in body and "49" not in body
+    assert "{{7*7}}@example.com" in body and "49@example.com" not in body
 
 
 def test_it_refuses_forged_altered_and_expired_confirmation_links(newsletter, personas):
