@@ -300,7 +300,7 @@ def test_it_masks_attribute_values_in_the_summary_for_analysts(
         personas.acme, name="One phone", rules=tree({**phone, "value": "+47 555 0009"}), actor=staff
     )
     html = carol_client.get(f"{BASE}{segment.pk}/").content.decode()
-    assert "555" not in html
+    assert "555 0009" not in html  # a token or a time on the page may hold "555"
     assert "Attribute “phone” (string) is “•••”" in html
 
 
