@@ -95,11 +95,23 @@ class Delivery(models.Model):
     # one (a workspace's rows go with it; a relay's are set to NULL: one scan, rarely).
     # Dropping the three cut PostgreSQL's CPU per message sent by ~15% (benchmarks/README.md,
     # send13c).
+    # No foreign-key constraint in the database for workspace and campaign either
+    # (db_constraint=False; on PostgreSQL, migration 0008): planning inserts a campaign's rows
+    # in chunks of thousands, and PostgreSQL checks each constraint row by row (a lookup and a
+    # row lock of the same workspace and campaign, thousands of times a chunk): another ~10% of
+    # its CPU per message. What the constraints guarded cannot happen through the code: the
+    # ledger's rows are written only for a launched campaign, and only drafts can be deleted
+    # (campaigns.actions.do_delete_campaign, under the campaign's row lock), which have none;
+    # deleting a workspace or a campaign deletes their rows as before (on_delete is Django's).
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
+        db_constraint=False,
     )
     # Set to NULL when the person is erased: the row stays for the campaign's totals.
     subscriber = models.ForeignKey(
