@@ -806,10 +806,11 @@ def finish_one() -> bool:
             did = True
     running = Campaign.objects.filter(status=Campaign.Status.RUNNING, planning_done=True)
     for campaign in running:
-        # Queued and sending are the only open statuses: two short index ranges, whatever the
+        # Queued and sending are the only open statuses: one look each into the partial index
+        # that holds only them (delivery_claim_queued, delivery_inflight), whatever the
         # campaign's size (an exclude() of the final ones would walk all of its rows).
-        open_rows = Delivery.objects.filter(campaign=campaign, status__in=OPEN_STATUSES)
-        if open_rows.exists():
+        rows = Delivery.objects.filter(campaign=campaign)
+        if any(rows.filter(status=status).exists() for status in OPEN_STATUSES):
             continue
         if set_campaign_status(
             campaign,

@@ -154,9 +154,25 @@ class Delivery(models.Model):
             # The claim: queued rows of a campaign whose time has come, oldest first.
             # The id is in the index so that ORDER BY next_attempt_at, id LIMIT n reads n entries
             # instead of sorting every queued row of the campaign (rows planned together share a
-            # time).
+            # time). Queued rows only: a row's claim and its record each write a new version
+            # of it into every index whose condition it meets, and neither the sending nor the
+            # sent version needs to be in this one (in-process, 20,000 messages: PostgreSQL's
+            # CPU a message 70 -> 61-64 us against the index of every status, send13c). The
+            # rows in flight are found by delivery_inflight, the rare outcomes by
+            # delivery_outcomes; a campaign's sent rows are most of its rows.
             models.Index(
-                fields=["campaign", "status", "next_attempt_at", "id"], name="delivery_claim_v2"
+                fields=["campaign", "next_attempt_at", "id"],
+                name="delivery_claim_queued",
+                condition=models.Q(status="queued"),
+            ),
+            # The outcomes other than sent, by campaign (the ledger filtered by status, a
+            # retry of the failed ones, the bounce rates): few rows, each written once.
+            models.Index(
+                fields=["campaign", "status", "id"],
+                name="delivery_outcomes",
+                condition=models.Q(
+                    status__in=["failed", "bounced", "skipped", "cancelled", "dead"]
+                ),
             ),
             # Expired leases are looked for among the few rows in flight only.
             models.Index(
