@@ -40,17 +40,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Case, Exists, F, OuterRef, When
+from django.db.models import Case, Exists, F, Lookup, OuterRef, When
 from django.utils.crypto import constant_time_compare
 from django.utils.timezone import now
 
@@ -256,27 +258,50 @@ TRANSACTIONAL_BLOCKING = (
 )
 
 
-def _mailable(
-    prepared: PreparedCampaign, subscriber_ids: list[int]
-) -> tuple[dict[int, dict], dict[int, str]]:
-    """Recipients who may still be mailed, by subscriber id, with what rendering needs; and why
-    each of the others may not (a Delivery.SkipReason)."""
-    SkipReason = Delivery.SkipReason
+# The recipients check's statement, compiled once per campaign version and database (the ORM
+# built and compiled it for every batch: with the batch's 200 ids as 600 placeholders, ~30 us a
+# message of a worker's CPU, send13c), with the batch's ids as one parameter (ledger.in_values).
+_BATCH = object()  # where the batch's ids go among the compiled statement's parameters
+_people_sql: dict[tuple, tuple[str, list]] = {}
+PEOPLE_FIELDS = ("id", "uuid", "email", "name", "first_name", "last_name", "attributes", "status")
+
+
+class _InBatch(Lookup):
+    """`field` is one of the batch's ids (ledger.in_values), the ids left as _BATCH among the
+    parameters: a condition for filter(), compiled once and run for every batch."""
+
+    lookup_name = "mm_in_batch"
+
+    def __init__(self, field: str):
+        super().__init__(F(field), None)
+
+    def get_prep_lookup(self):
+        return None
+
+    def as_sql(self, compiler, connection):
+        column, params = self.process_lhs(compiler, connection)
+        sql, _ = ledger.in_values(connection, column, [])
+        return sql, [*params, _BATCH]
+
+
+def _people_statement(prepared: PreparedCampaign) -> tuple[str, list]:
+    """The statement reading a batch's people and, for a marketing campaign, whether each is
+    still subscribed to one of its lists and on none of its excluded ones: the rules are the
+    planner's (mailable_subscriptions, excluded_subscriptions), compiled by the ORM."""
     campaign = prepared.campaign
-    marketing = campaign.kind != Campaign.Kind.TRANSACTIONAL
-    people_query = Subscriber.objects.filter(
-        pk__in=subscriber_ids, workspace_id=campaign.workspace_id
-    )
+    lists, excluded = tuple(prepared.lists), tuple(prepared.exclude_list_ids)
+    key = (connection.alias, prepared.version, lists, excluded)
+    cached = _people_sql.get(key)
+    if cached is not None:
+        return cached
+    people_query = Subscriber.objects.filter(_InBatch("pk"), workspace_id=campaign.workspace_id)
     flags = []
-    if marketing:
-        # Whether each person is still subscribed and not excluded, in the same query as the
-        # people (two EXISTS per row) rather than two more queries (and two for the lists)
-        # per batch.
+    if campaign.kind != Campaign.Kind.TRANSACTIONAL:
         # The subscriptions are narrowed to the batch's people: otherwise PostgreSQL hashes
         # every subscription of the campaign's lists for each batch (a hashed SubPlan: 7 ms a
         # batch at 20,000 subscribers, growing with the audience), where 200 index probes do.
         mailable = mailable_subscriptions(campaign, prepared.lists).filter(
-            subscriber_id__in=subscriber_ids
+            _InBatch("subscriber_id")
         )
         people_query = people_query.annotate(
             mm_subscribed=Exists(mailable.filter(subscriber_id=OuterRef("pk")))
@@ -284,28 +309,71 @@ def _mailable(
         flags.append("mm_subscribed")
         if prepared.exclude_list_ids:
             excluded = excluded_subscriptions(campaign, prepared.exclude_list_ids).filter(
-                subscriber_id__in=subscriber_ids
+                _InBatch("subscriber_id")
             )
             people_query = people_query.annotate(
                 mm_excluded=Exists(excluded.filter(subscriber_id=OuterRef("pk")))
             )
             flags.append("mm_excluded")
-    people = {
-        row["id"]: row
-        for row in people_query.values(
-            "id", "uuid", "email", "name", "first_name", "last_name", "attributes", "status", *flags
+    statement = people_query.values_list(*PEOPLE_FIELDS, *flags).query.sql_with_params()
+    if len(_people_sql) > 32:
+        _people_sql.clear()
+    _people_sql[key] = statement
+    return statement
+
+
+def _people(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int, dict]:
+    sql, params = _people_statement(prepared)
+    (ids,) = ledger.in_values(connection, "", subscriber_ids)[1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids if p is _BATCH else p for p in params])
+        rows = cursor.fetchall()
+    flags = ("mm_subscribed", "mm_excluded")
+    people = {}
+    for row in rows:
+        person = dict(zip(PEOPLE_FIELDS, row, strict=False))
+        person.update(zip(flags, row[len(PEOPLE_FIELDS) :], strict=False))
+        # What the ORM's fields would have converted (a raw cursor hands back the stored form).
+        if not isinstance(person["uuid"], uuid.UUID):
+            person["uuid"] = uuid.UUID(person["uuid"])
+        if isinstance(person["attributes"], str):
+            person["attributes"] = json.loads(person["attributes"])
+        people[person["id"]] = person
+    return people
+
+
+def _suppressed(workspace_id: int, hashes: list[str]) -> set[str]:
+    among, params = ledger.in_values(connection, "email_hash", hashes, "text")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT email_hash FROM audience_suppression"  # noqa: S608 (fixed text, no values)
+            f" WHERE workspace_id = %s AND {among}",
+            [workspace_id, *params],
         )
-    }
+        return {digest for (digest,) in cursor.fetchall()}
+
+
+def _mailable(
+    prepared: PreparedCampaign, subscriber_ids: list[int]
+) -> tuple[dict[int, dict], dict[int, str]]:
+    """Recipients who may still be mailed, by subscriber id, with what rendering needs; and why
+    each of the others may not (a Delivery.SkipReason)."""
+    SkipReason = Delivery.SkipReason
+    campaign = prepared.campaign
+    # Whether each person is still subscribed and not excluded comes in the same statement as
+    # the people (two EXISTS per row) rather than two more queries per batch.
+    people = _people(prepared, subscriber_ids)
     reasons = {sid: SkipReason.ERASED for sid in subscriber_ids if sid not in people}
     for sid, row in people.items():
         if row["status"] != Subscriber.Status.ENABLED:
             reasons[sid] = SkipReason.BLOCKLISTED
     hashes = {sid: suppression_hash(row["email"]) for sid, row in people.items()}
-    suppressions = Suppression.objects.filter(
-        workspace_id=campaign.workspace_id, email_hash__in=list(hashes.values())
-    )
     if campaign.kind == Campaign.Kind.TRANSACTIONAL:
-        suppressions = suppressions.filter(reason__in=TRANSACTIONAL_BLOCKING)
+        suppressions = Suppression.objects.filter(
+            workspace_id=campaign.workspace_id,
+            email_hash__in=list(hashes.values()),
+            reason__in=TRANSACTIONAL_BLOCKING,
+        )
         # A person signing up again after their erasure gets this one confirmation mail
         # (audience.Reconsent names it), and no other message.
         asked = reconsent_hashes(campaign.workspace_id, campaign.pk)
@@ -313,13 +381,14 @@ def _mailable(
             suppressions = suppressions.exclude(
                 reason=Suppression.Reason.ERASED, email_hash__in=asked
             )
+        suppressed = set(suppressions.values_list("email_hash", flat=True))
     else:
         for sid, row in people.items():
             if row.get("mm_excluded"):
                 reasons.setdefault(sid, SkipReason.EXCLUDED)
             elif not row["mm_subscribed"]:
                 reasons.setdefault(sid, SkipReason.UNSUBSCRIBED)
-    suppressed = set(suppressions.values_list("email_hash", flat=True))
+        suppressed = _suppressed(campaign.workspace_id, list(hashes.values()))
     for sid, digest in hashes.items():
         # Suppression is the stronger statement: it holds whatever the lists say.
         if digest in suppressed and reasons.get(sid) != SkipReason.BLOCKLISTED:
@@ -737,10 +806,11 @@ def finish_one() -> bool:
             did = True
     running = Campaign.objects.filter(status=Campaign.Status.RUNNING, planning_done=True)
     for campaign in running:
-        # Queued and sending are the only open statuses: two short index ranges, whatever the
+        # Queued and sending are the only open statuses: one look each into the partial index
+        # that holds only them (delivery_claim_queued, delivery_inflight), whatever the
         # campaign's size (an exclude() of the final ones would walk all of its rows).
-        open_rows = Delivery.objects.filter(campaign=campaign, status__in=OPEN_STATUSES)
-        if open_rows.exists():
+        rows = Delivery.objects.filter(campaign=campaign)
+        if any(rows.filter(status=status).exists() for status in OPEN_STATUSES):
             continue
         if set_campaign_status(
             campaign,
