@@ -67,6 +67,7 @@ from . import ledger, mime, planner, ratelimit
 from .ledger import Outcome
 from .models import Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
+from .prebuilt import PrebuiltBody
 from .senders import BreakerState, SenderPool
 from .smtp import Outgoing, PermanentError, RelayBroken, check_address
 from .status import set_campaign_status
@@ -129,6 +130,9 @@ class PreparedCampaign:
     bounce_domain: str
     # Tracked links and the open pixel (tracked_links.py); None when tracking is off.
     tracker: LinkTracker | None = None
+    # The messages' body built once with holes for each recipient's values (prebuilt.py); None
+    # when the campaign's messages are built the general way.
+    prebuilt: PrebuiltBody | None = None
 
 
 @dataclass
@@ -241,6 +245,14 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         bounce_domain=bounce_domain(from_email),
         tracker=LinkTracker.for_campaign(campaign),
     )
+    sample = rendering.recipient_context(
+        workspace=prepared.workspace_ctx,
+        campaign=prepared.campaign_ctx,
+        subscriber=rendering.SAMPLE_SUBSCRIBER,
+        urls=rendering.sample_urls(),
+        data=campaign.data,
+    )
+    prepared.prebuilt = PrebuiltBody.plan(compiled, prepared.tracker, parts, sample)
     state().prepared[campaign.pk] = prepared
     return prepared
 
@@ -345,25 +357,51 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         },
         data=campaign.data,
     )
-    rendered = prepared.compiled.render(context)
-    html, text = rendered.html, rendered.text
-    if prepared.tracker is not None:
-        html, text = prepared.tracker.apply(row.id, html, text)
     message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
-    data = mime.build_message(
-        prepared.parts,
-        to_email=person["email"],
-        to_name=person["name"] or "",
-        subject=rendered.subject,
-        html=html,
-        text=text,
-        message_id=message_id,
-        date=now(),
-        # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
-        # the person asked for, does not.
-        list_unsubscribe_url=None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe,
-        list_unsubscribe_mailto=None,
-    )
+    # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
+    # the person asked for, does not.
+    list_unsubscribe = None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe
+    prebuilt = prepared.prebuilt
+    values = prepared.compiled.render_values(context) if prebuilt is not None else None
+    built = prebuilt.body(row.id, values) if values is not None else None
+    if built is not None:
+        # The same bytes as below, from the body built once with this recipient's values put in.
+        body, digest = built
+        message = (
+            mime.message_headers(
+                prepared.parts,
+                to_email=person["email"],
+                to_name=person["name"] or "",
+                subject=values.subject,
+                message_id=message_id,
+                date=now(),
+                list_unsubscribe_url=list_unsubscribe,
+            )
+            + body
+        )
+        if prepared.parts.dkim is not None:
+            message = prepared.parts.dkim.sign(message, body_digest=digest)
+        data = mime.CrlfMessage(message)
+    else:
+        if values is not None:
+            rendered = prepared.compiled.joined(values)
+        else:
+            rendered = prepared.compiled.render(context)
+        html, text = rendered.html, rendered.text
+        if prepared.tracker is not None:
+            html, text = prepared.tracker.apply(row.id, html, text)
+        data = mime.build_message(
+            prepared.parts,
+            to_email=person["email"],
+            to_name=person["name"] or "",
+            subject=rendered.subject,
+            html=html,
+            text=text,
+            message_id=message_id,
+            date=now(),
+            list_unsubscribe_url=list_unsubscribe,
+            list_unsubscribe_mailto=None,
+        )
     mail_from = mime.verp_address("bounces", prepared.bounce_domain, verp_token(row.id))
     return Outgoing(key=row.id, mail_from=mail_from, rcpt=person["email"], data=data), message_id
 
