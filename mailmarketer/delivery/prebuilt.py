@@ -344,8 +344,10 @@ def _html_holes_safe(html: str, check: dict) -> bool:
 
 
 def _text_holes_safe(text: str, urls: list[str]) -> bool:
-    """No stored URL may run into a value of the text part, or end (with punctuation after it)
-    just before one: whether the link finder matches it would depend on the value."""
+    """No stored URL may run into a value of the text part, run from one value over the text
+    between two into the next, or end (with punctuation after it) just before a value: whether
+    the link finder matches it would depend on the values. (A stored URL inside one value is
+    looked for per recipient.)"""
     ending = re.compile("(?:" + "|".join(re.escape(u) for u in urls) + f"){TEXT_PUNCTUATION}*\\Z")
     pieces = _MARKER.split(text)
     chunks = pieces[0::3]
@@ -353,6 +355,8 @@ def _text_holes_safe(text: str, urls: list[str]) -> bool:
         before, after = chunks[i], chunks[i + 1]
         if ending.search(before):
             return False
+        if i > 0 and any(before in url for url in urls):
+            return False  # between two values ("" too): a URL could span both
         for url in urls:
             for k in range(1, len(url)):
                 if before.endswith(url[:k]) or after.startswith(url[k:]):
