@@ -247,6 +247,27 @@ def message_bench(args) -> None:
             mime.make_message_id(row.id, str(c.uuid), dj_settings.MESSAGE_ID_DOMAIN)
             mime.verp_address("bounces", prepared.bounce_domain, engine.verp_token(row.id))
 
+        values_of = [
+            prepared.compiled.render_values(ctx) if prepared.prebuilt is not None else None
+            for ctx in contexts
+        ]
+
+        def filled(pair):
+            (row, _), values = pair
+            prebuilt.body(row.id, values)
+
+        def headers(pair):
+            (row, person), values = pair
+            mime.message_headers(
+                prepared.parts,
+                to_email=person["email"],
+                to_name=person["name"] or "",
+                subject=values.subject,
+                message_id=f"<{row.id}.x@bench.example.com>",
+                date=date,
+                list_unsubscribe_url=unsub,
+            )
+
         steps = [
             ("tokens: unsubscribe, manage, view URLs", tokens, rows),
             ("context (recipient_context)", context_of, rows),
@@ -255,6 +276,13 @@ def message_bench(args) -> None:
             ("MIME assembly (build_message)", assemble, pairs),
             ("Message-ID + VERP", ids, rows),
         ]
+        prebuilt = prepared.prebuilt
+        if prebuilt is not None:
+            steps += [
+                ("pre-built: values (render_values)", prepared.compiled.render_values, contexts),
+                ("pre-built: the body filled in", filled, list(zip(rows, values_of, strict=True))),
+                ("pre-built: the headers", headers, list(zip(rows, values_of, strict=True))),
+            ]
         if prepared.parts.dkim is not None:
             signer = prepared.parts.dkim
             unsigned = mime.MessageParts(

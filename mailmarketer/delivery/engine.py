@@ -38,15 +38,13 @@ and cancels the queued rows of a cancelled campaign.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import logging
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -61,6 +59,7 @@ from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.lib.idtokens import salted_hmac_sha256
 from mailmarketer.lib.worker import stop_requested, worker_id
 
 from . import ledger, mime, planner, ratelimit
@@ -81,27 +80,15 @@ OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
 VERP_SALT = "mailmarketer.delivery.verp"
 
 
-_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-_SHIFTS = tuple(range(75, -1, -5))  # 16 characters of 5 bits from the first 80 bits
-
-
-@lru_cache(maxsize=4)
-def _verp_key(secret: str) -> bytes:
-    # What salted_hmac derives from the salt and SECRET_KEY on every call: once per secret.
-    return hashlib.sha256((VERP_SALT + secret).encode()).digest()
-
-
 def verp_token(delivery_id: int) -> str:
     """`<ledger id>-<16 base32 characters of HMAC>`: short enough for a 64-character local part
     (a Django signature is not), and a bounce to a forged address names no real row.
 
     The same as salted_hmac(VERP_SALT, id, algorithm="sha256") in lower-case base32 (the tests
-    hold it to that), computed with the derived key kept and the 80 bits encoded directly:
-    once per message on the send path."""
-    key = _verp_key(settings.SECRET_KEY)
-    digest = hmac.new(key, str(delivery_id).encode(), hashlib.sha256).digest()
-    bits = int.from_bytes(digest[:10], "big")
-    return f"{delivery_id}-" + "".join([_BASE32[(bits >> shift) & 31] for shift in _SHIFTS])
+    hold it to that): the first 80 bits are 16 base32 characters, RFC 4648's alphabet in lower
+    case. Once per message on the send path, from kept HMAC states (lib/idtokens)."""
+    digest = salted_hmac_sha256(VERP_SALT, str(delivery_id))
+    return f"{delivery_id}-" + base64.b32encode(digest[:10]).decode("ascii").lower()
 
 
 def read_verp_token(token: str) -> int | None:

@@ -92,13 +92,18 @@ class PrebuiltBody:
         open_prefix: str,
     ):
         self.chunks = chunks
-        self.size = 2 * len(chunks) - 1
+        # The body as a list to fill: the constant text, with a slot for each hole between.
+        self.skeleton = [None] * (2 * len(chunks) - 1)
+        self.skeleton[0::2] = chunks
         self.pick = _picker(slots) if slots else None
         self.link_ids = link_ids
-        self.html_check = html_check
-        self.text_check = text_check
-        self.shared_html = shared_html
-        self.shared_text = shared_text
+        self.pick_own_html = html_check["own"]
+        self.pick_own_text = text_check["own"]
+        self.pick_empty_html = html_check["empty"]
+        self.pick_empty_text = text_check["empty"]
+        self.pick_equals = html_check["equals"]
+        self.pick_shared_html, self.shared_html_values = shared_html
+        self.pick_shared_text, self.shared_text_values = shared_text
         self.dynamic_hrefs = dynamic_hrefs
         self.tracker = tracker
         self.relaxed_chunks = relaxed_chunks
@@ -232,37 +237,27 @@ class PrebuiltBody:
         """(The body's bytes, the SHA-256 of its DKIM relaxed form when signing), or None when
         this recipient's message must be built the general way."""
         html, text = values.html, values.text
-        pick, expected = self.shared_html
-        if pick(html) != expected:
+        if self.pick_shared_html(html) != self.shared_html_values:
             return None
-        pick, expected = self.shared_text
-        if pick(text) != expected:
+        if self.pick_shared_text(text) != self.shared_text_values:
             return None
-        signing = self.signing
-        for own_values, check, unsafe in (
-            (html, self.html_check, _HTML_UNSAFE),
-            (text, self.text_check, _TEXT_UNSAFE),
-        ):
-            own = check["own"](own_values)
-            joined = "\x01".join(own)
-            if unsafe.search(joined) or "" in check["empty"](own_values):
-                return None
-            if signing and (
-                "  " in joined
-                or " \x01" in joined
-                or "\x01 " in joined
-                or joined[:1] == " "
-                or joined[-1:] == " "
-            ):
-                return None
-        if "=" in "".join(self.html_check["equals"](html)):
+        # The recipient's own values, each part's joined with \x01 (which none may hold) to
+        # look at them all with a few scans in C.
+        own_html = "\x01".join(self.pick_own_html(html))
+        own_text = "\x01".join(self.pick_own_text(text))
+        if _HTML_UNSAFE.search(own_html) or _TEXT_UNSAFE.search(own_text):
+            return None
+        if "" in self.pick_empty_html(html) or "" in self.pick_empty_text(text):
+            return None
+        if "=" in "".join(self.pick_equals(html)):
+            return None
+        if self.signing and (_dkim_unsafe(own_html) or _dkim_unsafe(own_text)):
             return None
         tracker = self.tracker
         if tracker is not None:
-            links = tracker.links
-            joined = "\x01".join(self.text_check["own"](text))
-            if (self.colonless or ":" in joined) and self.plain_url.search(joined):
+            if (self.colonless or ":" in own_text) and self.plain_url.search(own_text):
                 return None
+            links = tracker.links
             for constants, numbers in self.dynamic_hrefs:
                 href = [None] * (2 * len(constants) - 1)
                 href[0::2] = constants
@@ -273,27 +268,40 @@ class PrebuiltBody:
         flat = [*html, *text]
         if self.link_ids:
             prefix = self.tracker_prefix
-            flat.extend(prefix + click_token(delivery_id, link) for link in self.link_ids)
+            flat.extend([prefix + click_token(delivery_id, link) for link in self.link_ids])
         if self.open_prefix:
             flat.append(self.open_prefix + open_token(delivery_id))
-        filled = [None] * self.size
-        filled[0::2] = self.chunks
+        filled = self.skeleton.copy()
         if self.pick is not None:
             filled[1::2] = self.pick(flat)
         body = "".join(filled)
-        if not body.isascii() or "\x00" in body:
+        # No piece holds NUL (the constant text is 7bit, the values were looked at above, the
+        # tracked URLs are ASCII): what is left of 7bit is ASCII and the line length.
+        if not body.isascii():
             return None
         data = body.encode("ascii")
         if mime.has_long_line(data):
             return None
         digest = None
-        if signing:
+        if self.signing:
             if self.relaxed_chunks is None:
                 digest = hashlib.sha256(memoryview(data)[self.body_start :]).digest()
             else:
                 filled[0::2] = self.relaxed_chunks
                 digest = hashlib.sha256("".join(filled).encode("ascii")).digest()
         return data, digest
+
+
+def _dkim_unsafe(joined: str) -> bool:
+    """Whether values joined with \x01 hold what DKIM's relaxed body would change or join with
+    the text around them: two spaces, or a space at a value's start or end."""
+    return (
+        "  " in joined
+        or " \x01" in joined
+        or "\x01 " in joined
+        or joined[:1] == " "
+        or joined[-1:] == " "
+    )
 
 
 def _marked(split, sample: list[str], kind: str) -> tuple[str | None, list[int], list[int]]:
