@@ -1123,14 +1123,15 @@ class _Piece:
         self.names = names
         self.shared = shared
         self.count = count  # values it gives: the expressions, or 1 for a statement
-        self.cache = None  # shared pieces: (the values of their names, their values)
+        # Shared pieces: (the values of their names, their values, their total length).
+        self.cache = None
 
     def values(self, context: dict, field: str, limit: int, extra: dict | None) -> list[str]:
         if self.shared:
-            key = tuple([context.get(name) for name in self.names])
+            key = tuple(map(context.get, self.names))
             cache = self.cache
             if cache is not None and cache[0] == key:
-                _budget.work += sum(map(len, cache[1]))
+                _budget.work += cache[2]
                 return cache[1]
         try:
             template = self.template
@@ -1147,11 +1148,10 @@ class _Piece:
             # Jinja2 folds neighbouring constants into one value; the expressions here are not
             # constant, so this does not happen, and if it did the part is rendered whole.
             raise _SplitMismatch(field)
-        for value in values:
-            if len(value) > limit:
-                raise RenderError(field, f"the output is longer than {limit:,} characters")
+        if max(map(len, values)) > limit:
+            raise RenderError(field, f"the output is longer than {limit:,} characters")
         if self.shared:
-            self.cache = (key, values)
+            self.cache = (key, values, sum(map(len, values)))
         return values
 
 
