@@ -368,7 +368,7 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         )
         if prepared.parts.dkim is not None:
             message = prepared.parts.dkim.sign(message, body_digest=digest)
-        data = mime.CrlfMessage(message)
+        data = prebuilt.message_type(message)
     else:
         if values is not None:
             rendered = prepared.compiled.joined(values)

@@ -362,6 +362,14 @@ class CrlfMessage(bytes):
     __slots__ = ()
 
 
+class DotFreeMessage(CrlfMessage):
+    """A CrlfMessage in which no line starts with a dot (delivery/prebuilt.py knows this of the
+    messages it builds): the SMTP client then has nothing to dot-stuff and skips that pass over
+    the whole message (smtp.prepare_data); the tests hold every one to the general stuffing."""
+
+    __slots__ = ()
+
+
 # -- the campaign's constant parts -----------------------------------------------------------
 
 

@@ -85,6 +85,7 @@ class PrebuiltBody:
         tracker: LinkTracker | None,
         relaxed_chunks: list[str] | None,
         body_start: int,
+        dot_free: bool,
         signing: bool,
         plain_url: re.Pattern | None,
         colonless: bool,
@@ -108,6 +109,8 @@ class PrebuiltBody:
         self.tracker = tracker
         self.relaxed_chunks = relaxed_chunks
         self.body_start = body_start
+        # The message type to make of the header and this body (see mime.DotFreeMessage).
+        self.message_type = mime.DotFreeMessage if dot_free else mime.CrlfMessage
         self.signing = signing
         # A stored link's URL anywhere in a text value (only searched for in values holding a
         # colon when every stored URL has one).
@@ -191,6 +194,14 @@ class PrebuiltBody:
             else:
                 slots.append(html_count + text_count + len(link_ids))
 
+        # Whether no line of these messages can start with a dot (nothing to dot-stuff): none
+        # of the constant text does, no value starts a line, and no header line does (only an
+        # extra header's name could).
+        dot_free = not any("\n." in c for c in chunks) and not any(
+            c.endswith("\n") for c, kind in zip(chunks, pieces[1::3], strict=False) if kind in "ht"
+        )
+        dot_free = dot_free and "\n." not in parts._extra and not parts._extra.startswith(".")
+
         relaxed_chunks = None
         body_start = 0
         if parts.dkim is not None:
@@ -224,6 +235,7 @@ class PrebuiltBody:
             tracker=tracker if links else None,
             relaxed_chunks=relaxed_chunks,
             body_start=body_start,
+            dot_free=dot_free,
             signing=parts.dkim is not None,
             plain_url=re.compile("|".join(re.escape(u) for u in links)) if links else None,
             colonless=any(":" not in u for u in links),

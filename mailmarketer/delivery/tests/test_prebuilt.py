@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailmarketer.campaigns import rendering
-from mailmarketer.delivery import mime
+from mailmarketer.delivery import mime, smtp
 from mailmarketer.delivery.dkim import DkimSigner, generate_key, relaxed_body
 from mailmarketer.delivery.prebuilt import PrebuiltBody
 from mailmarketer.delivery.tracked_links import LinkTracker
@@ -76,6 +76,8 @@ TEXT_BITS = [
     "Hello ",
     "<",
     ">",
+    ".",
+    "\n.",
 ]
 EXPRESSIONS = [
     "{{ subscriber.first_name }}",
@@ -191,7 +193,11 @@ def prebuilt(plan, compiled, parts, ctx, delivery_id):
     if built is None:
         return None, None, ""
     body, digest = built
-    return mime.message_headers(parts, **headers(values.subject)) + body, digest, ""
+    message = plan.message_type(mime.message_headers(parts, **headers(values.subject)) + body)
+    # The client's DATA payload: a DotFreeMessage skips the dot-stuffing, which must then have
+    # had nothing to do (plain bytes go through the whole of it).
+    assert smtp.prepare_data(message) == smtp.prepare_data(bytes(message))
+    return message, digest, ""
 
 
 @pytest.fixture(autouse=True, scope="module")
