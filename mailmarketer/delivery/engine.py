@@ -239,7 +239,12 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         urls=rendering.sample_urls(),
         data=campaign.data,
     )
-    prepared.prebuilt = PrebuiltBody.plan(compiled, prepared.tracker, parts, sample)
+    try:
+        prepared.prebuilt = PrebuiltBody.plan(compiled, prepared.tracker, parts, sample)
+    except Exception:
+        # Pre-building is an optimisation: whatever goes wrong with it must not stop a campaign
+        # (prepare's errors pause it); its messages are then built the general way.
+        logger.exception("campaign %s: building its messages the general way", campaign.pk)
     state().prepared[campaign.pk] = prepared
     return prepared
 

@@ -446,3 +446,62 @@ def test_values_a_stored_url_could_span_leave_the_campaign_to_the_general_path(t
     assert PrebuiltBody.plan(compiled, LinkTracker(LINKS), parts, sample()) is None
     compiled = compiled_of(BENCH_LIKE, text.replace("/", " / ").replace("}}{{", "}} {{"), False)
     assert PrebuiltBody.plan(compiled, LinkTracker(LINKS), parts, sample()) is not None
+
+
+def test_a_campaign_whose_pre_building_fails_is_sent_the_general_way(monkeypatch):
+    from mailmarketer.delivery import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in pre-building")
+
+    compiled, tracker, parts, _ = bench_like()
+    monkeypatch.setattr(engine.PrebuiltBody, "plan", broken)
+    monkeypatch.setattr(engine.rendering, "compile_campaign", lambda campaign: compiled)
+    monkeypatch.setattr(engine.mime, "MessageParts", lambda **kwargs: parts)
+    monkeypatch.setattr(engine.LinkTracker, "for_campaign", lambda campaign: tracker)
+    monkeypatch.setattr(engine, "_dkim_signer", lambda campaign, from_email: None)
+    campaign = _Campaign()
+    engine.reset_state()
+    try:
+        prepared = engine.prepare(campaign)
+    finally:
+        engine.reset_state()
+    assert prepared.prebuilt is None
+    assert prepared.compiled is compiled
+
+
+class _Campaign:
+    """What prepare() reads of a campaign, without a database."""
+
+    pk = 1
+    updated_at = None
+    from_email = "news@example.com"
+    from_name = "News"
+    reply_to = ""
+    headers: list = []
+    data: dict = {}
+    kind = "marketing"
+    name = "Spring"
+    subject = "Hi"
+
+    class workspace:
+        pk = 1
+        slug = "acme"
+        name = "Acme"
+        sender_email = "news@example.com"
+        sender_name = "Acme"
+        postal_address = "1 Road"
+
+    class _Empty:
+        def all(self):
+            return []
+
+        def values_list(self, *args, **kwargs):
+            return []
+
+        def order_by(self, *args):
+            return self
+
+    lists = _Empty()
+    exclude_lists = _Empty()
+    attachments = _Empty()
