@@ -67,6 +67,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from time import perf_counter, thread_time
+from typing import NamedTuple
 from urllib.parse import quote
 
 from django.conf import settings
@@ -157,6 +158,15 @@ class RenderedMessage:
     subject: str
     html: str | None
     text: str
+
+
+class SplitValues(NamedTuple):
+    """One recipient's subject and the values of the split HTML and text parts
+    (CompiledCampaign.render_values)."""
+
+    subject: str
+    html: list[str]
+    text: list[str]
 
 
 # -- the budget of the render in progress --------------------------------------------------------
@@ -885,6 +895,37 @@ class CompiledCampaign:
                 split[field] = None
         return _run(template, context, field, limit, extra)
 
+    def splits(self) -> tuple[SplitTemplate, SplitTemplate] | None:
+        """(HTML, text) as split by split_for_sending(), when both parts are split."""
+        split = getattr(self, "_split", None)
+        if split is None or self.html_template is None:
+            return None
+        html, text = split.get("body"), split.get(self.text_field)
+        return None if html is None or text is None else (html, text)
+
+    def render_values(self, context: dict) -> SplitValues | None:
+        """This recipient's subject and the values of the split HTML and text parts (their
+        SplitTemplate.values), under the same budget, caps and errors as render(), which is
+        `join()` of them (and the text squeezed): for a caller that puts the values into
+        pre-built bytes itself. None when the parts are not both split (render() then)."""
+        splits = self.splits()
+        if splits is None:
+            return None
+        html_split, text_split = splits
+        with _Rendering():
+            subject = _one_line(self._part(self.subject_template, context, "subject", MAX_SUBJECT))
+            extra = {"subject": subject}
+            try:
+                html = html_split.values(context, MAX_OUTPUT, extra)
+                text = text_split.values(context, MAX_OUTPUT, extra)
+            except _SplitMismatch as exc:
+                field = str(exc)
+                logger.warning("rendering the %s whole: its split did not match", field)
+                self._split[field] = None
+                return None
+            _check_time(self.text_field)
+        return SplitValues(subject, html, text)
+
     def render(self, context: dict) -> RenderedMessage:
         """This recipient's message. Raises RenderError when a part fails or hits a cap."""
         with _Rendering():
@@ -896,12 +937,24 @@ class CompiledCampaign:
                 html = part(self.html_template, context, "body", MAX_OUTPUT, extra)
             text = part(self.text_template, context, self.text_field, MAX_OUTPUT, extra)
             _check_time(self.text_field)
+        return RenderedMessage(subject=subject, html=html, text=self.squeezed(text))
+
+    def squeezed(self, text: str) -> str:
         if self.squeeze_text:
             # Lines left empty by {% if %} blocks: at most one blank line (str.replace is a
             # tenth of the cost of a regular expression here).
             while "\n\n\n" in text:
                 text = text.replace("\n\n\n", "\n\n")
-        return RenderedMessage(subject=subject, html=html, text=text)
+        return text
+
+    def joined(self, values: SplitValues) -> RenderedMessage:
+        """The message render() makes, from render_values() of the same recipient."""
+        html_split, text_split = self.splits()
+        return RenderedMessage(
+            subject=values.subject,
+            html=html_split.join(values.html),
+            text=self.squeezed(text_split.join(values.text)),
+        )
 
 
 def _check_time(field: str) -> None:
@@ -1070,14 +1123,15 @@ class _Piece:
         self.names = names
         self.shared = shared
         self.count = count  # values it gives: the expressions, or 1 for a statement
-        self.cache = None  # shared pieces: (the values of their names, their values)
+        # Shared pieces: (the values of their names, their values, their total length).
+        self.cache = None
 
     def values(self, context: dict, field: str, limit: int, extra: dict | None) -> list[str]:
         if self.shared:
-            key = tuple([context.get(name) for name in self.names])
+            key = tuple(map(context.get, self.names))
             cache = self.cache
             if cache is not None and cache[0] == key:
-                _budget.work += sum(map(len, cache[1]))
+                _budget.work += cache[2]
                 return cache[1]
         try:
             template = self.template
@@ -1094,11 +1148,10 @@ class _Piece:
             # Jinja2 folds neighbouring constants into one value; the expressions here are not
             # constant, so this does not happen, and if it did the part is rendered whole.
             raise _SplitMismatch(field)
-        for value in values:
-            if len(value) > limit:
-                raise RenderError(field, f"the output is longer than {limit:,} characters")
+        if max(map(len, values)) > limit:
+            raise RenderError(field, f"the output is longer than {limit:,} characters")
         if self.shared:
-            self.cache = (key, values)
+            self.cache = (key, values, sum(map(len, values)))
         return values
 
 
@@ -1145,6 +1198,9 @@ class SplitTemplate:
         for _, item in self.slots:
             uses[item] = uses.get(item, 0) + 1
         self.reused = [(index, count - 1) for index, count in uses.items() if count > 1]
+        self.constant_size = sum(len(item) for item in items if isinstance(item, str))
+        # Which values are the same for every recipient (those of shared pieces).
+        self.shared_values = [piece.shared for piece in pieces for _ in range(piece.count)]
 
     @classmethod
     def of(cls, template, field: str) -> SplitTemplate | None:
@@ -1214,28 +1270,40 @@ class SplitTemplate:
         return split
 
     def render(self, context: dict, limit: int, extra: dict | None = None) -> str:
-        # Per-recipient links (tracked links, an open pixel) are substituted here: the values
-        # are this recipient's; the constant text, where the campaign's links are, is
-        # self.skeleton (or self.items), the same for everyone.
+        return self.join(self.values(context, limit, extra))
+
+    def values(self, context: dict, limit: int, extra: dict | None = None) -> list[str]:
+        """This recipient's values (`self.items`' int entries index them), charged to the
+        budget and checked against the caps as the whole part would be: join() of them is the
+        part, and the part's length is checked here (the pre-built messages of the send path,
+        delivery/prebuilt.py, put the values into bytes without joining the text)."""
         values: list[str] = []
         for piece in self.pieces:
             values.extend(piece.values(context, self.field, limit, extra))
         budget = _budget
+        # The part's length: its constant text and each value as often as it is printed
+        # (every value is printed at least once).
+        size = self.constant_size + sum(map(len, values))
         for index, again in self.reused:
-            budget.work += len(values[index]) * again
+            reprinted = len(values[index]) * again
+            budget.work += reprinted
+            size += reprinted
         if budget.work > MAX_WORK:
             raise RenderError(
                 self.field, f"the template produces more than {MAX_WORK:,} characters"
             )
         # Each value is at most `limit` long (Piece.values), and the work budget bounds them
-        # all together, so what is joined here is bounded too.
+        # all together, so what join() makes is bounded too.
+        if size > limit:
+            raise RenderError(self.field, f"the output is longer than {limit:,} characters")
+        return values
+
+    def join(self, values: list[str]) -> str:
+        """The part, from values() of one recipient."""
         parts = self.skeleton.copy()
         for at, index in self.slots:
             parts[at] = values[index]
-        output = "".join(parts)
-        if len(output) > limit:
-            raise RenderError(self.field, f"the output is longer than {limit:,} characters")
-        return output
+        return "".join(parts)
 
 
 SAMPLE_SUBSCRIBER = {

@@ -38,8 +38,7 @@ and cancels the queued rows of a cancelled campaign.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 import logging
 import re
@@ -48,7 +47,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -63,12 +61,14 @@ from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
 from mailmarketer.campaigns.models import Campaign
+from mailmarketer.lib.idtokens import salted_hmac_sha256
 from mailmarketer.lib.worker import stop_requested, worker_id
 
 from . import ledger, mime, planner, ratelimit
 from .ledger import Outcome
 from .models import Delivery, DkimKey
 from .planner import excluded_subscriptions, mailable_subscriptions
+from .prebuilt import PrebuiltBody
 from .senders import BreakerState, SenderPool
 from .smtp import Outgoing, PermanentError, RelayBroken, check_address
 from .status import set_campaign_status
@@ -82,27 +82,15 @@ OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
 VERP_SALT = "mailmarketer.delivery.verp"
 
 
-_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
-_SHIFTS = tuple(range(75, -1, -5))  # 16 characters of 5 bits from the first 80 bits
-
-
-@lru_cache(maxsize=4)
-def _verp_key(secret: str) -> bytes:
-    # What salted_hmac derives from the salt and SECRET_KEY on every call: once per secret.
-    return hashlib.sha256((VERP_SALT + secret).encode()).digest()
-
-
 def verp_token(delivery_id: int) -> str:
     """`<ledger id>-<16 base32 characters of HMAC>`: short enough for a 64-character local part
     (a Django signature is not), and a bounce to a forged address names no real row.
 
     The same as salted_hmac(VERP_SALT, id, algorithm="sha256") in lower-case base32 (the tests
-    hold it to that), computed with the derived key kept and the 80 bits encoded directly:
-    once per message on the send path."""
-    key = _verp_key(settings.SECRET_KEY)
-    digest = hmac.new(key, str(delivery_id).encode(), hashlib.sha256).digest()
-    bits = int.from_bytes(digest[:10], "big")
-    return f"{delivery_id}-" + "".join([_BASE32[(bits >> shift) & 31] for shift in _SHIFTS])
+    hold it to that): the first 80 bits are 16 base32 characters, RFC 4648's alphabet in lower
+    case. Once per message on the send path, from kept HMAC states (lib/idtokens)."""
+    digest = salted_hmac_sha256(VERP_SALT, str(delivery_id))
+    return f"{delivery_id}-" + base64.b32encode(digest[:10]).decode("ascii").lower()
 
 
 def read_verp_token(token: str) -> int | None:
@@ -131,6 +119,9 @@ class PreparedCampaign:
     bounce_domain: str
     # Tracked links and the open pixel (tracked_links.py); None when tracking is off.
     tracker: LinkTracker | None = None
+    # The messages' body built once with holes for each recipient's values (prebuilt.py); None
+    # when the campaign's messages are built the general way.
+    prebuilt: PrebuiltBody | None = None
 
 
 @dataclass
@@ -243,6 +234,19 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         bounce_domain=bounce_domain(from_email),
         tracker=LinkTracker.for_campaign(campaign),
     )
+    sample = rendering.recipient_context(
+        workspace=prepared.workspace_ctx,
+        campaign=prepared.campaign_ctx,
+        subscriber=rendering.SAMPLE_SUBSCRIBER,
+        urls=rendering.sample_urls(),
+        data=campaign.data,
+    )
+    try:
+        prepared.prebuilt = PrebuiltBody.plan(compiled, prepared.tracker, parts, sample)
+    except Exception:
+        # Pre-building is an optimisation: whatever goes wrong with it must not stop a campaign
+        # (prepare's errors pause it); its messages are then built the general way.
+        logger.exception("campaign %s: building its messages the general way", campaign.pk)
     state().prepared[campaign.pk] = prepared
     return prepared
 
@@ -414,25 +418,51 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         },
         data=campaign.data,
     )
-    rendered = prepared.compiled.render(context)
-    html, text = rendered.html, rendered.text
-    if prepared.tracker is not None:
-        html, text = prepared.tracker.apply(row.id, html, text)
     message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
-    data = mime.build_message(
-        prepared.parts,
-        to_email=person["email"],
-        to_name=person["name"] or "",
-        subject=rendered.subject,
-        html=html,
-        text=text,
-        message_id=message_id,
-        date=now(),
-        # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
-        # the person asked for, does not.
-        list_unsubscribe_url=None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe,
-        list_unsubscribe_mailto=None,
-    )
+    # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
+    # the person asked for, does not.
+    list_unsubscribe = None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe
+    prebuilt = prepared.prebuilt
+    values = prepared.compiled.render_values(context) if prebuilt is not None else None
+    built = prebuilt.body(row.id, values) if values is not None else None
+    if built is not None:
+        # The same bytes as below, from the body built once with this recipient's values put in.
+        body, digest = built
+        message = (
+            mime.message_headers(
+                prepared.parts,
+                to_email=person["email"],
+                to_name=person["name"] or "",
+                subject=values.subject,
+                message_id=message_id,
+                date=now(),
+                list_unsubscribe_url=list_unsubscribe,
+            )
+            + body
+        )
+        if prepared.parts.dkim is not None:
+            message = prepared.parts.dkim.sign(message, body_digest=digest)
+        data = prebuilt.message_type(message)
+    else:
+        if values is not None:
+            rendered = prepared.compiled.joined(values)
+        else:
+            rendered = prepared.compiled.render(context)
+        html, text = rendered.html, rendered.text
+        if prepared.tracker is not None:
+            html, text = prepared.tracker.apply(row.id, html, text)
+        data = mime.build_message(
+            prepared.parts,
+            to_email=person["email"],
+            to_name=person["name"] or "",
+            subject=rendered.subject,
+            html=html,
+            text=text,
+            message_id=message_id,
+            date=now(),
+            list_unsubscribe_url=list_unsubscribe,
+            list_unsubscribe_mailto=None,
+        )
     mail_from = mime.verp_address("bounces", prepared.bounce_domain, verp_token(row.id))
     return Outgoing(key=row.id, mail_from=mail_from, rcpt=person["email"], data=data), message_id
 

@@ -292,6 +292,14 @@ def _text_part_pieces(subtype: str, content: str) -> tuple[bytes, bytes]:
     return _PART_HEADERS[subtype, encoding], body
 
 
+text_part_pieces = _text_part_pieces
+
+
+def part_header(subtype: str, encoding: str) -> bytes:
+    """The header block of a text part (text/plain or text/html) sent with this encoding."""
+    return _PART_HEADERS[subtype, encoding]
+
+
 def _text_part(subtype: str, content: str) -> bytes:
     return b"".join(_text_part_pieces(subtype, content))
 
@@ -350,6 +358,14 @@ class CrlfMessage(bytes):
     written with CRLF). The SMTP client then skips its bare-CR/LF scan of the whole message
     (smtp.prepare_data: three passes over ~15 KB, ~20 us a message); the tests hold every
     message built here to that scan."""
+
+    __slots__ = ()
+
+
+class DotFreeMessage(CrlfMessage):
+    """A CrlfMessage in which no line starts with a dot (delivery/prebuilt.py knows this of the
+    messages it builds): the SMTP client then has nothing to dot-stuff and skips that pass over
+    the whole message (smtp.prepare_data); the tests hold every one to the general stuffing."""
 
     __slots__ = ()
 
@@ -516,16 +532,54 @@ def build_message(
     """One recipient's message, as the bytes to hand to SmtpConnection (signed when parts has a
     DKIM signer). `list_unsubscribe_url` None or "" leaves List-Unsubscribe out (transactional
     mail only). Raises HeaderInjection or ValueError naming the field at fault."""
+    head = message_headers(
+        parts,
+        to_email=to_email,
+        to_name=to_name,
+        subject=subject,
+        message_id=message_id,
+        date=date,
+        list_unsubscribe_url=list_unsubscribe_url,
+        list_unsubscribe_mailto=list_unsubscribe_mailto,
+        return_path=return_path,
+    )
+    if html is not None and not isinstance(html, str):
+        raise ValueError(f"html must be text or None, not {type(html).__name__}")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be text, not {type(text).__name__}")
+    # The message as a list of pieces joined once at the end (the bodies are most of its
+    # bytes; each intermediate join or concatenation would copy them again).
+    pieces = body_pieces(
+        parts,
+        None if html is None else _text_part_pieces("html", html),
+        _text_part_pieces("plain", text),
+    )
+    pieces.insert(0, head)
+    message = b"".join(pieces)
+    if parts.dkim is not None:
+        message = parts.dkim.sign(message)
+    return CrlfMessage(message)
+
+
+def message_headers(
+    parts: MessageParts,
+    *,
+    to_email: str,
+    to_name: str,
+    subject: str,
+    message_id: str,
+    date: datetime,
+    list_unsubscribe_url: str | None,
+    list_unsubscribe_mailto: str | None = None,
+    return_path: str | None = None,
+) -> bytes:
+    """The header block of build_message's message up to the body's own Content-Type (which
+    body_pieces() begins with); validated the same way."""
     check_header_value("Message-ID", message_id)
     if not _MESSAGE_ID.match(message_id):
         raise ValueError(f"Message-ID: expected <local@domain>: {message_id!r}")
     if not isinstance(date, datetime) or date.tzinfo is None or date.utcoffset() is None:
         raise ValueError(f"Date: a timezone-aware datetime is needed, got {date!r}")
-    if html is not None and not isinstance(html, str):
-        raise ValueError(f"html must be text or None, not {type(html).__name__}")
-    if not isinstance(text, str):
-        raise ValueError(f"text must be text, not {type(text).__name__}")
-
     headers = []
     if return_path:
         headers.append(f"Return-Path: <{ascii_address(return_path, what='Return-Path')}>\r\n")
@@ -540,10 +594,17 @@ def build_message(
     elif list_unsubscribe_mailto:
         raise ValueError("List-Unsubscribe: a mailto: without the https URL is not enough")
     headers.append(parts._extra)
+    return "".join(headers).encode("ascii")
 
-    # The message as a list of pieces joined once at the end (the bodies are most of its
-    # bytes; each intermediate join or concatenation would copy them again).
-    pieces = ["".join(headers).encode("ascii")]
+
+def body_pieces(
+    parts: MessageParts,
+    html: tuple[bytes, bytes] | None,
+    text: tuple[bytes, bytes],
+) -> list[bytes]:
+    """The message after message_headers(), as pieces to join: `html` and `text` are each
+    part's (header block, encoded body) as _text_part_pieces makes them."""
+    pieces: list[bytes] = []
     add = pieces.extend
     if parts._attachments:
         mixed = parts._mixed_boundary
@@ -552,26 +613,23 @@ def build_message(
         alt = parts._alt_boundary
         separator = _separator(alt)
         add(_multipart_head("alternative", alt))
-        add(_text_part_pieces("plain", text))
+        add(text)
         if html is not None:
             pieces.append(separator)
-            add(_text_part_pieces("html", html))
+            add(html)
         if parts._calendar is not None:
             pieces.append(separator)
             pieces.append(parts._calendar)
         pieces.append(_closing(alt))
     else:
-        add(_text_part_pieces("plain", text))
+        add(text)
     if parts._attachments:
         separator = _separator(mixed)
         for attachment in parts._attachments:
             pieces.append(separator)
             pieces.append(attachment)
         pieces.append(_closing(mixed))
-    message = b"".join(pieces)
-    if parts.dkim is not None:
-        message = parts.dkim.sign(message)
-    return CrlfMessage(message)
+    return pieces
 
 
 # -- identifiers -----------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Literal
 
-from .mime import CrlfMessage
+from .mime import CrlfMessage, DotFreeMessage
 
 TlsMode = Literal["none", "starttls", "implicit"]
 _TLS_MODES = ("none", "starttls", "implicit")
@@ -205,6 +205,9 @@ def prepare_data(data: bytes) -> bytes:
     Raises ValueError for a bare CR or LF: the message must use CRLF line endings only (a bare
     LF next to a dot is how SMTP smuggling ends one message early on some relays). A
     mime.CrlfMessage (what build_message returns) has none by construction and is not scanned."""
+    if type(data) is DotFreeMessage:
+        # CRLF line ends, ending with CRLF, and no line starting with a dot (mime.DotFreeMessage).
+        return data + b".\r\n"
     if type(data) is CrlfMessage:
         # build_message's output: CRLF line endings by construction (mime.CrlfMessage).
         data = bytes(data)

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Callable
 
 from mailmarketer.accounts.models import TrackingMode
 from mailmarketer.audience.links import click_token, click_url_prefix, open_token, open_url_prefix
 from mailmarketer.campaigns.models import Campaign, CampaignLink
 
 # An <a ...href="..."> with a double-quoted value (what the sanitiser writes).
-_ANCHOR_HREF = re.compile(r'(<a\s[^>]*?\bhref=")([^"]*)(")', re.I)
+ANCHOR_HREF = re.compile(r'(<a\s[^>]*?\bhref=")([^"]*)(")', re.I)
 _BODY_END = re.compile(r"</body\s*>", re.I)
 # What may follow a URL in text (the link finder strips trailing punctuation the same way).
 _UNKNOWN = object()
-_TEXT_END = r"(?=[.,;:!?)\]}'\"]*(?:\s|$|<|>))"
+TEXT_PUNCTUATION = r"[.,;:!?)\]}'\"]"
+_TEXT_END = rf"(?={TEXT_PUNCTUATION}*(?:\s|$|<|>))"
 
 
 class LinkTracker:
@@ -61,11 +63,24 @@ class LinkTracker:
         5 KB body tracks ~50 of them), so what each anchor as written becomes is worked out
         once per campaign (self._anchors: its stored link, or None), and its tracked form once
         per message (`done`, keyed by the match)."""
+        return self.apply_with(
+            html,
+            text,
+            lambda link_id: self.prefix + click_token(delivery_id, link_id),
+            lambda: self.open_prefix + open_token(delivery_id),
+        )
+
+    def apply_with(
+        self,
+        html: str | None,
+        text: str,
+        tracked: Callable[[int], str],
+        pixel: Callable[[], str],
+    ) -> tuple[str | None, str]:
+        """apply() with the tracked URL of a link id and the pixel's URL given by the caller
+        (delivery/prebuilt.py puts markers there, once per campaign)."""
         done: dict[str, str] = {}
         links = self.links
-
-        def tracked(link_id: int) -> str:
-            return self.prefix + click_token(delivery_id, link_id)
 
         if html is not None:
             if links:
@@ -89,8 +104,8 @@ class LinkTracker:
                     done[whole] = found
                     return found
 
-                html = _ANCHOR_HREF.sub(href, html)
-            html = _with_pixel(html, self.open_prefix + open_token(delivery_id))
+                html = ANCHOR_HREF.sub(href, html)
+            html = _with_pixel(html, pixel())
         if self._text_url is not None:
 
             def text_url(match: re.Match) -> str:
