@@ -5,6 +5,7 @@ tracking/tests/test_mail_ingest.py.)"""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -65,3 +66,41 @@ def test_it_counts_syncs_and_lines(spool):
     syncs, lines = spool._synced._value.get(), spool._lined._value.get()
     spool.append({"n": 1})
     assert (spool._synced._value.get(), spool._lined._value.get()) == (syncs + 1, lines + 1)
+
+
+def test_a_busy_spool_waits_a_gap_so_the_next_line_shares_the_sync(spool, monkeypatch):
+    import threading
+
+    syncs = []
+    real_sync, real_sleep = os.fdatasync, group_spool.time.sleep
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real_sync(fd)))
+    spool.gap, spool.last = 0.0005, time.monotonic()  # appends have come 0.5 ms apart
+    helpers = []
+
+    def sleep(seconds):
+        # While the flusher waits, another request appends (it joins the waiting batch).
+        assert seconds == pytest.approx(0.0005, rel=0.5)
+        helper = threading.Thread(target=spool.append, args=({"n": 2},))
+        helpers.append(helper)
+        helper.start()
+        deadline = time.monotonic() + 5
+        while len(spool.open.lines) < 2 and time.monotonic() < deadline:
+            real_sleep(0.001)
+
+    monkeypatch.setattr(group_spool, "_gather_sleep", sleep)
+    spool.append({"n": 1})
+    helpers[0].join(5)
+    assert len(syncs) == 1  # one sync for both lines
+    spool.close()
+    (path,) = group_spool.ready_files("test-")
+    assert sorted(r["n"] for r in group_spool.read_records(path.read_bytes())[0]) == [1, 2]
+
+
+def test_a_quiet_spool_syncs_at_once(spool, monkeypatch):
+    def sleep(seconds):
+        raise AssertionError("a quiet process must not wait before it syncs")
+
+    monkeypatch.setattr(group_spool, "_gather_sleep", sleep)
+    spool.append({"n": 1})  # the first append: nothing came before it
+    spool.last -= 1.0  # the next one comes a second later
+    spool.append({"n": 2})
