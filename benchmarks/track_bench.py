@@ -81,13 +81,12 @@ def seed_clicks(recipients: int, out: Path) -> None:
 
     from django.utils.timezone import now
 
-    from mailmarketer.accounts.models import Workspace
     from mailmarketer.audience.links import click_token
     from mailmarketer.audience.models import Subscriber
     from mailmarketer.campaigns.models import Campaign, CampaignLink
     from mailmarketer.delivery.models import Delivery
 
-    ws = Workspace.objects.create(name="Bench", slug="bench", postal_address="1 Bench Road")
+    ws = bench_workspace()
     campaign = Campaign.objects.create(
         workspace=ws, name="Bench", subject="Hi", status="finished", started_at=now()
     )
@@ -107,11 +106,23 @@ def seed_clicks(recipients: int, out: Path) -> None:
     out.write_text("".join(f"/t/c/{click_token(row, link.pk)}\n" for row in rows))
 
 
+def bench_workspace():
+    from mailmarketer.accounts.models import Workspace
+
+    ws, _ = Workspace.objects.get_or_create(
+        slug="bench", defaults={"name": "Bench", "postal_address": "1 Bench Road"}
+    )
+    return ws
+
+
 def seed_opens(recipients: int, out: Path) -> None:
-    """The click case's ledger rows (seeded first), their open pixel paths to `out`."""
+    """The click case's ledger rows (seeded first, or here when it does not run), their open
+    pixel paths to `out`."""
     from mailmarketer.audience.links import open_token
     from mailmarketer.delivery.models import Delivery
 
+    if not Delivery.objects.exists():
+        seed_clicks(recipients, out)
     rows = Delivery.objects.values_list("id", flat=True)
     out.write_text("".join(f"/t/o/{open_token(row)}\n" for row in rows))
 
@@ -130,12 +141,13 @@ def count_events() -> int:
 
 
 def seed_site(recipients: int, out: Path) -> None:
-    from mailmarketer.accounts.models import Workspace
     from mailmarketer.tracking.models_web import Site
 
-    ws = Workspace.objects.get(slug="bench")
     site = Site.objects.create(
-        workspace=ws, name="Shop", domain="shop.example.com", origins="https://shop.example.com"
+        workspace=bench_workspace(),
+        name="Shop",
+        domain="shop.example.com",
+        origins="https://shop.example.com",
     )
     out.write_text(site.key + "\n")
 
@@ -359,12 +371,35 @@ def server_cpu(root: int) -> float:
     return total / tick
 
 
-def measured(server, port, path, script, seconds, connections) -> dict:
-    """wrk's figures plus the server's CPU microseconds per request."""
+def spool_syncs(metrics: Path | None) -> tuple[float, float]:
+    """(syncs, lines) the server's spools have counted so far (lib/group_spool.py's counters,
+    read from the metrics files its processes share), or (0, 0) without them."""
+    if metrics is None or not metrics.is_dir():
+        return 0.0, 0.0
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics))
+    totals = {"mailmarketer_spool_syncs_total": 0.0, "mailmarketer_spool_lines_total": 0.0}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals["mailmarketer_spool_syncs_total"], totals["mailmarketer_spool_lines_total"]
+
+
+def measured(server, port, path, script, seconds, connections, metrics=None) -> dict:
+    """wrk's figures plus the server's CPU microseconds per request and the spool's lines per
+    sync (the group commit's mean batch)."""
     before = server_cpu(server.pid)
+    syncs, lines = spool_syncs(metrics)
     result = wrk(port, path, script, seconds, connections)
     used = server_cpu(server.pid) - before
+    syncs_after, lines_after = spool_syncs(metrics)
     result["cpu_us"] = used / result["requests"] * 1e6 if result["requests"] else float("nan")
+    synced = syncs_after - syncs
+    result["batch"] = (lines_after - lines) / synced if synced else float("nan")
     return result
 
 
@@ -448,12 +483,16 @@ def run_db(db: str, args) -> list[dict]:
         # The fixed offered rate for latency: the target throughput (0.5x the limit's).
         rate = args.rate or 0.5 * limit["rate"]
         for name in CASES:
+            if args.cases and not any(name.startswith(c) for c in args.cases.split(",")):
+                continue
             paths = work / "paths.txt"
             run(sys.executable, __file__, "--seed", name, str(args.recipients), str(paths))
             script = work / "paths.lua"
             script.write_text(CASES[name][2] % {"paths": paths, "ua": USER_AGENT})
             before = int(run(sys.executable, __file__, "--count", name).strip())
-            ours = measured(server, port, None, script, args.seconds, args.connections)
+            ours = measured(
+                server, port, None, script, args.seconds, args.connections, work / "metrics"
+            )
             if CASES[name][2] is LUA_COLLECT:
                 key = paths.read_text().split()[0]
                 requests = collect_requests(port, key, int(rate * args.open_seconds) + 1)
@@ -526,6 +565,11 @@ def main() -> int:
         help="offered rate for the latency runs, requests/s (default: half the limit's)",
     )
     parser.add_argument("--open-seconds", type=float, default=10)
+    parser.add_argument(
+        "--cases",
+        default="",
+        help="only these cases, by the start of their names: click,open,collect (default: all)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: install Debian's wrk package")
@@ -536,7 +580,7 @@ def main() -> int:
     header = (
         f"{'db':<9}{'case':<14}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non-3xx':>8}"
         f"{'errors':>7}{'stored':>8}{'lost':>6}{'limit/s':>9}{'lim p99':>8}{'ratio':>7}"
-        f"{'cpu µs':>8}{'lim µs':>8}"
+        f"{'cpu µs':>8}{'lim µs':>8}{'batch':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -547,7 +591,7 @@ def main() -> int:
             f"{row['db']:<9}{row['case']:<14}{ours['rate']:>9.0f}{ours['p50'] * 1e3:>8.1f}"
             f"{ours['p99'] * 1e3:>8.1f}{ours['bad']:>8}{ours['errors']:>7}{row['stored']:>8}"
             f"{row['lost']:>6}{limit['rate']:>9.0f}{limit['p99'] * 1e3:>8.1f}{ratio:>7.2f}"
-            f"{ours['cpu_us']:>8.0f}{limit['cpu_us']:>8.0f}"
+            f"{ours['cpu_us']:>8.0f}{limit['cpu_us']:>8.0f}{ours.get('batch', 0):>7.2f}"
         )
     print("\nlatency at a fixed offered rate (open loop, from each request's intended send time)")
     header = (
@@ -567,7 +611,8 @@ def main() -> int:
     print(
         "\nlimit: the same server answering /t/ok (constant, no database); target ratio >= 0.5, "
         "p99 < 50 ms at the offered rate, 0 lost, 0 errors; cpu µs: the server's CPU time per "
-        "request (all its processes), which the machine's load changes less than the rates"
+        "request (all its processes), which the machine's load changes less than the rates; batch: "
+        "hits per spool sync (the group commit's mean batch)"
     )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}")
     return 0

@@ -169,13 +169,19 @@ def stored_ip(ip: str | None) -> str | None:
 # -- the hot path: the stored URL of a link, from a per-process cache --------------------------
 
 # A campaign's links are stored once, when it is compiled, and never change; a click token is
-# signed, so the link id in it was put there by us. The URL is read once per process and link
-# (LINK_CACHE_SECONDS, so a deleted campaign's links stop redirecting soon after), and a click
-# redirect touches no database at all.
+# signed, so the link id in it was put there by us. The URLs are read once per process and
+# campaign: the first click on any link of a campaign reads all of its links in one statement
+# (a message's links are clicked together, and a scanner follows them all at once), then each
+# is kept LINK_CACHE_SECONDS (so a deleted campaign's links stop redirecting soon after), and a
+# click redirect touches no database at all.
 LINK_CACHE_SECONDS = 300
 LINK_CACHE_MAX = 50_000
 _links: dict[int, tuple[str, float]] = {}
-_LINK_SQL = "SELECT url FROM campaigns_campaignlink WHERE id = %s"
+# The campaign's links by the one clicked (the campaign_id index answers the outer query).
+_CAMPAIGN_LINKS_SQL = (
+    "SELECT id, url FROM campaigns_campaignlink WHERE campaign_id = "
+    "(SELECT campaign_id FROM campaigns_campaignlink WHERE id = %s)"
+)
 
 
 def link_url(link_id: int) -> str | None:
@@ -185,14 +191,16 @@ def link_url(link_id: int) -> str | None:
     if cached is not None and cached[1] > moment:
         return cached[0]
     with connection.cursor() as cursor:
-        cursor.execute(_LINK_SQL, [link_id])
-        row = cursor.fetchone()
-    if row is None or not row[0]:
-        return None
-    if len(_links) >= LINK_CACHE_MAX:
+        cursor.execute(_CAMPAIGN_LINKS_SQL, [link_id])
+        rows = cursor.fetchall()
+    if len(_links) + len(rows) > LINK_CACHE_MAX:
         _links.clear()  # bounded: a process that saw that many links starts over
-    _links[link_id] = (row[0], moment + LINK_CACHE_SECONDS)
-    return row[0]
+    expires = moment + LINK_CACHE_SECONDS
+    for pk, url in rows:
+        if url:
+            _links[pk] = (url, expires)
+    cached = _links.get(link_id)
+    return cached[0] if cached is not None else None
 
 
 def spool_record(*, kind: str, delivery_id: int, link_id: int | None, method: str,

@@ -30,12 +30,28 @@ def site_by_key(key: str) -> Site | None:
         raise
     if len(_sites) > 10000:
         _sites.clear()  # bounded: a stream of made-up keys cannot grow it forever
+        _origins.clear()
     _sites[key] = (time.monotonic() + SITE_CACHE_SECONDS, site)
+    if site is not None:
+        _origins[site.pk] = frozenset(site.origin_list())
     return site
+
+
+_origins: dict[int, frozenset[str]] = {}
+
+
+def allowed_origins(site: Site) -> frozenset[str]:
+    """The origins the site's snippet may post from, as site_by_key last read them (parsed
+    once per read, not once per hit)."""
+    origins = _origins.get(site.pk)
+    if origins is None:
+        origins = _origins[site.pk] = frozenset(site.origin_list())
+    return origins
 
 
 def forget_sites() -> None:
     _sites.clear()
+    _origins.clear()
 
 
 def tracking_consent(workspace_id: int, subscriber_id: int) -> bool:

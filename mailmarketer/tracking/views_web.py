@@ -5,12 +5,15 @@ flood, a browser that asks not to be tracked), so a client learns nothing from t
 never sees an error. The one exception: when neither the spool nor the database can keep a
 hit, the answer is 503, because a 2xx means "stored" (DESIGN.md section 5).
 
-The hot path writes no database: the site comes from a per-process cache (queries_web), the
-origin, DNT/GPC, bot and flood checks are in memory, the row is made here (the IP kept as the
-site says, the visitor hash) and appended to the spool (web_ingest.py: group commit, synced
-before the answer); the worker stores the hits in batches and decides, per batch, whether a
-visitor token's person has consented. The counters of hits refused, bots and floods are summed
-in the process and written at most every COUNT_SECONDS (best effort).
+The hot path writes no database and parses little: the site and its origins come from a
+per-process cache (queries_web), the origin, DNT/GPC and flood checks are in memory, the address
+is cut here as the site says (only what may be stored is ever written, even to the spool) and
+the visitor hash made from the whole one; the hit's captured text, capped, is appended to the
+spool as it came (web_ingest.py: group commit, synced before the answer). The worker then does
+the rest in batches: user agent and bots, referrer class, UTM, each field cut to its column, and
+whether a visitor token's person has consented. The counters of hits refused and floods are
+summed in the process and written at most every COUNT_SECONDS (best effort); bots are counted
+by the worker, with the batch.
 """
 
 from __future__ import annotations
@@ -35,12 +38,10 @@ from mailmarketer.audience.links import read_visitor_token
 from mailmarketer.lib.http import client_ip
 
 from . import queries_web, web, web_ingest
-from .models_web import HitKind
 
 logger = logging.getLogger("mailmarketer.tracking")
 
 BODY_MAX = 8192
-KINDS = {"p": HitKind.PAGEVIEW, "o": HitKind.OUTBOUND, "d": HitKind.DOWNLOAD, "e": HitKind.EVENT}
 
 SNIPPET_PATH = Path(__file__).parent / "static" / "tracking" / "mm.js"
 _snippet = SNIPPET_PATH.read_bytes()
@@ -110,7 +111,7 @@ def collect(request):
     if request.method != "POST":
         return response
     try:
-        rows = _rows(request, response)
+        hit = _record(request, response)
     except DatabaseError:
         # The site could not be looked up (a process that has not seen it while the database
         # is down): nothing can be checked or stored, so no 2xx.
@@ -121,15 +122,15 @@ def collect(request):
         logger.exception("collect: a hit could not be read")
         return response
     flush_counts()
-    if not rows:
+    if hit is None:
         return response
-    row, token_ids = rows[0]
+    record, token_ids = hit
     try:
-        web_ingest.append(row, token_ids)
+        web_ingest.append(record, token_ids)
     except OSError:
         logger.warning("collect: the spool refused a hit; storing it in the database")
         try:
-            web_ingest.store([row], [token_ids])
+            web_ingest.store_records([record], [token_ids])
         except DatabaseError:
             logger.exception("collect: neither the spool nor the database took a hit")
             return _unavailable()
@@ -143,60 +144,56 @@ def _unavailable():
     return failed
 
 
-def _rows(request, response) -> list[tuple[dict, tuple[int, int] | None]]:
-    """The hit's row and the ids a genuine visitor token names, or [] when nothing is to be
-    stored (counted apart where that helps)."""
+def _record(request, response) -> tuple[dict, tuple[int, int] | None] | None:
+    """The hit as the spool keeps it (web_ingest.raw_record) and the ids a genuine visitor
+    token names, or None when nothing is to be kept (counted apart where that helps).
+
+    Only what must be decided here is: whether to keep the hit at all (the browser's wish, the
+    site and its origins, the flood limit), and what of the address may be written anywhere
+    (the site's IP mode; the visitor hash needs the whole address, so it is made here too).
+    The rest (user agent, bots, referrer class, UTM, cutting each field to its column) is the
+    worker's, at ingestion (web_ingest.py): the answer does not wait for it."""
     if request.headers.get("DNT") == "1" or request.headers.get("Sec-GPC") == "1":
-        return []
+        return None
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > BODY_MAX:
-        return []
+        return None
     try:
         payload = json.loads(request.body[:BODY_MAX].decode("utf-8", "replace"))
     except ValueError:
-        return []
+        return None
     if not isinstance(payload, dict):
-        return []
+        return None
     site = queries_web.site_by_key(str(payload.get("s", ""))[:22])
     if site is None:
-        return []
+        return None
     at = now()
     origin = request.headers.get("Origin", "")
-    if origin not in site.origin_list():
+    if origin not in queries_web.allowed_origins(site):
         count_apart(site, at.date(), "refused")
-        return []
+        return None
     _cors(response, origin)
     ip = client_ip(request) or ""
     if not flood.allow(ip, settings.TRACKING_IP_HITS_PER_MINUTE):
         count_apart(site, at.date(), "flood")
-        return []
-    ua = request.headers.get("User-Agent", "")[:1000]
-    info = web.agent(ua)
-    if info[5]:
-        count_apart(site, at.date(), "bot")
-        return []
-    kind = KINDS.get(payload.get("k"), HitKind.PAGEVIEW)
-    path, utm, _host = web.split_url(_text(payload.get("u")))
-    props = payload.get("p")
+        return None
+    ua = request.META.get("HTTP_USER_AGENT", "")[:1000]
     client_id = _text(payload.get("i"))[:40]
     key_material = f"{site.key}:{client_id}" if client_id else secrets.token_hex(16)
-    row = web.hit_row(
+    kept, whole = web.kept_ip(site, ip)
+    record = web_ingest.raw_record(
         site,
         at=at,
         key=hashlib.sha256(key_material.encode()).hexdigest()[:32],
-        kind=kind,
-        path=path,
-        utm=utm,
-        title=_text(payload.get("t")),
-        referrer=_text(payload.get("r")),
-        target=_text(payload.get("g")) if kind != HitKind.PAGEVIEW else "",
-        name=_text(payload.get("n")) if kind == HitKind.EVENT else "",
-        props=json.dumps(props, separators=(",", ":"))[:1000] if isinstance(props, dict) else "",
-        ip=ip,
+        kind=payload.get("k"),
+        fields={name: _text(payload.get(name)) for name in ("u", "t", "r", "g", "n")},
+        props=payload.get("p"),
         ua=ua,
-        agent_info=info,
+        ip=kept,
+        whole=whole,
+        visitor=web.visitor_hash(web.salt_for(at.date()), site.pk, ip, ua),
     )
-    return [(row, _token_ids(site, _text(payload.get("v"))))]
+    return record, _token_ids(site, _text(payload.get("v")))
 
 
 def _text(value) -> str:

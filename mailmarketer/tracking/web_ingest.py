@@ -1,11 +1,21 @@
-"""Website hits through the spool: `/t/e` appends each hit's row to a group-committed spool
-file (`web-<ns>-<pid>.open`, the same GroupSpool as the email hits', lib/group_spool.py) and answers
-once the line is on disk; the worker duty `ingest_web_one` stores them in batches.
+"""Website hits through the spool: `/t/e` appends each hit to a group-committed spool file
+(`web-<ns>-<pid>.open`, the same GroupSpool as the email hits', lib/group_spool.py) and answers
+once the line is on disk; the worker duty `ingest_web_one` makes the rows and stores them in
+batches.
 
-A line is the row `web.hit_row` made in the request (the IP already kept as the site says, the
-visitor hash made), its time as ISO text, plus `vt`: the (workspace, person) a genuine visitor
-token named, or nothing. Whether that person is linked (their tracking consent) is decided at
-ingestion, for the whole batch in one query: a withdrawal made before the hit is stored wins.
+A line is a raw hit (`raw_record`, "v": 2): the site, the time, the idempotency key, the kind,
+the captured text as the snippet sent it (each field capped at 4 KB, the body at 8 KB), the
+user agent (capped), the address already as the site keeps it (none, truncated, or whole with
+`keep`: a whole address the site does not keep is never written, even here) and the visitor
+hash made from the whole one, plus `vt`: the (workspace, person) a genuine visitor token named,
+or nothing. The edge does no more (views_web.py): parsing the user agent, the bot list, the
+referrer's class, UTM and cutting each field to its column happen here, per batch, where they
+cost the answer nothing (`rows_of`). A bot's hit is counted apart here, in the batch's
+transaction, and not stored. Lines of the earlier shape (the whole row made in the request, no
+"v") are still read.
+
+Whether a visitor token's person is linked (their tracking consent) is decided here too, for
+the whole batch in one query: a withdrawal made before the hit is stored wins.
 
 `ingest_web_one` takes the oldest finished file, and in one transaction stores up to BATCH of its
 lines past the file's progress mark (lib/group_spool.ingest_spool_file, with web.store_rows:
@@ -18,10 +28,13 @@ or neither. The idempotency key would make a second pass add nothing anyway.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from mailmarketer.audience.models import ConsentRecord
@@ -29,6 +42,7 @@ from mailmarketer.lib import group_spool
 
 from . import mail_spool, web
 from .models import RollupCursor
+from .models_web import HitKind, Site
 
 logger = logging.getLogger("mailmarketer.tracking")
 
@@ -39,12 +53,96 @@ LOCK = "web-ingest"
 spool = group_spool.GroupSpool(PREFIX)
 
 
-def append(row: dict, token_ids: tuple[int, int] | None) -> None:
+RAW = 2  # the "v" of a raw hit's line
+KINDS = {"p": HitKind.PAGEVIEW, "o": HitKind.OUTBOUND, "d": HitKind.DOWNLOAD, "e": HitKind.EVENT}
+FIELDS = ("u", "t", "r", "g", "n")  # page URL, title, referrer, target, event name
+PROPS_JSON_MAX = 1000
+
+
+def raw_record(site: Site, *, at: datetime, key: str, kind, fields: dict, props, ua: str,
+               ip: str, whole: bool, visitor: str) -> dict:  # fmt: skip
+    """A raw hit as the spool keeps it (see the module docstring); empty fields left out."""
+    record = {"v": RAW, "s": site.pk, "at": at.isoformat(), "key": key}
+    record["k"] = kind if kind in KINDS else "p"
+    for name in FIELDS:
+        if fields.get(name):
+            record[name] = fields[name]
+    if isinstance(props, dict) and props:
+        record["p"] = props
+    if ua:
+        record["ua"] = ua
+    if ip:
+        record["ip"], record["iw"] = ip, whole
+    record["h"] = visitor
+    return record
+
+
+def append(record: dict, token_ids: tuple[int, int] | None) -> None:
     """Appends one hit durably (synced before this returns); raises OSError when the spool
     cannot take it."""
-    record = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-    record["vt"] = list(token_ids) if token_ids else None
+    if token_ids:
+        record = {**record, "vt": list(token_ids)}
     spool.append(record)
+
+
+def rows_of(records: list[dict], token_ids: list) -> tuple[list[dict], list, Counter]:
+    """The rows of raw hits (one query for their sites), the ids of each row's visitor token,
+    and the bots counted apart per (site, day). A hit whose site was deleted since is dropped
+    (its site's hits went with it)."""
+    sites = Site.objects.in_bulk({record["s"] for record in records})
+    rows, ids, bots = [], [], Counter()
+    for record, token in zip(records, token_ids, strict=True):
+        site = sites.get(record["s"])
+        if site is None:
+            continue
+        at = datetime.fromisoformat(record["at"])
+        ua = str(record.get("ua", ""))[:1000]
+        info = web.agent(ua)
+        if info[5]:
+            bots[(site, at.date())] += 1
+            continue
+        kind = KINDS.get(record.get("k"), HitKind.PAGEVIEW)
+        path, utm, _host = web.split_url(_text(record, "u"))
+        props = record.get("p")
+        rows.append(
+            web.hit_row(
+                site,
+                at=at,
+                key=str(record["key"]),
+                kind=kind,
+                path=path,
+                utm=utm,
+                title=_text(record, "t"),
+                referrer=_text(record, "r"),
+                target=_text(record, "g") if kind != HitKind.PAGEVIEW else "",
+                name=_text(record, "n") if kind == HitKind.EVENT else "",
+                props=(
+                    json.dumps(props, separators=(",", ":"))[:PROPS_JSON_MAX]
+                    if isinstance(props, dict)
+                    else ""
+                ),
+                ua=ua,
+                agent_info=info,
+                kept=(_text(record, "ip"), bool(record.get("iw"))),
+                visitor=_text(record, "h"),
+            )
+        )
+        ids.append(token)
+    return rows, ids, bots
+
+
+def _text(record: dict, name: str) -> str:
+    value = record.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def store_records(records: list[dict], token_ids: list) -> int:
+    """Stores raw hits in one transaction: their rows (store) and the bots counted apart."""
+    rows, ids, bots = rows_of(records, token_ids)
+    with transaction.atomic():
+        for (site, day), count in bots.items():
+            web.add_count(site, day, "bot", count)
+        return store(rows, ids)
 
 
 def store(rows: list[dict], token_ids: list) -> int:
@@ -74,13 +172,23 @@ def consenting(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return {(w, s) for w, s, action in rows if action in good and (w, s) in pairs}
 
 
-def _records(chunk: bytes, path: Path) -> tuple[list[dict], list]:
+def _records(chunk: bytes, path: Path) -> tuple[list[dict], list, list[dict], list]:
+    """The raw hits of a chunk and their token ids, then the rows of the earlier shape and
+    theirs."""
     records, bad = mail_spool.read_records(chunk)
-    rows, ids = [], []
+    raws, raw_ids, rows, ids = [], [], [], []
     for record in records:
+        token = record.pop("vt", None)
+        token = token if isinstance(token, list) and len(token) == 2 else None
+        if record.get("v") == RAW:
+            if isinstance(record.get("s"), int) and _well_formed(record):
+                raws.append(record)
+                raw_ids.append(token)
+            else:
+                bad += 1
+            continue
         try:
             record["at"] = datetime.fromisoformat(record["at"])
-            token = record.pop("vt", None)
             missing = [c for c in web.COLUMNS if c not in record]
         except (KeyError, TypeError, ValueError):
             bad += 1
@@ -89,10 +197,18 @@ def _records(chunk: bytes, path: Path) -> tuple[list[dict], list]:
             bad += 1
             continue
         rows.append(record)
-        ids.append(token if isinstance(token, list) and len(token) == 2 else None)
+        ids.append(token)
     if bad:
         logger.warning("web spool %s: %d torn or unreadable lines skipped", path, bad)
-    return rows, ids
+    return raws, raw_ids, rows, ids
+
+
+def _well_formed(record: dict) -> bool:
+    try:
+        datetime.fromisoformat(record["at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return isinstance(record.get("key"), str)
 
 
 def _mark_name(path: Path) -> str:
@@ -105,7 +221,11 @@ def _lock() -> None:
 
 
 def _store(chunk: bytes, path: Path) -> None:
-    store(*_records(chunk, path))
+    raws, raw_ids, rows, ids = _records(chunk, path)
+    if raws:
+        store_records(raws, raw_ids)
+    if rows:
+        store(rows, ids)
 
 
 def ingest_web_one() -> bool:

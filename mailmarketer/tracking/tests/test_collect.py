@@ -419,3 +419,109 @@ def test_old_fallback_spool_files_are_still_replayed_once(site):
     assert spool.replay_spool_one() is True
     assert spool.replay_spool_one() is False
     assert list(WebHit.objects.values_list("path", flat=True)) == ["/old"]
+
+
+@pytest.mark.parametrize(
+    ("ip", "kept"),
+    [
+        ("203.0.113.77", "203.0.113.0"),
+        ("255.255.255.255", "255.255.255.0"),
+        ("0.0.0.0", "0.0.0.0"),  # noqa: S104 (an address to cut, not one to bind)
+        ("256.1.1.1", ""),
+        ("01.2.3.4", ""),
+        ("1.2.3", ""),
+        ("1.2.3.4.5", ""),
+        (" 1.2.3.4\n", "1.2.3.0"),  # spaces and brackets are stripped, as ever
+        ("\uff11.2.3.4", ""),
+        ("::ffff:198.51.100.7", "198.51.100.0"),
+        ("2001:db8:1234:5678::1", "2001:db8:1234::"),
+        ("not an address", ""),
+    ],
+)
+def test_it_cuts_addresses_to_their_network_and_nothing_else(ip, kept):
+    assert web.truncate_ip(ip) == kept
+
+
+# -- the edge decides little; the worker does the rest --------------------------------------
+
+
+def spooled_lines() -> list[dict]:
+    web_ingest.spool.close()
+    return [
+        json.loads(line)
+        for path in mail_ingest_files()
+        for line in path.read_bytes().splitlines()
+        if line
+    ]
+
+
+def test_the_edge_spools_the_hit_as_it_came_and_parses_no_user_agent(client, site, monkeypatch):
+    def no_parsing(ua):
+        raise AssertionError("the user agent is parsed at ingestion, not in the request")
+
+    monkeypatch.setattr(web, "agent", no_parsing)
+    post_only(client, site, u="https://acme.test/p?utm_source=news", r="https://t.co/x")
+    (line,) = spooled_lines()
+    assert (line["u"], line["r"], line["ua"]) == (
+        "https://acme.test/p?utm_source=news",
+        "https://t.co/x",
+        CHROME,
+    )
+    assert line["ip"] == "203.0.113.0" and "203.0.113.77" not in json.dumps(line)
+    assert "browser" not in line and "referrer_class" not in line
+    monkeypatch.undo()
+    ingest()
+    hit = WebHit.objects.get()
+    assert (hit.path, hit.utm_source, hit.referrer_class, hit.browser) == (
+        "/p",
+        "news",
+        "campaign",  # a UTM tag outranks the referrer
+        "Chrome",
+    )
+
+
+def test_no_address_reaches_the_spool_when_the_site_keeps_none(client, personas):
+    none = make_site(personas.acme, "none.test", ip_mode=IpMode.NONE)
+    post_only(client, none, origin="https://none.test", ip="198.51.100.23")
+    (line,) = spooled_lines()
+    assert "ip" not in line and "198.51.100" not in json.dumps(line)
+    assert len(line["h"]) == 16  # the visitor hash, made from the whole address here
+
+
+def test_bots_are_counted_with_the_batch_that_drops_them(client, site, monkeypatch):
+    post_only(client, site, ua=GOOGLEBOT)
+    post_only(client, site)
+    web_ingest.spool.close()
+    real = web_ingest.store
+
+    def fails(*args):
+        raise OperationalError("the worker died here")
+
+    monkeypatch.setattr(web_ingest, "store", fails)
+    with pytest.raises(OperationalError):
+        web_ingest.ingest_web_one()
+    assert not WebCounter.objects.exists()  # the count went with the batch
+    monkeypatch.setattr(web_ingest, "store", real)
+    ingest()
+    assert WebCounter.objects.get(site=site, name="bot").count == 1
+    assert WebHit.objects.count() == 1
+
+
+def test_hits_of_a_site_deleted_before_ingestion_are_dropped(client, personas):
+    gone = make_site(personas.acme, "gone.test")
+    kept = make_site(personas.acme, "kept.test")
+    post_only(client, gone, origin="https://gone.test")
+    post_only(client, kept, origin="https://kept.test")
+    gone.delete()
+    ingest()
+    assert list(WebHit.objects.values_list("site_id", flat=True)) == [kept.pk]
+
+
+def test_lines_of_the_earlier_shape_are_still_stored(site):
+    row = web.hit_row(site, at=timezone.now(), key="k1", path="/old", ip="203.0.113.1", ua=CHROME)
+    record = {k: (v.isoformat() if k == "at" else v) for k, v in row.items()}
+    directory = web_ingest.group_spool.spool_dir()
+    directory.mkdir(parents=True)
+    (directory / "web-00000000000000000001-1.jsonl").write_text(json.dumps(record) + "\n")
+    ingest()
+    assert list(WebHit.objects.values_list("path", flat=True)) == ["/old"]

@@ -254,3 +254,13 @@ def test_it_deletes_events_past_retention_but_keeps_the_report(sent, rows, setti
     assert not mail_retention.delete_old_email_events_one.unthrottled()
     assert list(EmailEvent.objects.values_list("delivery_id", flat=True)) == [rows[1].pk]
     assert queries.campaign_report(sent).human.unique_opens == 2
+
+
+def test_the_first_click_of_a_campaign_reads_all_its_links_at_once(client, rows, links):
+    assert len(links) == 2
+    with CaptureQueriesContext(connection) as first:
+        assert click(client, rows[0], links[0]).status_code == 302
+    with CaptureQueriesContext(connection) as second:
+        response = click(client, rows[0], links[1])  # another link of the same campaign
+    assert len(first) == 1 and len(second) == 0
+    assert response["Location"] == links[1].url
