@@ -5,13 +5,17 @@ message at once, so that what is left is the database's work and the worker's ca
     MM_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> \
         .venv/bin/python benchmarks/ledger_bench.py setup 20000    # migrate + seed, once
     MM_DATABASE_URL=... .venv/bin/python benchmarks/ledger_bench.py run 3 --fake-build
+    MM_DATABASE_URL=... .venv/bin/python benchmarks/ledger_bench.py run 1 --fake-build \
+        --every 100000                                  # the figures per slice of 100,000
 
 Each run deletes the ledger, replans the campaign and sends it all, then prints per message: the
 wall time, this process's CPU, the PostgreSQL backend's CPU (/proc/<pid>/schedstat, ns: the
 same machine, root), and per engine function its wall time, the backend CPU spent inside it
-and its statements. --fake-build replaces the message build by a constant (send13d's side) so
-the database's part stands out. Not a timed test; compare A/B back to back (a second worktree
-with PYTHONPATH pointing at it runs the other code on its own database).
+and its statements. --every N also prints them for each slice of N messages sent, so a cost
+that grows with the campaign shows where it grows (send13f). --fake-build replaces the message
+build by a constant (send13d's side) so the database's part stands out. Not a timed test;
+compare A/B back to back (a second worktree with PYTHONPATH pointing at it runs the other code
+on its own database).
 """
 
 import os
@@ -78,7 +82,21 @@ def counter(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
-def run(reps, fake_build):
+def report(label, sent, wall, cpu, bns, stmts):
+    print(
+        f"{label}: sent {sent} wall {wall * 1e6 / sent:.0f} us/msg, process CPU"
+        f" {cpu * 1e6 / sent:.0f}, backend CPU {bns / 1e3 / sent:.1f} us/msg,"
+        f" statements {stmts}",
+        flush=True,
+    )
+    for name, (calls, w, b, s) in sorted(STATS.items(), key=lambda kv: -kv[1][2]):
+        print(
+            f"   {name:18s} calls {calls:5d} wall {w * 1e6 / sent:7.1f} us/msg"
+            f" backend {b / 1e3 / sent:6.1f} us/msg stmts {s}"
+        )
+
+
+def run(reps, fake_build, every=0):
     from mailmarketer.campaigns.models import Campaign
     from mailmarketer.delivery import engine, ledger, planner, ratelimit
     from mailmarketer.delivery.models import Delivery
@@ -105,7 +123,10 @@ def run(reps, fake_build):
 
         engine._build = build
 
+    accepted = [0]
+
     def accept(messages):
+        accepted[0] += len(messages)
         return [Result(m.key, True, 250, "2.0.0 Ok: queued as 12345", None) for m in messages]
 
     for rep in range(reps):
@@ -127,30 +148,41 @@ def run(reps, fake_build):
         b0 = backend_ns(pid)
         c0 = time.process_time()
         t0 = time.perf_counter()
+        slice_at = (b0, c0, t0, 0)
+        sent = 0
         with connection.execute_wrapper(counter):
             while True:
                 engine.reclaim_one()
                 if not (engine.send_one() or planner.plan_one()):
                     break
+                # Counted as accepted (a count of the ledger's sent rows would read them all).
+                sent = accepted[0]
+                if every and sent - slice_at[3] >= every:
+                    bns = backend_ns(connection.connection.info.backend_pid)
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    report(
+                        f"  slice to {sent}",
+                        sent - slice_at[3],
+                        wall - slice_at[2],
+                        cpu - slice_at[1],
+                        bns - slice_at[0],
+                        _counts["stmts"],
+                    )
+                    STATS.clear()
+                    _counts["stmts"] = 0
+                    slice_at = (bns, cpu, wall, sent)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
         bns = backend_ns(connection.connection.info.backend_pid) - b0
         sent = Delivery.objects.filter(status="sent").count()
-        print(
-            f"rep {rep}: sent {sent} wall {wall * 1e6 / sent:.0f} us/msg, process CPU"
-            f" {cpu * 1e6 / sent:.0f}, backend CPU {bns / 1e3 / sent:.1f} us/msg,"
-            f" statements {_counts['stmts']}"
-        )
+        report(f"rep {rep}", sent, wall, cpu, bns, _counts["stmts"])
         _counts["stmts"] = 0
-        for name, (calls, w, b, s) in sorted(STATS.items(), key=lambda kv: -kv[1][2]):
-            print(
-                f"   {name:18s} calls {calls:5d} wall {w * 1e6 / sent:7.1f} us/msg"
-                f" backend {b / 1e3 / sent:6.1f} us/msg stmts {s}"
-            )
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "setup":
         setup(int(sys.argv[2]))
     else:
-        run(int(sys.argv[2]) if len(sys.argv) > 2 else 3, "--fake-build" in sys.argv)
+        every = int(sys.argv[sys.argv.index("--every") + 1]) if "--every" in sys.argv else 0
+        reps = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 3
+        run(reps, "--fake-build" in sys.argv, every)

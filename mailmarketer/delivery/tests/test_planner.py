@@ -71,8 +71,36 @@ def test_it_is_safe_to_plan_the_same_chunk_twice(personas, staff, news):
     campaign = launch(personas.acme, [news])
     stale = type(campaign).objects.get(pk=campaign.pk)  # a second worker's view
     planner.plan_chunk(campaign, limit=10)
-    planner.plan_chunk(stale, limit=10)  # same cursor: inserts conflict, cursor unchanged
+    assert planner.plan_chunk(stale, limit=10) == 0  # the cursor is read again: nothing left
+    assert stale.planning_done
     assert Delivery.objects.filter(campaign=campaign).count() == len(people)
+
+
+def test_it_plans_the_next_chunk_when_another_worker_planned_this_one(personas, staff, news):
+    # Two workers whose rows ran out together: the second reads the cursor under the
+    # campaign's lock and plans the chunk after the first's, instead of the same one again.
+    people = add_people(personas.acme, [news], 6, staff)
+    campaign = launch(personas.acme, [news])
+    stale = type(campaign).objects.get(pk=campaign.pk)
+    assert planner.plan_chunk(campaign, limit=3) == 3
+    assert planner.plan_chunk(stale, limit=3) == 3
+    assert planned(campaign) == {p.pk for p in people}
+
+
+def test_it_reads_only_the_chunks_own_subscriptions(personas, staff, news, double):
+    # Each subquery is narrowed to the chunk's id range: without it PostgreSQL read the
+    # subscriptions from the first subscriber up to the chunk, or all of them, for every
+    # chunk, and planning a campaign cost more the further it got (send13f).
+    people = add_people(personas.acme, [news], 8, staff)
+    audience.do_subscribe(people[0], [double], actor=staff, reason=Reason.BY_ADMIN, confirmed=True)
+    campaign = launch(personas.acme, [news], exclude=[double])
+    after, upper = people[5].pk, campaign.audience_max_id
+    _, params = planner.audience(campaign, (after, upper)).values("id").query.sql_with_params()
+    assert list(planner.audience(campaign, (after, upper)).values_list("id", flat=True)) == [
+        p.pk for p in people[6:]
+    ]
+    # Three ranges: the people's, the list members', the excluded lists' members'.
+    assert params.count(after) == 3 and params.count(upper) == 3
 
 
 def test_it_plans_through_the_worker_duty(personas, staff, news):
