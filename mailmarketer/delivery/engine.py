@@ -130,6 +130,13 @@ class EngineState:
     senders: SenderPool = field(default_factory=SenderPool)
     prepared: dict[int, PreparedCampaign] = field(default_factory=dict)
     consecutive_failures: dict[int, int] = field(default_factory=dict)
+    # Per campaign, the place of this worker's last claim: its next claim starts there
+    # (ledger.claim's `after`).
+    claimed_up_to: dict[int, tuple] = field(default_factory=dict)
+    # When this worker last looked for expired leases, and when it last looked at all of them
+    # (reclaim_one).
+    reclaim_looked_at: object = None
+    last_full_reclaim: float = 0.0
 
 
 _state: EngineState | None = None
@@ -771,8 +778,11 @@ def send_one() -> bool:
         if breaker is BreakerState.OPEN:
             continue
         limit = 1 if breaker is BreakerState.HALF_OPEN else None
-        rows = ledger.claim(campaign.pk, st.owner, limit=limit)
+        rows = ledger.claim(
+            campaign.pk, st.owner, limit=limit, after=st.claimed_up_to.get(campaign.pk)
+        )
         if rows:
+            st.claimed_up_to[campaign.pk] = max(row.position for row in rows)
             deliver(campaign, rows, sender)
             return True
     return False
@@ -815,6 +825,12 @@ def send_some(clock=time.monotonic) -> bool:
 
 _last_purge = 0.0
 _last_reclaim = 0.0
+# Between two looks at every lease, a look covers the leases that expired since a minute before
+# the last look: a lease that expired earlier and was not there to be seen then was written
+# (claimed or renewed) more than a minute and a lease before it committed, which does not
+# happen, and the look at every lease each minute would find it anyway.
+RECLAIM_OVERLAP = timedelta(seconds=60)
+RECLAIM_FULL_S = 60
 
 
 def reclaim_one() -> bool:
@@ -830,7 +846,20 @@ def reclaim_one() -> bool:
     if clock - _last_reclaim < settings.DELIVERY_LEASE_S / 20:
         return False
     _last_reclaim = clock
-    return ledger.reclaim_expired() > 0
+    st = state()
+    full = st.reclaim_looked_at is None or clock - st.last_full_reclaim > RECLAIM_FULL_S
+    looked_at = now()
+    since = None if full else st.reclaim_looked_at - RECLAIM_OVERLAP
+    moved = ledger.reclaim_expired(since=since)
+    st.reclaim_looked_at = looked_at
+    if full:
+        st.last_full_reclaim = clock
+    if moved == 0:
+        return False
+    # The rows taken back keep their place at the head of the queue: the next claim starts
+    # from the start, so that it sends them.
+    st.claimed_up_to.clear()
+    return True
 
 
 def finish_one() -> bool:

@@ -14,7 +14,7 @@ from mailmarketer.audience import actions as audience
 from mailmarketer.audience.actions import Reason
 from mailmarketer.audience.models import Subscription, Suppression
 from mailmarketer.campaigns.models import Campaign
-from mailmarketer.delivery import engine, planner
+from mailmarketer.delivery import engine, ledger, planner
 from mailmarketer.delivery.models import Delivery, SmtpServer
 from mailmarketer.delivery.testing.smtpd import ScriptedSmtpServer
 from mailmarketer.lib import outbox
@@ -720,3 +720,37 @@ def test_after_a_part_with_a_failure_the_rest_of_the_batch_goes_at_once(
     assert engine.send_one() is True
     assert sizes == [2, 5]
     assert statuses(campaign) == ["queued"] + ["sent"] * 6
+
+
+def test_it_looks_at_every_lease_first_and_each_minute_then_at_the_recent_ones(db, monkeypatch):
+    # A worker looks for expired leases often (every twentieth of a lease); between its looks
+    # at all of them, each look covers only those that expired since a minute before the last
+    # (the in-flight index keeps an entry for every row ever claimed until VACUUM).
+    seen = []
+    monkeypatch.setattr(ledger, "reclaim_expired", lambda since=None: seen.append(since) or 0)
+    clock = [1000.0]
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock[0])
+    engine.reset_state()
+    engine._last_reclaim = 0.0
+    for step in (0, 1, 30, 61):
+        clock[0] = 1000.0 + step
+        engine.reclaim_one()
+    full, recent, recent_too, full_again = seen
+    assert full is None and full_again is None
+    assert recent is not None and now() - recent > engine.RECLAIM_OVERLAP
+    assert recent_too > recent
+
+
+def test_it_starts_from_the_start_after_taking_back_a_dead_workers_rows(
+    personas, staff, news, monkeypatch
+):
+    add_people(personas.acme, [news], 6, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.reset_state()
+    st = engine.state()
+    st.claimed_up_to[campaign.pk] = (now(), 1)
+    monkeypatch.setattr(ledger, "reclaim_expired", lambda since=None: 3)
+    engine._last_reclaim = 0.0
+    assert engine.reclaim_one() is True
+    assert st.claimed_up_to == {}

@@ -157,3 +157,38 @@ def test_it_never_hands_a_row_to_two_concurrent_claimers(personas, staff, news):
         t.join(timeout=60)
     all_ids = [i for ids in results.values() for i in ids]
     assert len(all_ids) == len(set(all_ids)) == 60
+
+
+def test_it_claims_after_its_last_place_and_then_from_the_start(campaign):
+    # A claim starts after the worker's last one (the claim index's dead entries before it are
+    # not walked again); rows that came back behind it are claimed once those after it run out.
+    first = ledger.claim(campaign.pk, "w1", limit=3)
+    place = max(r.position for r in first)
+    ledger.release([first[0].id], "w1")
+    second = ledger.claim(campaign.pk, "w1", limit=3, after=place)
+    assert first[0].id not in {r.id for r in second}
+    assert min(r.position for r in second) > place
+    rest = ledger.claim(campaign.pk, "w1", limit=10, after=max(r.position for r in second))
+    assert len(rest) == 5 and first[0].id in {r.id for r in rest}
+    assert ledger.claim(campaign.pk, "w1", limit=10, after=max(r.position for r in rest)) == []
+
+
+def test_it_sends_a_suspect_row_alone_whatever_the_place(campaign):
+    claimed = ledger.claim(campaign.pk, "dead", limit=2)
+    for _ in range(2):
+        expire([r.id for r in claimed])
+        ledger.reclaim_expired()
+        if _ == 0:
+            claimed = ledger.claim(campaign.pk, "dead", limit=2)
+    far = (now() + timedelta(days=1), 10**12)
+    first = ledger.claim(campaign.pk, "w1", limit=10, after=far)
+    assert len(first) == 1 and first[0].id in {r.id for r in claimed}
+
+
+def test_it_looks_only_at_leases_that_expired_since_when_asked(campaign):
+    claimed = ledger.claim(campaign.pk, "dead", limit=3)
+    Delivery.objects.filter(pk__in=[r.id for r in claimed]).update(
+        lease_expires_at=now() - timedelta(minutes=10)
+    )
+    assert ledger.reclaim_expired(since=now() - timedelta(minutes=5)) == 0
+    assert ledger.reclaim_expired(since=now() - timedelta(minutes=15)) == 3
