@@ -1,3 +1,5 @@
+import gc
+
 from django.core.management import call_command
 from django.urls import clear_url_caches, get_resolver
 
@@ -9,3 +11,12 @@ def test_it_loads_the_urlconf_before_the_worker_starts(db):
     assert not get_resolver()._populated
     call_command("worker", until_idle=True)
     assert get_resolver()._populated
+
+
+def test_it_keeps_what_it_loaded_at_start_out_of_the_garbage_collectors_passes(db):
+    gc.unfreeze()
+    try:
+        call_command("worker", until_idle=True)
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

@@ -4,6 +4,8 @@ duty claims its work in the database."""
 
 from __future__ import annotations
 
+import gc
+
 from django.core.management.base import BaseCommand
 from django.urls import get_resolver
 
@@ -25,5 +27,10 @@ class Command(BaseCommand):
         # says it started.
         get_resolver().reverse_dict  # noqa: B018 - populates the resolver
         worker = Worker(until_idle=until_idle)
+        # What is loaded by now (Django, the apps, the URLconf: ~160,000 objects the garbage
+        # collector tracks) lives as long as the process: kept out of the collector's full
+        # passes, each of which walked all of them (82-85 ms, once every ~10,000 messages
+        # sent: ~8 us a message, measured with gc.callbacks in a sending loop; 0 after).
+        gc.freeze()
         worker.install_signal_handlers()
         worker.run()
