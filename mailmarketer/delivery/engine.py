@@ -38,7 +38,6 @@ and cancels the queued rows of a cancelled campaign.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -89,8 +88,20 @@ def verp_token(delivery_id: int) -> str:
     The same as salted_hmac(VERP_SALT, id, algorithm="sha256") in lower-case base32 (the tests
     hold it to that): the first 80 bits are 16 base32 characters, RFC 4648's alphabet in lower
     case. Once per message on the send path, from kept HMAC states (lib/idtokens)."""
-    digest = salted_hmac_sha256(VERP_SALT, str(delivery_id))
-    return f"{delivery_id}-" + base64.b32encode(digest[:10]).decode("ascii").lower()
+    # base64.b32encode is pure Python (~1.1 us for 10 bytes, and a decode and a lower()): the
+    # 80 bits as an integer, two characters per 10 bits from a table, is ~0.4 us.
+    n = int.from_bytes(salted_hmac_sha256(VERP_SALT, str(delivery_id))[:10], "big")
+    pair = _B32_PAIRS
+    return (
+        f"{delivery_id}-{pair[n >> 70]}{pair[(n >> 60) & 1023]}{pair[(n >> 50) & 1023]}"
+        f"{pair[(n >> 40) & 1023]}{pair[(n >> 30) & 1023]}{pair[(n >> 20) & 1023]}"
+        f"{pair[(n >> 10) & 1023]}{pair[n & 1023]}"
+    )
+
+
+# RFC 4648's base32 alphabet in lower case, as every pair of characters (10 bits each).
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]
 
 
 def read_verp_token(token: str) -> int | None:

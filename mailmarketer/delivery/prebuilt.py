@@ -118,6 +118,11 @@ class PrebuiltBody:
         self.colonless = colonless
         self.tracker_prefix = tracker_prefix
         self.open_prefix = open_prefix
+        # The longest line of the constant text alone (the holes empty; no value holds a line
+        # break): no line of a filled body is longer than it plus all the values together, so
+        # the body is scanned for long lines only when that bound passes 998 (the scan walked
+        # ~15 KB: ~2 us a message).
+        self.longest_constant_line = max(map(len, "".join(chunks).split("\r\n")))
 
     @classmethod
     def plan(
@@ -284,15 +289,17 @@ class PrebuiltBody:
         if self.open_prefix:
             flat.append(self.open_prefix + open_token(delivery_id))
         filled = self.skeleton.copy()
-        if self.pick is not None:
-            filled[1::2] = self.pick(flat)
+        holes = self.pick(flat) if self.pick is not None else ()
+        filled[1::2] = holes
         body = "".join(filled)
         # No piece holds NUL (the constant text is 7bit, the values were looked at above, the
         # tracked URLs are ASCII): what is left of 7bit is ASCII and the line length.
         if not body.isascii():
             return None
         data = body.encode("ascii")
-        if mime.has_long_line(data):
+        if self.longest_constant_line + sum(map(len, holes)) > mime.MAX_LINE and (
+            mime.has_long_line(data)
+        ):
             return None
         digest = None
         if self.signing:

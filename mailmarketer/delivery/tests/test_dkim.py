@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailmarketer.delivery import dkim as dkim_module
 from mailmarketer.delivery.dkim import DkimSigner, dns_record, generate_key, relaxed_body, verify
 from mailmarketer.delivery.mime import MessageParts, build_message, make_message_id
 
@@ -252,3 +253,19 @@ def test_a_signed_message_keeps_crlf_line_ends_only(signer):
     assert type(message) is CrlfMessage
     data = bytes(message)
     assert data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("from",), ("from", "to", "subject", "date"), tuple(dkim_module.SIGNED_HEADERS) * 2],
+)
+def test_its_signature_header_pieces_relax_as_the_whole_header_does(signer, names):
+    (head, middle, tail), relaxed = signer._template(names)
+    for stamp, body_hash in (
+        (b"0", b"AAAA"),
+        (b"1733369600", b"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+    ):
+        header = head + stamp + middle + body_hash + tail
+        assert b"".join((relaxed[0], stamp, relaxed[1], body_hash, relaxed[2])) == (
+            dkim_module._relaxed_header(header)
+        )

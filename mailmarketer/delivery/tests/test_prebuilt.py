@@ -328,6 +328,21 @@ def test_a_value_that_changes_the_encoding_takes_the_general_path(first):
     assert b"Content-Transfer-Encoding: 7bit" not in message or b"\r\nb" in message
 
 
+def test_a_line_grown_past_998_octets_takes_the_general_path_and_one_at_998_does_not():
+    compiled, tracker, parts, plan = bench_like()
+    seen = set()
+    for size in range(400, 1000, 3):
+        ctx = context("x" * size, "", "")
+        got, _, _ = prebuilt(plan, compiled, parts, ctx, 3)
+        message, _ = general(compiled, tracker, parts, ctx, 3)
+        seven_bit = b"quoted-printable" not in message
+        assert (got is not None) == seven_bit, size
+        if got is not None:
+            assert got == message
+        seen.add(seven_bit)
+    assert seen == {True, False}  # both sides of the limit were tried
+
+
 def test_a_value_that_is_a_stored_link_takes_the_general_path():
     # The text part's link finder would track it: only the general path knows.
     compiled = compiled_of(BENCH_LIKE, "See {{ subscriber.attributes.a }} now\n", False)
