@@ -347,28 +347,55 @@ def wrk(port: int, path: str | None, script: Path | None, seconds: int, connecti
     }
 
 
-def server_cpu(root: int) -> float:
-    """CPU seconds (user + system) used so far by the server's processes: gunicorn's master
-    and its workers, found through /proc (a figure the machine's load does not change much)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
+def server_tree(root: int) -> list[int]:
+    """The server's processes: gunicorn's master and its workers, found through /proc."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rpartition(")")[2].split()
             except OSError:
                 continue
-            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    wanted, total, changed = {root}, 0, True
+            parents[int(entry.name)] = int(fields[1])
+    wanted, changed = {root}, True
     while changed:
         changed = False
-        for pid, (parent, _) in stats.items():
+        for pid, parent in parents.items():
             if parent in wanted and pid not in wanted:
                 wanted.add(pid)
                 changed = True
-    for pid in wanted:
-        total += stats.get(pid, (0, 0))[1]
-    return total / tick
+    return sorted(wanted)
+
+
+def server_cpu(root: int) -> tuple[float, float]:
+    """CPU seconds (user + system, and system alone) used so far by the server's processes (a
+    figure the machine's load does not change much)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = system = 0
+    for pid in server_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        system += int(fields[12])
+    return total / tick, system / tick
+
+
+def server_switches(root: int) -> int:
+    """Voluntary context switches so far of every thread of the server's processes: a thread
+    that blocks (on a lock, the GIL, a sync, a socket) and is woken later counts one. Each costs
+    CPU beyond the Python that runs, and the edge's spool adds some per hit (track10d)."""
+    count = 0
+    for pid in server_tree(root):
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        count += int(line.split()[1])
+            except OSError:
+                continue
+    return count
 
 
 def spool_syncs(metrics: Path | None) -> tuple[float, float]:
@@ -390,14 +417,20 @@ def spool_syncs(metrics: Path | None) -> tuple[float, float]:
 
 
 def measured(server, port, path, script, seconds, connections, metrics=None) -> dict:
-    """wrk's figures plus the server's CPU microseconds per request and the spool's lines per
-    sync (the group commit's mean batch)."""
-    before = server_cpu(server.pid)
+    """wrk's figures plus the server's CPU microseconds per request (and its system part), its
+    threads' voluntary context switches per request, and the spool's lines per sync (the group
+    commit's mean batch)."""
+    before, before_sys = server_cpu(server.pid)
+    switches = server_switches(server.pid)
     syncs, lines = spool_syncs(metrics)
     result = wrk(port, path, script, seconds, connections)
-    used = server_cpu(server.pid) - before
+    after, after_sys = server_cpu(server.pid)
+    switched = server_switches(server.pid) - switches
     syncs_after, lines_after = spool_syncs(metrics)
-    result["cpu_us"] = used / result["requests"] * 1e6 if result["requests"] else float("nan")
+    done = result["requests"]
+    result["cpu_us"] = (after - before) / done * 1e6 if done else float("nan")
+    result["sys_us"] = (after_sys - before_sys) / done * 1e6 if done else float("nan")
+    result["switches"] = switched / done if done else float("nan")
     synced = syncs_after - syncs
     result["batch"] = (lines_after - lines) / synced if synced else float("nan")
     return result
@@ -580,7 +613,8 @@ def main() -> int:
     header = (
         f"{'db':<9}{'case':<14}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non-3xx':>8}"
         f"{'errors':>7}{'stored':>8}{'lost':>6}{'limit/s':>9}{'lim p99':>8}{'ratio':>7}"
-        f"{'cpu µs':>8}{'lim µs':>8}{'batch':>7}"
+        f"{'cpu µs':>8}{'lim µs':>8}{'sys µs':>7}{'lim sys':>8}{'cs/req':>7}{'lim cs':>7}"
+        f"{'batch':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -591,7 +625,9 @@ def main() -> int:
             f"{row['db']:<9}{row['case']:<14}{ours['rate']:>9.0f}{ours['p50'] * 1e3:>8.1f}"
             f"{ours['p99'] * 1e3:>8.1f}{ours['bad']:>8}{ours['errors']:>7}{row['stored']:>8}"
             f"{row['lost']:>6}{limit['rate']:>9.0f}{limit['p99'] * 1e3:>8.1f}{ratio:>7.2f}"
-            f"{ours['cpu_us']:>8.0f}{limit['cpu_us']:>8.0f}{ours.get('batch', 0):>7.2f}"
+            f"{ours['cpu_us']:>8.0f}{limit['cpu_us']:>8.0f}{ours['sys_us']:>7.0f}"
+            f"{limit['sys_us']:>8.0f}{ours['switches']:>7.2f}{limit['switches']:>7.2f}"
+            f"{ours.get('batch', 0):>7.2f}"
         )
     print("\nlatency at a fixed offered rate (open loop, from each request's intended send time)")
     header = (
@@ -611,8 +647,9 @@ def main() -> int:
     print(
         "\nlimit: the same server answering /t/ok (constant, no database); target ratio >= 0.5, "
         "p99 < 50 ms at the offered rate, 0 lost, 0 errors; cpu µs: the server's CPU time per "
-        "request (all its processes), which the machine's load changes less than the rates; batch: "
-        "hits per spool sync (the group commit's mean batch)"
+        "request (all its processes), which the machine's load changes less than the rates; "
+        "sys µs: its system (kernel) part; cs/req: the server threads' voluntary context "
+        "switches per request; batch: hits per spool sync (the group commit's mean batch)"
     )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}")
     return 0

@@ -72,6 +72,10 @@ PREALLOCATE = 1 << 20
 # -5 to -11% against the limit's (benchmarks/README.md, "track10c").
 GATHER_MAX_S = 0.002
 GATHER_LINES = 4
+# A spool that answers once its line is written (`sync_before_answer` false: the tracking hits
+# by default) syncs what was written at most this long after (a thread of its own), and before
+# it hands a file over.
+SYNC_AFTER_S = 0.05
 _gather_sleep = time.sleep  # (the tests replace it)
 
 
@@ -92,8 +96,12 @@ class _Batch:
 class GroupSpool:
     """One per process and prefix; safe for the threads of a gthread worker."""
 
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, sync_before_answer: Callable[[], bool] | None = None):
+        """`sync_before_answer` (read at each append; always true when not given): whether an
+        append returns only once its line is fdatasync'd (survives a power loss) or once it is
+        written to the kernel (survives the process's death; synced within SYNC_AFTER_S)."""
         self.prefix = prefix
+        self.sync_before_answer = sync_before_answer or (lambda: True)
         self._synced = SYNCS.labels(prefix.rstrip("-"))
         self._lined = LINES.labels(prefix.rstrip("-"))
         self._reset()
@@ -111,12 +119,22 @@ class GroupSpool:
         self.rotator: threading.Thread | None = None
         self.gap = 0.01  # seconds between appends, a moving mean
         self.last = 0.0
+        self.dirty = False  # written since the last sync (appends that do not wait for one)
 
     def append(self, record: dict) -> None:
         """Appends one record durably; raises OSError when the file cannot take it."""
         if self.pid != os.getpid():  # forked after the parent used it: nothing is shared
             self._reset()
         line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        if not self.sync_before_answer():
+            with self.cond:
+                while self.flushing:
+                    self.cond.wait()
+                error = self._write(line, sync=False)
+            if error is not None:
+                raise error
+            self._lined.inc()
+            return
         arrived = time.monotonic()
         with self.cond:
             # The mean gap between appends (exponentially weighted, each gap capped at 10 ms).
@@ -152,8 +170,8 @@ class GroupSpool:
             if batch.error is not None:
                 raise batch.error
 
-    def _write(self, data: bytes) -> OSError | None:
-        """Runs outside the lock, by one flusher at a time."""
+    def _write(self, data: bytes, sync: bool = True) -> OSError | None:
+        """Runs outside the lock, by one flusher at a time (or, with sync false, under it)."""
         try:
             if self.fd is not None and (
                 time.monotonic() - self.opened_at >= ROTATE_SECONDS
@@ -167,7 +185,10 @@ class GroupSpool:
                 written = os.pwrite(self.fd, view, self.offset)
                 self.offset += written
                 view = view[written:]
-            os.fdatasync(self.fd)
+            if sync:
+                os.fdatasync(self.fd)
+            else:
+                self.dirty = True
             return None
         except OSError as error:
             logger.exception(
@@ -198,6 +219,13 @@ class GroupSpool:
         fd, path = self.fd, self.path
         self.fd = self.path = None
         try:
+            if self.dirty:
+                self.dirty = False
+                try:
+                    os.fdatasync(fd)
+                    self._synced.inc()
+                except OSError:  # handed over all the same: the lines are written
+                    logger.exception("%sspool: a file could not be synced", self.prefix)
             if self.reserved:
                 os.ftruncate(fd, self.offset)  # the unused reservation (readers skip it anyway)
             os.rename(path, path.with_suffix(".jsonl"))
@@ -212,8 +240,12 @@ class GroupSpool:
                 self._finish()
 
     def _rotate_idle(self) -> None:
+        """Hands over an idle process's file after ROTATE_SECONDS, and syncs what appends that
+        did not wait for a sync wrote (outside the lock, on a duplicate of the descriptor, so
+        that appends go on meanwhile)."""
         while True:
-            time.sleep(ROTATE_SECONDS / 2)
+            time.sleep(min(ROTATE_SECONDS / 2, SYNC_AFTER_S))
+            copy = None
             with self.cond:
                 if self.pid != os.getpid():
                     return
@@ -223,6 +255,17 @@ class GroupSpool:
                         self._finish()
                     except OSError:
                         logger.exception("%sspool: a file could not be handed over", self.prefix)
+                elif self.dirty and self.fd is not None:
+                    self.dirty = False
+                    copy = os.dup(self.fd)
+            if copy is not None:
+                try:
+                    os.fdatasync(copy)
+                    self._synced.inc()
+                except OSError:
+                    logger.exception("%sspool: written lines could not be synced", self.prefix)
+                finally:
+                    os.close(copy)
 
     def close(self) -> None:
         """Hands over the current file now (tests, and a process stopping cleanly)."""

@@ -50,7 +50,7 @@ PREFIX = "web-"
 BATCH = 2_000
 LOCK = "web-ingest"
 
-spool = group_spool.GroupSpool(PREFIX)
+spool = mail_spool.GroupSpool(PREFIX)
 
 
 RAW = 2  # the "v" of a raw hit's line

@@ -104,3 +104,54 @@ def test_a_quiet_spool_syncs_at_once(spool, monkeypatch):
     spool.append({"n": 1})  # the first append: nothing came before it
     spool.last -= 1.0  # the next one comes a second later
     spool.append({"n": 2})
+
+
+def test_an_append_that_does_not_wait_for_the_sync_is_written_then_synced_soon(
+    settings, tmp_path, monkeypatch
+):
+    settings.TRACKING_SPOOL_DIR = tmp_path / "spool"
+    synced = []
+    real = os.fdatasync
+
+    def sync(fd):
+        real(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fdatasync", sync)
+    spool = group_spool.GroupSpool("after-", lambda: False)
+    try:
+        spool.append({"n": 1})
+        assert synced == []  # answered before any sync...
+        assert spool.path.read_bytes().startswith(b'{"n":1}\n')  # ...but written: in the file
+        deadline = time.monotonic() + 5
+        while not synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(synced) == 1  # the spool's own thread synced it, once
+        spool.append({"n": 2})
+    finally:
+        spool.close()
+    assert len(synced) == 2  # what was written since is synced before the file is handed over
+    (path,) = group_spool.ready_files("after-")
+    assert path.read_bytes() == b'{"n":1}\n{"n":2}\n'
+
+
+def test_the_tracking_spools_wait_for_the_sync_only_when_the_setting_says(
+    settings, tmp_path, monkeypatch
+):
+    from mailmarketer.tracking import mail_spool
+
+    settings.TRACKING_SPOOL_DIR = tmp_path / "spool"
+    synced = []
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    monkeypatch.setattr(group_spool, "SYNC_AFTER_S", 30)  # the spool's thread stays asleep
+    monkeypatch.setattr(group_spool, "ROTATE_SECONDS", 60)
+    spool = mail_spool.GroupSpool("choice-")
+    try:
+        settings.TRACKING_SYNC_BEFORE_ANSWER = True
+        spool.append({"n": 1})
+        assert len(synced) == 1
+        settings.TRACKING_SYNC_BEFORE_ANSWER = False
+        spool.append({"n": 2})
+        assert len(synced) == 1 and spool.dirty  # written, not synced on the way
+    finally:
+        spool.close()

@@ -240,6 +240,7 @@ def test_it_still_redirects_when_the_event_cannot_be_spooled(client, sent, peopl
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fdatasync", broken)
+    monkeypatch.setattr(os, "pwrite", broken)
     links, pixel = tracked_links(people[0])
     response = follow(client, links[0])
     assert response.status_code == 302 and response["Location"].startswith("https://acme.test/")
