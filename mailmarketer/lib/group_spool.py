@@ -244,7 +244,8 @@ class GroupSpool:
         did not wait for a sync wrote (outside the lock, on a duplicate of the descriptor, so
         that appends go on meanwhile)."""
         while True:
-            time.sleep(min(ROTATE_SECONDS / 2, SYNC_AFTER_S))
+            # Often only where appends do not wait for their sync (the sign-ups' spool always does).
+            time.sleep(ROTATE_SECONDS / 2 if self.sync_before_answer() else SYNC_AFTER_S)
             copy = None
             with self.cond:
                 if self.pid != os.getpid():
