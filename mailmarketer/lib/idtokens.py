@@ -62,6 +62,25 @@ def make_token(salt: str, *ids: int) -> str:
     return f"{payload}.{_signature(salt, payload)}"
 
 
+def make_tokens(secret: str, *requests: tuple[str, str]) -> list[str]:
+    """make_token's tokens for several (salt, payload) pairs at once, signed with `secret`
+    (settings.SECRET_KEY, read once by the caller); a payload is what make_token joins, the ids
+    as `str(int(id))` joined by dots. The send path makes three a message: one call here in
+    place of three chains of make_token, _signature and salted_hmac_sha256 (~2.9 us each,
+    mostly Python calls around ~0.6 us of hashing)."""
+    tokens = []
+    for salt, payload in requests:
+        inner, outer = _hmac_states(salt, secret)
+        inner = inner.copy()
+        inner.update(payload.encode())
+        outer = outer.copy()
+        outer.update(inner.digest())
+        # 16 bytes are 22 base64 characters and "==" (what _signature strips).
+        encoded = binascii.b2a_base64(outer.digest()[:16], newline=False)[:22]
+        tokens.append(f"{payload}.{encoded.translate(_URLSAFE).decode('ascii')}")
+    return tokens
+
+
 def read_token(salt: str, token: str, count: int) -> tuple[int, ...] | None:
     """The ids, or None for anything altered, truncated, forged or signed for another salt."""
     parts = (token or "").split(".")

@@ -47,3 +47,20 @@ def test_it_keeps_links_working_after_the_secret_key_changes(settings):
     assert read_unsubscribe_token(token).subscriber_id == 2
     settings.SECRET_KEY_FALLBACKS = []
     assert read_unsubscribe_token(token) is None
+
+
+def test_message_urls_are_the_three_links_made_one_by_one(settings):
+    # The send path makes a message's unsubscribe, manage and view links together.
+    from mailmarketer.audience.links import manage_url, message_urls, view_url
+
+    for base in ("https://mail.example.org", "http://localhost:8000/mm"):
+        settings.BASE_URL = base
+        for ids in ((3, 42, 7), (1, 10**12, 99), (5, 6, 0)):
+            workspace, subscriber, campaign = ids
+            assert message_urls(*ids) == (
+                unsubscribe_url(workspace, subscriber, campaign),
+                manage_url(workspace, subscriber),
+                view_url(workspace, subscriber, campaign),
+            )
+    settings.SECRET_KEY = "another-secret-key-" + "q" * 40
+    assert message_urls(3, 42, 7)[0] == unsubscribe_url(3, 42, 7)
