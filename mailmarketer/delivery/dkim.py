@@ -235,11 +235,20 @@ class DkimSigner:
         end = message.find(b"\r\n\r\n")
         if end < 0:
             raise ValueError("message has no header/body separator (CRLF CRLF)")
+        if body_digest is None:
+            body_digest = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
+        return self.header(message[:end], body_digest, timestamp=timestamp) + message
+
+    def header(self, fields: bytes, body_digest: bytes, *, timestamp: int | None = None) -> bytes:
+        """The DKIM-Signature header (ending in CRLF) that sign() puts before a message whose
+        header fields are `fields` (the header block without its last CRLF and the empty line)
+        and whose relaxed body has the SHA-256 `body_digest`: for a caller that joins the
+        message once with it (engine._build) instead of joining it and copying it again here."""
         by_name: dict[bytes, list[bytes]] = {}
         known = self._canonical
         if len(known) > 2048:
             known.clear()  # a new campaign's headers, or a long run of distinct Dates
-        for field in _FIELD_SPLIT.split(message[:end]):
+        for field in _FIELD_SPLIT.split(fields):
             hit = known.get(field)
             name = hit[0] if hit is not None else field.partition(b":")[0].strip(b" \t").lower()
             found = by_name.get(name)
@@ -267,8 +276,6 @@ class DkimSigner:
             if raw in _OVERSIGNED_RAW:
                 names.append(name)  # one more than there are: none may be added
 
-        if body_digest is None:
-            body_digest = hashlib.sha256(relaxed_body(message[end + 4 :])).digest()
         body_hash = base64.b64encode(body_digest)
         stamp = b"%d" % (int(time.time()) if timestamp is None else int(timestamp))
         # The header around its two values that change (t= and bh=), as written and in its
@@ -278,7 +285,7 @@ class DkimSigner:
         canonical.append(b"".join((r_head, stamp, r_middle, body_hash, r_tail)))
         signature = base64.b64encode(self._key.sign(b"".join(canonical), _PKCS1, _SHA256))
         folded = b"\r\n  ".join([signature[i : i + 72] for i in range(0, len(signature), 72)])
-        return b"".join((header, folded, b"\r\n", message))
+        return b"".join((header, folded, b"\r\n"))
 
 
 @lru_cache(maxsize=64)

@@ -55,7 +55,7 @@ from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
 from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
-from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
+from mailmarketer.audience.links import message_urls
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import reconsent_hashes
 from mailmarketer.campaigns import rendering
@@ -431,20 +431,17 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
     campaign = prepared.campaign
     # One address the client would refuse must fail its own row, not the whole batch.
     check_address(person["email"], what="recipient")
-    unsubscribe = unsubscribe_url(campaign.workspace_id, person["id"], campaign.pk)
+    # unsubscribe_url, manage_url and view_url, made together (links.message_urls).
+    unsubscribe, manage, view = message_urls(campaign.workspace_id, person["id"], campaign.pk)
     # recipient_context derives first_name and fills in what is missing.
     context = rendering.recipient_context(
         workspace=prepared.workspace_ctx,
         campaign=prepared.campaign_ctx,
         subscriber=person,
-        urls={
-            "unsubscribe_url": unsubscribe,
-            "manage_url": manage_url(campaign.workspace_id, person["id"]),
-            "view_in_browser_url": view_url(campaign.workspace_id, person["id"], campaign.pk),
-        },
+        urls={"unsubscribe_url": unsubscribe, "manage_url": manage, "view_in_browser_url": view},
         data=campaign.data,
     )
-    message_id = mime.make_message_id(row.id, str(campaign.uuid), settings.MESSAGE_ID_DOMAIN)
+    message_id = mime.make_message_id(row.id, campaign.uuid, settings.MESSAGE_ID_DOMAIN)
     # Marketing mail carries one-click unsubscribe (RFC 8058); a transactional message, which
     # the person asked for, does not.
     list_unsubscribe = None if campaign.kind == Campaign.Kind.TRANSACTIONAL else unsubscribe
@@ -454,21 +451,24 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
     if built is not None:
         # The same bytes as below, from the body built once with this recipient's values put in.
         body, digest = built
-        message = (
-            mime.message_headers(
-                prepared.parts,
-                to_email=person["email"],
-                to_name=person["name"] or "",
-                subject=values.subject,
-                message_id=message_id,
-                date=now(),
-                list_unsubscribe_url=list_unsubscribe,
-            )
-            + body
+        head = mime.message_headers(
+            prepared.parts,
+            to_email=person["email"],
+            to_name=person["name"] or "",
+            subject=values.subject,
+            message_id=message_id,
+            date=now(),
+            list_unsubscribe_url=list_unsubscribe,
         )
-        if prepared.parts.dkim is not None:
-            message = prepared.parts.dkim.sign(message, body_digest=digest)
-        data = prebuilt.message_type(message)
+        signer = prepared.parts.dkim
+        if signer is None:
+            data = prebuilt.message_type(head + body)
+        else:
+            # The DKIM-Signature header made from the header fields alone (the body's own
+            # Content-Type is in its first bytes) and the message joined once with it, not
+            # joined, then copied again behind the header by sign().
+            fields = head + body[: prebuilt.body_start - 4]
+            data = prebuilt.message_type(b"".join((signer.header(fields, digest), head, body)))
     else:
         if values is not None:
             rendered = prepared.compiled.joined(values)

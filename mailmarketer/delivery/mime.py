@@ -54,9 +54,9 @@ class SmtpUtf8Required(ValueError):
 
 # RFC 5322 atext: what a dot-atom and an unquoted phrase word may hold.
 _ATEXT_CHARS = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~"
-_ATEXT = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
-)
+# A phrase of atoms and spaces, written as it is (_phrase): one match in C, where a test per
+# character in Python cost ~1 us for a 12-character name.
+_ATOMS = re.compile(f"[{_ATEXT_CHARS} ]*\\Z")
 _DOT_ATOM = re.compile(f"[{_ATEXT_CHARS}]+(?:\\.[{_ATEXT_CHARS}]+)*\\Z")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\Z")
@@ -171,7 +171,7 @@ def _phrase(name: str, display: str) -> str:
     if not display:
         return ""
     if not _needs_encoding(display) and len(display) <= 60:
-        if all(c in _ATEXT or c == " " for c in display):
+        if _ATOMS.match(display):
             return display
         escaped = display.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
@@ -640,14 +640,15 @@ def make_message_id(delivery_id: int, campaign_uuid: uuid.UUID | str, domain: st
     (so a retried message is recognisably the same), different for every row."""
     if isinstance(delivery_id, bool) or not isinstance(delivery_id, int) or delivery_id < 0:
         raise ValueError(f"delivery_id must be a non-negative integer: {delivery_id!r}")
-    return f"<{delivery_id}.{_message_id_tail(str(campaign_uuid), domain)}"
+    return f"<{delivery_id}.{_message_id_tail(campaign_uuid, domain)}"
 
 
 @lru_cache(maxsize=256)
-def _message_id_tail(campaign_uuid: str, domain: str) -> str:
-    # The same for every message of a campaign: parsed and checked once, not per message.
+def _message_id_tail(campaign_uuid: uuid.UUID | str, domain: str) -> str:
+    # The same for every message of a campaign: parsed and checked once, not per message (a
+    # UUID is its own key: str() of it per message was ~0.7 us).
     try:
-        campaign = uuid.UUID(campaign_uuid).hex
+        campaign = uuid.UUID(str(campaign_uuid)).hex
     except ValueError:
         raise ValueError(f"campaign_uuid is not a UUID: {campaign_uuid!r}") from None
     return f"{campaign}@{ascii_domain(domain)}>"

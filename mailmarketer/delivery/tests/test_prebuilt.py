@@ -193,7 +193,17 @@ def prebuilt(plan, compiled, parts, ctx, delivery_id):
     if built is None:
         return None, None, ""
     body, digest = built
-    message = plan.message_type(mime.message_headers(parts, **headers(values.subject)) + body)
+    head = mime.message_headers(parts, **headers(values.subject))
+    message = plan.message_type(head + body)
+    if plan.signing:
+        # What engine._build hands DkimSigner.header: the header fields up to the empty line,
+        # whose last (the body's own Content-Type) are the body's first bytes; signed that way
+        # the message is what sign() makes of the whole.
+        fields = head + body[: plan.body_start - 4]
+        assert fields == message[: message.index(b"\r\n\r\n")]
+        signer = parts.dkim
+        signed = signer.header(fields, digest, timestamp=1) + message
+        assert signed == signer.sign(message, timestamp=1)
     # The client's DATA payload: a DotFreeMessage skips the dot-stuffing, which must then have
     # had nothing to do (plain bytes go through the whole of it).
     assert smtp.prepare_data(message) == smtp.prepare_data(bytes(message))
