@@ -12,6 +12,7 @@ resolved once per process, so a call costs one token signature and string format
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from functools import cache
 
@@ -134,6 +135,35 @@ def _read_ids(salt: str, token: str, count: int) -> tuple[int, ...] | None:
 def click_token(delivery_id: int, link_id: int) -> str:
     payload = f"{int(delivery_id)}.{int(link_id)}"
     return f"{payload}.{_tracking_signature(CLICK_SALT, payload)}"
+
+
+def tracking_tokens(delivery_id: int, link_ids: list[int], pixel: bool) -> list[str]:
+    """click_token(delivery_id, link) for each of link_ids, then open_token(delivery_id) when
+    `pixel`: the same tokens, with the secret read once and no Python base64 (the send path's
+    tokens of one message, delivery/prebuilt.py)."""
+    secret = settings.SECRET_KEY
+    delivery = int(delivery_id)
+    tokens = []
+    if link_ids:
+        key = _mac_key(CLICK_SALT, secret)
+        for link in link_ids:
+            payload = f"{delivery}.{int(link)}"
+            digest = hashlib.blake2b(payload.encode(), key=key, digest_size=_SIGNATURE_BYTES)
+            tokens.append(f"{payload}.{_urlsafe(digest.digest())}")
+    if pixel:
+        payload = str(delivery)
+        key = _mac_key(OPEN_SALT, secret)
+        digest = hashlib.blake2b(payload.encode(), key=key, digest_size=_SIGNATURE_BYTES)
+        tokens.append(f"{payload}.{_urlsafe(digest.digest())}")
+    return tokens
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _urlsafe(digest: bytes) -> str:
+    # base64.urlsafe_b64encode(digest).decode(), without its Python layers.
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode("ascii")
 
 
 def read_click_token(token: str) -> tuple[int, int] | None:

@@ -291,12 +291,21 @@ _SCHEME = re.compile(r"^[\x00-\x20]*([A-Za-z][A-Za-z0-9+.\-]*)\s*:")
 _URL_IGNORED = re.compile(r"[\t\n\r]")
 
 
+# What _SCHEME would find allowed, told by startswith (the links every message carries, the
+# unsubscribe, manage and view links, are https: three regular expressions a message).
+_WEB = ("https://", "http://")
+assert {"http", "https"} <= content.URL_SCHEMES
+
+
 def _url(value) -> Markup:
     """A value that starts a URL attribute: http, https, mailto, tel or a relative URL only."""
-    text = _URL_IGNORED.sub("", value if type(value) is str else str.__str__(_text(value)))
-    scheme = _SCHEME.match(text)
-    if scheme and scheme.group(1).lower() not in content.URL_SCHEMES:
-        return Markup("")
+    text = value if type(value) is str else str.__str__(_text(value))
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _URL_IGNORED.sub("", text)
+    if not text.startswith(_WEB):
+        scheme = _SCHEME.match(text)
+        if scheme and scheme.group(1).lower() not in content.URL_SCHEMES:
+            return Markup("")
     return _escape(text)
 
 

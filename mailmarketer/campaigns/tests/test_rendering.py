@@ -575,3 +575,29 @@ def test_the_templates_escape_is_markupsafes_escape():
     html = c.render(context(name='<Ann & "Lee">')).html
     assert "&lt;Ann &amp; &#34;Lee&#34;&gt;" in html
     assert 'href="https://mm.test/f/u/TOKEN?a=1&amp;b=2"' in html
+
+
+def test_url_values_are_what_the_scheme_check_makes_of_them():
+    # _url tells http(s) URLs by startswith and strips tabs and line breaks only when there
+    # are some: the same as stripping them and matching the scheme every time.
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from markupsafe import Markup
+
+    from mailmarketer.campaigns import content
+
+    def reference(text):
+        text = rendering._URL_IGNORED.sub("", text)
+        scheme = rendering._SCHEME.match(text)
+        if scheme and scheme.group(1).lower() not in content.URL_SCHEMES:
+            return Markup("")
+        return rendering.escape(text)
+
+    starts = st.sampled_from(["", "https://", "http://", "HTTPS://", "java", " ", "\t", "h\ttp"])
+    tails = st.text(alphabet="ab:/\t\n\r <&\"'script", max_size=20)
+
+    @given(starts, tails)
+    def same(start, tail):
+        assert rendering._url(start + tail) == reference(start + tail)
+
+    same()

@@ -530,3 +530,24 @@ class _Campaign:
     lists = _Empty()
     exclude_lists = _Empty()
     attachments = _Empty()
+
+
+def test_a_line_of_several_values_grown_past_998_octets_takes_the_general_path():
+    # Two values on one line, each far below 998 octets: the line's length is what counts.
+    html = "<p>{{ subscriber.first_name }} and {{ subscriber.attributes.a }}</p>\n<p>x</p>"
+    text = "{{ subscriber.first_name }} and {{ subscriber.attributes.a }}\nx\n"
+    compiled = compiled_of(html, text, False)
+    parts = mime.MessageParts(from_email="news@example.com", list_id="1.lists.example.com")
+    plan = PrebuiltBody.plan(compiled, None, parts, sample())
+    assert plan is not None and plan.holes_per_line == 2
+    seen = set()
+    for size in range(470, 520, 2):
+        ctx = context("x" * size, "y" * size, "")
+        got, _, _ = prebuilt(plan, compiled, parts, ctx, 3)
+        message, _ = general(compiled, None, parts, ctx, 3)
+        seven_bit = b"quoted-printable" not in message
+        assert (got is not None) == seven_bit, size
+        if got is not None:
+            assert got == message
+        seen.add(seven_bit)
+    assert seen == {True, False}

@@ -85,3 +85,16 @@ def test_it_redirects_an_altered_token_to_the_stored_url_or_nowhere(sent, data):
         assert altered == token
     else:
         assert response.status_code == 404 and "Location" not in response
+
+
+def test_tracking_tokens_are_click_token_and_open_token(settings):
+    # The send path makes a message's click and open tokens in one call.
+    from mailmarketer.audience.links import click_token, open_token, tracking_tokens
+
+    for delivery_id, link_ids in ((1, []), (7, [3]), (10**15, [1, 22, 333])):
+        for pixel in (True, False):
+            expected = [click_token(delivery_id, link) for link in link_ids]
+            expected += [open_token(delivery_id)] if pixel else []
+            assert tracking_tokens(delivery_id, link_ids, pixel) == expected
+    settings.SECRET_KEY = "another-secret-key-" + "r" * 40
+    assert tracking_tokens(5, [2], True) == [click_token(5, 2), open_token(5)]
