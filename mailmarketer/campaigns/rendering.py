@@ -1245,6 +1245,22 @@ class SplitTemplate:
         self.constant_size = sum(len(item) for item in items if isinstance(item, str))
         # Which values are the same for every recipient (those of shared pieces).
         self.shared_values = [piece.shared for piece in pieces for _ in range(piece.count)]
+        # The pieces in runs: one piece of a recipient's own, or neighbouring shared pieces,
+        # looked up together (see values()).
+        self.runs: list[tuple[_Piece | None, list[_Piece], tuple[str, ...]]] = []
+        for piece in pieces:
+            if not piece.shared:
+                self.runs.append((piece, [], ()))
+            elif self.runs and self.runs[-1][0] is None:
+                self.runs[-1][1].append(piece)
+            else:
+                self.runs.append((None, [piece], ()))
+        self.runs = [
+            (own, run, tuple(sorted({name for p in run for name in p.names})))
+            for own, run, _ in self.runs
+        ]
+        # Per run of shared pieces: (the values of their names, their values, their length).
+        self.shared_cache: dict[int, tuple] = {}
 
     @classmethod
     def of(cls, template, field: str) -> SplitTemplate | None:
@@ -1322,9 +1338,25 @@ class SplitTemplate:
         part, and the part's length is checked here (the pre-built messages of the send path,
         delivery/prebuilt.py, put the values into bytes without joining the text)."""
         values: list[str] = []
-        for piece in self.pieces:
-            values.extend(piece.values(context, self.field, limit, extra))
         budget = _budget
+        for at, (own, run, names) in enumerate(self.runs):
+            if own is not None:
+                values.extend(own.values(context, self.field, limit, extra))
+                continue
+            # Shared pieces: the values of all their names looked at once, as each piece's own
+            # cache (_Piece.values) would, and charged to the budget as those would be (a part
+            # has a few: its shared expressions, a loop over the postal address, the lists).
+            key = tuple(map(context.get, names))
+            cached = self.shared_cache.get(at)
+            if cached is not None and cached[0] == key:
+                budget.work += cached[2]
+                values.extend(cached[1])
+                continue
+            found = []
+            for piece in run:
+                found.extend(piece.values(context, self.field, limit, extra))
+            self.shared_cache[at] = (key, found, sum(map(len, found)))
+            values.extend(found)
         # The part's length: its constant text and each value as often as it is printed
         # (every value is printed at least once).
         size = self.constant_size + sum(map(len, values))
