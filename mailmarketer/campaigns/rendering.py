@@ -928,6 +928,28 @@ class CompiledCampaign:
             "body": SplitTemplate.of(self.html_template, "body") if self.html_template else None,
             self.text_field: SplitTemplate.of(self.text_template, self.text_field),
         }
+        self._fused = self._fuse()
+
+    def _fuse(self) -> tuple[_Piece, int] | None:
+        """The subject's and the text part's expressions of a recipient's own as one template
+        (both are rendered in the text environment), and how many are the subject's: one
+        Jinja call a recipient fewer in render_values (~3 us of call overhead). Not when the
+        text part prints `subject`, which is the subject's output."""
+        subject, text = self._split.get("subject"), self._split.get(self.text_field)
+        if subject is None or text is None or self.html_template is None:
+            return None
+        subject_own, text_own = subject.own_piece(), text.own_piece()
+        if subject_own is None or text_own is None or "subject" in text_own.names:
+            return None
+        env = self.text_template.environment
+        if self.subject_template.environment is not env:
+            return None
+        exprs = [*subject_own.exprs, *text_own.exprs]
+        tree = nodes.Template([nodes.Output(exprs, lineno=1)], lineno=1)
+        tree.set_environment(env)
+        code = env.compile(tree, name=self.text_field, filename=self.text_template.filename)
+        names = tuple(sorted({*subject_own.names, *text_own.names}))
+        return _Piece(_from_code(env, code), names, False, len(exprs)), subject_own.count
 
     def _part(self, template, context, field, limit, extra=None) -> str:
         split = getattr(self, "_split", None)
@@ -956,6 +978,11 @@ class CompiledCampaign:
         if splits is None:
             return None
         html_split, text_split = splits
+        fused = getattr(self, "_fused", None)
+        if fused is not None:
+            values = self._fused_values(context, fused, html_split, text_split)
+            if values is not None:
+                return values
         with _Rendering():
             subject = _one_line(self._part(self.subject_template, context, "subject", MAX_SUBJECT))
             extra = {"subject": subject}
@@ -968,6 +995,36 @@ class CompiledCampaign:
                 self._split[field] = None
                 return None
             _check_time(self.text_field)
+        return SplitValues(subject, html, text)
+
+    def _fused_values(self, context, fused, html_split, text_split) -> SplitValues | None:
+        """render_values() with the subject's and the text part's own values from one call
+        (_fuse), or None when anything fails or differs: the caller then renders the usual way,
+        which makes the error (or the values) exactly as before. Only the order differs (the
+        text part's own values are charged to the work budget before the HTML part's), and a
+        render that passes every cap in one order passes them in the other (the budget only
+        grows, to the same total)."""
+        piece, subject_count = fused
+        subject_split = self._split.get("subject")
+        if subject_split is None or self._split.get(self.text_field) is not text_split:
+            return None
+        try:
+            with _Rendering():
+                values = piece.values(context, self.text_field, MAX_OUTPUT, None)
+                subject_own = values[:subject_count]
+                if max(map(len, subject_own)) > MAX_SUBJECT:
+                    return None
+                subject_values = subject_split.values(context, MAX_SUBJECT, None, subject_own)
+                subject = _one_line(subject_split.join(subject_values))
+                extra = {"subject": subject}
+                html = html_split.values(context, MAX_OUTPUT, extra)
+                text = text_split.values(context, MAX_OUTPUT, extra, values[subject_count:])
+                _check_time(self.text_field)
+        except RenderError:
+            return None
+        except _SplitMismatch:
+            self._fused = None  # the usual way from now on (which sees to the mismatch)
+            return None
         return SplitValues(subject, html, text)
 
     def render(self, context: dict) -> RenderedMessage:
@@ -1158,7 +1215,7 @@ class _Piece:
     sandbox with the same finalize, escaping and caps): either expressions, whose template
     yields exactly one value each, or one statement, whose output is one value."""
 
-    __slots__ = ("cache", "count", "names", "shared", "statement", "template")
+    __slots__ = ("cache", "count", "exprs", "names", "shared", "statement", "template")
 
     def __init__(self, template, names: tuple[str, ...], shared: bool, count: int):
         self.statement = count == 0
@@ -1169,6 +1226,8 @@ class _Piece:
         self.count = count  # values it gives: the expressions, or 1 for a statement
         # Shared pieces: (the values of their names, their values, their total length).
         self.cache = None
+        # An expression piece's expressions (CompiledCampaign fuses two pieces' into one).
+        self.exprs: list[nodes.Node] = []
 
     def values(self, context: dict, field: str, limit: int, extra: dict | None) -> list[str]:
         if self.shared:
@@ -1314,6 +1373,7 @@ class SplitTemplate:
                 names = {n.name for e in found for n in _names(e) if n.ctx == "load"}
                 body = [nodes.Output(found, lineno=found[0].lineno)]
                 pieces.append(compile_piece(body, names, kind == "shared", len(found)))
+                pieces[-1].exprs = found
         for node in statements:
             offset.setdefault("stmt", sum(p.count for p in pieces))
             names = {n.name for n in _names(node) if n.ctx == "load"}
@@ -1332,16 +1392,23 @@ class SplitTemplate:
     def render(self, context: dict, limit: int, extra: dict | None = None) -> str:
         return self.join(self.values(context, limit, extra))
 
-    def values(self, context: dict, limit: int, extra: dict | None = None) -> list[str]:
+    def values(
+        self, context: dict, limit: int, extra: dict | None = None, own_values=None
+    ) -> list[str]:
         """This recipient's values (`self.items`' int entries index them), charged to the
         budget and checked against the caps as the whole part would be: join() of them is the
         part, and the part's length is checked here (the pre-built messages of the send path,
-        delivery/prebuilt.py, put the values into bytes without joining the text)."""
+        delivery/prebuilt.py, put the values into bytes without joining the text).
+        `own_values`: the values of the part's one piece of a recipient's own, rendered
+        already (CompiledCampaign.render_values)."""
         values: list[str] = []
         budget = _budget
         for at, (own, run, names) in enumerate(self.runs):
             if own is not None:
-                values.extend(own.values(context, self.field, limit, extra))
+                if own_values is not None:
+                    values.extend(own_values)
+                else:
+                    values.extend(own.values(context, self.field, limit, extra))
                 continue
             # Shared pieces: the values of all their names looked at once, as each piece's own
             # cache (_Piece.values) would, and charged to the budget as those would be (a part
@@ -1373,6 +1440,13 @@ class SplitTemplate:
         if size > limit:
             raise RenderError(self.field, f"the output is longer than {limit:,} characters")
         return values
+
+    def own_piece(self) -> _Piece | None:
+        """The part's one piece of a recipient's own, when it has one and it is expressions."""
+        own = [piece for piece in self.pieces if not piece.shared]
+        if len(own) != 1 or own[0].statement or not own[0].exprs:
+            return None
+        return own[0]
 
     def join(self, values: list[str]) -> str:
         """The part, from values() of one recipient."""

@@ -190,3 +190,53 @@ def test_it_does_not_count_time_the_machine_kept_the_worker_waiting(monkeypatch)
     c.split_for_sending()
     ctx = contexts()[2]
     assert c.render(ctx) == compiled(*TEMPLATES[1]).render(ctx)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_render_values_are_the_whole_render_with_or_without_the_fused_call(template):
+    # render_values takes the subject's and the text part's own values from one call when the
+    # text part does not print `subject` (CompiledCampaign._fuse): the same values either way.
+    whole = compiled(*template)
+    split = compiled(*template)
+    split.split_for_sending()
+    unfused = compiled(*template)
+    unfused.split_for_sending()
+    unfused._fused = None
+    for _ in range(2):
+        for ctx in contexts():
+            values = split.render_values(ctx)
+            if values is None:
+                continue
+            assert values == unfused.render_values(ctx)
+            assert split.joined(values) == whole.render(ctx)
+
+
+def test_the_subject_and_text_values_come_from_one_call_and_fail_as_before():
+    c = compiled(
+        "html",
+        "<p>Hi {{ subscriber.first_name }}</p>",
+        "Hi {{ subscriber.first_name }} {{ subscriber.attributes.n * 10 }}",
+        "Hi {{ subscriber.first_name }}, {{ 10 ** subscriber.attributes.p }}",
+    )
+    c.split_for_sending()
+    assert c._fused is not None
+    people = [
+        {"name": "Ann", "attributes": {"n": 1, "p": 2}},
+        {"name": "Bo", "attributes": {"n": 1, "p": 5000}},  # the text part fails: too large
+        {"name": "Cy", "attributes": {"n": "x" * 1000, "p": 2}},  # the subject fails: too long
+        {"name": "Di", "attributes": {"n": 10**1300, "p": 2}},  # the subject fails: too large
+    ]
+    failed = []
+    for person in people:
+        ctx = recipient_context(workspace=WORKSPACE, campaign=CAMPAIGN, subscriber=person, urls={})
+        try:
+            expected = c.render(ctx)
+        except RenderError as exc:
+            failed.append(exc.field)
+            with pytest.raises(RenderError) as info:
+                c.render_values(ctx)
+            assert (info.value.field, info.value.message) == (exc.field, exc.message)
+        else:
+            assert c.joined(c.render_values(ctx)) == expected
+    assert failed == ["text_body", "subject", "subject"]
+    assert c._fused is not None
