@@ -508,8 +508,19 @@ _last_date: list = [None, ""]
 
 
 def _date_header(date: datetime) -> str:
-    # A batch is built within a second or two: format each second once (5 us a message).
-    key = (date.replace(microsecond=0), date.utcoffset())
+    # A batch is built within a second or two: format each second once (5 us a message). The
+    # key is the fields the header shows, the zone and fold deciding the offset (0.8 us as
+    # (replace(microsecond=0), utcoffset()), 0.15 us so).
+    key = (
+        date.second,
+        date.minute,
+        date.hour,
+        date.day,
+        date.month,
+        date.year,
+        date.tzinfo,
+        date.fold,
+    )
     if _last_date[0] != key:
         _last_date[:] = [key, f"Date: {format_datetime(date)}\r\n"]
     return _last_date[1]

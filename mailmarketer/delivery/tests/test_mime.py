@@ -433,3 +433,18 @@ def test_the_date_header_follows_the_date_given():
     assert b"Date: Fri, 14 Mar 2025 09:26:53 +0000\r\n" in first
     assert b"Date: Fri, 14 Mar 2025 09:26:54 +0000\r\n" in later
     assert b"Date: Fri, 14 Mar 2025 11:26:53 +0200\r\n" in other_zone
+
+
+def test_the_date_header_is_made_again_for_anything_it_shows():
+    # The header is kept for the second it shows: a date that differs only in its year, its
+    # zone or its fold (the repeated hour when clocks go back) is another header.
+    from zoneinfo import ZoneInfo
+
+    plus_two = timezone(timedelta(hours=2))
+    assert b"Date: Fri, 14 Mar 2025 09:26:53 +0000\r\n" in build(date=DATE)
+    assert b"Date: Sat, 14 Mar 2026 09:26:53 +0000\r\n" in build(date=DATE.replace(year=2026))
+    assert b"Date: Fri, 14 Mar 2025 09:26:53 +0200\r\n" in build(date=DATE.replace(tzinfo=plus_two))
+    oslo = datetime(2025, 10, 26, 2, 30, 0, tzinfo=ZoneInfo("Europe/Oslo"))
+    assert b"Date: Sun, 26 Oct 2025 02:30:00 +0200\r\n" in build(date=oslo)
+    assert b"Date: Sun, 26 Oct 2025 02:30:00 +0100\r\n" in build(date=oslo.replace(fold=1))
+    assert b"Date: Sun, 26 Oct 2025 02:30:00 +0200\r\n" in build(date=oslo)
