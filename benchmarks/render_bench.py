@@ -169,7 +169,7 @@ def message_bench(args) -> None:
         call_command("migrate", verbosity=0)
         from django.conf import settings as dj_settings
 
-        from mailmarketer.audience.links import manage_url, unsubscribe_url, view_url
+        from mailmarketer.audience.links import message_urls, unsubscribe_url
         from mailmarketer.audience.models import Subscriber
         from mailmarketer.campaigns import rendering
         from mailmarketer.campaigns.models import Campaign, CampaignLink
@@ -202,10 +202,7 @@ def message_bench(args) -> None:
         wid, cid = c.workspace_id, c.pk
 
         def tokens(item):
-            sid = item[1]["id"]
-            unsubscribe_url(wid, sid, cid)
-            manage_url(wid, sid)
-            view_url(wid, sid, cid)
+            message_urls(wid, item[1]["id"], cid)
 
         def context_of(item):
             person = item[1]
@@ -244,7 +241,7 @@ def message_bench(args) -> None:
 
         def ids(item):
             row = item[0]
-            mime.make_message_id(row.id, str(c.uuid), dj_settings.MESSAGE_ID_DOMAIN)
+            mime.make_message_id(row.id, c.uuid, dj_settings.MESSAGE_ID_DOMAIN)
             mime.verp_address("bounces", prepared.bounce_domain, engine.verp_token(row.id))
 
         values_of = [
