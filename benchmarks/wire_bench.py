@@ -3,6 +3,7 @@ the machine's limit measured in the same run.
 
     .venv/bin/python benchmarks/wire_bench.py                  # 20k messages, 8 connections
     .venv/bin/python benchmarks/wire_bench.py --messages 5000 --connections 4 --runs 1
+    .venv/bin/python benchmarks/wire_bench.py --send-only     # the client's CPU only (smtp-sink)
 
 What it measures (no database, no Django: the parts the delivery engine is built from):
 - build: mime.build_message per recipient for a ~5 KB personalised HTML message with its text
@@ -16,9 +17,16 @@ What it measures (no database, no Django: the parts the delivery engine is built
 - limit: Postfix's smtp-source (C, one command at a time, connections reused) sending the same
   count of the same size over the same number of sessions into the same smtp-sink.
 
-Each send figure is the median of --runs runs. smtp-sink and smtp-source come with Debian's
-postfix package (`apt-get install postfix`; the package may start a Postfix daemon: `postfix
-stop` afterwards); without them the smtp-sink rows are left out and the limit row says so.
+Each send figure is the median of --runs runs, with the CPU each side spent per message in that
+run: the client's (this process, time.process_time) and the sink's (smtp-sink's utime + stime
+from /proc/<pid>/stat; clock ticks of 10 ms, so read it at 20,000 messages or more); the limit
+row gives smtp-source's (its rusage) and the sink's the same way. On a shared machine the rates
+move with the load; the CPU per message is the figure to compare. --send-only skips the
+assembly, DKIM, aiosmtpd and inline rows: pre-built messages into smtp-sink and the limit.
+
+smtp-sink and smtp-source come with Debian's postfix package (`apt-get install postfix`; the
+package may start a Postfix daemon: `postfix stop` afterwards); without them the smtp-sink rows
+are left out and the limit row says so.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import asyncio
 import email.policy
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -43,7 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailmarketer.delivery.dkim import DkimSigner, generate_key  # noqa: E402
-from mailmarketer.delivery.mime import MessageParts, build_message, make_message_id  # noqa: E402
+from mailmarketer.delivery.mime import (  # noqa: E402
+    DotFreeMessage,
+    MessageParts,
+    build_message,
+    make_message_id,
+)
 from mailmarketer.delivery.smtp import Outgoing, SmtpConfig, SmtpConnection  # noqa: E402
 
 CAMPAIGN = uuid.UUID("0f0e0d0c-0b0a-0908-0706-050403020100")
@@ -90,7 +104,9 @@ GERMAN = [
 ]
 
 
-def recipients(count: int, lines: list[str] = LINES):
+def recipients(count: int, lines: list[str] = LINES, pad: int = 0):
+    """`pad` more bytes (about) of text part per message."""
+    padding = "".join(f"{lines[n % len(lines)]}\n" for n in range(pad // 72 + 1)) if pad else ""
     for i in range(count):
         name = f"Ann Example{i}"
         yield {
@@ -98,7 +114,7 @@ def recipients(count: int, lines: list[str] = LINES):
             "to_name": name,
             "subject": f"{name.split()[0]}, our spring news",
             "html": html_for(name, i, lines),
-            "text": text_for(name, lines),
+            "text": text_for(name, lines) + padding,
             "message_id": make_message_id(i + 1, CAMPAIGN, "acme.example"),
             "date": DATE,
             "list_unsubscribe_url": f"https://acme.example/f/u/{i}.c2lnbmF0dXJl",
@@ -161,6 +177,21 @@ def wait_listening(port: int, process: subprocess.Popen, seconds: float = 10) ->
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+
+
+def process_cpu_s(pid: int) -> float:
+    """A process's CPU seconds so far (user + system), from /proc; 0.0 where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Sink:
@@ -243,25 +274,44 @@ def batched(items: list, size: int = BATCH) -> deque:
 
 
 def outgoing(messages: list[bytes]) -> list[Outgoing]:
+    """As the delivery engine hands them over: a message with no line starting with a dot is a
+    mime.DotFreeMessage (prebuilt.py's), which the client sends without a dot-stuffing pass."""
     return [
-        Outgoing(i, "bounces+d1.tok@acme.example", f"ann.example{i}@example.org", data)
+        Outgoing(i, "bounces+d1.tok@acme.example", f"ann.example{i}@example.org", dot_free(data))
         for i, data in enumerate(messages)
     ]
 
 
-def median_rate(port: int, connections: int, runs: int, items: list, make=None) -> float:
-    rates = []
+def dot_free(data: bytes) -> bytes:
+    if data.startswith(b".") or b"\r\n." in data:
+        return data
+    return DotFreeMessage(data)
+
+
+def median_rate(
+    sink: Sink, connections: int, runs: int, items: list, make=None
+) -> tuple[float, float, float]:
+    """(msg/s, the client's CPU us/msg, the sink's CPU us/msg) of the median run by rate."""
+    measured = []
     for _ in range(runs):
-        accepted, seconds = asyncio.run(send_all(port, connections, batched(items), make))
+        sink_before, client_before = process_cpu_s(sink.process.pid), time.process_time()
+        accepted, seconds = asyncio.run(send_all(sink.port, connections, batched(items), make))
+        client_cpu = time.process_time() - client_before
+        sink_cpu = process_cpu_s(sink.process.pid) - sink_before
         if accepted != len(items):
             raise RuntimeError(f"only {accepted} of {len(items)} accepted")
-        rates.append(accepted / seconds)
-    return statistics.median(rates)
+        measured.append(
+            (accepted / seconds, client_cpu / accepted * 1e6, sink_cpu / accepted * 1e6)
+        )
+    return sorted(measured)[len(measured) // 2]
 
 
-def smtp_source_rate(port: int, sessions: int, count: int, size: int, runs: int) -> float:
-    rates = []
+def smtp_source_rate(sink: Sink, sessions: int, count: int, size: int, runs: int):
+    """(msg/s, smtp-source's CPU us/msg, the sink's CPU us/msg) of the median run by rate."""
+    port = sink.port
+    measured = []
     for _ in range(runs):
+        sink_before, source_before = process_cpu_s(sink.process.pid), children_cpu_s()
         started = time.perf_counter()
         subprocess.run(
             [
@@ -285,8 +335,11 @@ def smtp_source_rate(port: int, sessions: int, count: int, size: int, runs: int)
             timeout=600,
             stdout=subprocess.DEVNULL,
         )
-        rates.append(count / (time.perf_counter() - started))
-    return statistics.median(rates)
+        seconds = time.perf_counter() - started
+        source_cpu = children_cpu_s() - source_before
+        sink_cpu = process_cpu_s(sink.process.pid) - sink_before
+        measured.append((count / seconds, source_cpu / count * 1e6, sink_cpu / count * 1e6))
+    return sorted(measured)[len(measured) // 2]
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -297,45 +350,67 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--pad",
+        type=int,
+        default=0,
+        help="bytes of text added to each message (~6.5 KB without; 8500: send_bench's ~15 KB)",
+    )
+    parser.add_argument(
+        "--send-only",
+        action="store_true",
+        help="only pre-built messages into smtp-sink, and the limit (the client's CPU)",
+    )
     args = parser.parse_args()
     n, conns = args.messages, args.connections
     have_postfix = bool(shutil.which("smtp-sink") and shutil.which("smtp-source"))
+    if args.send_only and not have_postfix:
+        print("--send-only needs smtp-sink and smtp-source (apt-get install postfix)")
+        return 2
     print(f"wire_bench: {n} messages, {conns} connections, median of {args.runs} runs")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(
-        "sinks: " + ("smtp-sink (Postfix) and " if have_postfix else "") + "aiosmtpd --count-only"
+        "sinks: "
+        + ("smtp-sink (Postfix)" if have_postfix else "")
+        + ("" if args.send_only else (" and " if have_postfix else "") + "aiosmtpd --count-only")
     )
 
     private_pem, _ = generate_key(2048)
     signer = DkimSigner("acme.example", "mm1", private_pem)
     plain, signed = parts(), parts(signer)
-    people = list(recipients(n))
+    people = list(recipients(n, pad=args.pad))
 
     rows: list[tuple[str, str, str]] = []
     build_us, messages = per_message_us(lambda r: build_message(plain, **r), people)
     size = statistics.mean(len(m) for m in messages)
     rows.append(("build_message, ASCII content (7bit)", f"{build_us:8.1f} us/msg", f"{size:.0f} B"))
-    german = list(recipients(min(n, 5000), GERMAN))
-    qp_us, qp_messages = per_message_us(lambda r: build_message(plain, **r), german)
-    qp_size = statistics.mean(len(m) for m in qp_messages)
-    rows.append(("build_message, German content (QP)", f"{qp_us:8.1f} us/msg", f"{qp_size:.0f} B"))
-    ref_us, _ = per_message_us(email_message, people[: min(n, 2000)])
-    rows.append(("EmailMessage + as_bytes (reference)", f"{ref_us:8.1f} us/msg", ""))
-    dkim_us, signed_messages = per_message_us(lambda r: build_message(signed, **r), people)
-    signed_size = statistics.mean(len(m) for m in signed_messages)
-    rows.append(
-        ("build_message + DkimSigner (RSA-2048)", f"{dkim_us:8.1f} us/msg", f"{signed_size:.0f} B")
-    )
-    import dkim as dkimpy
-
-    sample = messages[: min(n, 100)]
-    dkimpy_us, _ = per_message_us(
-        lambda m: dkimpy.sign(m, b"mm1", b"acme.example", private_pem.encode()), sample
-    )
-    rows.append(("dkimpy.sign alone (pure-Python RSA)", f"{dkimpy_us:8.1f} us/msg", ""))
-
     prebuilt = outgoing(messages)
-    prebuilt_signed = outgoing(signed_messages)
+    if not args.send_only:
+        german = list(recipients(min(n, 5000), GERMAN))
+        qp_us, qp_messages = per_message_us(lambda r: build_message(plain, **r), german)
+        qp_size = statistics.mean(len(m) for m in qp_messages)
+        rows.append(
+            ("build_message, German content (QP)", f"{qp_us:8.1f} us/msg", f"{qp_size:.0f} B")
+        )
+        ref_us, _ = per_message_us(email_message, people[: min(n, 2000)])
+        rows.append(("EmailMessage + as_bytes (reference)", f"{ref_us:8.1f} us/msg", ""))
+        dkim_us, signed_messages = per_message_us(lambda r: build_message(signed, **r), people)
+        signed_size = statistics.mean(len(m) for m in signed_messages)
+        rows.append(
+            (
+                "build_message + DkimSigner (RSA-2048)",
+                f"{dkim_us:8.1f} us/msg",
+                f"{signed_size:.0f} B",
+            )
+        )
+        import dkim as dkimpy
+
+        sample = messages[: min(n, 100)]
+        dkimpy_us, _ = per_message_us(
+            lambda m: dkimpy.sign(m, b"mm1", b"acme.example", private_pem.encode()), sample
+        )
+        rows.append(("dkimpy.sign alone (pure-Python RSA)", f"{dkimpy_us:8.1f} us/msg", ""))
+        prebuilt_signed = outgoing(signed_messages)
 
     def make_plain(batch):
         return [
@@ -349,34 +424,39 @@ def main() -> int:
             for r, m in ((r, build_message(signed, **r)) for r in batch)
         ]
 
-    send_rows: list[tuple[str, str, float]] = []
+    # (sink, what, (msg/s, client CPU us/msg, sink CPU us/msg))
+    send_rows: list[tuple[str, str, tuple[float, float, float]]] = []
     limit = None
-    sinks = (["smtp-sink"] if have_postfix else []) + ["aiosmtpd"]
+    sinks = (["smtp-sink"] if have_postfix else []) + ([] if args.send_only else ["aiosmtpd"])
     for kind in sinks:
         with Sink(kind) as sink:
-            port = sink.port
             send_rows.append(
-                (kind, "pre-built, 1 connection", median_rate(port, 1, args.runs, prebuilt))
+                (kind, "pre-built, 1 connection", median_rate(sink, 1, args.runs, prebuilt))
             )
             send_rows.append(
                 (
                     kind,
                     f"pre-built, {conns} connections",
-                    median_rate(port, conns, args.runs, prebuilt),
+                    median_rate(sink, conns, args.runs, prebuilt),
                 )
             )
+            if kind == "smtp-sink":
+                body = max(int(size) - 600, 100)  # smtp-source adds ~600 B of headers
+                limit = smtp_source_rate(sink, conns, n, body, args.runs)
+            if args.send_only:
+                continue
             send_rows.append(
                 (
                     kind,
                     f"pre-built DKIM-signed, {conns} conn.",
-                    median_rate(port, conns, args.runs, prebuilt_signed),
+                    median_rate(sink, conns, args.runs, prebuilt_signed),
                 )
             )
             send_rows.append(
                 (
                     kind,
                     f"build + send inline, {conns} conn.",
-                    median_rate(port, conns, args.runs, people, make_plain),
+                    median_rate(sink, conns, args.runs, people, make_plain),
                 )
             )
             dkim_people = people[: min(n, 4000)]
@@ -384,12 +464,9 @@ def main() -> int:
                 (
                     kind,
                     f"build + sign + send inline, {conns} c.",
-                    median_rate(port, conns, 1, dkim_people, make_signed),
+                    median_rate(sink, conns, 1, dkim_people, make_signed),
                 )
             )
-            if kind == "smtp-sink":
-                body = max(int(size) - 600, 100)  # smtp-source adds ~600 B of headers
-                limit = smtp_source_rate(port, conns, n, body, args.runs)
 
     print()
     print(f"{'assembly and signing':40s} {'cost':>16s} {'avg size':>10s}")
@@ -397,16 +474,21 @@ def main() -> int:
         print(f"{name:40s} {cost:>16s} {avg:>10s}")
     print()
     if limit is not None:
+        rate, source_us, sink_us = limit
         print(
-            f"limit: smtp-source -d -s {conns}, {n} x {size:.0f} B -> smtp-sink: {limit:,.0f} msg/s"
+            f"limit: smtp-source -d -s {conns}, {n} x {size:.0f} B -> smtp-sink: {rate:,.0f} msg/s"
+            f"; CPU us/msg: smtp-source {source_us:.1f}, smtp-sink {sink_us:.1f}"
         )
     else:
         print("limit: smtp-source/smtp-sink not installed (apt-get install postfix); no ratio")
     print()
-    print(f"{'sink':10s} {'send':40s} {'msg/s':>10s} {'x limit':>8s}")
-    for kind, name, rate in send_rows:
-        ratio = f"{rate / limit:8.2f}" if limit and kind == "smtp-sink" else f"{'-':>8s}"
-        print(f"{kind:10s} {name:40s} {rate:10,.0f} {ratio}")
+    print(
+        f"{'sink':10s} {'send':40s} {'msg/s':>10s} {'x limit':>8s} "
+        f"{'client CPU us/msg':>18s} {'sink CPU us/msg':>16s}"
+    )
+    for kind, name, (rate, client_us, sink_us) in send_rows:
+        ratio = f"{rate / limit[0]:8.2f}" if limit and kind == "smtp-sink" else f"{'-':>8s}"
+        print(f"{kind:10s} {name:40s} {rate:10,.0f} {ratio} {client_us:18.1f} {sink_us:16.1f}")
     return 0
 
 

@@ -41,6 +41,7 @@ import asyncio
 import base64
 import re
 import ssl
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -205,9 +206,16 @@ def prepare_data(data: bytes) -> bytes:
     Raises ValueError for a bare CR or LF: the message must use CRLF line endings only (a bare
     LF next to a dot is how SMTP smuggling ends one message early on some relays). A
     mime.CrlfMessage (what build_message returns) has none by construction and is not scanned."""
+    return _stuffed(data) + b".\r\n"
+
+
+def _stuffed(data: bytes) -> bytes:
+    """prepare_data without the final dot, which the client writes after it: a
+    mime.DotFreeMessage comes back as it is, not copied (the ~15 KB message is copied once, into
+    the write that carries it)."""
     if type(data) is DotFreeMessage:
         # CRLF line ends, ending with CRLF, and no line starting with a dot (mime.DotFreeMessage).
-        return data + b".\r\n"
+        return data
     if type(data) is CrlfMessage:
         # build_message's output: CRLF line endings by construction (mime.CrlfMessage).
         data = bytes(data)
@@ -223,7 +231,7 @@ def prepare_data(data: bytes) -> bytes:
     data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
         data = b"." + data
-    return data + b".\r\n"
+    return data
 
 
 def _error_for(code: int, text: str, command: str) -> SmtpError:
@@ -253,6 +261,172 @@ def _ssl_context(config: SmtpConfig) -> ssl.SSLContext:
     return context
 
 
+# A reply line (or what arrived without a line end) longer than this is not SMTP: RFC 5321 allows
+# 512 bytes a reply line; this is asyncio.StreamReader's limit, which the client used to read with.
+_MAX_LINE = 65536
+
+
+# What one read of the socket can take (replies are short; more is read on the next turn).
+_READ_SIZE = 16384
+
+
+class _Replies(asyncio.BufferedProtocol):
+    """The client's end of the socket. What arrives is split into reply lines and replies, which
+    queue in order; the one waiter (`wait`, or `expect`'s callback for the pipelined rounds) is
+    woken once as many replies as it asked for are in, so a pipelined round of four replies costs
+    one wake-up, not four reads. A 421 (the server is closing the session), a line that is not an
+    SMTP reply, a timeout or the end of the connection is kept as `failure`: it comes after the
+    replies queued before it, and nothing follows it.
+
+    It reads into a buffer of its own (a BufferedProtocol): a plain Protocol's transport calls
+    recv(256 KiB) for every read, and that allocation, above glibc's mmap threshold and then
+    shrunk to a reply's ~100 bytes, cost more CPU than sending the ~15 KB message did (py-spy,
+    wire_bench: 30% of the client's busy samples against 24% for the send; the client's system
+    CPU fell from ~28 to ~11 us a message without it).
+
+    The timeout of a wait is one timer per connection, not one per wait: a wait notes when it
+    began, and the timer, when it fires, either finds the waiter late (config.timeout without
+    the replies it wants: the failure) or sets itself again for the current wait's end; with
+    nobody waiting it stops until the next wait. The same rule as a timeout per round trip (no
+    reply within config.timeout: the connection is lost) without a timer to schedule and cancel
+    for every message."""
+
+    def __init__(self, config: SmtpConfig):
+        self.replies: deque[tuple[int, str]] = deque()
+        self.failure: SmtpError | None = None
+        self._host = config.host
+        self._where = f"{config.host}:{config.port}"
+        self._timeout = config.timeout
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))
+        self._buffer = b""
+        self._lines: list[str] = []
+        self._waiter: asyncio.Future | None = None
+        self._callback = None  # what `expect` calls, instead of waking a waiter
+        self._wanted = 0
+        self._timed = False
+        self._wait_began = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_buffer[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        if self.failure is not None:
+            return
+        if self._buffer:
+            data = self._buffer + data
+        replies = self.replies
+        lines = self._lines
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            line = data[start : end + 1]
+            start = end + 1
+            if len(line) < 4 or not line[:3].isdigit() or line[3] not in b" -\r":
+                self._fail(TransientError(f"not an SMTP reply: {line[:100]!r}", command="REPLY"))
+                return
+            lines.append(line[4:].strip().decode("utf-8", "replace"))
+            if line[3] != 45:  # not "-": the reply's last line
+                code = int(line[:3])
+                text = lines[0] if len(lines) == 1 else "\n".join(lines)
+                lines.clear()
+                if code == 421:
+                    # The server is closing the session: whatever follows gets no answer.
+                    self._fail(TransientError(text, 421, command=""))
+                    return
+                replies.append((code, text))
+        self._buffer = data[start:]
+        if len(self._buffer) > _MAX_LINE:
+            self._fail(
+                TransientError(f"not an SMTP reply: {self._buffer[:100]!r}...", command="REPLY")
+            )
+            return
+        if len(replies) >= self._wanted:
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            callback = self._callback
+            if callback is not None:
+                self._callback = None
+                callback()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(
+            TransientError(f"connection to {self._where} lost: {exc or 'closed by the server'}")
+        )
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _fail(self, error: SmtpError) -> None:
+        if self.failure is None:
+            self.failure = error
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
+
+    async def wait(self, count: int, timed: bool) -> None:
+        """Until `count` replies are queued or the connection failed. `timed`: within
+        config.timeout (connect and close keep an asyncio.timeout around the whole step)."""
+        if len(self.replies) >= count or self.failure is not None:
+            return
+        waiter = self._waiter = self._loop.create_future()
+        self._wanted = count
+        self._timed = timed
+        if timed:
+            self._wait_began = self._loop.time()
+            if self._timer is None:
+                self._timer = self._loop.call_at(
+                    self._wait_began + self._timeout, self._check_timeout
+                )
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def expect(self, count: int, callback) -> None:
+        """Call `callback` once `count` replies are queued or the connection failed (at once if
+        they are already), within config.timeout: a wait without a task to wake."""
+        self._wanted = count
+        self._timed = True
+        self._wait_began = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._wait_began + self._timeout, self._check_timeout)
+        if len(self.replies) >= count or self.failure is not None:
+            callback()
+        else:
+            self._callback = callback
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        waiting = self._waiter is not None or self._callback is not None
+        if not waiting or not self._timed or self.failure is not None:
+            return
+        due = self._wait_began + self._timeout
+        if self._loop.time() >= due:
+            self._fail(TransientError(f"no reply from {self._host} within {self._timeout:g} s"))
+        else:
+            self._timer = self._loop.call_at(due, self._check_timeout)
+
+    def stop(self) -> None:
+        self._callback = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class SmtpConnection:
     """One SMTP session with one relay. Not safe for concurrent use: one batch at a time.
 
@@ -270,13 +444,13 @@ class SmtpConnection:
         self.supports_pipelining = False
         self.max_size: int | None = None
         self.extensions: dict[str, str] = {}
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Replies | None = None
         self._replies = 0  # replies read since the current batch began
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None
+        return self._transport is not None
 
     async def __aenter__(self) -> SmtpConnection:
         await self.connect()
@@ -291,7 +465,7 @@ class SmtpConnection:
         """Open the session: TCP (+ implicit TLS), greeting, EHLO (HELO when refused),
         STARTTLS and EHLO again, AUTH when a username is set. Raises RelayBroken or
         TransientError; on failure nothing stays open."""
-        if self._writer is not None:
+        if self._transport is not None:
             raise RuntimeError("already connected")
         config = self.config
         try:
@@ -330,13 +504,16 @@ class SmtpConnection:
     async def _open(self) -> None:
         config = self.config
         context = _ssl_context(config) if config.tls_mode != "none" else None
+        loop = asyncio.get_running_loop()
+        protocol = _Replies(config)
         if config.tls_mode == "implicit":
-            self._reader, self._writer = await asyncio.open_connection(
-                config.host, config.port, ssl=context, server_hostname=config.host
+            transport, _ = await loop.create_connection(
+                lambda: protocol, config.host, config.port, ssl=context, server_hostname=config.host
             )
         else:
-            self._reader, self._writer = await asyncio.open_connection(config.host, config.port)
-        code, text = await self._read_reply()
+            transport, _ = await loop.create_connection(lambda: protocol, config.host, config.port)
+        self._transport, self._protocol = transport, protocol
+        code, text = await self._reply()
         if code != 220:
             error = _error_for(code, text, "CONNECT")
             if isinstance(error, PermanentError):  # "554 no SMTP service here" for us
@@ -355,7 +532,9 @@ class SmtpConnection:
                 if not isinstance(error, TransientError):
                     error = RelayBroken(text, code, command="STARTTLS")
                 raise error
-            await self._writer.start_tls(context, server_hostname=config.host)
+            self._transport = await loop.start_tls(
+                self._transport, protocol, context, server_hostname=config.host
+            )
             await self._hello()
         if config.username:
             await self._authenticate()
@@ -412,44 +591,41 @@ class SmtpConnection:
 
     # -- low level --------------------------------------------------------------------------
 
-    async def _read_reply(self) -> tuple[int, str]:
-        lines = []
-        reader = self._reader
-        while True:
-            line = await reader.readuntil(b"\n")
-            if len(line) < 4 or not line[:3].isdigit() or line[3:4] not in (b" ", b"-", b"\r"):
-                raise _ConnectionLost(
-                    TransientError(f"not an SMTP reply: {line[:100]!r}", command="REPLY")
-                )
-            lines.append(line[4:].strip().decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                code = int(line[:3])
-                if code == 421:
-                    # The server is closing the session: whatever follows gets no answer.
-                    raise _ConnectionLost(TransientError("\n".join(lines), 421, command=""))
-                self._replies += 1
-                return code, "\n".join(lines)
+    def _pop(self) -> tuple[int, str]:
+        """The next queued reply; _ConnectionLost when the connection failed before it."""
+        try:
+            reply = self._protocol.replies.popleft()
+        except IndexError:
+            raise _ConnectionLost(self._protocol.failure) from None
+        self._replies += 1
+        return reply
 
-    async def _command(self, line: bytes) -> tuple[int, str]:
-        self._writer.write(line)
-        await self._writer.drain()
-        return await self._read_reply()
+    async def _reply(self, timed: bool = False) -> tuple[int, str]:
+        await self._protocol.wait(1, timed)
+        return self._pop()
+
+    async def _command(self, line: bytes, timed: bool = False) -> tuple[int, str]:
+        self._transport.write(line)
+        return await self._reply(timed)
 
     def _abort(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.transport.abort()
+        transport, self._transport = self._transport, None
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol.stop()
+        if transport is not None:
+            transport.abort()
 
     async def close(self) -> None:
         """QUIT and close; never raises."""
-        writer = self._writer
-        if writer is None:
+        transport, protocol = self._transport, self._protocol
+        if transport is None:
             return
         try:
             async with asyncio.timeout(min(self.config.timeout, 5.0)):
                 await self._command(b"QUIT\r\n")
-                writer.close()
-                await writer.wait_closed()
+                transport.close()
+                await asyncio.shield(protocol.closed)
         except Exception:  # noqa: S110 - closing a session that is gone is not an error
             pass
         finally:
@@ -478,14 +654,14 @@ class SmtpConnection:
         (nothing was sent: connect again and send it again). Otherwise failures are in the
         results: when the connection is lost mid-batch, the messages not yet acknowledged are
         TransientError and the session is closed (`connected` becomes False)."""
-        if self._writer is None:
+        if self._transport is None:
             raise RuntimeError("not connected: call connect() first")
         payloads: list[bytes | None] = []
         results: list[Result | None] = []
         for message in messages:
             self._check(message)
             try:
-                payload = prepare_data(message.data)
+                payload = _stuffed(message.data)
             except ValueError as exc:
                 raise ValueError(f"message {message.key!r}: {exc}") from None
             size = len(message.data)
@@ -508,15 +684,7 @@ class SmtpConnection:
                 await self._send_one_by_one(messages, payloads, results)
         except _ConnectionLost as exc:
             self._lost(messages, results, exc.error)
-        except TimeoutError:
-            self._lost(
-                messages,
-                results,
-                TransientError(
-                    f"no reply from {self.config.host} within {self.config.timeout:g} s"
-                ),
-            )
-        except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        except OSError as exc:
             where = f"{self.config.host}:{self.config.port}"
             self._lost(messages, results, TransientError(f"connection to {where} lost: {exc}"))
         except asyncio.CancelledError:
@@ -535,79 +703,12 @@ class SmtpConnection:
                 results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
 
     async def _send_pipelined(self, messages, payloads, results) -> None:
-        timeout = self.config.timeout
-        writer = self._writer
-        read = self._read_reply
-        pending = -1  # the message whose DATA got 354 and whose body goes out next
-        pending_dot = False  # a 354 came after a refused RCPT: send only the final dot
-        need_rset = False
-        refused_in_a_row = 0
-        index = 0
-        count = len(messages)
-        while True:
-            while index < count and payloads[index] is None:
-                index += 1
-            current = index if index < count else -1
-            index += 1
-            out = []
-            if pending >= 0:
-                out.append(payloads[pending])
-            elif pending_dot:
-                out.append(b".\r\n")
-            if need_rset:
-                out.append(b"RSET\r\n")
-            if current >= 0:
-                message = messages[current]
-                out.append(self._envelope(message, len(message.data)))
-            if not out:
-                return
-            async with asyncio.timeout(timeout):
-                writer.write(b"".join(out))
-                await writer.drain()
-                if pending >= 0:
-                    code, text = await read()
-                    key = messages[pending].key
-                    if code == 250:
-                        results[pending] = Result(key, True, code, text, None)
-                        refused_in_a_row = 0
-                    else:
-                        error = _error_for(code, text, "BODY")
-                        results[pending] = Result(key, False, code, text, error)
-                    pending = -1
-                elif pending_dot:
-                    await read()  # the answer to an empty message nobody asked for
-                    pending_dot = False
-                if need_rset:
-                    await read()
-                    need_rset = False
-                if current < 0:
-                    return
-                mail_code, mail_text = await read()
-                rcpt_code, rcpt_text = await read()
-                data_code, data_text = await read()
-            if mail_code != 250:
-                error = _error_for(mail_code, mail_text, "MAIL")
-            elif rcpt_code not in (250, 251):
-                error = _error_for(rcpt_code, rcpt_text, "RCPT")
-                need_rset = True
-            elif data_code != 354:
-                error = _error_for(data_code, data_text, "DATA")
-                need_rset = True
-            else:
-                pending = current
-                continue
-            if data_code == 354:
-                # RFC 2920: a server may say 354 although every RCPT failed; the client then
-                # sends just the final dot, and the transaction fails.
-                pending_dot = True
-                need_rset = True
-            code = error.code or 0
-            results[current] = Result(messages[current].key, False, code, error.message, error)
-            if isinstance(error, TransientError):
-                refused_in_a_row += 1
-            if isinstance(error, RelayBroken) or refused_in_a_row >= GIVE_UP_AFTER:
-                await self._give_up(messages, results, error, pending_dot, need_rset)
-                return
+        rounds = _Rounds(self, messages, payloads, results)
+        rounds.write()
+        try:
+            await rounds.done
+        except _GiveUp as stop:
+            await self._give_up(messages, results, stop.error, stop.pending_dot, stop.need_rset)
 
     async def _give_up(self, messages, results, error, pending_dot, need_rset) -> None:
         """Leave the rest of the batch unsent after the relay refused our sender, or refused
@@ -617,13 +718,12 @@ class SmtpConnection:
         on would only feed that tarpit. The session is left clean for the next batch."""
         out = (b".\r\n" if pending_dot else b"") + (b"RSET\r\n" if need_rset else b"")
         if out:
-            async with asyncio.timeout(self.config.timeout):
-                self._writer.write(out)
-                await self._writer.drain()
-                if pending_dot:
-                    await self._read_reply()
-                if need_rset:
-                    await self._read_reply()
+            self._transport.write(out)
+            await self._protocol.wait(pending_dot + need_rset, True)
+            if pending_dot:
+                self._pop()
+            if need_rset:
+                self._pop()
         if not isinstance(error, RelayBroken):
             error = TransientError(
                 f"not tried: {self.config.host}:{self.config.port} refused the {GIVE_UP_AFTER} "
@@ -636,7 +736,6 @@ class SmtpConnection:
                 results[i] = Result(messages[i].key, False, error.code or 0, error.message, error)
 
     async def _send_one_by_one(self, messages, payloads, results) -> None:
-        timeout = self.config.timeout
         for i, message in enumerate(messages):
             payload = payloads[i]
             if payload is None:
@@ -646,12 +745,11 @@ class SmtpConnection:
                 ("MAIL", f"MAIL FROM:<{message.mail_from}>{size_param}\r\n".encode("ascii"), 250),
                 ("RCPT", f"RCPT TO:<{message.rcpt}>\r\n".encode("ascii"), 250),
                 ("DATA", b"DATA\r\n", 354),
-                ("BODY", payload, 250),
+                ("BODY", payload + b".\r\n", 250),
             )
             error = None
             for command, line, expected in steps:
-                async with asyncio.timeout(timeout):
-                    code, text = await self._command(line)
+                code, text = await self._command(line, True)
                 if code == expected or (command == "RCPT" and code == 251):
                     continue
                 error = _error_for(code, text, command)
@@ -661,5 +759,137 @@ class SmtpConnection:
                 continue
             results[i] = Result(message.key, False, error.code or 0, error.message, error)
             if error.command != "BODY":
-                async with asyncio.timeout(timeout):
-                    await self._command(b"RSET\r\n")
+                await self._command(b"RSET\r\n", True)
+
+
+class _Rounds:
+    """A pipelined batch, round by round (see the module docstring), driven by the replies: each
+    round is written from the callback that read the previous round's replies, so a round costs
+    no task wake-up (a future awaited through the event loop costs ~4 us of CPU here); `done`
+    resolves once, when the batch is over, with _ConnectionLost when the connection failed."""
+
+    def __init__(self, connection: SmtpConnection, messages, payloads, results):
+        self.connection = connection
+        self.transport = connection._transport
+        self.protocol = connection._protocol
+        self.messages = messages
+        self.payloads = payloads
+        self.results = results
+        self.done = self.protocol._loop.create_future()
+        self.pending = -1  # the message whose DATA got 354 and whose body goes out next
+        self.pending_dot = False  # a 354 came after a refused RCPT: send only the final dot
+        self.need_rset = False
+        self.refused_in_a_row = 0
+        self.index = 0
+        self.current = -1
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+
+    def write(self) -> None:
+        """Write the next round (the last body and its final dot, RSET, the next envelope: one
+        write, one copy of the body) and expect its replies; the batch is over with nothing left."""
+        try:
+            payloads, messages = self.payloads, self.messages
+            index, count = self.index, len(messages)
+            while index < count and payloads[index] is None:
+                index += 1
+            current = self.current = index if index < count else -1
+            self.index = index + 1
+            out = []
+            expected = 0
+            if self.pending >= 0:
+                out.append(payloads[self.pending])
+                out.append(b".\r\n")
+                expected = 1
+            elif self.pending_dot:
+                out.append(b".\r\n")
+                expected = 1
+            if self.need_rset:
+                out.append(b"RSET\r\n")
+                expected += 1
+            if current >= 0:
+                message = messages[current]
+                out.append(self.connection._envelope(message, len(message.data)))
+                expected += 3
+            if not out:
+                self._finish()
+                return
+            self.transport.write(b"".join(out))
+            self.protocol.expect(expected, self._read)
+        except Exception as exc:  # handed to the awaiting send_batch
+            self._finish(exc)
+
+    def _read(self) -> None:
+        try:
+            if self._read_round():
+                self.write()
+        except Exception as exc:  # handed to the awaiting send_batch
+            self._finish(exc)
+
+    def _read_round(self) -> bool:
+        """Read the round's replies; True when the next round is to be written."""
+        pop = self.connection._pop
+        results, messages = self.results, self.messages
+        if self.pending >= 0:
+            code, text = pop()
+            key = messages[self.pending].key
+            if code == 250:
+                results[self.pending] = Result(key, True, code, text, None)
+                self.refused_in_a_row = 0
+            else:
+                error = _error_for(code, text, "BODY")
+                results[self.pending] = Result(key, False, code, text, error)
+            self.pending = -1
+        elif self.pending_dot:
+            pop()  # the answer to an empty message nobody asked for
+            self.pending_dot = False
+        if self.need_rset:
+            pop()
+            self.need_rset = False
+        current = self.current
+        if current < 0:
+            self._finish()
+            return False
+        mail_code, mail_text = pop()
+        rcpt_code, rcpt_text = pop()
+        data_code, data_text = pop()
+        if mail_code != 250:
+            error = _error_for(mail_code, mail_text, "MAIL")
+        elif rcpt_code not in (250, 251):
+            error = _error_for(rcpt_code, rcpt_text, "RCPT")
+            self.need_rset = True
+        elif data_code != 354:
+            error = _error_for(data_code, data_text, "DATA")
+            self.need_rset = True
+        else:
+            self.pending = current
+            return True
+        if data_code == 354:
+            # RFC 2920: a server may say 354 although every RCPT failed; the client then
+            # sends just the final dot, and the transaction fails.
+            self.pending_dot = True
+            self.need_rset = True
+        code = error.code or 0
+        results[current] = Result(messages[current].key, False, code, error.message, error)
+        if isinstance(error, TransientError):
+            self.refused_in_a_row += 1
+        if isinstance(error, RelayBroken) or self.refused_in_a_row >= GIVE_UP_AFTER:
+            # The rest is left (SmtpConnection._give_up), after this round's dot and RSET.
+            self._finish(_GiveUp(error, self.pending_dot, self.need_rset))
+            return False
+        return True
+
+
+class _GiveUp(Exception):
+    """Internal: the rounds stopped for SmtpConnection._give_up (its dot and RSET still due)."""
+
+    def __init__(self, error: SmtpError, pending_dot: bool, need_rset: bool):
+        super().__init__(str(error))
+        self.error = error
+        self.pending_dot = pending_dot
+        self.need_rset = need_rset

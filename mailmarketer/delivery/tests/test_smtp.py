@@ -534,3 +534,66 @@ def test_it_tells_a_connection_that_died_idle_from_one_lost_mid_batch(server):
 
     run(after_hang_up())
     assert server.recipients == ["r0@example.org"]
+
+
+def test_it_loses_the_connection_when_a_reply_does_not_come_within_the_timeout(server):
+    # The server sits on r1's RCPT for 1.5 s (blocking its own thread, not ours); timeout 0.5 s.
+    server.script(lambda rcpt: time.sleep(1.5) if rcpt == "r1@example.org" else None)
+
+    started = time.monotonic()
+    results, connected = run(send(config_for(server, timeout=0.5), [message(i) for i in range(4)]))
+
+    assert time.monotonic() - started < 1.4  # given up at the timeout, not after the reply
+    assert results[0].ok
+    for result in results[1:]:
+        assert isinstance(result.error, TransientError) and result.code == 0
+        assert result.reply == "no reply from 127.0.0.1 within 0.5 s"
+    assert not connected
+
+
+def test_its_timeout_counts_from_each_wait_not_from_the_batch(server):
+    # Every RCPT takes 0.3 s: each round trip is within the 0.5 s timeout, the batch is not.
+    server.script(lambda rcpt: time.sleep(0.3))
+
+    results, connected = run(send(config_for(server, timeout=0.5), [message(i) for i in range(5)]))
+
+    assert all(r.ok for r in results)
+    assert connected
+
+
+def _replies_of(*chunks: bytes):
+    """A reply reader (the client's protocol) fed `chunks` as reads; its replies and failure."""
+    from mailmarketer.delivery.smtp import _Replies
+
+    async def feed():
+        replies = _Replies(SmtpConfig("relay.example", 25, "none"))
+        for chunk in chunks:
+            buffer = replies.get_buffer(-1)
+            buffer[: len(chunk)] = chunk
+            replies.buffer_updated(len(chunk))
+        return list(replies.replies), replies.failure
+
+    return asyncio.run(feed())
+
+
+def test_it_reads_replies_split_anywhere_across_reads_and_multi_line_replies():
+    replies, failure = _replies_of(
+        b"25", b"0 2.0.0 Ok\r\n250-first\r", b"\n250-sec", b"ond\r\n250 "
+    )
+    assert replies == [(250, "2.0.0 Ok")] and failure is None
+    replies, failure = _replies_of(b"250 a\r\n354 b\r\n250-x\r\n250 y\r\n", b"550 5.1.1 no\r\n")
+    assert replies == [(250, "a"), (354, "b"), (250, "x\ny"), (550, "5.1.1 no")]
+    assert failure is None
+
+
+def test_it_keeps_the_replies_before_a_421_or_garbage_and_nothing_after():
+    replies, failure = _replies_of(b"250 ok\r\n421 4.4.2 closing\r\n250 late\r\n")
+    assert replies == [(250, "ok")]
+    assert isinstance(failure, TransientError) and failure.code == 421
+    replies, failure = _replies_of(b"250 ok\r\nHTTP/1.1 400 Bad Request\r\n250 late\r\n")
+    assert replies == [(250, "ok")]
+    assert "not an SMTP reply" in str(failure)
+    # A line without its end past 64 KiB (read 16 KiB at a time) is not a reply either.
+    replies, failure = _replies_of(b"250 ok\r\n", b"250-", *[b"y" * 16000] * 5)
+    assert replies == [(250, "ok")]
+    assert "not an SMTP reply" in str(failure)
