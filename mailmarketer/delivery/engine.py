@@ -547,32 +547,58 @@ def pause_campaign(campaign: Campaign, reason: str) -> None:
 
 class Heartbeat:
     """Renews the leases of a batch's rows every third of DELIVERY_LEASE_S while the worker
-    works on it, from a thread of its own (with its own database connection), so that a relay
-    that keeps a live worker waiting never makes its rows look abandoned."""
+    works on it, from a thread of its own (with its own database connection, closed after each
+    renewal), so that a relay that keeps a live worker waiting never makes its rows look
+    abandoned.
+
+    One such thread per process, started by the first batch, renews whatever batches are being
+    worked on when it wakes: a batch joins it on entering and leaves on exit. (A thread started
+    and joined for each batch cost ~110-140 us of the worker's CPU a batch, send14c.) It sleeps
+    a third of a lease at a time while any batch is being worked on and waits for one otherwise,
+    so a batch is renewed within a third of a lease of its start, and every third after."""
+
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _batches: dict[int, tuple[str, list[int]]] = {}
+    _thread: threading.Thread | None = None
 
     def __init__(self, owner: str, ids: list[int]):
         self.owner = owner
         self.ids = ids
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(settings.DELIVERY_LEASE_S / 3):
-                try:
-                    ledger.renew(self.ids, self.owner)
-                except DatabaseError:
-                    logger.warning("could not renew the leases of a batch", exc_info=True)
-        finally:
-            connection.close()  # this thread's own connection
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        cls = Heartbeat
+        with cls._wake:
+            cls._batches[id(self)] = (self.owner, self.ids)
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._run, name="lease-heartbeat", daemon=True)
+                cls._thread.start()
+            cls._wake.notify()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        with Heartbeat._wake:
+            Heartbeat._batches.pop(id(self), None)
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            with cls._wake:
+                while not cls._batches:
+                    cls._wake.wait()
+            time.sleep(settings.DELIVERY_LEASE_S / 3)
+            with cls._wake:
+                batches = list(cls._batches.values())
+            if not batches:
+                continue
+            try:
+                for owner, ids in batches:
+                    try:
+                        ledger.renew(ids, owner)
+                    except DatabaseError:
+                        logger.warning("could not renew the leases of a batch", exc_info=True)
+            finally:
+                connection.close()  # this thread's own connection
 
 
 # A temporary failure at these steps is about the relay or our session, not one recipient.

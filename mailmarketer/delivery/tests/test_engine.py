@@ -560,6 +560,30 @@ def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, ne
             time.sleep(0.05)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_heartbeat_thread_renews_each_batch_in_turn(personas, staff, news, settings):
+    import time
+
+    from mailmarketer.delivery import ledger
+
+    settings.DELIVERY_LEASE_S = 1
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    threads = []
+    for batch in range(2):
+        rows = ledger.claim(campaign.pk, "w1", limit=2)
+        first = Delivery.objects.get(pk=rows[0].id).lease_expires_at
+        with engine.Heartbeat("w1", [r.id for r in rows]):
+            threads.append(engine.Heartbeat._thread)
+            deadline = time.monotonic() + 10
+            while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
+                assert time.monotonic() < deadline, f"batch {batch}'s lease was never renewed"
+                time.sleep(0.05)
+        assert engine.Heartbeat._batches == {}
+    assert threads[0] is threads[1], "each batch started a thread of its own"
+
+
 def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):
     from mailmarketer.delivery.campaign_actions import do_retry_failed
 
