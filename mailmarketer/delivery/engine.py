@@ -148,6 +148,10 @@ class EngineState:
     # (reclaim_one).
     reclaim_looked_at: object = None
     last_full_reclaim: float = 0.0
+    # The running campaigns in sending order as send_one last read them, and what they looked
+    # like then (_running_campaigns).
+    running: list[Campaign] = field(default_factory=list)
+    running_seen: list | None = None
 
 
 _state: EngineState | None = None
@@ -796,20 +800,41 @@ def _send_recording(sender, outgoing: list[Outgoing], message_ids: dict[int, str
     return results, recorded
 
 
+# What the running campaigns look like, in sending order: one short statement of fixed text.
+# send_one reads the campaigns themselves (with their workspaces, through the ORM: ~1 ms of the
+# worker's CPU and ~0.3 ms of PostgreSQL's a batch, send14c) only when this changed; a change
+# of a campaign that matters to sending (its content, settings, status) moves its updated_at or
+# takes it out of the list.
+RUNNING_SQL = (
+    "SELECT id, updated_at, kind, started_at FROM campaigns_campaign WHERE status = %s"
+    " ORDER BY CASE WHEN kind = %s THEN 0 ELSE 1 END, started_at, id"
+)
+
+
+def _running_campaigns(st: EngineState) -> list[Campaign]:
+    """The running campaigns, transactional messages first (someone is waiting for that receipt
+    or reset), then campaigns oldest first; the ones read before while none of them changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(RUNNING_SQL, [Campaign.Status.RUNNING, Campaign.Kind.TRANSACTIONAL])
+        seen = cursor.fetchall()
+    if seen != st.running_seen:
+        st.running = list(
+            Campaign.objects.filter(status=Campaign.Status.RUNNING)
+            .select_related("workspace")
+            .annotate(marketing=Case(When(kind=Campaign.Kind.TRANSACTIONAL, then=0), default=1))
+            .order_by("marketing", "started_at", "pk")
+        )
+        # What was seen before reading them: a change in between is seen by the next batch.
+        st.running_seen = seen
+    return st.running
+
+
 def send_one() -> bool:
     """Worker duty: claim and send one batch of the oldest running campaign with due rows.
     A campaign whose relay's breaker is open waits; a half-open one sends one message, the
     probe."""
     st = state()
-    # Transactional messages first (someone is waiting for that receipt or reset), then
-    # campaigns oldest first.
-    campaigns = (
-        Campaign.objects.filter(status=Campaign.Status.RUNNING)
-        .select_related("workspace")
-        .annotate(marketing=Case(When(kind=Campaign.Kind.TRANSACTIONAL, then=0), default=1))
-        .order_by("marketing", "started_at", "pk")
-    )
-    for campaign in campaigns:
+    for campaign in _running_campaigns(st):
         sender = st.senders.for_workspace(campaign.workspace_id)
         breaker = sender.breaker.state
         if breaker is BreakerState.OPEN:
