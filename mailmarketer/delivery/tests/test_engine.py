@@ -352,6 +352,27 @@ def test_it_sends_transactional_messages_before_a_waiting_campaign(
     assert statuses(campaign).count("sent") == 0
 
 
+def test_it_reads_the_running_campaigns_again_only_when_they_changed(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 1
+    people = add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    (read,) = engine.state().running
+    engine.send_one()
+    assert engine.state().running == [read] and engine.state().running[0] is read
+    # Changed (its updated_at moved): read again; a transactional message: read, and first.
+    Campaign.objects.filter(pk=campaign.pk).update(updated_at=now())
+    engine.send_one()
+    assert engine.state().running[0] is not read
+    receipt = transactional_to(people[3])
+    engine.send_one()
+    assert statuses(receipt) == ["sent"]
+    assert statuses(campaign).count("sent") == 3
+
+
 def test_it_gives_a_staff_retry_a_fresh_retry_window(
     personas, staff, news, relay, postal, settings
 ):
