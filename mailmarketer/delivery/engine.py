@@ -65,7 +65,7 @@ from mailmarketer.lib.worker import stop_requested, worker_id
 
 from . import ledger, mime, planner, ratelimit
 from .ledger import Outcome
-from .models import Delivery, DkimKey
+from .models import Delivery, DkimKey, SmtpServer
 from .planner import excluded_subscriptions, mailable_subscriptions
 from .prebuilt import PrebuiltBody
 from .senders import BreakerState, SenderPool
@@ -152,6 +152,8 @@ class EngineState:
     # like then (_running_campaigns).
     running: list[Campaign] = field(default_factory=list)
     running_seen: list | None = None
+    # Per workspace, its enabled relays as last read and the sender chosen then (_sender_for).
+    relays_seen: dict[int, tuple[list, object]] = field(default_factory=dict)
 
 
 _state: EngineState | None = None
@@ -829,13 +831,39 @@ def _running_campaigns(st: EngineState) -> list[Campaign]:
     return st.running
 
 
+_relays_sql: str | None = None
+
+
+def _sender_for(st: EngineState, workspace_id: int):
+    """SenderPool.for_workspace, whose answer is known without asking it while the workspace's
+    enabled relays read the same as last time (every column) and there are none or one: the
+    outbox, or that relay's sender. With two or more it chooses among them each time. (It reads
+    the relays through the ORM: ~0.6 ms of the worker's CPU a batch, send14c.)"""
+    global _relays_sql
+    if _relays_sql is None:
+        columns = ", ".join(f.column for f in SmtpServer._meta.concrete_fields)
+        _relays_sql = (
+            f"SELECT {columns} FROM {SmtpServer._meta.db_table}"  # noqa: S608 (no values)
+            " WHERE workspace_id = %s AND enabled = %s ORDER BY id"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_relays_sql, [workspace_id, True])
+        seen = cursor.fetchall()
+    known = st.relays_seen.get(workspace_id)
+    if known is not None and known[0] == seen and len(seen) <= 1:
+        return known[1]
+    sender = st.senders.for_workspace(workspace_id)
+    st.relays_seen[workspace_id] = (seen, sender)
+    return sender
+
+
 def send_one() -> bool:
     """Worker duty: claim and send one batch of the oldest running campaign with due rows.
     A campaign whose relay's breaker is open waits; a half-open one sends one message, the
     probe."""
     st = state()
     for campaign in _running_campaigns(st):
-        sender = st.senders.for_workspace(campaign.workspace_id)
+        sender = _sender_for(st, campaign.workspace_id)
         breaker = sender.breaker.state
         if breaker is BreakerState.OPEN:
             continue

@@ -373,6 +373,27 @@ def test_it_reads_the_running_campaigns_again_only_when_they_changed(
     assert statuses(campaign).count("sent") == 3
 
 
+def test_it_sends_through_a_relay_changed_or_disabled_between_batches(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 1
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    engine.send_one()
+    assert len(relay.recipients) == 2
+    with ScriptedSmtpServer() as other:
+        SmtpServer.objects.filter(workspace=personas.acme).update(port=other.port)
+        engine.send_one()
+        assert (len(relay.recipients), len(other.recipients)) == (2, 1)
+        SmtpServer.objects.filter(workspace=personas.acme).update(enabled=False)
+        engine.send_one()
+        assert (len(relay.recipients), len(other.recipients)) == (2, 1)
+    assert statuses(campaign) == ["sent"] * 4
+    assert Delivery.objects.filter(campaign=campaign, server__isnull=True).count() == 1
+
+
 def test_it_gives_a_staff_retry_a_fresh_retry_window(
     personas, staff, news, relay, postal, settings
 ):
