@@ -2,10 +2,12 @@
 recording what the relay said. Nothing here talks to a relay.
 
 Claiming (why it is written this way): one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-LOCKED) RETURNING` (CLAIM_SQL); on PostgreSQL, SKIP LOCKED lets any number of workers on any
-number of hosts take disjoint batches without waiting for each other; on SQLite there is no lock
-clause, but every write transaction begins IMMEDIATE (settings.py), holding the database's single
-write lock from BEGIN, so the statement is atomic there too. Either way a row is `sending` for
+LOCKED) RETURNING` (CLAIM_SQL; a batch's first claim chooses its rows, or a suspect row, in
+`WITH ... AS MATERIALIZED (SELECT ... FOR UPDATE SKIP LOCKED)`, FIRST_CLAIM_SQL); on
+PostgreSQL, SKIP LOCKED lets any number of workers on any number of hosts take disjoint batches
+without waiting for each other; on SQLite there is no lock clause, but every write transaction
+begins IMMEDIATE (settings.py), holding the database's single write lock from BEGIN, so the
+statement is atomic there too. Either way a row is `sending` for
 exactly one worker until its lease expires.
 
 Recording: a row becomes `sent` only by its lease owner, right after the relay accepted it. A
