@@ -50,7 +50,7 @@ def setup(n):
     campaign.seed(n, 2525, 5, status="draft")
 
 
-STATS = defaultdict(lambda: [0, 0.0, 0, 0])  # calls, wall, backend ns, statements
+STATS = defaultdict(lambda: [0, 0.0, 0, 0, 0.0])  # calls, wall, backend ns, statements, CPU
 _current = []
 _counts = {"stmts": 0}
 
@@ -62,17 +62,20 @@ def wrap(module, name):
         pid = connection.connection.info.backend_pid if connection.connection else None
         b0 = backend_ns(pid) if pid else 0
         s0 = _counts["stmts"]
+        c0 = time.process_time()
         t0 = time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
             t1 = time.perf_counter()
+            c1 = time.process_time()
             pid = connection.connection.info.backend_pid
             st = STATS[name]
             st[0] += 1
             st[1] += t1 - t0
             st[2] += backend_ns(pid) - b0
             st[3] += _counts["stmts"] - s0
+            st[4] += c1 - c0
 
     setattr(module, name, wrapped)
 
@@ -89,10 +92,10 @@ def report(label, sent, wall, cpu, bns, stmts):
         f" statements {stmts}",
         flush=True,
     )
-    for name, (calls, w, b, s) in sorted(STATS.items(), key=lambda kv: -kv[1][2]):
+    for name, (calls, w, b, s, c) in sorted(STATS.items(), key=lambda kv: -kv[1][2]):
         print(
             f"   {name:18s} calls {calls:5d} wall {w * 1e6 / sent:7.1f} us/msg"
-            f" backend {b / 1e3 / sent:6.1f} us/msg stmts {s}"
+            f" CPU {c * 1e6 / sent:6.1f} backend {b / 1e3 / sent:6.1f} us/msg stmts {s}"
         )
 
 

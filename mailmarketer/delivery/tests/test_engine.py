@@ -352,6 +352,48 @@ def test_it_sends_transactional_messages_before_a_waiting_campaign(
     assert statuses(campaign).count("sent") == 0
 
 
+def test_it_reads_the_running_campaigns_again_only_when_they_changed(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 1
+    people = add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    (read,) = engine.state().running
+    engine.send_one()
+    assert engine.state().running == [read] and engine.state().running[0] is read
+    # Changed (its updated_at moved): read again; a transactional message: read, and first.
+    Campaign.objects.filter(pk=campaign.pk).update(updated_at=now())
+    engine.send_one()
+    assert engine.state().running[0] is not read
+    receipt = transactional_to(people[3])
+    engine.send_one()
+    assert statuses(receipt) == ["sent"]
+    assert statuses(campaign).count("sent") == 3
+
+
+def test_it_sends_through_a_relay_changed_or_disabled_between_batches(
+    personas, staff, news, relay, postal, settings
+):
+    settings.DELIVERY_BATCH = 1
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    engine.send_one()
+    engine.send_one()
+    assert len(relay.recipients) == 2
+    with ScriptedSmtpServer() as other:
+        SmtpServer.objects.filter(workspace=personas.acme).update(port=other.port)
+        engine.send_one()
+        assert (len(relay.recipients), len(other.recipients)) == (2, 1)
+        SmtpServer.objects.filter(workspace=personas.acme).update(enabled=False)
+        engine.send_one()
+        assert (len(relay.recipients), len(other.recipients)) == (2, 1)
+    assert statuses(campaign) == ["sent"] * 4
+    assert Delivery.objects.filter(campaign=campaign, server__isnull=True).count() == 1
+
+
 def test_it_gives_a_staff_retry_a_fresh_retry_window(
     personas, staff, news, relay, postal, settings
 ):
@@ -558,6 +600,30 @@ def test_it_renews_the_leases_of_a_batch_while_working_on_it(personas, staff, ne
         while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
             assert time.monotonic() < deadline, "the lease was never renewed"
             time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_heartbeat_thread_renews_each_batch_in_turn(personas, staff, news, settings):
+    import time
+
+    from mailmarketer.delivery import ledger
+
+    settings.DELIVERY_LEASE_S = 1
+    add_people(personas.acme, [news], 4, staff)
+    campaign = launch(personas.acme, [news])
+    planner.plan_chunk(campaign)
+    threads = []
+    for batch in range(2):
+        rows = ledger.claim(campaign.pk, "w1", limit=2)
+        first = Delivery.objects.get(pk=rows[0].id).lease_expires_at
+        with engine.Heartbeat("w1", [r.id for r in rows]):
+            threads.append(engine.Heartbeat._thread)
+            deadline = time.monotonic() + 10
+            while Delivery.objects.get(pk=rows[0].id).lease_expires_at == first:
+                assert time.monotonic() < deadline, f"batch {batch}'s lease was never renewed"
+                time.sleep(0.05)
+        assert engine.Heartbeat._batches == {}
+    assert threads[0] is threads[1], "each batch started a thread of its own"
 
 
 def test_it_lets_staff_retry_a_dead_row(personas, staff, news, relay, postal):

@@ -128,6 +128,47 @@ def test_it_records_each_outcome_with_its_own_fields(campaign):
     assert b.id not in {r.id for r in ledger.claim(campaign.pk, "w2", limit=10)}
 
 
+def test_it_records_replies_and_times_exactly_whatever_they_hold(campaign):
+    # The record's columns go to PostgreSQL as the text of arrays (ledger.pg_array): the array
+    # syntax's own characters in a relay's reply must come back as they were.
+    a, b, c = ledger.claim(campaign.pk, "w1", limit=3)
+    odd = "a \"quoted\" \\ reply, {braced}, NULL, 'single' \u00e9"
+    later = now() + timedelta(minutes=5, microseconds=7)
+    ledger.record(
+        [
+            Outcome(a.id, Status.SENT, odd, '<"odd"\\id@x>', None),
+            Outcome(b.id, Status.QUEUED, "NULL", retry_at=later),
+            Outcome(c.id, Status.FAILED, ""),
+        ]
+    )
+    rows = {r.pk: r for r in Delivery.objects.filter(pk__in=[a.id, b.id, c.id])}
+    assert (rows[a.id].smtp_reply, rows[a.id].message_id) == (odd, '<"odd"\\id@x>')
+    assert (rows[b.id].smtp_reply, rows[b.id].next_attempt_at) == ("NULL", later)
+    assert (rows[c.id].status, rows[c.id].smtp_reply) == ("failed", "")
+
+
+def test_it_hands_out_the_claimed_rows_times_as_stored(campaign):
+    # Loaded by datetime.fromisoformat on PostgreSQL (ledger.iso_timestamps), aware either way.
+    claimed = ledger.claim(campaign.pk, "w1", limit=3)
+    stored = {r.pk: r for r in Delivery.objects.filter(pk__in=[c.id for c in claimed])}
+    for row in claimed:
+        assert row.created_at == stored[row.id].created_at
+        assert row.created_at.utcoffset() == timedelta(0)
+        assert row.position[1] == row.id
+
+
+@pytest.mark.django_db
+def test_it_writes_postgresql_arrays_that_read_back_as_given():
+    values = ["a", 'b"c', "d\\e", "NULL", "", " x ", "{y,z}", "it's", None]
+    assert ledger.pg_array([1, -2]) == "{1,-2}"
+    with pytest.raises(TypeError):
+        ledger.pg_array([b"bytes"])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::text[], %s::bigint[]", [ledger.pg_array(values), "{}"])
+            assert cursor.fetchone() == (values, [])
+
+
 def test_it_backs_off_longer_with_each_attempt():
     delays = [ledger.backoff(n) for n in range(1, 8)]
     assert delays == sorted(delays) and delays[0] == timedelta(minutes=1)
