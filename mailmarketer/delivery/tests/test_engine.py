@@ -6,6 +6,8 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils.timezone import now
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -762,6 +764,37 @@ def test_it_records_each_accepted_part_of_a_batch_before_sending_the_next(
     assert sent_before_each_part == [0, 3, 6]
     assert statuses(campaign) == ["sent"] * 8
     assert len(relay.messages) == 8
+
+
+def test_only_the_batch_s_last_record_waits_for_the_disk(
+    personas, staff, news, relay, postal, monkeypatch
+):
+    # The parts' records and the claim commit without waiting for the WAL flush on PostgreSQL;
+    # the batch's last record waits, which makes them durable too (ledger.RELAXED_COMMIT).
+    monkeypatch.setattr(engine, "SEND_PART", 3)
+    add_people(personas.acme, [news], 8, staff)
+    campaign = launch(personas.acme, [news])
+    while planner.plan_one():
+        pass
+    with CaptureQueriesContext(connection) as queries:
+        assert engine.send_one() is True
+    assert statuses(campaign) == ["sent"] * 8
+    writes = [
+        ("relaxed" if q["sql"].startswith(ledger.RELAXED_COMMIT) else "waits", q["sql"])
+        for q in queries
+        if "UPDATE delivery_delivery SET status" in q["sql"]
+    ]
+    kinds = [(how, "claim" if "SET status = 'sending'" in sql else "record") for how, sql in writes]
+    if connection.vendor == "postgresql":
+        assert kinds == [
+            ("relaxed", "claim"),
+            ("relaxed", "record"),
+            ("relaxed", "record"),
+            ("waits", "record"),
+        ]
+    else:
+        # SQLite's commits are not PostgreSQL's: nothing changes there.
+        assert [how for how, _ in kinds] == ["waits"] * 4
 
 
 def test_after_a_part_with_a_failure_the_rest_of_the_batch_goes_at_once(

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils.timezone import now
 
 from mailmarketer.delivery import ledger, planner
@@ -233,3 +234,29 @@ def test_it_looks_only_at_leases_that_expired_since_when_asked(campaign):
     )
     assert ledger.reclaim_expired(since=now() - timedelta(minutes=5)) == 0
     assert ledger.reclaim_expired(since=now() - timedelta(minutes=15)) == 3
+
+
+def test_a_relaxed_claim_and_record_do_their_work_and_say_how_they_commit(campaign):
+    # On PostgreSQL a claim and a part's record carry `SET LOCAL synchronous_commit TO off` in
+    # their round trip (ledger.RELAXED_COMMIT); their rows come back and are written all the
+    # same. A record of several kinds (one transaction) and the default record wait as before.
+    with CaptureQueriesContext(connection) as queries:
+        claimed = ledger.claim(campaign.pk, "w1", limit=4)
+        ledger.record([Outcome(claimed[0].id, Status.SENT, "250 a", "<a@x>")], durable=False)
+        ledger.record([Outcome(claimed[1].id, Status.SENT, "250 b", "<b@x>")])
+        ledger.record(
+            [
+                Outcome(claimed[2].id, Status.SENT, "250 c", "<c@x>"),
+                Outcome(claimed[3].id, Status.FAILED, "550 no"),
+            ],
+            durable=False,
+        )
+    assert len(claimed) == 4
+    statuses = dict(Delivery.objects.filter(campaign=campaign).values_list("id", "status"))
+    assert [statuses[r.id] for r in claimed] == ["sent", "sent", "sent", "failed"]
+    writes = [q["sql"] for q in queries if "UPDATE delivery_delivery SET status" in q["sql"]]
+    relaxed = [sql.startswith(ledger.RELAXED_COMMIT) for sql in writes]
+    if connection.vendor == "postgresql":
+        assert relaxed == [True, True, False, False, False]
+    else:
+        assert not any(relaxed)
