@@ -11,7 +11,6 @@ resolved once per process, so a call costs one token signature and string format
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 from functools import cache
@@ -113,9 +112,16 @@ def _mac_key(salt: str, secret: str) -> bytes:
 
 
 def _tracking_signature(salt: str, payload: str, secret: str | None = None) -> str:
-    key = _mac_key(salt, secret or settings.SECRET_KEY)
+    return _tracking_mac(_mac_key(salt, secret or settings.SECRET_KEY), payload)
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _tracking_mac(key: bytes, payload: str) -> str:
+    # base64.urlsafe_b64encode(digest).decode() without its Python layers (12 bytes: no "=").
     digest = hashlib.blake2b(payload.encode(), key=key, digest_size=_SIGNATURE_BYTES).digest()
-    return base64.urlsafe_b64encode(digest).decode()
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode("ascii")
 
 
 def _read_ids(salt: str, token: str, count: int) -> tuple[int, ...] | None:
@@ -148,22 +154,11 @@ def tracking_tokens(delivery_id: int, link_ids: list[int], pixel: bool) -> list[
         key = _mac_key(CLICK_SALT, secret)
         for link in link_ids:
             payload = f"{delivery}.{int(link)}"
-            digest = hashlib.blake2b(payload.encode(), key=key, digest_size=_SIGNATURE_BYTES)
-            tokens.append(f"{payload}.{_urlsafe(digest.digest())}")
+            tokens.append(f"{payload}.{_tracking_mac(key, payload)}")
     if pixel:
         payload = str(delivery)
-        key = _mac_key(OPEN_SALT, secret)
-        digest = hashlib.blake2b(payload.encode(), key=key, digest_size=_SIGNATURE_BYTES)
-        tokens.append(f"{payload}.{_urlsafe(digest.digest())}")
+        tokens.append(f"{payload}.{_tracking_mac(_mac_key(OPEN_SALT, secret), payload)}")
     return tokens
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _urlsafe(digest: bytes) -> str:
-    # base64.urlsafe_b64encode(digest).decode(), without its Python layers.
-    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode("ascii")
 
 
 def read_click_token(token: str) -> tuple[int, int] | None:

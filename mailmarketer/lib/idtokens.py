@@ -52,9 +52,12 @@ def salted_hmac_sha256(salt: str, payload: str, secret: str | None = None) -> by
 
 def _signature(salt: str, payload: str, secret: str | None = None) -> str:
     """salted_hmac(salt, payload, secret, "sha256"), truncated to 128 bits, base64url."""
-    digest = salted_hmac_sha256(salt, payload, secret)[:16]
-    encoded = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
-    return encoded.decode("ascii").rstrip("=")
+    return _encoded(salted_hmac_sha256(salt, payload, secret))
+
+
+def _encoded(digest: bytes) -> str:
+    # The first 16 bytes are 22 base64url characters and "==", which a token leaves out.
+    return binascii.b2a_base64(digest[:16], newline=False)[:22].translate(_URLSAFE).decode("ascii")
 
 
 def make_token(salt: str, *ids: int) -> str:
@@ -68,17 +71,10 @@ def make_tokens(secret: str, *requests: tuple[str, str]) -> list[str]:
     as `str(int(id))` joined by dots. The send path makes three a message: one call here in
     place of three chains of make_token, _signature and salted_hmac_sha256 (~2.9 us each,
     mostly Python calls around ~0.6 us of hashing)."""
-    tokens = []
-    for salt, payload in requests:
-        inner, outer = _hmac_states(salt, secret)
-        inner = inner.copy()
-        inner.update(payload.encode())
-        outer = outer.copy()
-        outer.update(inner.digest())
-        # 16 bytes are 22 base64 characters and "==" (what _signature strips).
-        encoded = binascii.b2a_base64(outer.digest()[:16], newline=False)[:22]
-        tokens.append(f"{payload}.{encoded.translate(_URLSAFE).decode('ascii')}")
-    return tokens
+    return [
+        f"{payload}.{_encoded(salted_hmac_sha256(salt, payload, secret))}"
+        for salt, payload in requests
+    ]
 
 
 def read_token(salt: str, token: str, count: int) -> tuple[int, ...] | None:
