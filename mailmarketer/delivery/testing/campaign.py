@@ -4,6 +4,7 @@ worker processes (kill -9, SIGTERM, several workers) against it.
     python -m mailmarketer.delivery.testing.campaign seed --subscribers N --smtp-port P
     python -m mailmarketer.delivery.testing.campaign report      # one JSON line
     python -m mailmarketer.delivery.testing.campaign set-status paused|running
+    python -m mailmarketer.delivery.testing.campaign message-size  # one JSON line
 
 The database is whatever MM_DATABASE_URL names (migrated beforehand). Seeding writes rows in bulk,
 not through the actions (a million subscribers through do_create_subscriber would take an hour),
@@ -155,6 +156,27 @@ def report() -> dict:
     }
 
 
+def message_size(sample: int = 20) -> dict:
+    """The size in bytes of the latest campaign's messages as the engine builds them (its
+    `_build`, headers and both parts, DKIM-signed when the campaign is), for its first `sample`
+    subscribers: what the send benchmark's limit must send to compare like with like."""
+    from mailmarketer.audience.models import Subscriber
+    from mailmarketer.campaigns.models import Campaign
+    from mailmarketer.delivery import engine, ledger
+
+    campaign = Campaign.objects.select_related("workspace").order_by("-pk").first()
+    prepared = engine.prepare(campaign)
+    sizes = []
+    for subscriber in Subscriber.objects.filter(workspace_id=campaign.workspace_id)[:sample]:
+        person = {name: getattr(subscriber, name) for name in engine.PEOPLE_FIELDS}
+        row = ledger.Claimed(len(sizes) + 1, subscriber.pk, 1, subscriber.created_at)
+        message, _ = engine._build(prepared, row, person)
+        sizes.append(len(message.data))
+    if not sizes:
+        raise SystemExit("the campaign's workspace has no subscribers to build a message for")
+    return {"mean": round(sum(sizes) / len(sizes)), "min": min(sizes), "max": max(sizes)}
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailmarketer.settings")
     import django
@@ -169,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--status", choices=["running", "draft"], default="running")
     s.add_argument("--dkim", action="store_true", help="sign with an RSA-2048 key")
     sub.add_parser("report")
+    sub.add_parser("message-size")
     st = sub.add_parser("set-status")
     st.add_argument("status", choices=["paused", "running", "cancelled"])
     args = parser.parse_args(argv)
@@ -176,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(seed(args.subscribers, args.smtp_port, args.body_kb, args.status, dkim=args.dkim))
     elif args.command == "report":
         print(json.dumps(report()))
+    elif args.command == "message-size":
+        print(json.dumps(message_size()))
     else:
         from django.utils.timezone import now
 
