@@ -54,7 +54,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.timezone import now
 
 from mailmarketer.accounts.actors import Actor
-from mailmarketer.audience.emails import mask_addresses_in, suppression_hash
+from mailmarketer.audience.emails import mask_addresses_in, suppression_hash, suppression_hashes
 from mailmarketer.audience.links import message_urls
 from mailmarketer.audience.models import Subscriber, Suppression
 from mailmarketer.audience.queries import reconsent_hashes
@@ -291,6 +291,7 @@ TRANSACTIONAL_BLOCKING = (
 # message of a worker's CPU, send13c), with the batch's ids as one parameter (ledger.in_values).
 _BATCH = object()  # where the batch's ids go among the compiled statement's parameters
 _people_sql: dict[tuple, tuple[str, list]] = {}
+# _mailable unpacks each row in this order.
 PEOPLE_FIELDS = ("id", "uuid", "email", "name", "first_name", "last_name", "attributes", "status")
 
 
@@ -358,24 +359,24 @@ def _people_statement(prepared: PreparedCampaign) -> tuple[str, list]:
     return statement
 
 
-def _people(prepared: PreparedCampaign, subscriber_ids: list[int]) -> dict[int, dict]:
+def _people(prepared: PreparedCampaign, subscriber_ids: list[int]) -> list[tuple]:
+    """The batch's people as the statement's rows: PEOPLE_FIELDS, then mm_subscribed (and
+    mm_excluded when the campaign excludes lists) for a marketing campaign."""
     sql, params = _people_statement(prepared)
     (ids,) = ledger.in_values(connection, "", subscriber_ids)[1]
     with connection.cursor() as cursor:
         cursor.execute(sql, [ids if p is _BATCH else p for p in params])
-        rows = cursor.fetchall()
-    flags = ("mm_subscribed", "mm_excluded")
-    people = {}
-    for row in rows:
-        person = dict(zip(PEOPLE_FIELDS, row, strict=False))
-        person.update(zip(flags, row[len(PEOPLE_FIELDS) :], strict=False))
-        # What the ORM's fields would have converted (a raw cursor hands back the stored form).
-        if not isinstance(person["uuid"], uuid.UUID):
-            person["uuid"] = uuid.UUID(person["uuid"])
-        if isinstance(person["attributes"], str):
-            person["attributes"] = json.loads(person["attributes"])
-        people[person["id"]] = person
-    return people
+        return cursor.fetchall()
+
+
+def _attributes(texts: list) -> list:
+    """Each person's attributes as the ORM's JSONField would convert them (a raw cursor hands
+    back the stored JSON text), decoded in one call for the whole batch: one json.loads per
+    person cost ~1.2 us a message, one for the batch's 200 ~0.3 (send15c)."""
+    if all(type(text) is str for text in texts):
+        # Each text is one JSON value as the database stored it: joined, an array of them.
+        return json.loads("[" + ",".join(texts) + "]")
+    return [json.loads(text) if isinstance(text, str) else text for text in texts]
 
 
 def _suppressed(workspace_id: int, hashes: list[str]) -> set[str]:
@@ -396,15 +397,43 @@ def _mailable(
     each of the others may not (a Delivery.SkipReason)."""
     SkipReason = Delivery.SkipReason
     campaign = prepared.campaign
+    marketing = campaign.kind != Campaign.Kind.TRANSACTIONAL
+    enabled = Subscriber.Status.ENABLED
     # Whether each person is still subscribed and not excluded comes in the same statement as
     # the people (two EXISTS per row) rather than two more queries per batch.
-    people = _people(prepared, subscriber_ids)
-    reasons = {sid: SkipReason.ERASED for sid in subscriber_ids if sid not in people}
-    for sid, row in people.items():
-        if row["status"] != Subscriber.Status.ENABLED:
+    rows = _people(prepared, subscriber_ids)
+    attributes = _attributes([row[6] for row in rows])
+    people: dict[int, dict] = {}
+    reasons: dict[int, str] = {}
+    # The rows read as tuples and each person's dict made at once (a dict zipped from the
+    # fields, its flags added and its values converted one by one cost ~2.6 us a message,
+    # send15c); the flags stay out of it.
+    for row, attrs in zip(rows, attributes, strict=True):
+        sid, uid, email, name, first_name, last_name, _, status = row[:8]
+        people[sid] = {
+            "id": sid,
+            # What the ORM's field would convert: SQLite stores a uuid as 32 hex digits.
+            "uuid": uid if type(uid) is uuid.UUID else uuid.UUID(uid),
+            "email": email,
+            "name": name,
+            "first_name": first_name,
+            "last_name": last_name,
+            "attributes": attrs,
+            "status": status,
+        }
+        if status != enabled:
             reasons[sid] = SkipReason.BLOCKLISTED
-    hashes = {sid: suppression_hash(row["email"]) for sid, row in people.items()}
-    if campaign.kind == Campaign.Kind.TRANSACTIONAL:
+        elif marketing and len(row) > 9 and row[9]:  # mm_excluded
+            reasons[sid] = SkipReason.EXCLUDED
+        elif marketing and not row[8]:  # mm_subscribed
+            reasons[sid] = SkipReason.UNSUBSCRIBED
+    for sid in subscriber_ids:
+        if sid not in people:
+            reasons[sid] = SkipReason.ERASED
+    hashes = dict(
+        zip(people, suppression_hashes([p["email"] for p in people.values()]), strict=True)
+    )
+    if not marketing:
         suppressions = Suppression.objects.filter(
             workspace_id=campaign.workspace_id,
             email_hash__in=list(hashes.values()),
@@ -419,17 +448,12 @@ def _mailable(
             )
         suppressed = set(suppressions.values_list("email_hash", flat=True))
     else:
-        for sid, row in people.items():
-            if row.get("mm_excluded"):
-                reasons.setdefault(sid, SkipReason.EXCLUDED)
-            elif not row["mm_subscribed"]:
-                reasons.setdefault(sid, SkipReason.UNSUBSCRIBED)
         suppressed = _suppressed(campaign.workspace_id, list(hashes.values()))
     for sid, digest in hashes.items():
         # Suppression is the stronger statement: it holds whatever the lists say.
         if digest in suppressed and reasons.get(sid) != SkipReason.BLOCKLISTED:
             reasons[sid] = SkipReason.SUPPRESSED
-    mailable = {sid: row for sid, row in people.items() if sid not in reasons}
+    mailable = {sid: person for sid, person in people.items() if sid not in reasons}
     return mailable, reasons
 
 

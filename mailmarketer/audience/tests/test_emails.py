@@ -10,6 +10,7 @@ from mailmarketer.audience.emails import (
     mask_email,
     normalise_email,
     suppression_hash,
+    suppression_hashes,
 )
 
 atext = st.text(
@@ -67,6 +68,12 @@ def test_it_compares_domains_case_insensitively_and_local_parts_as_given(address
 
 def test_it_suppresses_every_case_variant_of_an_address():
     assert suppression_hash("John@example.com") == suppression_hash("john@example.com")
+
+
+@given(st.lists(st.text(min_size=1, max_size=40)))
+@example(["ANNA@Beispiel.DE", "jörg@bücher.example", "İstanbul@example.com", "ß@EXAMPLE.com"])
+def test_it_hashes_a_batch_as_it_hashes_each_address(addresses):
+    assert suppression_hashes(addresses) == [suppression_hash(a) for a in addresses]
 
 
 @pytest.mark.parametrize(

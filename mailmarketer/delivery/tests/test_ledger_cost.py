@@ -130,6 +130,33 @@ def test_it_reads_the_people_as_the_orm_would(campaign):
     assert (row["email"], row["status"]) == (person.email, "enabled")
 
 
+def test_it_reads_each_persons_attributes_whatever_they_hold(campaign):
+    # The batch's attributes are decoded in one call (engine._attributes): each person must get
+    # their own, however their JSON is written (commas, brackets, quotes, escapes, non-ASCII).
+    subscribers = list(Subscriber.objects.filter(deliveries__campaign=campaign).order_by("pk"))
+    odd = [
+        {},
+        {"a": "x,y]}", "b": [1, {"c": None}], "q": '"\\'},
+        {"city": "Zürich", "emoji": "\u2603", "n": -1.5e3, "t": True},
+        {"nested": {"deep": [[], {}], "s": "},{"}},
+    ]
+    for person, attributes in zip(subscribers, odd, strict=False):
+        Subscriber.objects.filter(pk=person.pk).update(attributes=attributes)
+    people, _ = engine._mailable(engine.prepare(campaign), [s.pk for s in subscribers])
+    for person in Subscriber.objects.filter(pk__in=[s.pk for s in subscribers]):
+        row = people[person.pk]
+        assert row["attributes"] == person.attributes
+        assert (row["uuid"], row["email"], row["name"]) == (person.uuid, person.email, person.name)
+        assert (row["first_name"], row["last_name"]) == (person.first_name, person.last_name)
+    assert [people[s.pk]["attributes"] for s in subscribers[:4]] == odd
+
+
+def test_it_decodes_attributes_the_driver_already_decoded_or_left_empty():
+    assert engine._attributes(['{"a": 1}', "[]", "{}"]) == [{"a": 1}, [], {}]
+    assert engine._attributes(['{"a": 1}', {"b": 2}, None]) == [{"a": 1}, {"b": 2}, None]
+    assert engine._attributes([]) == []
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner and JIT")
 def test_it_checks_recipients_with_a_statement_costed_as_one_pass_over_the_batch(campaign):
     # PostgreSQL JIT-compiles a statement whose estimated cost passes jit_above_cost (100,000):
