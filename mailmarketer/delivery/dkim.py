@@ -200,6 +200,8 @@ class DkimSigner:
         # (its lower-case name, its relaxed form with CRLF); see sign().
         self._canonical: dict[bytes, tuple[bytes, bytes]] = {}
         self._templates: dict[tuple[str, ...], tuple] = {}
+        # Per sequence of header field names, what unsigned_header() signs and how (_plan).
+        self._plans: dict[tuple[bytes, ...], tuple] = {}
 
     def _template(self, names: tuple[str, ...]) -> tuple:
         """The DKIM-Signature header as three pieces around its t= and bh= values, and the
@@ -253,46 +255,64 @@ class DkimSigner:
         """header() without its RSA signature: (the DKIM-Signature header up to its empty b=,
         the bytes the signature is made of). Unsigned and sign_all() make a batch's
         signatures in a row after its messages are built (engine._build)."""
-        by_name: dict[bytes, list[bytes]] = {}
         known = self._canonical
         if len(known) > 2048:
             known.clear()  # a new campaign's headers, or a long run of distinct Dates
-        for field in _FIELD_SPLIT.split(fields):
-            hit = known.get(field)
-            name = hit[0] if hit is not None else field.partition(b":")[0].strip(b" \t").lower()
-            found = by_name.get(name)
-            if found is None:
-                by_name[name] = [field]
-            else:
-                found.append(field)
-
-        names = []
+        split = _FIELD_SPLIT.split(fields)
+        hits = [known.get(field) for field in split]
+        names = tuple(
+            [
+                hit[0] if hit is not None else field.partition(b":")[0].strip(b" \t").lower()
+                for field, hit in zip(split, hits, strict=True)
+            ]
+        )
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plan(names)
+        order, template = plan
         canonical = []
-        for name, raw in _SIGNED:
-            fields = by_name.get(raw)
-            if fields:
-                # Several instances are signed from the last one up (RFC 6376 5.4.2).
-                for field in reversed(fields) if len(fields) > 1 else fields:
-                    hit = known.get(field)
-                    if hit is None:
-                        form = _relaxed_header(field) + b"\r\n"
-                        if raw in _SHARED_FIELDS:
-                            known[field] = (raw, form)
-                    else:
-                        form = hit[1]
-                    canonical.append(form)
-                    names.append(name)
-            if raw in _OVERSIGNED_RAW:
-                names.append(name)  # one more than there are: none may be added
+        for i in order:
+            hit = hits[i]
+            if hit is None:
+                form = _relaxed_header(split[i]) + b"\r\n"
+                name = names[i]
+                if name in _SHARED_FIELDS:
+                    known[split[i]] = (name, form)
+                canonical.append(form)
+            else:
+                canonical.append(hit[1])
 
         body_hash = base64.b64encode(body_digest)
         stamp = b"%d" % (int(time.time()) if timestamp is None else int(timestamp))
         # The header around its two values that change (t= and bh=), as written and in its
         # relaxed form, made once per set of signed names.
-        (head, middle, tail), (r_head, r_middle, r_tail) = self._template(tuple(names))
+        (head, middle, tail), (r_head, r_middle, r_tail) = template
         header = b"".join((head, stamp, middle, body_hash, tail))
         canonical.append(b"".join((r_head, stamp, r_middle, body_hash, r_tail)))
         return header, b"".join(canonical)
+
+    def _plan(self, names: tuple[bytes, ...]) -> tuple[tuple[int, ...], tuple]:
+        """For header fields with these names in this order: the places of the signed ones in
+        the order they are signed, and the DKIM-Signature header's template (_template). One
+        set of names per campaign: made once, where walking the 16 signed names per message,
+        with a dict of the fields by name, cost ~4 us (send15a)."""
+        if len(self._plans) > 64:
+            self._plans.clear()
+        places: dict[bytes, list[int]] = {}
+        for i, name in enumerate(names):
+            places.setdefault(name, []).append(i)
+        order = []
+        signed = []
+        for name, raw in _SIGNED:
+            found = places.get(raw, [])
+            # Several instances are signed from the last one up (RFC 6376 5.4.2).
+            order.extend(reversed(found))
+            signed.extend([name] * len(found))
+            if raw in _OVERSIGNED_RAW:
+                signed.append(name)  # one more than there are: none may be added
+        plan = (tuple(order), self._template(tuple(signed)))
+        self._plans[names] = plan
+        return plan
 
 
 def _folded(signature: bytes) -> bytes:
