@@ -142,7 +142,8 @@ def message_bench(args) -> None:
     """--message: the whole per-message build path of the delivery engine, in-process, on a
     real (temporary SQLite) database: from a claimed ledger row and its person to the final
     bytes (engine._build: links and tokens, context, render, tracked links, MIME, VERP,
-    Message-ID, DKIM when --dkim), and each of its steps alone."""
+    Message-ID, DKIM when --dkim; with engine._signed per batch of DELIVERY_BATCH, which
+    makes the batch's RSA signatures, as _deliver does), and each of its steps alone."""
     import cProfile
     import pstats
     import shutil
