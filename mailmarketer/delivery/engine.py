@@ -63,7 +63,7 @@ from mailmarketer.campaigns.models import Campaign
 from mailmarketer.lib.idtokens import salted_hmac_sha256
 from mailmarketer.lib.worker import stop_requested, worker_id
 
-from . import ledger, mime, planner, ratelimit
+from . import dkim, ledger, mime, planner, ratelimit
 from .ledger import Outcome
 from .models import Delivery, DkimKey, SmtpServer
 from .planner import excluded_subscriptions, mailable_subscriptions
@@ -496,9 +496,11 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         else:
             # The DKIM-Signature header made from the header fields alone (the body's own
             # Content-Type is in its first bytes) and the message joined once with it, not
-            # joined, then copied again behind the header by sign().
+            # joined, then copied again behind the header by sign(). Its RSA signature is made
+            # with the batch's others (_signed, dkim.Unsigned: ~35 us a message less).
             fields = head + body[: prebuilt.body_start - 4]
-            data = prebuilt.message_type(b"".join((signer.header(fields, digest), head, body)))
+            header, signed = signer.unsigned_header(fields, digest)
+            data = dkim.Unsigned(signer, header, signed, (head, body), prebuilt.message_type)
     else:
         if values is not None:
             rendered = prepared.compiled.joined(values)
@@ -521,6 +523,20 @@ def _build(prepared: PreparedCampaign, row: ledger.Claimed, person: dict) -> tup
         )
     mail_from = mime.verp_address("bounces", prepared.bounce_domain, verp_token(row.id))
     return Outgoing(key=row.id, mail_from=mail_from, rcpt=person["email"], data=data), message_id
+
+
+def _signed(outgoing: list[Outgoing]) -> list[Outgoing]:
+    """The batch's messages that _build left without their DKIM signature (a dkim.Unsigned for
+    data), signed together, in a row (see dkim.Unsigned); the others as they are."""
+    unsigned = [i for i, message in enumerate(outgoing) if isinstance(message.data, dkim.Unsigned)]
+    if not unsigned:
+        return outgoing
+    outgoing = outgoing.copy()
+    signed = dkim.sign_all([outgoing[i].data for i in unsigned])
+    for i, data in zip(unsigned, signed, strict=True):
+        message = outgoing[i]
+        outgoing[i] = Outgoing(message.key, message.mail_from, message.rcpt, data)
+    return outgoing
 
 
 def _retry_or_fail(row: ledger.Claimed, reply: str) -> Outcome:
@@ -684,6 +700,7 @@ def _deliver(campaign: Campaign, rows: list[ledger.Claimed], sender) -> dict[str
         outgoing.append(message)
         message_ids[row.id] = message_id
         by_row[row.id] = (row, person)
+    outgoing = _signed(outgoing)
 
     if sender.server is not None and outgoing:
         # The relay's limits hold across all workers: send what they allow now, requeue the
