@@ -114,8 +114,22 @@ class Delivery(models.Model):
         db_constraint=False,
     )
     # Set to NULL when the person is erased: the row stays for the campaign's totals.
+    # No foreign-key constraint in the database (db_constraint=False; on PostgreSQL, migration
+    # 0011), its index stays: planning inserts thousands of rows a chunk and PostgreSQL checked
+    # each one's person at commit (a lookup and a key-share lock of the person's row): ~3 us of
+    # its CPU a message, a fifth of planning's (ledger_bench, send15b; send13f saw the same).
+    # Deleting or erasing a person sets their rows to NULL as before (on_delete is Django's).
+    # What the constraint guarded: a chunk planned while its person is being deleted, whose
+    # rows that deletion does not see yet (it commits after them); the constraint failed one
+    # of the two. Now the row keeps the gone person's id until it is claimed: the person is not
+    # found then, so it is skipped as erased, and that record sets its subscriber to NULL
+    # (ledger.RECORD_SQL's "final").
     subscriber = models.ForeignKey(
-        Subscriber, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Subscriber,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+        db_constraint=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
