@@ -23,6 +23,11 @@ def forward(apps, schema_editor):
 def backward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    # Rows recorded after their relay was deleted (see models.py) would fail the constraint.
+    schema_editor.execute(
+        "UPDATE delivery_delivery SET server_id = NULL WHERE server_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_smtpserver s WHERE s.id = server_id)"
+    )
     schema_editor.execute(
         "ALTER TABLE delivery_delivery ADD CONSTRAINT delivery_delivery_server_id_fk"
         " FOREIGN KEY (server_id) REFERENCES delivery_smtpserver (id) DEFERRABLE INITIALLY DEFERRED"
