@@ -116,8 +116,8 @@ class Delivery(models.Model):
     # Set to NULL when the person is erased: the row stays for the campaign's totals.
     # No foreign-key constraint in the database (db_constraint=False; on PostgreSQL, migration
     # 0011), its index stays: planning inserts thousands of rows a chunk and PostgreSQL checked
-    # each one's person at commit (a lookup and a key-share lock of the person's row): ~3 us of
-    # its CPU a message, a fifth of planning's (ledger_bench, send15b; send13f saw the same).
+    # each one's person at commit (a lookup and a key-share lock of the person's row): planning
+    # cost it 15-22 us of CPU a message with the check, 12-14 without (ledger_bench, send15b).
     # Deleting or erasing a person sets their rows to NULL as before (on_delete is Django's).
     # What the constraint guarded: a chunk planned while its person is being deleted, whose
     # rows that deletion does not see yet (it commits after them); the constraint failed one
@@ -146,11 +146,11 @@ class Delivery(models.Model):
     # No foreign-key constraint in the database either (db_constraint=False; on PostgreSQL,
     # migration 0010): the record of a part sets it on every row it marks sent, and PostgreSQL
     # checked the constraint row by row at each commit (a lookup and a key-share lock of the same
-    # relay, 50 times a part): ~3 us of its CPU a message, 15% of the record's (ledger_bench,
-    # send15b). Deleting a relay sets its rows' server to NULL as before (on_delete is Django's);
-    # a record that commits after that delete keeps the deleted relay's id, which the ledger's
-    # pages read as no relay (a LEFT JOIN), where the constraint failed that record instead, and
-    # its rows were sent again when their lease expired.
+    # relay, 50 times a part): the record cost it 20-32 us of CPU a message with the check,
+    # 17-25 without (ledger_bench, send15b). Deleting a relay sets its rows' server to NULL as
+    # before (on_delete is Django's); a record that commits after that delete keeps the deleted
+    # relay's id, which the ledger's pages read as no relay (a LEFT JOIN), where the constraint
+    # failed that record instead, and its rows were sent again when their lease expired.
     server = models.ForeignKey(
         SmtpServer,
         null=True,
