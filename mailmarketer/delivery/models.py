@@ -114,8 +114,22 @@ class Delivery(models.Model):
         db_constraint=False,
     )
     # Set to NULL when the person is erased: the row stays for the campaign's totals.
+    # No foreign-key constraint in the database (db_constraint=False; on PostgreSQL, migration
+    # 0011), its index stays: planning inserts thousands of rows a chunk and PostgreSQL checked
+    # each one's person at commit (a lookup and a key-share lock of the person's row): planning
+    # cost it 15-22 us of CPU a message with the check, 12-14 without (ledger_bench, send15b).
+    # Deleting or erasing a person sets their rows to NULL as before (on_delete is Django's).
+    # What the constraint guarded: a chunk planned while its person is being deleted, whose
+    # rows that deletion does not see yet (it commits after them); the constraint failed one
+    # of the two. Now the row keeps the gone person's id until it is claimed: the person is not
+    # found then, so it is skipped as erased, and that record sets its subscriber to NULL
+    # (ledger.RECORD_SQL's "final").
     subscriber = models.ForeignKey(
-        Subscriber, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Subscriber,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+        db_constraint=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -129,6 +143,14 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=now)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # No foreign-key constraint in the database either (db_constraint=False; on PostgreSQL,
+    # migration 0010): the record of a part sets it on every row it marks sent, and PostgreSQL
+    # checked the constraint row by row at each commit (a lookup and a key-share lock of the same
+    # relay, 50 times a part): the record cost it 20-32 us of CPU a message with the check,
+    # 17-25 without (ledger_bench, send15b). Deleting a relay sets its rows' server to NULL as
+    # before (on_delete is Django's); a record that commits after that delete keeps the deleted
+    # relay's id, which the ledger's pages read as no relay (a LEFT JOIN), where the constraint
+    # failed that record instead, and its rows were sent again when their lease expired.
     server = models.ForeignKey(
         SmtpServer,
         null=True,
@@ -136,6 +158,7 @@ class Delivery(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     smtp_reply = models.CharField(max_length=500, blank=True)
     message_id = models.CharField(max_length=200, blank=True)
