@@ -115,7 +115,7 @@ class Delivery(models.Model):
     )
     # Set to NULL when the person is erased: the row stays for the campaign's totals.
     # No foreign-key constraint in the database (db_constraint=False; on PostgreSQL, migration
-    # 0011), its index stays: planning inserts thousands of rows a chunk and PostgreSQL checked
+    # 0010), its index stays: planning inserts thousands of rows a chunk and PostgreSQL checked
     # each one's person at commit (a lookup and a key-share lock of the person's row): planning
     # cost it 15-22 us of CPU a message with the check, 12-14 without (ledger_bench, send15b).
     # Deleting or erasing a person sets their rows to NULL as before (on_delete is Django's).
